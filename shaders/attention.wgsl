@@ -1,0 +1,242 @@
+// Flash attention with online softmax; no score matrix is ever stored.
+// Q, K, V and O are token-major with per-token strides and element offsets, so that Q/K/V can be
+// read straight out of a fused QKV projection or a KV cache. Query head h reads kv head
+// h / (hq / hkv) (grouped-query attention). Masks: causal (key j visible to query i when
+// j <= q_pos0 + i) and block-diagonal (VARLEN: query and key in the same segment of SEG, the
+// cumulative segment starts, as for the ViT windows).
+// `flash_tile`: 64 queries per workgroup, one per thread, K/V tiles staged in workgroup memory.
+// `flash_rows`: one query per workgroup of 128 threads (decode): keys split across threads for
+// the scores, head dims across threads for the weighted sum of V.
+
+struct Params {
+    n_q: u32,
+    n_kv: u32,
+    hq: u32,
+    hkv: u32,
+    q_stride: u32,
+    k_stride: u32,
+    v_stride: u32,
+    o_stride: u32,
+    q_off: u32,
+    k_off: u32,
+    v_off: u32,
+    o_off: u32,
+    causal: u32,
+    q_pos0: u32,
+    n_seg: u32,
+    scale: f32,
+}
+
+@group(0) @binding(0) var<uniform> P: Params;
+@group(0) @binding(1) var<storage, read> Q: array<Act>;
+@group(0) @binding(2) var<storage, read> K: array<Act>;
+@group(0) @binding(3) var<storage, read> V: array<Act>;
+@group(0) @binding(4) var<storage, read_write> O: array<Act>;
+#ifdef VARLEN
+@group(0) @binding(5) var<storage, read> SEG: array<u32>;
+#endif
+
+const NEG: f32 = -3.0e38;
+
+// Index of the segment that holds token i (SEG[s] <= i < SEG[s + 1]).
+fn segment_of(i: u32) -> u32 {
+#ifdef VARLEN
+    var lo = 0u;
+    var hi = P.n_seg;
+    while (hi - lo > 1u) {
+        let mid = (lo + hi) / 2u;
+        if (SEG[mid] <= i) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    return lo;
+#else
+    return 0u;
+#endif
+}
+
+// Keys [first, last) that query i may see before the causal limit.
+fn key_range(i: u32) -> vec2<u32> {
+#ifdef VARLEN
+    let s = segment_of(i);
+    var r = vec2<u32>(SEG[s], SEG[s + 1u]);
+#else
+    var r = vec2<u32>(0u, P.n_kv);
+#endif
+    if (P.causal != 0u) {
+        r.y = min(r.y, P.q_pos0 + i + 1u);
+    }
+    return r;
+}
+
+#ifdef TILE
+const BQ: u32 = 64u;
+const HD4: u32 = HD / 4u;
+var<workgroup> Ks: array<vec4<f32>, KV_TILE / 4u>;
+var<workgroup> Vs: array<vec4<f32>, KV_TILE / 4u>;
+
+fn load4(buf_is_k: bool, base: u32) -> vec4<f32> {
+    if (buf_is_k) {
+        return vec4<f32>(f32(K[base]), f32(K[base + 1u]), f32(K[base + 2u]), f32(K[base + 3u]));
+    }
+    return vec4<f32>(f32(V[base]), f32(V[base + 1u]), f32(V[base + 2u]), f32(V[base + 3u]));
+}
+
+@compute @workgroup_size(64)
+fn flash_tile(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let h = wid.y;
+    let hk = h / (P.hq / P.hkv);
+    let i0 = wid.x * BQ;
+    let ilast = min(i0 + BQ, P.n_q) - 1u;
+    let i = i0 + lid.x;
+    let valid = i < P.n_q;
+    let iq = min(i, P.n_q - 1u);
+    let mine = key_range(iq);
+    // The workgroup walks the union of its queries' key ranges (queries are sorted, segments contiguous).
+    let first = key_range(i0).x;
+    let last = key_range(ilast).y;
+
+    var q: array<vec4<f32>, HD4>;
+    var acc: array<vec4<f32>, HD4>;
+    let qb = iq * P.q_stride + P.q_off + h * HD;
+    for (var d = 0u; d < HD4; d++) {
+        let b = qb + 4u * d;
+        q[d] = vec4<f32>(f32(Q[b]), f32(Q[b + 1u]), f32(Q[b + 2u]), f32(Q[b + 3u])) * P.scale;
+    }
+    var m = NEG;
+    var l = 0.0;
+    for (var j0 = first; j0 < last; j0 += BKV) {
+        for (var e = lid.x; e < BKV * HD4; e += BQ) {
+            let j = j0 + e / HD4;
+            let d = (e % HD4) * 4u;
+            if (j < last) {
+                Ks[e] = load4(true, j * P.k_stride + P.k_off + hk * HD + d);
+                Vs[e] = load4(false, j * P.v_stride + P.v_off + hk * HD + d);
+            }
+        }
+        workgroupBarrier();
+        // Online softmax key by key; the accumulator is rescaled only when the maximum grows.
+        let jn = min(BKV, last - j0);
+        for (var jj = 0u; jj < jn; jj++) {
+            let j = j0 + jj;
+            if (j >= mine.x && j < mine.y) {
+                var dv = vec4<f32>(0.0);
+                for (var d = 0u; d < HD4; d++) {
+                    dv += q[d] * Ks[jj * HD4 + d];
+                }
+                let dot = dv.x + dv.y + dv.z + dv.w;
+                if (dot > m) {
+                    let corr = exp(m - dot);
+                    l *= corr;
+                    for (var d = 0u; d < HD4; d++) {
+                        acc[d] *= corr;
+                    }
+                    m = dot;
+                }
+                let p = exp(dot - m);
+                l += p;
+                for (var d = 0u; d < HD4; d++) {
+                    acc[d] += p * Vs[jj * HD4 + d];
+                }
+            }
+        }
+        workgroupBarrier();
+    }
+    if (valid) {
+        let inv = select(0.0, 1.0 / l, l > 0.0);
+        let ob = i * P.o_stride + P.o_off + h * HD;
+        for (var d = 0u; d < HD4; d++) {
+            let v = acc[d] * inv;
+            O[ob + 4u * d] = Act(v.x);
+            O[ob + 4u * d + 1u] = Act(v.y);
+            O[ob + 4u * d + 2u] = Act(v.z);
+            O[ob + 4u * d + 3u] = Act(v.w);
+        }
+    }
+}
+#endif
+
+#ifdef ROWS
+const T: u32 = 128u;
+var<workgroup> qs: array<f32, 128>;
+var<workgroup> ps: array<f32, 128>;
+var<workgroup> red: array<f32, 128>;
+
+fn reduce_max(t: u32, v: f32) -> f32 {
+    red[t] = v;
+    workgroupBarrier();
+    for (var s = 64u; s > 0u; s >>= 1u) {
+        if (t < s) {
+            red[t] = max(red[t], red[t + s]);
+        }
+        workgroupBarrier();
+    }
+    let r = red[0];
+    workgroupBarrier();
+    return r;
+}
+
+fn reduce_sum(t: u32, v: f32) -> f32 {
+    red[t] = v;
+    workgroupBarrier();
+    for (var s = 64u; s > 0u; s >>= 1u) {
+        if (t < s) {
+            red[t] += red[t + s];
+        }
+        workgroupBarrier();
+    }
+    let r = red[0];
+    workgroupBarrier();
+    return r;
+}
+
+@compute @workgroup_size(128)
+fn flash_rows(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,
+              @builtin(num_workgroups) nwg: vec3<u32>) {
+    let t = lid.x;
+    let i = flat_wg(wid, nwg) / P.hq;
+    let h = flat_wg(wid, nwg) % P.hq;
+    let hk = h / (P.hq / P.hkv);
+    let iq = min(i, P.n_q - 1u);
+    if (t < HD) {
+        qs[t] = f32(Q[iq * P.q_stride + P.q_off + h * HD + t]) * P.scale;
+    }
+    workgroupBarrier();
+    let r = key_range(iq);
+    var m = NEG;
+    var l = 0.0;
+    var acc = 0.0;
+    for (var j0 = r.x; j0 < r.y; j0 += T) {
+        let j = j0 + t;
+        var s = NEG;
+        if (j < r.y) {
+            let kb = j * P.k_stride + P.k_off + hk * HD;
+            var dot = 0.0;
+            for (var d = 0u; d < HD; d++) {
+                dot += qs[d] * f32(K[kb + d]);
+            }
+            s = dot;
+        }
+        let mt = max(m, reduce_max(t, s));
+        let p = select(0.0, exp(s - mt), j < r.y);
+        ps[t] = p;
+        let psum = reduce_sum(t, p);
+        let corr = exp(m - mt);
+        l = l * corr + psum;
+        if (t < HD) {
+            acc *= corr;
+            let n = min(T, r.y - j0);
+            for (var jj = 0u; jj < n; jj++) {
+                acc += ps[jj] * f32(V[(j0 + jj) * P.v_stride + P.v_off + hk * HD + t]);
+            }
+        }
+        m = mt;
+        workgroupBarrier();
+    }
+    if (i < P.n_q && t < HD) {
+        O[i * P.o_stride + P.o_off + h * HD + t] = Act(select(0.0, acc / l, l > 0.0));
+    }
+}
+#endif

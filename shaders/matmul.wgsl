@@ -1,0 +1,142 @@
+// Y[M, N] = X[M, K] · W[N, K]^T with W packed (f16 / q8 / q4) and dequantised in the kernel,
+// f32 accumulation, and a fused epilogue: + bias, then GELU or SiLU, then * MUL, then + ADD.
+// `gemm`: 64x64 output tiles, 16x16 threads of 4x4 outputs each, K in steps of 16.
+// `gemv`: one row of X (decode); 8 output rows per workgroup, 32 lanes split K, tree reduction.
+
+struct Params {
+    M: u32,
+    N: u32,
+    K: u32,
+    KP: u32,
+    soff: u32,
+    _p0: u32,
+    _p1: u32,
+    _p2: u32,
+}
+
+@group(0) @binding(0) var<uniform> P: Params;
+@group(0) @binding(1) var<storage, read> X: array<Act>;
+@group(0) @binding(2) var<storage, read> W: array<u32>;
+@group(0) @binding(3) var<storage, read_write> Y: array<Act>;
+#ifdef BIAS
+@group(0) @binding(4) var<storage, read> B: array<f32>;
+#endif
+#ifdef MUL
+@group(0) @binding(5) var<storage, read> MULT: array<Act>;
+#endif
+#ifdef ADD
+@group(0) @binding(6) var<storage, read> ADDT: array<Act>;
+#endif
+
+fn epilogue(m: u32, n: u32, acc: f32) -> Act {
+    var v = acc;
+#ifdef BIAS
+    v += B[n];
+#endif
+#ifdef GELU
+    v = gelu_f32(v);
+#endif
+#ifdef SILU
+    v = silu_f32(v);
+#endif
+#ifdef MUL
+    v *= f32(MULT[m * P.N + n]);
+#endif
+#ifdef ADD
+    v += f32(ADDT[m * P.N + n]);
+#endif
+    return Act(v);
+}
+
+fn x_at(m: u32, k: u32) -> f32 {
+    if (m < P.M && k < P.K) {
+        return f32(X[m * P.K + k]);
+    }
+    return 0.0;
+}
+
+#ifdef GEMM
+const BM: u32 = 64u;
+const BN: u32 = 64u;
+const BK: u32 = 16u;
+var<workgroup> As: array<f32, 1024>; // [BK][BM]
+var<workgroup> Bs: array<f32, 1024>; // [BK][BN]
+
+@compute @workgroup_size(16, 16)
+fn gemm(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let tid = lid.y * 16u + lid.x;
+    let m0 = wid.y * BM;
+    let n0 = wid.x * BN;
+    let lr = tid / 4u;          // row of the tile this thread loads
+    let lk = (tid % 4u) * 4u;   // first of its 4 columns
+    var acc: array<vec4<f32>, 4>;
+    for (var k0 = 0u; k0 < P.K; k0 += BK) {
+        let am = m0 + lr;
+        for (var j = 0u; j < 4u; j++) {
+            As[(lk + j) * BM + lr] = x_at(am, k0 + lk + j);
+        }
+        var wv = vec4<f32>(0.0);
+        let wn = n0 + lr;
+        if (wn < P.N) {
+            wv = load_w4(wn, k0 + lk, P.KP, P.soff);
+        }
+        Bs[(lk + 0u) * BN + lr] = wv.x;
+        Bs[(lk + 1u) * BN + lr] = wv.y;
+        Bs[(lk + 2u) * BN + lr] = wv.z;
+        Bs[(lk + 3u) * BN + lr] = wv.w;
+        workgroupBarrier();
+        for (var kk = 0u; kk < BK; kk++) {
+            let ab = kk * BM + lid.y * 4u;
+            let bb = kk * BN + lid.x * 4u;
+            let b = vec4<f32>(Bs[bb], Bs[bb + 1u], Bs[bb + 2u], Bs[bb + 3u]);
+            acc[0] += As[ab] * b;
+            acc[1] += As[ab + 1u] * b;
+            acc[2] += As[ab + 2u] * b;
+            acc[3] += As[ab + 3u] * b;
+        }
+        workgroupBarrier();
+    }
+    for (var i = 0u; i < 4u; i++) {
+        let m = m0 + lid.y * 4u + i;
+        for (var j = 0u; j < 4u; j++) {
+            let n = n0 + lid.x * 4u + j;
+            if (m < P.M && n < P.N) {
+                Y[m * P.N + n] = epilogue(m, n, acc[i][j]);
+            }
+        }
+    }
+}
+#endif
+
+#ifdef GEMV
+var<workgroup> red: array<f32, 256>;
+
+@compute @workgroup_size(32, 8)
+fn gemv(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,
+        @builtin(num_workgroups) nwg: vec3<u32>) {
+    let n = flat_wg(wid, nwg) * 8u + lid.y;
+    let m = wid.z;
+    var sum = 0.0;
+    if (n < P.N) {
+        for (var k = lid.x * 8u; k < P.K; k += 256u) {
+            let w0 = load_w4(n, k, P.KP, P.soff);
+            let w1 = load_w4(n, k + 4u, P.KP, P.soff);
+            let x0 = vec4<f32>(x_at(m, k), x_at(m, k + 1u), x_at(m, k + 2u), x_at(m, k + 3u));
+            let x1 = vec4<f32>(x_at(m, k + 4u), x_at(m, k + 5u), x_at(m, k + 6u), x_at(m, k + 7u));
+            sum += dot(w0, x0) + dot(w1, x1);
+        }
+    }
+    let r = lid.y * 32u;
+    red[r + lid.x] = sum;
+    workgroupBarrier();
+    for (var s = 16u; s > 0u; s >>= 1u) {
+        if (lid.x < s) {
+            red[r + lid.x] += red[r + lid.x + s];
+        }
+        workgroupBarrier();
+    }
+    if (lid.x == 0u && n < P.N) {
+        Y[m * P.N + n] = epilogue(m, n, red[r]);
+    }
+}
+#endif

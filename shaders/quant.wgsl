@@ -1,0 +1,30 @@
+// Unpacking of packed weight matrices (layout documented in src/weights/quant.rs). The including
+// shader declares `W: array<u32>`. Rows are padded to `kp` columns (a multiple of 32).
+
+fn w_scale(blk: u32, soff: u32) -> f32 {
+    let v = unpack2x16float(W[soff + blk / 2u]);
+    return select(v.x, v.y, (blk & 1u) == 1u);
+}
+
+// Four consecutive weights of row `row` starting at column `k0` (a multiple of 4).
+fn load_w4(row: u32, k0: u32, kp: u32, soff: u32) -> vec4<f32> {
+#ifdef W_F16
+    let i = (row * kp + k0) / 2u;
+    let a = unpack2x16float(W[i]);
+    let b = unpack2x16float(W[i + 1u]);
+    return vec4<f32>(a.x, a.y, b.x, b.y);
+#endif
+#ifdef W_Q8
+    let blk = row * (kp / 32u) + k0 / 32u;
+    let w = bitcast<i32>(W[blk * 8u + (k0 % 32u) / 4u]);
+    let q = vec4<i32>(extractBits(w, 0u, 8u), extractBits(w, 8u, 8u), extractBits(w, 16u, 8u), extractBits(w, 24u, 8u));
+    return w_scale(blk, soff) * vec4<f32>(q);
+#endif
+#ifdef W_Q4
+    let blk = row * (kp / 32u) + k0 / 32u;
+    let w = W[blk * 4u + (k0 % 32u) / 8u];
+    let sh = (k0 % 8u) * 4u;
+    let q = vec4<u32>(extractBits(w, sh, 4u), extractBits(w, sh + 4u, 4u), extractBits(w, sh + 8u, 4u), extractBits(w, sh + 12u, 4u));
+    return w_scale(blk, soff) * (vec4<f32>(q) - vec4<f32>(8.0));
+#endif
+}

@@ -1,0 +1,60 @@
+// Rotary position embedding, in place, for all four variants of the model:
+// the head is split into `n_parts` parts (1, or 2 for VGGT's y/x halves); within a part of
+// 2*half dims, dim k pairs with k + half (rotate_half). The angle of pair k is
+// pos[token][c] * FREQ[k], where c is the part index when there are two parts, else the section
+// of k (k < sec0: 0, k < sec1: 1, else 2: M-RoPE's t/h/w and the Qwen ViT's h/w).
+// FREQ holds f32 inverse frequencies computed on the CPU as the reference does.
+
+struct Params {
+    n_tok: u32,
+    n_heads: u32,
+    head_dim: u32,
+    token_stride: u32,
+    off: u32,
+    n_parts: u32,
+    half: u32,
+    sec0: u32,
+    sec1: u32,
+    n_comp: u32,
+    _p0: u32,
+    _p1: u32,
+}
+
+@group(0) @binding(0) var<uniform> P: Params;
+@group(0) @binding(1) var<storage, read_write> X: array<Act>;
+@group(0) @binding(2) var<storage, read> POS: array<i32>;
+@group(0) @binding(3) var<storage, read> FREQ: array<f32>;
+
+// Sine and cosine of an f32 angle after Cody-Waite reduction to [-pi, pi], accurate also for the
+// large angles of long sequences (GPUs' native sin/cos lose accuracy far from zero).
+fn sincos(a: f32) -> vec2<f32> {
+    let n = round(a * 0.15915494309189535);
+    let r = (a - n * 6.28125) - n * 1.9353071795864769e-3;
+    return vec2<f32>(sin(r), cos(r));
+}
+
+@compute @workgroup_size(256)
+fn rope(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let idx = gid.x + gid.y * nwg.x * 256u;
+    let pairs = P.n_parts * P.half;
+    if (idx >= P.n_tok * P.n_heads * pairs) {
+        return;
+    }
+    let pp = idx % pairs;
+    let head = (idx / pairs) % P.n_heads;
+    let tok = idx / (pairs * P.n_heads);
+    let part = pp / P.half;
+    let k = pp % P.half;
+    var c = part;
+    if (P.n_parts == 1u) {
+        c = select(select(2u, 1u, k < P.sec1), 0u, k < P.sec0);
+    }
+    let angle = f32(POS[tok * P.n_comp + c]) * FREQ[k];
+    let sc = sincos(angle);
+    let a = tok * P.token_stride + P.off + head * P.head_dim + part * 2u * P.half + k;
+    let b = a + P.half;
+    let xa = f32(X[a]);
+    let xb = f32(X[b]);
+    X[a] = Act(xa * sc.y - xb * sc.x);
+    X[b] = Act(xb * sc.y + xa * sc.x);
+}

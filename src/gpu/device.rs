@@ -1,0 +1,293 @@
+//! The one GPU device of the engine: adapter selection, limits negotiated up to what the adapter
+//! offers, optional features recorded, errors and device loss captured instead of panicking.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use super::buffer::{BufferPool, GpuBuffer, SharedPool};
+use super::error::{GpuError, Result};
+use super::pipelines::Pipeline;
+use super::tensor::{DType, Tensor};
+
+/// What the caller wants from the device.
+#[derive(Clone, Debug)]
+pub struct GpuOptions {
+    /// Use f16 activations when the adapter has `shader-f16` (the fast path).
+    pub allow_f16: bool,
+    /// Request `subgroups` where available (native only: wgpu's WebGPU backend cannot request it).
+    pub allow_subgroups: bool,
+    /// Fill every new buffer with NaN bytes, so that a kernel that skips an output is caught (tests).
+    pub poison: bool,
+}
+
+impl Default for GpuOptions {
+    fn default() -> Self {
+        GpuOptions { allow_f16: true, allow_subgroups: true, poison: false }
+    }
+}
+
+/// A summary of the adapter and of what was negotiated.
+#[derive(Clone, Debug)]
+pub struct GpuInfo {
+    pub name: String,
+    pub backend: String,
+    pub device_type: String,
+    pub driver: String,
+    pub has_f16: bool,
+    pub has_subgroups: bool,
+    pub has_timestamps: bool,
+    pub max_binding: u64,
+    pub max_buffer: u64,
+    pub max_workgroup_storage: u32,
+    pub max_storage_buffers: u32,
+}
+
+impl std::fmt::Display for GpuInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} ({}, {}, driver {}) f16={} subgroups={} timestamps={} max_binding={} MiB max_buffer={} MiB wg_storage={} KiB",
+            self.name,
+            self.backend,
+            self.device_type,
+            self.driver,
+            self.has_f16,
+            self.has_subgroups,
+            self.has_timestamps,
+            self.max_binding >> 20,
+            self.max_buffer >> 20,
+            self.max_workgroup_storage >> 10
+        )
+    }
+}
+
+pub struct Gpu {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub info: GpuInfo,
+    pub limits: wgpu::Limits,
+    /// Activation element type: F16 on the f16 path, else F32.
+    pub act: DType,
+    pub(super) pool: SharedPool,
+    pub(super) pipelines: Mutex<HashMap<String, Arc<Pipeline>>>,
+    lost: Arc<Mutex<Option<String>>>,
+    errors: Arc<Mutex<Vec<GpuError>>>,
+    poison: bool,
+}
+
+impl Gpu {
+    /// Find an adapter and negotiate a device. Natively `WGPU_BACKEND` and `WGPU_ADAPTER_NAME`
+    /// select among several adapters.
+    pub async fn new(opts: GpuOptions) -> Result<Gpu> {
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let adapter = match std::env::var("WGPU_ADAPTER_NAME").ok().filter(|_| !cfg!(target_arch = "wasm32")) {
+            Some(wanted) => {
+                let wanted = wanted.to_lowercase();
+                let all = instance.enumerate_adapters(wgpu::Backends::all()).await;
+                let names: Vec<String> = all.iter().map(|a| a.get_info().name).collect();
+                all.into_iter()
+                    .find(|a| a.get_info().name.to_lowercase().contains(&wanted))
+                    .ok_or_else(|| GpuError::NoAdapter(format!("none named like {wanted:?} among {names:?}")))?
+            }
+            None => instance
+                .request_adapter(&wgpu::RequestAdapterOptions {
+                    power_preference: wgpu::PowerPreference::HighPerformance,
+                    force_fallback_adapter: false,
+                    compatible_surface: None,
+                    apply_limit_buckets: false,
+                })
+                .await
+                .map_err(|e| GpuError::NoAdapter(e.to_string()))?,
+        };
+        Self::from_adapter(adapter, opts).await
+    }
+
+    pub async fn from_adapter(adapter: wgpu::Adapter, opts: GpuOptions) -> Result<Gpu> {
+        let ainfo = adapter.get_info();
+        let afeat = adapter.features();
+        let mut features = wgpu::Features::empty();
+        let has_f16 = opts.allow_f16 && afeat.contains(wgpu::Features::SHADER_F16);
+        if has_f16 {
+            features |= wgpu::Features::SHADER_F16;
+        }
+        let has_subgroups =
+            opts.allow_subgroups && !cfg!(target_arch = "wasm32") && afeat.contains(wgpu::Features::SUBGROUP);
+        if has_subgroups {
+            features |= wgpu::Features::SUBGROUP;
+        }
+        let has_timestamps = afeat.contains(wgpu::Features::TIMESTAMP_QUERY);
+        if has_timestamps {
+            features |= wgpu::Features::TIMESTAMP_QUERY;
+        }
+        // Ask for everything the adapter offers: binding and buffer sizes decide which weights fit.
+        let limits = adapter.limits();
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("spatial-mllm"),
+                required_features: features,
+                required_limits: limits.clone(),
+                experimental_features: wgpu::ExperimentalFeatures::disabled(),
+                memory_hints: wgpu::MemoryHints::Performance,
+                trace: wgpu::Trace::Off,
+            })
+            .await
+            .map_err(|e| GpuError::RequestDevice(e.to_string()))?;
+
+        let lost = Arc::new(Mutex::new(None));
+        {
+            let lost = lost.clone();
+            device.set_device_lost_callback(move |reason, msg| {
+                *lost.lock().unwrap() = Some(format!("{reason:?}: {msg}"));
+            });
+        }
+        let errors = Arc::new(Mutex::new(Vec::new()));
+        {
+            let errors = errors.clone();
+            device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+                let err = match e {
+                    wgpu::Error::OutOfMemory { .. } => GpuError::OutOfMemory(e.to_string()),
+                    other => GpuError::Validation(other.to_string()),
+                };
+                log::error!("{err}");
+                errors.lock().unwrap().push(err);
+            }));
+        }
+
+        let info = GpuInfo {
+            name: ainfo.name.clone(),
+            backend: format!("{:?}", ainfo.backend),
+            device_type: format!("{:?}", ainfo.device_type),
+            driver: format!("{} {}", ainfo.driver, ainfo.driver_info).trim().to_string(),
+            has_f16,
+            has_subgroups,
+            has_timestamps,
+            max_binding: limits.max_storage_buffer_binding_size,
+            max_buffer: limits.max_buffer_size,
+            max_workgroup_storage: limits.max_compute_workgroup_storage_size,
+            max_storage_buffers: limits.max_storage_buffers_per_shader_stage,
+        };
+        Ok(Gpu {
+            device,
+            queue,
+            info,
+            limits,
+            act: if has_f16 { DType::F16 } else { DType::F32 },
+            pool: Arc::new(Mutex::new(BufferPool::default())),
+            pipelines: Mutex::new(HashMap::new()),
+            lost,
+            errors,
+            poison: opts.poison,
+        })
+    }
+
+    /// Fails with the first error the device reported since the last check, or if it was lost.
+    pub fn check(&self) -> Result<()> {
+        if let Some(reason) = self.lost.lock().unwrap().clone() {
+            return Err(GpuError::DeviceLost(reason));
+        }
+        let mut errs = self.errors.lock().unwrap();
+        if !errs.is_empty() {
+            let first = errs.remove(0);
+            errs.clear();
+            return Err(first);
+        }
+        Ok(())
+    }
+
+    pub fn is_lost(&self) -> bool {
+        self.lost.lock().unwrap().is_some()
+    }
+
+    fn check_binding(&self, what: &str, bytes: u64) -> Result<()> {
+        let limit = self.limits.max_storage_buffer_binding_size.min(self.limits.max_buffer_size);
+        if bytes > limit {
+            return Err(GpuError::BindingTooLarge { what: what.to_string(), bytes, limit });
+        }
+        Ok(())
+    }
+
+    fn raw_buffer(&self, size: u64, label: &str) -> wgpu::Buffer {
+        self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        })
+    }
+
+    /// A pooled storage buffer for a tensor of this shape and type (contents undefined, or NaN
+    /// bytes when poisoning).
+    pub fn alloc(&self, shape: &[usize], dtype: DType) -> Result<Tensor> {
+        let bytes = ((shape.iter().product::<usize>() * dtype.size()) as u64).max(4);
+        self.check_binding("tensor", bytes)?;
+        let bucket = BufferPool::bucket(bytes);
+        let raw = self.pool.lock().unwrap().take(bucket);
+        let raw = match raw {
+            Some(b) => b,
+            None => self.raw_buffer(bucket, "activation"),
+        };
+        if self.poison {
+            self.queue.write_buffer(&raw, 0, &vec![0xFFu8; bucket as usize]);
+        }
+        let buf = Arc::new(GpuBuffer::new(raw, Some(Arc::downgrade(&self.pool))));
+        Ok(Tensor { buf, shape: shape.to_vec(), dtype })
+    }
+
+    /// An activation tensor of the device's activation type.
+    pub fn alloc_act(&self, shape: &[usize]) -> Result<Tensor> {
+        self.alloc(shape, self.act)
+    }
+
+    /// A buffer that lives outside the pool (weights, caches), filled with `bytes`.
+    pub fn upload_raw(&self, bytes: &[u8], label: &str) -> Result<Arc<GpuBuffer>> {
+        self.check_binding(label, bytes.len() as u64)?;
+        let size = (bytes.len() as u64).div_ceil(4).max(1) * 4;
+        let raw = self.raw_buffer(size, label);
+        let mut padded;
+        let data = if bytes.len() as u64 == size {
+            bytes
+        } else {
+            padded = bytes.to_vec();
+            padded.resize(size as usize, 0);
+            &padded
+        };
+        self.queue.write_buffer(&raw, 0, data);
+        Ok(Arc::new(GpuBuffer::new(raw, None)))
+    }
+
+    /// Upload raw bytes as a tensor of a given type.
+    pub fn upload(&self, bytes: &[u8], shape: &[usize], dtype: DType) -> Result<Tensor> {
+        let t = self.alloc(shape, dtype)?;
+        let mut data = bytes.to_vec();
+        data.resize((data.len().div_ceil(4)) * 4, 0);
+        self.queue.write_buffer(&t.buf.raw, 0, &data);
+        Ok(t)
+    }
+
+    /// Upload f32 values as an activation tensor (converted to f16 on the f16 path).
+    pub fn upload_act(&self, data: &[f32], shape: &[usize]) -> Result<Tensor> {
+        assert_eq!(data.len(), shape.iter().product::<usize>(), "upload_act: data and shape disagree");
+        match self.act {
+            DType::F16 => {
+                let h: Vec<half::f16> = data.iter().map(|&x| half::f16::from_f32(x)).collect();
+                self.upload(bytemuck::cast_slice(&h), shape, DType::F16)
+            }
+            _ => self.upload(bytemuck::cast_slice(data), shape, DType::F32),
+        }
+    }
+
+    pub fn upload_f32(&self, data: &[f32], shape: &[usize]) -> Result<Tensor> {
+        self.upload(bytemuck::cast_slice(data), shape, DType::F32)
+    }
+    pub fn upload_u32(&self, data: &[u32], shape: &[usize]) -> Result<Tensor> {
+        self.upload(bytemuck::cast_slice(data), shape, DType::U32)
+    }
+    pub fn upload_i32(&self, data: &[i32], shape: &[usize]) -> Result<Tensor> {
+        self.upload(bytemuck::cast_slice(data), shape, DType::I32)
+    }
+
+    /// Bytes currently held by the pool for reuse.
+    pub fn pooled_bytes(&self) -> u64 {
+        self.pool.lock().unwrap().pooled_bytes
+    }
+}

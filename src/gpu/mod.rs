@@ -1,0 +1,19 @@
+//! GPU runtime: one negotiated device, buffers and their pool, shader variants and the pipeline
+//! cache, a recorder that batches a whole forward pass into one submission, async readback.
+
+mod buffer;
+mod device;
+pub mod error;
+mod pipelines;
+mod readback;
+mod recorder;
+mod shader;
+mod tensor;
+
+pub use buffer::{BufferPool, GpuBuffer};
+pub use device::{Gpu, GpuOptions, GpuInfo};
+pub use error::{GpuError, Result};
+pub use pipelines::PipelineKey;
+pub use recorder::{flat_groups as recorder_flat_groups, Binding, Recorder};
+pub use shader::{ShaderSource, Variant};
+pub use tensor::{DType, Tensor};

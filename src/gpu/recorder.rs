@@ -1,0 +1,134 @@
+//! The recorder collects a whole forward pass (dispatches and copies) and submits it as one
+//! command buffer. Kernel parameters go into one uniform arena written once per submission.
+
+use std::sync::Arc;
+
+use super::buffer::GpuBuffer;
+use super::device::Gpu;
+use super::error::Result;
+use super::pipelines::Pipeline;
+use super::tensor::Tensor;
+
+/// A storage binding of a dispatch: binding index and buffer.
+pub struct Binding<'a>(pub u32, pub &'a Arc<GpuBuffer>);
+
+impl<'a> Binding<'a> {
+    pub fn t(index: u32, t: &'a Tensor) -> Self {
+        Binding(index, &t.buf)
+    }
+}
+
+enum Op {
+    Dispatch { pipe: Arc<Pipeline>, uniform: (u64, u64), bufs: Vec<(u32, Arc<GpuBuffer>)>, groups: [u32; 3] },
+    Copy { src: Arc<GpuBuffer>, src_off: u64, dst: Arc<GpuBuffer>, dst_off: u64, bytes: u64 },
+}
+
+pub struct Recorder<'g> {
+    pub gpu: &'g Gpu,
+    uniforms: Vec<u8>,
+    ops: Vec<Op>,
+    /// Dispatches recorded so far (reported by the benchmarks).
+    pub dispatches: usize,
+}
+
+impl<'g> Recorder<'g> {
+    pub fn new(gpu: &'g Gpu) -> Self {
+        Recorder { gpu, uniforms: Vec::new(), ops: Vec::new(), dispatches: 0 }
+    }
+
+    /// Record one dispatch: `params` goes to binding 0 (uniform), `bufs` are storage bindings.
+    pub fn dispatch<P: bytemuck::Pod>(
+        &mut self,
+        pipe: Arc<Pipeline>,
+        params: &P,
+        bufs: &[Binding<'_>],
+        groups: [u32; 3],
+    ) {
+        let align = self.gpu.limits.min_uniform_buffer_offset_alignment.max(16) as usize;
+        let offset = self.uniforms.len().div_ceil(align) * align;
+        self.uniforms.resize(offset, 0);
+        self.uniforms.extend_from_slice(bytemuck::bytes_of(params));
+        // Uniform bindings must be at least 16 bytes and a multiple of 16.
+        let size = std::mem::size_of::<P>().div_ceil(16) * 16;
+        self.uniforms.resize(offset + size, 0);
+        let bufs = bufs.iter().map(|b| (b.0, b.1.clone())).collect();
+        self.ops.push(Op::Dispatch { pipe, uniform: (offset as u64, size as u64), bufs, groups });
+        self.dispatches += 1;
+    }
+
+    /// Record a dispatch of `n` workgroups laid out in 2D when `n` exceeds the per-dimension limit.
+    /// Kernels recover the flat index as `wid.x + wid.y * nwg.x`.
+    pub fn dispatch_flat<P: bytemuck::Pod>(&mut self, pipe: Arc<Pipeline>, params: &P, bufs: &[Binding<'_>], n: u32) {
+        let groups = flat_groups(n, self.gpu.limits.max_compute_workgroups_per_dimension);
+        self.dispatch(pipe, params, bufs, groups)
+    }
+
+    /// Record a buffer-to-buffer copy (for example a KV-cache write).
+    pub fn copy(&mut self, src: &Tensor, src_off: u64, dst: &Tensor, dst_off: u64, bytes: u64) {
+        self.ops.push(Op::Copy { src: src.buf.clone(), src_off, dst: dst.buf.clone(), dst_off, bytes });
+    }
+
+    /// Encode everything into one command buffer and submit it.
+    pub fn submit(self) -> Result<()> {
+        self.gpu.check()?;
+        let device = &self.gpu.device;
+        let uniform = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("uniform arena"),
+            size: (self.uniforms.len() as u64).max(16),
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        if !self.uniforms.is_empty() {
+            self.gpu.queue.write_buffer(&uniform, 0, &self.uniforms);
+        }
+        let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("forward") });
+        let mut i = 0;
+        while i < self.ops.len() {
+            match &self.ops[i] {
+                Op::Copy { src, src_off, dst, dst_off, bytes } => {
+                    enc.copy_buffer_to_buffer(&src.raw, *src_off, &dst.raw, *dst_off, *bytes);
+                    i += 1;
+                }
+                Op::Dispatch { .. } => {
+                    // One compute pass for a run of consecutive dispatches.
+                    let mut pass =
+                        enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None });
+                    while let Some(Op::Dispatch { pipe, uniform: (off, size), bufs, groups }) = self.ops.get(i) {
+                        let mut entries = vec![wgpu::BindGroupEntry {
+                            binding: 0,
+                            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                                buffer: &uniform,
+                                offset: *off,
+                                size: wgpu::BufferSize::new(*size),
+                            }),
+                        }];
+                        for (b, buf) in bufs {
+                            entries.push(wgpu::BindGroupEntry { binding: *b, resource: buf.raw.as_entire_binding() });
+                        }
+                        let bg = device.create_bind_group(&wgpu::BindGroupDescriptor {
+                            label: None,
+                            layout: &pipe.layout,
+                            entries: &entries,
+                        });
+                        pass.set_pipeline(&pipe.raw);
+                        pass.set_bind_group(0, &bg, &[]);
+                        pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
+                        i += 1;
+                    }
+                }
+            }
+        }
+        self.gpu.queue.submit(Some(enc.finish()));
+        Ok(())
+    }
+}
+
+/// Split `n` workgroups into (x, y, 1) with x, y within the per-dimension limit.
+pub fn flat_groups(n: u32, max_dim: u32) -> [u32; 3] {
+    if n <= max_dim {
+        [n.max(1), 1, 1]
+    } else {
+        let y = n.div_ceil(max_dim);
+        [n.div_ceil(y), y, 1]
+    }
+}

@@ -1,0 +1,161 @@
+//! Scaled dot-product attention, flash-style (online softmax, no score matrix): causal over a KV
+//! cache with grouped-query heads, full non-causal, and block-diagonal (varlen) for windows.
+
+use bytemuck::{Pod, Zeroable};
+
+use super::{check_act, ATTENTION};
+use crate::gpu::{error::shape_err, Binding, DType, PipelineKey, Recorder, Result, Tensor, Variant};
+
+/// A token-major view: token t, head h, dim d lives at `t * stride + off + h * head_dim + d`.
+#[derive(Clone, Copy)]
+pub struct HeadsView<'a> {
+    pub t: &'a Tensor,
+    pub tokens: usize,
+    pub heads: usize,
+    pub stride: usize,
+    pub off: usize,
+}
+
+impl<'a> HeadsView<'a> {
+    /// A plain [tokens, heads * head_dim] tensor.
+    pub fn dense(t: &'a Tensor, heads: usize) -> Self {
+        HeadsView { t, tokens: t.rows(), heads, stride: t.cols(), off: 0 }
+    }
+}
+
+#[derive(Clone, Copy)]
+pub struct Attention<'a> {
+    pub q: HeadsView<'a>,
+    pub k: HeadsView<'a>,
+    pub v: HeadsView<'a>,
+    pub head_dim: usize,
+    /// Causal mask: key j visible to query i when j <= q_pos0 + i.
+    pub causal: bool,
+    /// Absolute position of query 0 among the keys (KV-cache length before this step).
+    pub q_pos0: usize,
+    /// Block-diagonal mask: cumulative segment starts [0, .., tokens] (U32), as `cu_seqlens`.
+    pub segments: Option<&'a Tensor>,
+    pub scale: f32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kernel {
+    Auto,
+    /// 64 queries per workgroup (prefill, encoders).
+    Tile,
+    /// One query per workgroup (decode).
+    Rows,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct Params {
+    n_q: u32,
+    n_kv: u32,
+    hq: u32,
+    hkv: u32,
+    q_stride: u32,
+    k_stride: u32,
+    v_stride: u32,
+    o_stride: u32,
+    q_off: u32,
+    k_off: u32,
+    v_off: u32,
+    o_off: u32,
+    causal: u32,
+    q_pos0: u32,
+    n_seg: u32,
+    scale: f32,
+}
+
+/// Output [q.tokens, q.heads * head_dim].
+pub fn attention(rec: &mut Recorder, a: &Attention) -> Result<Tensor> {
+    attention_with(rec, a, Kernel::Auto)
+}
+
+pub fn attention_with(rec: &mut Recorder, a: &Attention, kernel: Kernel) -> Result<Tensor> {
+    let gpu = rec.gpu;
+    let d = a.head_dim;
+    for (name, v) in [("Q", &a.q), ("K", &a.k), ("V", &a.v)] {
+        check_act("attention", name, v.t, gpu)?;
+        let need = if v.tokens == 0 { 0 } else { (v.tokens - 1) * v.stride + v.off + v.heads * d };
+        if need > v.t.numel() || v.off + v.heads * d > v.stride {
+            return Err(shape_err("attention", format!(
+                "{name} view ({} tokens x {} heads x {d}, stride {}, offset {}) does not fit its tensor of {} elements",
+                v.tokens, v.heads, v.stride, v.off, v.t.numel())));
+        }
+    }
+    if a.k.tokens != a.v.tokens || a.k.heads != a.v.heads {
+        return Err(shape_err("attention", "K and V disagree in tokens or heads"));
+    }
+    if a.k.heads == 0 || a.q.heads % a.k.heads != 0 {
+        return Err(shape_err("attention", format!("{} query heads are not a multiple of {} kv heads", a.q.heads, a.k.heads)));
+    }
+    if a.q.tokens == 0 || a.k.tokens == 0 {
+        return Err(shape_err("attention", "empty query or key sequence"));
+    }
+    if a.causal && a.q_pos0 + a.q.tokens > a.k.tokens {
+        return Err(shape_err("attention", format!(
+            "causal: queries at {}..{} need that many keys, have {}", a.q_pos0, a.q_pos0 + a.q.tokens, a.k.tokens)));
+    }
+    let n_seg = match a.segments {
+        Some(s) => {
+            if s.dtype != DType::U32 || s.numel() < 2 {
+                return Err(shape_err("attention", "segments must be U32 cumulative starts [0, .., n]"));
+            }
+            if a.q.tokens != a.k.tokens {
+                return Err(shape_err("attention", "block-diagonal attention needs as many queries as keys"));
+            }
+            s.numel() - 1
+        }
+        None => 0,
+    };
+    let rows = match kernel {
+        Kernel::Auto => a.q.tokens <= 4,
+        Kernel::Rows => true,
+        Kernel::Tile => false,
+    };
+    if d % 4 != 0 {
+        return Err(shape_err("attention", format!("head dim {d} must be a multiple of 4")));
+    }
+    if rows && d > 128 {
+        return Err(shape_err("attention", format!("head dim {d} > 128 is not supported by the decode kernel")));
+    }
+    let out = gpu.alloc_act(&[a.q.tokens, a.q.heads * d])?;
+    let variant = Variant::new(gpu.act)
+        .flag(if rows { "ROWS" } else { "TILE" })
+        .flag_if(a.segments.is_some(), "VARLEN")
+        .constant("HD", d as u32)
+        .constant("BKV", (2048 / d).max(1) as u32)
+        .constant("KV_TILE", ((2048 / d).max(1) * d) as u32);
+    let entry = if rows { "flash_rows" } else { "flash_tile" };
+    let pipe = gpu.pipeline(PipelineKey { src: &ATTENTION, entry, variant: &variant });
+    let p = Params {
+        n_q: a.q.tokens as u32,
+        n_kv: a.k.tokens as u32,
+        hq: a.q.heads as u32,
+        hkv: a.k.heads as u32,
+        q_stride: a.q.stride as u32,
+        k_stride: a.k.stride as u32,
+        v_stride: a.v.stride as u32,
+        o_stride: (a.q.heads * d) as u32,
+        q_off: a.q.off as u32,
+        k_off: a.k.off as u32,
+        v_off: a.v.off as u32,
+        o_off: 0,
+        causal: a.causal as u32,
+        q_pos0: a.q_pos0 as u32,
+        n_seg: n_seg as u32,
+        scale: a.scale,
+    };
+    let mut binds = vec![Binding::t(1, a.q.t), Binding::t(2, a.k.t), Binding::t(3, a.v.t), Binding::t(4, &out)];
+    if let Some(s) = a.segments {
+        binds.push(Binding::t(5, s));
+    }
+    if rows {
+        rec.dispatch_flat(pipe, &p, &binds, (a.q.tokens * a.q.heads) as u32);
+    } else {
+        rec.dispatch(pipe, &p, &binds, [(a.q.tokens as u32).div_ceil(64), a.q.heads as u32, 1]);
+    }
+    Ok(out)
+}

@@ -1,0 +1,50 @@
+//! Typed launchers for the WGSL kernel families in `shaders/`. Each checks shapes, picks the
+//! variant (activation type, weight format, fused epilogue) and records its dispatch.
+
+pub mod attention;
+pub mod elementwise;
+pub mod embed;
+pub mod matmul;
+pub mod norm;
+pub mod rope;
+pub mod sample;
+
+use crate::gpu::ShaderSource;
+
+const COMMON: &str = include_str!("../../shaders/common.wgsl");
+const QUANT: &str = include_str!("../../shaders/quant.wgsl");
+
+pub(crate) const MATMUL: ShaderSource =
+    ShaderSource { name: "matmul", code: include_str!("../../shaders/matmul.wgsl"), includes: &[COMMON, QUANT] };
+pub(crate) const ATTENTION: ShaderSource =
+    ShaderSource { name: "attention", code: include_str!("../../shaders/attention.wgsl"), includes: &[COMMON] };
+pub(crate) const NORM: ShaderSource =
+    ShaderSource { name: "norm", code: include_str!("../../shaders/norm.wgsl"), includes: &[COMMON] };
+pub(crate) const ROPE: ShaderSource =
+    ShaderSource { name: "rope", code: include_str!("../../shaders/rope.wgsl"), includes: &[] };
+pub(crate) const ELEMENTWISE: ShaderSource =
+    ShaderSource { name: "elementwise", code: include_str!("../../shaders/elementwise.wgsl"), includes: &[COMMON] };
+pub(crate) const EMBED: ShaderSource =
+    ShaderSource { name: "embed", code: include_str!("../../shaders/embed.wgsl"), includes: &[QUANT] };
+pub(crate) const SAMPLE: ShaderSource =
+    ShaderSource { name: "sample", code: include_str!("../../shaders/sample.wgsl"), includes: &[] };
+
+/// Every family, for tools that compile them all (validation, warm-up).
+pub const ALL_SOURCES: [&ShaderSource; 7] = [&MATMUL, &ATTENTION, &NORM, &ROPE, &ELEMENTWISE, &EMBED, &SAMPLE];
+
+/// Threads per workgroup of the flat element-wise kernels.
+pub(crate) const FLAT_WG: u32 = 256;
+
+pub(crate) fn is_float_act(t: &crate::gpu::Tensor, gpu: &crate::gpu::Gpu) -> bool {
+    t.dtype == gpu.act
+}
+
+pub(crate) fn check_act(kernel: &'static str, what: &str, t: &crate::gpu::Tensor, gpu: &crate::gpu::Gpu) -> crate::gpu::Result<()> {
+    if !is_float_act(t, gpu) {
+        return Err(crate::gpu::GpuError::Shape {
+            kernel,
+            msg: format!("{what} is {:?}, expected the activation type {:?}", t.dtype, gpu.act),
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,10 @@
+//! Spatial-MLLM for the web: a WebGPU inference engine with hand-written WGSL kernels that runs
+//! natively (wgpu on Vulkan / Metal / DX12) and in the browser (wasm + WebGPU).
+
+pub mod gpu;
+pub mod kernels;
+pub mod testing;
+pub mod weights;
+
+#[cfg(feature = "web")]
+pub mod web;

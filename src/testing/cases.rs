@@ -1,0 +1,476 @@
+//! The kernel cases. Each draws fresh random inputs (sizes chosen to be multiples of no tile),
+//! runs the kernel on poisoned outputs and compares with `reference`.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use super::reference as cpu;
+use super::util::{as_stored, compare, tol, CaseOutcome, CaseResult, Rng};
+use crate::gpu::{Gpu, Recorder, Tensor};
+use crate::kernels::attention::{attention_with, Attention, HeadsView, Kernel};
+use crate::kernels::elementwise::{elementwise, Op};
+use crate::kernels::matmul::{linear_with, Activation, Epilogue, Path};
+use crate::kernels::norm::{self, Rows};
+use crate::kernels::rope::{inv_freq, rope_inplace, RopeKind, RopeTable};
+use crate::kernels::sample::{argmax, sample, Sampling};
+use crate::kernels::embed::embed;
+use crate::weights::{PackedWeight, Weight, WeightFormat};
+
+pub type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
+
+pub struct Case {
+    pub name: &'static str,
+    pub run: for<'a> fn(&'a Gpu, &'a mut Rng) -> BoxFut<'a, CaseOutcome>,
+}
+
+/// Run one case with a seed derived from `seed` and the case name.
+pub async fn run_case(gpu: &Gpu, case: &Case, seed: u64) -> CaseResult {
+    let h = case.name.bytes().fold(seed ^ 0x9E37_79B9_7F4A_7C15, |a, b| a.rotate_left(7) ^ b as u64);
+    let mut rng = Rng::new(h);
+    let out = (case.run)(gpu, &mut rng).await;
+    match out {
+        Ok(detail) => CaseResult { ok: true, detail },
+        Err(detail) => CaseResult { ok: false, detail: format!("{detail} (seed {seed})") },
+    }
+}
+
+macro_rules! case {
+    ($name:literal, $f:path) => {
+        Case { name: $name, run: |g, r| Box::pin($f(g, r)) }
+    };
+}
+
+pub fn all_cases() -> Vec<Case> {
+    vec![
+        case!("matmul_f16", matmul_f16),
+        case!("matmul_q8", matmul_q8),
+        case!("matmul_q4", matmul_q4),
+        case!("attention_causal_gqa_d128", attention_causal_gqa),
+        case!("attention_full_d64", attention_full),
+        case!("attention_varlen_d80", attention_varlen),
+        case!("rms_norm", rms_norm),
+        case!("layer_norm", layer_norm),
+        case!("qk_norm_inplace", qk_norm_inplace),
+        case!("rope_variants", rope_variants),
+        case!("elementwise", elementwise_ops),
+        case!("embed", embed_formats),
+        case!("argmax", argmax_case),
+        case!("sample_top_k_top_p", sample_case),
+    ]
+}
+
+fn e2s(e: crate::gpu::GpuError) -> String {
+    e.to_string()
+}
+
+/// Record with `f`, submit, read the returned tensor back.
+async fn run(gpu: &Gpu, f: impl FnOnce(&mut Recorder) -> crate::gpu::Result<Tensor>) -> Result<Vec<f32>, String> {
+    let mut rec = Recorder::new(gpu);
+    let t = f(&mut rec).map_err(e2s)?;
+    rec.submit().map_err(e2s)?;
+    gpu.read_f32(&t).await.map_err(e2s)
+}
+
+fn summary(notes: Vec<String>) -> CaseOutcome {
+    Ok(notes.join("; "))
+}
+
+// ---------------------------------------------------------------- matmul
+
+async fn matmul_f16(g: &Gpu, r: &mut Rng) -> CaseOutcome {
+    matmul_case(g, r, WeightFormat::F16).await
+}
+async fn matmul_q8(g: &Gpu, r: &mut Rng) -> CaseOutcome {
+    matmul_case(g, r, WeightFormat::Q8).await
+}
+async fn matmul_q4(g: &Gpu, r: &mut Rng) -> CaseOutcome {
+    matmul_case(g, r, WeightFormat::Q4).await
+}
+
+async fn matmul_case(g: &Gpu, r: &mut Rng, fmt: WeightFormat) -> CaseOutcome {
+    let sizes = [
+        (37, 75, 83, Path::Gemm),
+        (130, 129, 300, Path::Gemm),
+        (67, 19, 1176, Path::Gemm),
+        (1, 300, 517, Path::Gemv),
+        (3, 71, 45, Path::Gemv),
+        (2, 1031, 2048, Path::Auto),
+    ];
+    let mut notes = Vec::new();
+    for (si, &(m, n, k, path)) in sizes.iter().enumerate() {
+        for epi in [si % 4, (si + 2) % 4] {
+            let x = as_stored(g, &r.normals(m * k, 1.0));
+            let w = r.normals(n * k, 0.05);
+            let packed = PackedWeight::pack(fmt, &w, n, k);
+            let wd = packed.unpack();
+            let bias = r.normals(n, 0.1);
+            let aux = as_stored(g, &r.normals(m * n, 1.0));
+            let mut want = cpu::matmul(&x, &wd, m, n, k);
+            for (i, v) in want.iter_mut().enumerate() {
+                let j = i % n;
+                *v = match epi {
+                    0 => *v,
+                    1 => cpu::gelu(*v + bias[j] as f64),
+                    2 => cpu::silu(*v + bias[j] as f64) * aux[i] as f64,
+                    _ => *v + aux[i] as f64,
+                };
+            }
+            let xt = g.upload_act(&x, &[m, k]).map_err(e2s)?;
+            let wt = Weight::upload(g, &packed, "w").map_err(e2s)?;
+            let bt = g.upload_f32(&bias, &[n]).map_err(e2s)?;
+            let at = g.upload_act(&aux, &[m, n]).map_err(e2s)?;
+            let got = run(g, |rec| {
+                let e = match epi {
+                    0 => Epilogue::none(),
+                    1 => Epilogue::bias(Some(&bt)).with_act(Activation::Gelu),
+                    2 => Epilogue::bias(Some(&bt)).with_act(Activation::Silu).with_mul(&at),
+                    _ => Epilogue::none().with_add(&at),
+                };
+                linear_with(rec, &xt, &wt, e, path)
+            })
+            .await?;
+            notes.push(compare(&format!("{m}x{n}x{k} {path:?} epi{epi}"), &got, &want, tol(g, 1e-4))?);
+        }
+    }
+    summary(notes)
+}
+
+// ---------------------------------------------------------------- attention
+
+/// Pack per-token [q heads | k heads | v heads] into one fused row of `stride` (>= the sum) at
+/// offset `lead`, as a fused QKV projection lays them out.
+#[allow(clippy::too_many_arguments)]
+async fn attention_check(
+    g: &Gpu,
+    r: &mut Rng,
+    label: &str,
+    n_q: usize,
+    n_kv: usize,
+    hq: usize,
+    hkv: usize,
+    d: usize,
+    causal: bool,
+    q_pos0: usize,
+    segments: Option<&[u32]>,
+    kernel: Kernel,
+) -> CaseOutcome {
+    let q = as_stored(g, &r.normals(n_q * hq * d, 1.0));
+    let k = as_stored(g, &r.normals(n_kv * hkv * d, 1.0));
+    let v = as_stored(g, &r.normals(n_kv * hkv * d, 1.0));
+    let scale = 1.0 / (d as f64).sqrt();
+    let seg_of = |i: usize| segments.map(|s| s.iter().rposition(|&b| b as usize <= i).unwrap()).unwrap_or(0);
+    let want = cpu::attention(&q, &k, &v, n_q, n_kv, hq, hkv, d, scale, |i, j| {
+        (!causal || j <= q_pos0 + i) && seg_of(i) == seg_of(j)
+    });
+    // K and V share one fused buffer [n_kv, lead + (hkv + hkv) * d + pad] to exercise strides.
+    let lead = 3;
+    let kv_stride = lead + 2 * hkv * d + 5;
+    let mut kv = vec![0f32; n_kv * kv_stride];
+    for t in 0..n_kv {
+        for e in 0..hkv * d {
+            kv[t * kv_stride + lead + e] = k[t * hkv * d + e];
+            kv[t * kv_stride + lead + hkv * d + e] = v[t * hkv * d + e];
+        }
+    }
+    let qt = g.upload_act(&q, &[n_q, hq * d]).map_err(e2s)?;
+    let kvt = g.upload_act(&kv, &[n_kv, kv_stride]).map_err(e2s)?;
+    let segt = match segments {
+        Some(s) => Some(g.upload_u32(s, &[s.len()]).map_err(e2s)?),
+        None => None,
+    };
+    let got = run(g, |rec| {
+        let a = Attention {
+            q: HeadsView::dense(&qt, hq),
+            k: HeadsView { t: &kvt, tokens: n_kv, heads: hkv, stride: kv_stride, off: lead },
+            v: HeadsView { t: &kvt, tokens: n_kv, heads: hkv, stride: kv_stride, off: lead + hkv * d },
+            head_dim: d,
+            causal,
+            q_pos0,
+            segments: segt.as_ref(),
+            scale: scale as f32,
+        };
+        attention_with(rec, &a, kernel)
+    })
+    .await?;
+    compare(label, &got, &want, tol(g, 2e-4))
+}
+
+async fn attention_causal_gqa(g: &Gpu, r: &mut Rng) -> CaseOutcome {
+    let mut notes = Vec::new();
+    // Prefill, prefill continuing a cache, decode steps; Qwen2.5's 16 query / 2 kv heads of 128.
+    for &(n_q, n_kv, q0, kern) in &[
+        (37, 37, 0, Kernel::Tile),
+        (70, 70, 0, Kernel::Tile),
+        (8, 45, 37, Kernel::Tile),
+        (1, 300, 299, Kernel::Rows),
+        (3, 130, 127, Kernel::Auto),
+        (37, 37, 0, Kernel::Rows),
+    ] {
+        let label = format!("causal q{n_q} kv{n_kv} pos0 {q0} {kern:?}");
+        notes.push(attention_check(g, r, &label, n_q, n_kv, 16, 2, 128, true, q0, None, kern).await?);
+    }
+    summary(notes)
+}
+
+async fn attention_full(g: &Gpu, r: &mut Rng) -> CaseOutcome {
+    let mut notes = Vec::new();
+    for &(n, hq, kern) in &[(300, 3, Kernel::Tile), (9, 1, Kernel::Tile), (1029, 1, Kernel::Tile), (2, 3, Kernel::Auto)] {
+        let n_kv = if n == 2 { 301 } else if n == 8 { 512 } else if n == 9 { 480 } else { n };
+        let label = format!("full q{n} kv{n_kv} {kern:?}");
+        notes.push(attention_check(g, r, &label, n, n_kv, hq, hq, 64, false, 0, None, kern).await?);
+    }
+    summary(notes)
+}
+
+async fn attention_varlen(g: &Gpu, r: &mut Rng) -> CaseOutcome {
+    // ViT-style windows of 64, 48, 16, 12 tokens and two more, head dim 80.
+    let seg = [0u32, 64, 112, 128, 140, 203, 267];
+    let mut notes = Vec::new();
+    for kern in [Kernel::Tile, Kernel::Rows] {
+        let label = format!("varlen {kern:?}");
+        notes.push(attention_check(g, r, &label, 267, 267, 2, 2, 80, false, 0, Some(&seg), kern).await?);
+    }
+    summary(notes)
+}
+
+// ---------------------------------------------------------------- norms
+
+async fn rms_norm(g: &Gpu, r: &mut Rng) -> CaseOutcome {
+    let mut notes = Vec::new();
+    for &(rows, dim) in &[(7, 2051), (3, 16384), (33, 80)] {
+        let x = as_stored(g, &r.normals(rows * dim, 2.0));
+        let w = r.normals(dim, 1.0);
+        let want = cpu::rms_norm(&x, &w, dim, 1e-6);
+        let xt = g.upload_act(&x, &[rows, dim]).map_err(e2s)?;
+        let wt = g.upload_f32(&w, &[dim]).map_err(e2s)?;
+        let got = run(g, |rec| norm::rms_norm(rec, &xt, &wt, 1e-6)).await?;
+        notes.push(compare(&format!("rms {rows}x{dim}"), &got, &want, tol(g, 1e-5))?);
+    }
+    summary(notes)
+}
+
+async fn layer_norm(g: &Gpu, r: &mut Rng) -> CaseOutcome {
+    let mut notes = Vec::new();
+    for &(rows, dim, affine) in &[(5, 1023, true), (4, 2048, false), (9, 1024, true)] {
+        let x: Vec<f32> = r.normals(rows * dim, 1.5).iter().map(|v| v + 0.7).collect();
+        let x = as_stored(g, &x);
+        let w = r.normals(dim, 1.0);
+        let b = r.normals(dim, 0.5);
+        let (wo, bo) = if affine { (Some(&w[..]), Some(&b[..])) } else { (None, None) };
+        let want = cpu::layer_norm(&x, wo, bo, dim, 1e-5);
+        let xt = g.upload_act(&x, &[rows, dim]).map_err(e2s)?;
+        let wt = g.upload_f32(&w, &[dim]).map_err(e2s)?;
+        let bt = g.upload_f32(&b, &[dim]).map_err(e2s)?;
+        let got = run(g, |rec| {
+            if affine {
+                norm::layer_norm(rec, &xt, Some(&wt), Some(&bt), 1e-5)
+            } else {
+                norm::layer_norm(rec, &xt, None, None, 1e-5)
+            }
+        })
+        .await?;
+        notes.push(compare(&format!("layer {rows}x{dim} affine={affine}"), &got, &want, tol(g, 1e-5))?);
+    }
+    summary(notes)
+}
+
+async fn qk_norm_inplace(g: &Gpu, r: &mut Rng) -> CaseOutcome {
+    // VGGT's per-head LayerNorm over 64 dims, on the K part of a fused [q | k | v] row.
+    let (tokens, heads, dim) = (9, 3, 64);
+    let stride = 3 * heads * dim;
+    let off = heads * dim;
+    let x = as_stored(g, &r.normals(tokens * stride, 1.0));
+    let w = r.normals(dim, 1.0);
+    let b = r.normals(dim, 0.3);
+    let mut want: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+    for t in 0..tokens {
+        for h in 0..heads {
+            let s = t * stride + off + h * dim;
+            let y = cpu::layer_norm(&x[s..s + dim], Some(&w), Some(&b), dim, 1e-5);
+            want[s..s + dim].copy_from_slice(&y);
+        }
+    }
+    let xt = g.upload_act(&x, &[tokens, stride]).map_err(e2s)?;
+    let wt = g.upload_f32(&w, &[dim]).map_err(e2s)?;
+    let bt = g.upload_f32(&b, &[dim]).map_err(e2s)?;
+    let got = run(g, |rec| {
+        norm::head_layer_norm_inplace(rec, &xt, Rows { dim, heads, token_stride: stride, off }, &wt, &bt, 1e-5)?;
+        Ok(xt.clone())
+    })
+    .await?;
+    compare("qk norm in place", &got, &want, tol(g, 1e-5))
+}
+
+// ---------------------------------------------------------------- rope
+
+/// Per-channel angles of one token for each variant, following the references' definitions.
+fn rope_angles(kind: RopeKind, d: usize, pos: &[i32]) -> Vec<Vec<f64>> {
+    // PyTorch computes inv_freq and position * inv_freq in f32.
+    let ang = |p: i32, f: f32| (p as f32 * f) as f64;
+    match kind {
+        RopeKind::OneD { theta } => {
+            let f = inv_freq(theta, d);
+            vec![(0..d).map(|c| ang(pos[0], f[c % (d / 2)])).collect()]
+        }
+        RopeKind::MRope { theta, sections } => {
+            let f = inv_freq(theta, d);
+            let comp = |j: usize| if j < sections[0] { 0 } else if j < sections[0] + sections[1] { 1 } else { 2 };
+            vec![(0..d).map(|c| ang(pos[comp(c % (d / 2))], f[c % (d / 2)])).collect()]
+        }
+        RopeKind::QwenVision { theta } => {
+            let f = inv_freq(theta, d / 2);
+            let q = f.len();
+            vec![(0..d).map(|c| {
+                let j = c % (2 * q);
+                if j < q { ang(pos[0], f[j]) } else { ang(pos[1], f[j - q]) }
+            }).collect()]
+        }
+        RopeKind::Vggt { theta } => {
+            let f = inv_freq(theta, d / 2);
+            (0..2).map(|part| (0..d / 2).map(|c| ang(pos[part], f[c % (d / 4)])).collect()).collect()
+        }
+    }
+}
+
+async fn rope_variants(g: &Gpu, r: &mut Rng) -> CaseOutcome {
+    let variants = [
+        (RopeKind::OneD { theta: 1_000_000.0 }, 128, 3, 11, 1, 100_000),
+        (RopeKind::MRope { theta: 1_000_000.0, sections: [16, 24, 24] }, 128, 2, 9, 3, 5_000),
+        (RopeKind::QwenVision { theta: 10_000.0 }, 80, 2, 13, 2, 60),
+        (RopeKind::Vggt { theta: 100.0 }, 64, 2, 7, 2, 40),
+    ];
+    let mut notes = Vec::new();
+    for (kind, d, heads, tokens, ncomp, maxpos) in variants {
+        let lead = 5;
+        let stride = lead + heads * d + 3;
+        let x = as_stored(g, &r.normals(tokens * stride, 1.0));
+        let pos: Vec<i32> = (0..tokens * ncomp).map(|_| r.below(maxpos) as i32).collect();
+        let mut want: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+        for t in 0..tokens {
+            let parts = rope_angles(kind, d, &pos[t * ncomp..(t + 1) * ncomp]);
+            let pd = d / parts.len();
+            for h in 0..heads {
+                for (pi, angle) in parts.iter().enumerate() {
+                    let s = t * stride + lead + h * d + pi * pd;
+                    want[s..s + pd].copy_from_slice(&cpu::rope_head(&x[s..s + pd], angle));
+                }
+            }
+        }
+        let table = RopeTable::new(g, kind, d).map_err(e2s)?;
+        let xt = g.upload_act(&x, &[tokens, stride]).map_err(e2s)?;
+        let pt = g.upload_i32(&pos, &[tokens, ncomp]).map_err(e2s)?;
+        let got = run(g, |rec| {
+            rope_inplace(rec, &xt, heads, stride, lead, &pt, &table)?;
+            Ok(xt.clone())
+        })
+        .await?;
+        notes.push(compare(&format!("{kind:?}"), &got, &want, tol(g, 2e-5))?);
+    }
+    summary(notes)
+}
+
+// ---------------------------------------------------------------- element-wise, embedding
+
+async fn elementwise_ops(g: &Gpu, r: &mut Rng) -> CaseOutcome {
+    let (rows, cols) = (13, 77);
+    let n = rows * cols;
+    let mut notes = Vec::new();
+    for op in [Op::Add, Op::Mul, Op::Silu, Op::Gelu, Op::SiluMul, Op::Scale, Op::ScaleAdd] {
+        let a = as_stored(g, &r.normals(n, 2.0));
+        let b = as_stored(g, &r.normals(n, 2.0));
+        let gm = r.normals(cols, 0.1);
+        let want: Vec<f64> = (0..n)
+            .map(|i| {
+                let (x, y, s) = (a[i] as f64, b[i] as f64, gm[i % cols] as f64);
+                match op {
+                    Op::Add => x + y,
+                    Op::Mul => x * y,
+                    Op::Silu => cpu::silu(x),
+                    Op::Gelu => cpu::gelu(x),
+                    Op::SiluMul => cpu::silu(x) * y,
+                    Op::Scale => x * s,
+                    Op::ScaleAdd => x + y * s,
+                }
+            })
+            .collect();
+        let at = g.upload_act(&a, &[rows, cols]).map_err(e2s)?;
+        let bt = g.upload_act(&b, &[rows, cols]).map_err(e2s)?;
+        let gt = g.upload_f32(&gm, &[cols]).map_err(e2s)?;
+        let needs_b = matches!(op, Op::Add | Op::Mul | Op::SiluMul | Op::ScaleAdd);
+        let needs_g = matches!(op, Op::Scale | Op::ScaleAdd);
+        let got = run(g, |rec| elementwise(rec, op, &at, needs_b.then_some(&bt), needs_g.then_some(&gt))).await?;
+        notes.push(compare(&format!("{op:?}"), &got, &want, tol(g, 1e-5))?);
+    }
+    summary(notes)
+}
+
+async fn embed_formats(g: &Gpu, r: &mut Rng) -> CaseOutcome {
+    let (vocab, dim, n) = (1001, 301, 19);
+    let mut notes = Vec::new();
+    for fmt in WeightFormat::all() {
+        let table = r.normals(vocab * dim, 0.5);
+        let packed = PackedWeight::pack(fmt, &table, vocab, dim);
+        let td = packed.unpack();
+        let ids: Vec<u32> = (0..n).map(|_| r.below(vocab) as u32).collect();
+        let want: Vec<f64> = ids.iter().flat_map(|&i| td[i as usize * dim..(i as usize + 1) * dim].iter().map(|&v| v as f64)).collect();
+        let wt = Weight::upload(g, &packed, "table").map_err(e2s)?;
+        let it = g.upload_u32(&ids, &[n]).map_err(e2s)?;
+        let got = run(g, |rec| embed(rec, &it, &wt)).await?;
+        notes.push(compare(&format!("embed {}", fmt.name()), &got, &want, tol(g, 1e-6))?);
+    }
+    summary(notes)
+}
+
+// ---------------------------------------------------------------- token selection
+
+async fn read_token(g: &Gpu, f: impl FnOnce(&mut Recorder) -> crate::gpu::Result<Tensor>) -> Result<usize, String> {
+    let mut rec = Recorder::new(g);
+    let t = f(&mut rec).map_err(e2s)?;
+    rec.submit().map_err(e2s)?;
+    Ok(g.read_u32(&t).await.map_err(e2s)?[0] as usize)
+}
+
+async fn argmax_case(g: &Gpu, r: &mut Rng) -> CaseOutcome {
+    let mut notes = Vec::new();
+    for &(rows, n, row) in &[(1, 151_937, 0), (3, 1000, 2)] {
+        let mut l = as_stored(g, &r.normals(rows * n, 3.0));
+        // A tie: the same maximum twice; the first index must win.
+        let (a, b) = (r.below(n), r.below(n));
+        l[row * n + a] = 50.0;
+        l[row * n + b] = 50.0;
+        let want = a.min(b);
+        let lt = g.upload_act(&l, &[rows, n]).map_err(e2s)?;
+        let got = read_token(g, |rec| argmax(rec, &lt, row)).await?;
+        if got != want {
+            return Err(format!("argmax of {n}: got {got}, want {want}"));
+        }
+        notes.push(format!("argmax {n} ok"));
+    }
+    summary(notes)
+}
+
+async fn sample_case(g: &Gpu, r: &mut Rng) -> CaseOutcome {
+    let n = 5003;
+    let mut notes = Vec::new();
+    for &(t, top_k, top_p) in &[(0.7f32, 0u32, 0.9f32), (1.0, 50, 1.0), (0.5, 100, 0.8), (1.0, 0, 0.001), (1.3, 7, 0.95)] {
+        let l = as_stored(g, &r.normals(n, 3.0));
+        let lt = g.upload_act(&l, &[n]).map_err(e2s)?;
+        for _ in 0..4 {
+            let u = r.unit() as f32;
+            let s = Sampling { temperature: t, top_p, top_k, u };
+            let got = read_token(g, |rec| sample(rec, &lt, 0, s)).await?;
+            let (want, kept) = cpu::sample(&l, t as f64, top_k as usize, top_p as f64, u as f64);
+            if got != want {
+                // Accept only a draw that a hair's change of u or top_p would also give.
+                let near = [(-1e-4, 0.0), (1e-4, 0.0), (0.0, -1e-4), (0.0, 1e-4)].iter().any(|&(du, dp)| {
+                    cpu::sample(&l, t as f64, top_k as usize, (top_p as f64 + dp).min(1.0), (u as f64 + du).clamp(0.0, 1.0)).0 == got
+                });
+                if !near {
+                    return Err(format!("T={t} top_k={top_k} top_p={top_p} u={u}: got token {got}, want {want} (kept {kept})"));
+                }
+            }
+        }
+        notes.push(format!("T={t} k={top_k} p={top_p} ok"));
+    }
+    summary(notes)
+}

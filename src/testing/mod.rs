@@ -1,0 +1,10 @@
+//! The kernel test suite, shared by the native tests (`tests/kernels.rs`) and the browser
+//! harness (`web::run_kernel_suite`): every kernel against a CPU f64 reference on fresh random
+//! inputs with odd sizes, outputs poisoned before each run.
+
+pub mod cases;
+pub mod reference;
+mod util;
+
+pub use cases::{all_cases, Case};
+pub use util::{CaseResult, Rng};

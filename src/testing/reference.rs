@@ -1,0 +1,154 @@
+//! CPU references in f64, written from the model definitions (not from the kernels).
+
+/// y[m, n] = sum_k x[m, k] w[n, k]
+pub fn matmul(x: &[f32], w: &[f32], m: usize, n: usize, k: usize) -> Vec<f64> {
+    let mut y = vec![0f64; m * n];
+    for i in 0..m {
+        for j in 0..n {
+            let mut s = 0f64;
+            for t in 0..k {
+                s += x[i * k + t] as f64 * w[j * k + t] as f64;
+            }
+            y[i * n + j] = s;
+        }
+    }
+    y
+}
+
+pub fn gelu(x: f64) -> f64 {
+    0.5 * x * (1.0 + libm::erf(x / std::f64::consts::SQRT_2))
+}
+
+pub fn silu(x: f64) -> f64 {
+    x / (1.0 + (-x).exp())
+}
+
+/// Attention of dense [tokens][heads][d] arrays; `visible(i, j)` is the mask.
+#[allow(clippy::too_many_arguments)]
+pub fn attention(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    n_q: usize,
+    n_kv: usize,
+    hq: usize,
+    hkv: usize,
+    d: usize,
+    scale: f64,
+    visible: impl Fn(usize, usize) -> bool,
+) -> Vec<f64> {
+    let mut out = vec![0f64; n_q * hq * d];
+    let group = hq / hkv;
+    for i in 0..n_q {
+        for h in 0..hq {
+            let hk = h / group;
+            let scores: Vec<Option<f64>> = (0..n_kv)
+                .map(|j| {
+                    visible(i, j).then(|| {
+                        (0..d).map(|e| q[(i * hq + h) * d + e] as f64 * k[(j * hkv + hk) * d + e] as f64).sum::<f64>() * scale
+                    })
+                })
+                .collect();
+            let mx = scores.iter().flatten().fold(f64::NEG_INFINITY, |a, &b| a.max(b));
+            let mut z = 0f64;
+            for (j, s) in scores.iter().enumerate() {
+                if let Some(s) = s {
+                    let p = (s - mx).exp();
+                    z += p;
+                    for e in 0..d {
+                        out[(i * hq + h) * d + e] += p * v[(j * hkv + hk) * d + e] as f64;
+                    }
+                }
+            }
+            for e in 0..d {
+                out[(i * hq + h) * d + e] /= z;
+            }
+        }
+    }
+    out
+}
+
+pub fn rms_norm(x: &[f32], w: &[f32], dim: usize, eps: f64) -> Vec<f64> {
+    x.chunks(dim)
+        .flat_map(|r| {
+            let ms = r.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / dim as f64;
+            let inv = 1.0 / (ms + eps).sqrt();
+            r.iter().zip(w).map(move |(&v, &g)| v as f64 * inv * g as f64).collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+pub fn layer_norm(x: &[f32], w: Option<&[f32]>, b: Option<&[f32]>, dim: usize, eps: f64) -> Vec<f64> {
+    x.chunks(dim)
+        .flat_map(|r| {
+            let mean = r.iter().map(|&v| v as f64).sum::<f64>() / dim as f64;
+            let var = r.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / dim as f64;
+            let inv = 1.0 / (var + eps).sqrt();
+            (0..dim)
+                .map(|d| {
+                    let mut y = (r[d] as f64 - mean) * inv;
+                    if let Some(w) = w {
+                        y *= w[d] as f64;
+                    }
+                    if let Some(b) = b {
+                        y += b[d] as f64;
+                    }
+                    y
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// rotate_half RoPE of one head: out = x * cos + rotate_half(x) * sin, with per-channel angles
+/// (`angle[c]` for c in 0..dim, first half equal to the second as in the references).
+pub fn rope_head(x: &[f32], angle: &[f64]) -> Vec<f64> {
+    let d = x.len();
+    let h = d / 2;
+    (0..d)
+        .map(|c| {
+            let rot = if c < h { -(x[c + h] as f64) } else { x[c - h] as f64 };
+            x[c] as f64 * angle[c].cos() + rot * angle[c].sin()
+        })
+        .collect()
+}
+
+/// Probabilities of temperature-scaled logits.
+pub fn softmax(logits: &[f32], temperature: f64) -> Vec<f64> {
+    let mx = logits.iter().fold(f64::NEG_INFINITY, |a, &b| a.max(b as f64));
+    let p: Vec<f64> = logits.iter().map(|&l| ((l as f64 - mx) / temperature).exp()).collect();
+    let z: f64 = p.iter().sum();
+    p.iter().map(|x| x / z).collect()
+}
+
+/// The token chosen by top-k then top-p filtering (as transformers' warpers: keep the k most
+/// likely, then the smallest most-likely set whose mass reaches top_p), then a draw with `u`
+/// walking the kept tokens in index order. Also returns the kept set's size.
+pub fn sample(logits: &[f32], temperature: f64, top_k: usize, top_p: f64, u: f64) -> (usize, usize) {
+    let p = softmax(logits, temperature);
+    let mut order: Vec<usize> = (0..p.len()).collect();
+    order.sort_by(|&a, &b| p[b].partial_cmp(&p[a]).unwrap());
+    let k = if top_k == 0 { p.len() } else { top_k.min(p.len()) };
+    let kmass: f64 = order[..k].iter().map(|&i| p[i]).sum();
+    let mut keep = 0;
+    let mut acc = 0.0;
+    for &i in &order[..k] {
+        acc += p[i];
+        keep += 1;
+        if acc >= top_p * kmass {
+            break;
+        }
+    }
+    let mut kept: Vec<usize> = order[..keep].to_vec();
+    kept.sort_unstable();
+    let total: f64 = kept.iter().map(|&i| p[i]).sum();
+    let goal = u * total;
+    let mut run = 0.0;
+    for &i in &kept {
+        run += p[i];
+        if run >= goal {
+            return (i, keep);
+        }
+    }
+    (*kept.last().unwrap(), keep)
+}

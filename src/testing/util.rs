@@ -1,0 +1,83 @@
+//! Test utilities: a seeded random source, f16 rounding of inputs, and error measurement.
+
+use crate::gpu::{DType, Gpu};
+
+/// Seeded random numbers (the seed is printed so a failure can be replayed).
+pub struct Rng(fastrand::Rng);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(fastrand::Rng::with_seed(seed))
+    }
+    pub fn uniform(&mut self, lo: f32, hi: f32) -> f32 {
+        lo + (hi - lo) * self.0.f32()
+    }
+    pub fn normal(&mut self) -> f32 {
+        // Box-Muller.
+        let u1 = self.0.f64().max(1e-300);
+        let u2 = self.0.f64();
+        ((-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()) as f32
+    }
+    pub fn normals(&mut self, n: usize, scale: f32) -> Vec<f32> {
+        (0..n).map(|_| self.normal() * scale).collect()
+    }
+    pub fn below(&mut self, n: usize) -> usize {
+        self.0.usize(..n)
+    }
+    pub fn unit(&mut self) -> f64 {
+        self.0.f64()
+    }
+}
+
+/// Outcome of one case.
+#[derive(Clone, Debug)]
+pub struct CaseResult {
+    pub ok: bool,
+    pub detail: String,
+}
+
+pub type CaseOutcome = std::result::Result<String, String>;
+
+/// Round values as they will be stored on this device (f16 path: through f16).
+pub fn as_stored(gpu: &Gpu, v: &[f32]) -> Vec<f32> {
+    match gpu.act {
+        DType::F16 => v.iter().map(|&x| half::f16::from_f32(x).to_f32()).collect(),
+        _ => v.to_vec(),
+    }
+}
+
+/// Relative error tolerance of the activation path: f32 accumulation everywhere; f16 storage
+/// rounds each output to 11 significant bits.
+pub fn tol(gpu: &Gpu, f32_tol: f64) -> f64 {
+    match gpu.act {
+        DType::F16 => f32_tol.max(4e-3),
+        _ => f32_tol,
+    }
+}
+
+/// Compare `got` with `want`: max |diff| / max |want| must be <= tol; NaN anywhere (a poisoned,
+/// unwritten output) fails.
+pub fn compare(what: &str, got: &[f32], want: &[f64], tol: f64) -> CaseOutcome {
+    if got.len() != want.len() {
+        return Err(format!("{what}: {} values, expected {}", got.len(), want.len()));
+    }
+    let scale = want.iter().fold(0f64, |a, &w| a.max(w.abs())).max(1e-30);
+    let mut worst = (0f64, 0usize);
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        if !g.is_finite() {
+            let bad: Vec<usize> = got.iter().enumerate().filter(|(_, v)| !v.is_finite()).map(|(i, _)| i).collect();
+            return Err(format!(
+                "{what}: element {i} is {g} (expected {w:.6}): unwritten or overflowed ({} of {} non-finite, last at {})",
+                bad.len(), got.len(), bad.last().unwrap()) + &format!(" finite at {:?}", got.iter().enumerate().filter(|(_, v)| v.is_finite()).map(|(i, _)| i).take(20).collect::<Vec<_>>()));
+        }
+        let e = (g as f64 - w).abs() / scale;
+        if e > worst.0 {
+            worst = (e, i);
+        }
+    }
+    if worst.0 > tol {
+        let i = worst.1;
+        return Err(format!("{what}: rel err {:.2e} > {tol:.1e} at {i} (got {}, want {:.6})", worst.0, got[i], want[i]));
+    }
+    Ok(format!("{what}: rel err {:.1e}", worst.0))
+}

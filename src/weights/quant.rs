@@ -1,0 +1,188 @@
+//! Weight formats. Every matrix is stored row-major [rows, cols] with each row zero-padded to a
+//! multiple of 32 columns (`padded_cols`), so that all formats index alike and kernels read whole
+//! blocks. Byte layout (little-endian u32 words):
+//!
+//! * `F16`: the padded rows as f16, two per word.
+//! * `Q8`: per 32-weight block 8 words of int8 (element e in byte e), then all block scales as
+//!   f16 (two per word), at word offset `scale_offset`. w = q * d, d = max|w| / 127.
+//! * `Q4`: per block 4 words of 4-bit codes (element e in nibble e % 8 of word e / 8, low nibble
+//!   first), then the f16 scales. w = (q - 8) * d with d = m / -8 where m is the block's value of
+//!   largest magnitude, so the extreme is exact and all 16 codes are used (ggml's Q4_0 rule).
+
+use std::sync::Arc;
+
+use half::f16;
+
+use crate::gpu::{Gpu, GpuBuffer, Result};
+
+pub const BLOCK: usize = 32;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum WeightFormat {
+    F16,
+    Q8,
+    Q4,
+}
+
+impl WeightFormat {
+    pub fn name(self) -> &'static str {
+        match self {
+            WeightFormat::F16 => "f16",
+            WeightFormat::Q8 => "q8",
+            WeightFormat::Q4 => "q4",
+        }
+    }
+    /// The shader flag that selects this format's unpacking.
+    pub fn flag(self) -> &'static str {
+        match self {
+            WeightFormat::F16 => "W_F16",
+            WeightFormat::Q8 => "W_Q8",
+            WeightFormat::Q4 => "W_Q4",
+        }
+    }
+    pub fn all() -> [WeightFormat; 3] {
+        [WeightFormat::F16, WeightFormat::Q8, WeightFormat::Q4]
+    }
+    /// Bytes per weight, scales included.
+    pub fn bits_per_weight(self) -> f64 {
+        match self {
+            WeightFormat::F16 => 16.0,
+            WeightFormat::Q8 => 8.0 + 16.0 / 32.0,
+            WeightFormat::Q4 => 4.0 + 16.0 / 32.0,
+        }
+    }
+}
+
+pub fn padded_cols(cols: usize) -> usize {
+    cols.div_ceil(BLOCK) * BLOCK
+}
+
+/// A weight matrix packed on the CPU, ready to upload.
+#[derive(Clone, Debug)]
+pub struct PackedWeight {
+    pub format: WeightFormat,
+    pub rows: usize,
+    pub cols: usize,
+    pub words: Vec<u32>,
+    /// Word offset of the scales (quantised formats; 0 for f16).
+    pub scale_offset: usize,
+}
+
+impl PackedWeight {
+    pub fn pack(format: WeightFormat, w: &[f32], rows: usize, cols: usize) -> PackedWeight {
+        assert_eq!(w.len(), rows * cols, "pack: data and shape disagree");
+        let kp = padded_cols(cols);
+        let blocks = rows * kp / BLOCK;
+        let row_block = |r: usize, b: usize| -> [f32; BLOCK] {
+            let mut v = [0f32; BLOCK];
+            for (e, x) in v.iter_mut().enumerate() {
+                let c = b * BLOCK + e;
+                if c < cols {
+                    *x = w[r * cols + c];
+                }
+            }
+            v
+        };
+        let mut words = Vec::new();
+        let mut scales: Vec<f16> = Vec::with_capacity(blocks);
+        match format {
+            WeightFormat::F16 => {
+                let mut h = Vec::with_capacity(rows * kp);
+                for r in 0..rows {
+                    for b in 0..kp / BLOCK {
+                        h.extend(row_block(r, b).iter().map(|&x| f16::from_f32(x)));
+                    }
+                }
+                words = bytemuck::cast_slice::<f16, u32>(&h).to_vec();
+            }
+            WeightFormat::Q8 => {
+                for r in 0..rows {
+                    for b in 0..kp / BLOCK {
+                        let v = row_block(r, b);
+                        let amax = v.iter().fold(0f32, |a, &x| a.max(x.abs()));
+                        let d = f16::from_f32(amax / 127.0);
+                        let id = if d.to_f32() > 0.0 { 1.0 / d.to_f32() } else { 0.0 };
+                        let q: Vec<u8> = v.iter().map(|&x| ((x * id).round().clamp(-127.0, 127.0) as i8) as u8).collect();
+                        words.extend(q.chunks(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])));
+                        scales.push(d);
+                    }
+                }
+            }
+            WeightFormat::Q4 => {
+                for r in 0..rows {
+                    for b in 0..kp / BLOCK {
+                        let v = row_block(r, b);
+                        let m = v.iter().fold(0f32, |a, &x| if x.abs() > a.abs() { x } else { a });
+                        let d = f16::from_f32(m / -8.0);
+                        let id = if d.to_f32() != 0.0 { 1.0 / d.to_f32() } else { 0.0 };
+                        let q: Vec<u32> = v.iter().map(|&x| ((x * id + 8.5).floor().clamp(0.0, 15.0)) as u32).collect();
+                        words.extend(q.chunks(8).map(|c| c.iter().enumerate().fold(0u32, |acc, (i, &n)| acc | (n << (4 * i)))));
+                        scales.push(d);
+                    }
+                }
+            }
+        }
+        let scale_offset = words.len();
+        if format != WeightFormat::F16 {
+            if scales.len() % 2 == 1 {
+                scales.push(f16::ZERO);
+            }
+            words.extend_from_slice(bytemuck::cast_slice::<f16, u32>(&scales));
+        }
+        PackedWeight { format, rows, cols, words, scale_offset }
+    }
+
+    /// The weights as the kernels see them (CPU dequantisation; the reference for kernel tests).
+    pub fn unpack(&self) -> Vec<f32> {
+        let kp = padded_cols(self.cols);
+        let bpr = kp / BLOCK;
+        let scale = |blk: usize| -> f32 {
+            let w = self.words[self.scale_offset + blk / 2];
+            f16::from_bits((w >> (16 * (blk % 2))) as u16).to_f32()
+        };
+        let mut out = vec![0f32; self.rows * self.cols];
+        for r in 0..self.rows {
+            for c in 0..self.cols {
+                let i = r * kp + c;
+                let blk = r * bpr + c / BLOCK;
+                let e = c % BLOCK;
+                out[r * self.cols + c] = match self.format {
+                    WeightFormat::F16 => f16::from_bits((self.words[i / 2] >> (16 * (i % 2))) as u16).to_f32(),
+                    WeightFormat::Q8 => {
+                        let byte = (self.words[blk * 8 + e / 4] >> (8 * (e % 4))) as u8 as i8;
+                        byte as f32 * scale(blk)
+                    }
+                    WeightFormat::Q4 => {
+                        let nib = (self.words[blk * 4 + e / 8] >> (4 * (e % 8))) & 15;
+                        (nib as f32 - 8.0) * scale(blk)
+                    }
+                };
+            }
+        }
+        out
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.words.len() * 4
+    }
+}
+
+/// A packed weight matrix resident on the GPU.
+#[derive(Clone, Debug)]
+pub struct Weight {
+    pub buf: Arc<GpuBuffer>,
+    pub format: WeightFormat,
+    pub rows: usize,
+    pub cols: usize,
+    pub scale_offset: u32,
+}
+
+impl Weight {
+    pub fn upload(gpu: &Gpu, p: &PackedWeight, name: &str) -> Result<Weight> {
+        let buf = gpu.upload_raw(bytemuck::cast_slice(&p.words), name)?;
+        Ok(Weight { buf, format: p.format, rows: p.rows, cols: p.cols, scale_offset: p.scale_offset as u32 })
+    }
+    pub fn padded_cols(&self) -> usize {
+        padded_cols(self.cols)
+    }
+}
