@@ -1,6 +1,8 @@
 //! Spatial-MLLM for the web: a WebGPU inference engine with hand-written WGSL kernels that runs
 //! natively (wgpu on Vulkan / Metal / DX12) and in the browser (wasm + WebGPU).
 
+#[cfg(all(not(target_arch = "wasm32"), feature = "cli"))]
+pub mod bench;
 pub mod gpu;
 pub mod kernels;
 pub mod testing;
