@@ -8,6 +8,7 @@ use super::error::{GpuError, Result};
 use super::tensor::{DType, Tensor};
 
 /// Upper bound on how long one readback may wait natively (lavapipe runs big kernels slowly).
+#[cfg(not(target_arch = "wasm32"))]
 const NATIVE_TIMEOUT_S: u64 = 900;
 
 impl Gpu {

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The test command: the native kernel suite (f32 and f16 paths) on the first Vulkan/Metal/DX12
+# adapter (Mesa lavapipe in CI), then the same suite built to wasm inside headless Chromium on
+# SwiftShader's WebGPU adapter. Any failure, or a missing adapter, fails the run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+echo "== native: cargo test --release"
+cargo test --release
+echo "== wasm: build"
+bash tools/build-wasm.sh
+echo "== browser: kernel suite in headless Chromium (SwiftShader WebGPU)"
+node tests/browser/run.mjs
+echo "== all tests passed"
