@@ -162,35 +162,6 @@ fn flash_tile(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_i
 const T: u32 = 128u;
 var<workgroup> qs: array<f32, 128>;
 var<workgroup> ps: array<f32, 128>;
-var<workgroup> red: array<f32, 128>;
-
-fn reduce_max(t: u32, v: f32) -> f32 {
-    red[t] = v;
-    workgroupBarrier();
-    for (var s = 64u; s > 0u; s >>= 1u) {
-        if (t < s) {
-            red[t] = max(red[t], red[t + s]);
-        }
-        workgroupBarrier();
-    }
-    let r = red[0];
-    workgroupBarrier();
-    return r;
-}
-
-fn reduce_sum(t: u32, v: f32) -> f32 {
-    red[t] = v;
-    workgroupBarrier();
-    for (var s = 64u; s > 0u; s >>= 1u) {
-        if (t < s) {
-            red[t] += red[t + s];
-        }
-        workgroupBarrier();
-    }
-    let r = red[0];
-    workgroupBarrier();
-    return r;
-}
 
 @compute @workgroup_size(128)
 fn flash_rows(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,
@@ -219,10 +190,10 @@ fn flash_rows(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_i
             }
             s = dot;
         }
-        let mt = max(m, reduce_max(t, s));
+        let mt = max(m, wg_max(t, s));
         let p = select(0.0, exp(s - mt), j < r.y);
         ps[t] = p;
-        let psum = reduce_sum(t, p);
+        let psum = wg_sum(t, p);
         let corr = exp(m - mt);
         l = l * corr + psum;
         if (t < HD) {

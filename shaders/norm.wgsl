@@ -29,21 +29,6 @@ struct Params {
 #endif
 
 const WG: u32 = 128u;
-var<workgroup> red: array<f32, 128>;
-
-fn wg_sum(t: u32, v: f32) -> f32 {
-    red[t] = v;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-        if (t < s) {
-            red[t] += red[t + s];
-        }
-        workgroupBarrier();
-    }
-    let r = red[0];
-    workgroupBarrier();
-    return r;
-}
 
 fn store(i: u32, v: f32) {
 #ifdef INPLACE

@@ -58,20 +58,6 @@ fn wg_argmax(t: u32) -> u32 {
     return r;
 }
 
-fn wg_sum(t: u32, v: f32) -> f32 {
-    rf[t] = v;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-        if (t < s) {
-            rf[t] += rf[t + s];
-        }
-        workgroupBarrier();
-    }
-    let r = rf[0];
-    workgroupBarrier();
-    return r;
-}
-
 @compute @workgroup_size(256)
 fn argmax(@builtin(local_invocation_id) lid: vec3<u32>) {
     let r = wg_argmax(lid.x);

@@ -124,6 +124,8 @@ pub fn attention_with(rec: &mut Recorder, a: &Attention, kernel: Kernel) -> Resu
     let out = gpu.alloc_act(&[a.q.tokens, a.q.heads * d])?;
     let variant = Variant::new(gpu.act)
         .flag(if rows { "ROWS" } else { "TILE" })
+        .flag_if(rows, "REDUCE")
+        .constant("RED_N", 128)
         .flag_if(a.segments.is_some(), "VARLEN")
         .constant("HD", d as u32)
         .constant("BKV", (2048 / d).max(1) as u32)

@@ -13,13 +13,14 @@ use crate::gpu::ShaderSource;
 
 const COMMON: &str = include_str!("../../shaders/common.wgsl");
 const QUANT: &str = include_str!("../../shaders/quant.wgsl");
+const REDUCE: &str = include_str!("../../shaders/reduce.wgsl");
 
 pub(crate) const MATMUL: ShaderSource =
     ShaderSource { name: "matmul", code: include_str!("../../shaders/matmul.wgsl"), includes: &[COMMON, QUANT] };
 pub(crate) const ATTENTION: ShaderSource =
-    ShaderSource { name: "attention", code: include_str!("../../shaders/attention.wgsl"), includes: &[COMMON] };
+    ShaderSource { name: "attention", code: include_str!("../../shaders/attention.wgsl"), includes: &[COMMON, REDUCE] };
 pub(crate) const NORM: ShaderSource =
-    ShaderSource { name: "norm", code: include_str!("../../shaders/norm.wgsl"), includes: &[COMMON] };
+    ShaderSource { name: "norm", code: include_str!("../../shaders/norm.wgsl"), includes: &[COMMON, REDUCE] };
 pub(crate) const ROPE: ShaderSource =
     ShaderSource { name: "rope", code: include_str!("../../shaders/rope.wgsl"), includes: &[] };
 pub(crate) const ELEMENTWISE: ShaderSource =
@@ -27,7 +28,7 @@ pub(crate) const ELEMENTWISE: ShaderSource =
 pub(crate) const EMBED: ShaderSource =
     ShaderSource { name: "embed", code: include_str!("../../shaders/embed.wgsl"), includes: &[QUANT] };
 pub(crate) const SAMPLE: ShaderSource =
-    ShaderSource { name: "sample", code: include_str!("../../shaders/sample.wgsl"), includes: &[] };
+    ShaderSource { name: "sample", code: include_str!("../../shaders/sample.wgsl"), includes: &[REDUCE] };
 
 /// Every family, for tools that compile them all (validation, warm-up).
 pub const ALL_SOURCES: [&ShaderSource; 7] = [&MATMUL, &ATTENTION, &NORM, &ROPE, &ELEMENTWISE, &EMBED, &SAMPLE];

@@ -82,6 +82,8 @@ pub fn norm(
     let n_rows = x.numel() / rows.token_stride * rows.heads;
     let out = if inplace { None } else { Some(gpu.alloc_act(&x.shape)?) };
     let variant = Variant::new(gpu.act)
+        .flag("REDUCE")
+        .constant("RED_N", 128)
         .flag_if(kind == Kind::Rms, "RMS")
         .flag_if(inplace, "INPLACE")
         .flag_if(weight.is_some(), "WEIGHT")

@@ -43,7 +43,7 @@ fn launch(rec: &mut Recorder, logits: &Tensor, row: usize, s: Option<Sampling>) 
         }
     }
     let out = gpu.alloc(&[1], DType::U32)?;
-    let variant = Variant::new(gpu.act).flag_if(s.is_some(), "SAMPLE");
+    let variant = Variant::new(gpu.act).flag_if(s.is_some(), "SAMPLE").flag_if(s.is_some(), "REDUCE").constant("RED_N", 256);
     let entry = if s.is_some() { "sample" } else { "argmax" };
     let pipe = gpu.pipeline(PipelineKey { src: &SAMPLE, entry, variant: &variant });
     let s = s.unwrap_or(Sampling { temperature: 1.0, top_p: 1.0, top_k: 0, u: 0.0 });
