@@ -19,12 +19,13 @@ const MIME = {
 
 /** Serve `root` on 127.0.0.1:`port` (0 = any free port). Resolves to {server, url, requests}. */
 export function serve(root, port = 0, host = '127.0.0.1') {
+  root = path.resolve(root);
   const requests = [];
   const server = http.createServer((req, res) => {
     const url = new URL(req.url, 'http://x');
     requests.push(url.pathname);
     let file = path.normalize(path.join(root, decodeURIComponent(url.pathname)));
-    if (!file.startsWith(path.resolve(root))) {
+    if (!file.startsWith(root)) {
       res.writeHead(403).end('forbidden');
       return;
     }
