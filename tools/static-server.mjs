@@ -24,9 +24,16 @@ export function serve(root, port = 0, host = '127.0.0.1') {
   const server = http.createServer((req, res) => {
     const url = new URL(req.url, 'http://x');
     requests.push(url.pathname);
-    let file = path.normalize(path.join(root, decodeURIComponent(url.pathname)));
-    if (!file.startsWith(root)) {
-      res.writeHead(403).end('forbidden');
+    let rel;
+    try {
+      rel = decodeURIComponent(url.pathname);
+    } catch {
+      res.writeHead(400, { 'content-type': 'text/plain' }).end('bad request');
+      return;
+    }
+    let file = path.normalize(path.join(root, rel));
+    if (file !== root && !file.startsWith(root + path.sep)) {
+      res.writeHead(403, { 'content-type': 'text/plain' }).end('forbidden');
       return;
     }
     if (fs.existsSync(file) && fs.statSync(file).isDirectory()) file = path.join(file, 'index.html');

@@ -4,6 +4,11 @@
 # SwiftShader's WebGPU adapter. Any failure, or a missing adapter, fails the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The Vulkan loader's WSI probe prints "XDG_RUNTIME_DIR is invalid" on headless machines: give it one.
+if [ -z "${XDG_RUNTIME_DIR:-}" ]; then
+  XDG_RUNTIME_DIR=$(mktemp -d) && export XDG_RUNTIME_DIR
+  trap 'rm -rf "$XDG_RUNTIME_DIR"' EXIT
+fi
 echo "== native: cargo test --release"
 cargo test --release
 echo "== wasm: build"

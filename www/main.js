@@ -11,7 +11,10 @@ async function main() {
   }
   await init();
   try {
-    $('gpu').textContent = await gpu_info();
+    const adapter = await navigator.gpu.requestAdapter();
+    const info = adapter?.info ?? {};
+    const name = [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' / ');
+    $('gpu').textContent = `${name || 'adapter'}: ${await gpu_info()}`;
   } catch (e) {
     $('gpu').textContent = `No usable WebGPU adapter: ${e}`;
     return;

@@ -1,6 +1,8 @@
 // Runs the kernel suite (built to wasm, in pkg/) inside headless Chromium on SwiftShader's
-// WebGPU adapter. Fails on any failed case, on a missing adapter, on an empty report, or on a
-// timeout. KERNEL_FILTER selects cases by name; KERNEL_SEED replays a seed.
+// WebGPU adapter. Fails on any failed case, on a missing adapter or a suite that rejects, on an
+// empty report, on a page crash, or on a timeout (never a skip).
+//   node tests/browser/run.mjs [filter]     (or KERNEL_FILTER=...)
+//   KERNEL_SEED=n replays a seed; CHROMIUM=/path/to/chrome; BROWSER_TIMEOUT_MS (default 20 min).
 import { chromium } from 'playwright-core';
 import path from 'node:path';
 import fs from 'node:fs';
@@ -11,45 +13,67 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 const filter = process.argv[2] ?? process.env.KERNEL_FILTER ?? '';
 const seed = Number(process.env.KERNEL_SEED ?? Math.floor(Math.random() * 2 ** 31));
 const timeoutMs = Number(process.env.BROWSER_TIMEOUT_MS ?? 20 * 60 * 1000);
+const executablePath = process.env.CHROMIUM ?? '/usr/bin/chromium';
+const args = ['--enable-unsafe-webgpu', '--use-webgpu-adapter=swiftshader', '--enable-features=Vulkan', '--no-sandbox'];
 
+if (!Number.isSafeInteger(seed) || seed < 0) {
+  console.error(`KERNEL_SEED must be a non-negative integer (got ${process.env.KERNEL_SEED})`);
+  process.exit(1);
+}
 if (!fs.existsSync(path.join(root, 'pkg/spatial_mllm_web.js'))) {
-  console.error('pkg/spatial_mllm_web.js is missing: run tools/build-wasm.sh first');
+  console.error('FAILED: pkg/spatial_mllm_web.js is missing: run tools/build-wasm.sh first');
+  process.exit(1);
+}
+if (!fs.existsSync(executablePath)) {
+  console.error(`FAILED: no Chromium at ${executablePath} (apt-get install chromium, or set CHROMIUM)`);
   process.exit(1);
 }
 
+const replay = `KERNEL_SEED=${seed} node tests/browser/run.mjs${filter ? ` '${filter}'` : ''}`;
 const { server, url } = await serve(root);
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-  headless: true,
-  args: ['--enable-unsafe-webgpu', '--use-webgpu-adapter=swiftshader', '--enable-features=Vulkan', '--no-sandbox'],
-});
+let browser;
 let code = 1;
 try {
+  browser = await chromium.launch({ executablePath, headless: true, args });
+  console.log(`chromium ${browser.version()} (${executablePath})`);
   const page = await browser.newPage();
   page.on('console', (m) => console.log(`[browser] ${m.text()}`));
   page.on('pageerror', (e) => console.log(`[browser error] ${e.message}`));
-  console.log(`kernel suite in Chromium (seed ${seed}${filter ? `, filter ${filter}` : ''})`);
+  const crashed = new Promise((_, reject) => page.on('crash', () => reject(new Error('the page crashed'))));
+  console.log(`kernel suite in Chromium: seed ${seed}${filter ? `, filter '${filter}'` : ''} (replay: ${replay})`);
+  const t0 = Date.now();
   await page.goto(`${url}/tests/browser/kernels.html?seed=${seed}&filter=${encodeURIComponent(filter)}`);
-  await page.waitForFunction(() => window.__done === true, null, { timeout: timeoutMs, polling: 1000 });
-  const error = await page.evaluate(() => window.__error);
-  const report = await page.evaluate(() => window.__report);
+  await Promise.race([
+    page.waitForFunction(() => window.__done === true, null, { timeout: timeoutMs, polling: 1000 }),
+    crashed,
+  ]);
+  const { error, report, adapter, features } = await page.evaluate(() => ({
+    error: window.__error,
+    report: window.__report,
+    adapter: window.__adapter,
+    features: window.__adapterFeatures,
+  }));
+  if (adapter !== undefined) console.log(`adapter (navigator.gpu): ${adapter || '(no info)'}\nadapter features: ${features}`);
   if (error) {
     console.error(`FAILED: the suite did not run: ${error}`);
-  } else if (!report || report.results.length === 0) {
-    console.error('FAILED: the report is empty');
+  } else if (!report || !Array.isArray(report.results) || report.results.length === 0) {
+    console.error(`FAILED: the report is empty${filter ? ` (no case matches '${filter}')` : ''}`);
   } else {
     console.log(`device: ${report.device}\npath: ${report.path}`);
+    console.log(`${'ok'.padEnd(4)} ${'case'.padEnd(28)} ${'ms'.padStart(10)}  detail`);
     for (const r of report.results) {
-      console.log(`${r.ok ? 'ok  ' : 'FAIL'} ${r.name.padEnd(28)} ${String(Math.round(r.ms)).padStart(7)} ms  ${r.detail}`);
+      console.log(`${r.ok ? 'ok  ' : 'FAIL'} ${String(r.name).padEnd(28)} ${String(Math.round(r.ms)).padStart(7)} ms  ${r.detail}`);
     }
-    const failed = report.results.filter((r) => !r.ok);
-    console.log(`${report.results.length - failed.length} passed, ${failed.length} failed`);
+    const failed = report.results.filter((r) => r.ok !== true);
+    console.log(`${report.results.length - failed.length} passed, ${failed.length} failed in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    if (failed.length) console.error(`FAILED: ${failed.map((r) => r.name).join(', ')}`);
     code = failed.length === 0 ? 0 : 1;
   }
 } catch (e) {
   console.error(`FAILED: ${e.message}`);
 } finally {
-  await browser.close();
+  await browser?.close().catch(() => {});
   server.close();
 }
+if (code !== 0) console.error(`replay with: ${replay}`);
 process.exit(code);
