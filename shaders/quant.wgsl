@@ -8,6 +8,10 @@ fn w_scale(blk: u32, soff: u32) -> f32 {
 
 // Four consecutive weights of row `row` starting at column `k0` (a multiple of 4).
 fn load_w4(row: u32, k0: u32, kp: u32, soff: u32) -> vec4<f32> {
+#ifdef W_F32
+    let i = row * kp + k0;
+    return vec4<f32>(bitcast<f32>(W[i]), bitcast<f32>(W[i + 1u]), bitcast<f32>(W[i + 2u]), bitcast<f32>(W[i + 3u]));
+#endif
 #ifdef W_F16
     let i = (row * kp + k0) / 2u;
     let a = unpack2x16float(W[i]);

@@ -1,6 +1,20 @@
-//! Weights: block quantisation formats and their GPU form. (The package format, converter and
-//! loaders build on these.)
+//! Weights: block quantisation formats, the model package (manifest + safetensors shards), the
+//! converter from upstream checkpoints and the loaders.
 
+pub mod error;
+pub mod layout;
+pub mod manifest;
+pub mod policy;
 pub mod quant;
+pub mod shapes;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod writer;
 
-pub use quant::{PackedWeight, WeightFormat, Weight, BLOCK};
+pub use error::{PResult, PackageError};
+pub use manifest::Manifest;
+pub use quant::{PackedWeight, Weight, WeightFormat, BLOCK};
+#[cfg(not(target_arch = "wasm32"))]
+pub mod convert;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod package;
+pub mod loader;

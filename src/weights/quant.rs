@@ -2,6 +2,7 @@
 //! multiple of 32 columns (`padded_cols`), so that all formats index alike and kernels read whole
 //! blocks. Byte layout (little-endian u32 words):
 //!
+//! * `F32`: the padded rows as f32 (small tensors only).
 //! * `F16`: the padded rows as f16, two per word.
 //! * `Q8`: per 32-weight block 8 words of int8 (element e in byte e), then all block scales as
 //!   f16 (two per word), at word offset `scale_offset`. w = q * d, d = max|w| / 127.
@@ -17,8 +18,10 @@ use crate::gpu::{Gpu, GpuBuffer, Result};
 
 pub const BLOCK: usize = 32;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum WeightFormat {
+    F32,
     F16,
     Q8,
     Q4,
@@ -27,6 +30,7 @@ pub enum WeightFormat {
 impl WeightFormat {
     pub fn name(self) -> &'static str {
         match self {
+            WeightFormat::F32 => "f32",
             WeightFormat::F16 => "f16",
             WeightFormat::Q8 => "q8",
             WeightFormat::Q4 => "q4",
@@ -35,17 +39,23 @@ impl WeightFormat {
     /// The shader flag that selects this format's unpacking.
     pub fn flag(self) -> &'static str {
         match self {
+            WeightFormat::F32 => "W_F32",
             WeightFormat::F16 => "W_F16",
             WeightFormat::Q8 => "W_Q8",
             WeightFormat::Q4 => "W_Q4",
         }
     }
+    /// The formats matrices are stored in (F32 is for small tensors only).
     pub fn all() -> [WeightFormat; 3] {
         [WeightFormat::F16, WeightFormat::Q8, WeightFormat::Q4]
+    }
+    pub fn parse(s: &str) -> Option<WeightFormat> {
+        [WeightFormat::F32, WeightFormat::F16, WeightFormat::Q8, WeightFormat::Q4].into_iter().find(|f| f.name() == s)
     }
     /// Bytes per weight, scales included.
     pub fn bits_per_weight(self) -> f64 {
         match self {
+            WeightFormat::F32 => 32.0,
             WeightFormat::F16 => 16.0,
             WeightFormat::Q8 => 8.0 + 16.0 / 32.0,
             WeightFormat::Q4 => 4.0 + 16.0 / 32.0,
@@ -86,6 +96,13 @@ impl PackedWeight {
         let mut words = Vec::new();
         let mut scales: Vec<f16> = Vec::with_capacity(blocks);
         match format {
+            WeightFormat::F32 => {
+                for r in 0..rows {
+                    for b in 0..kp / BLOCK {
+                        words.extend(row_block(r, b).iter().map(|x| x.to_bits()));
+                    }
+                }
+            }
             WeightFormat::F16 => {
                 let mut h = Vec::with_capacity(rows * kp);
                 for r in 0..rows {
@@ -123,7 +140,7 @@ impl PackedWeight {
             }
         }
         let scale_offset = words.len();
-        if format != WeightFormat::F16 {
+        if matches!(format, WeightFormat::Q8 | WeightFormat::Q4) {
             if scales.len() % 2 == 1 {
                 scales.push(f16::ZERO);
             }
@@ -147,6 +164,7 @@ impl PackedWeight {
                 let blk = r * bpr + c / BLOCK;
                 let e = c % BLOCK;
                 out[r * self.cols + c] = match self.format {
+                    WeightFormat::F32 => f32::from_bits(self.words[i]),
                     WeightFormat::F16 => f16::from_bits((self.words[i / 2] >> (16 * (i % 2))) as u16).to_f32(),
                     WeightFormat::Q8 => {
                         let byte = (self.words[blk * 8 + e / 4] >> (8 * (e % 4))) as u8 as i8;

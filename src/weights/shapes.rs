@@ -1,0 +1,283 @@
+//! The tensors each model kind must have, with shapes derived from its config (spec Appendix A).
+//! Used to check a checkpoint against its config.json and to write random-weight packages.
+
+use serde_json::Value;
+
+use super::layout::ModelKind;
+
+/// One expected tensor: canonical name, shape, and whether inference needs it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Expected {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub required: bool,
+}
+
+/// Read a number from the config (top level, then `text_config`), else the default.
+fn num(cfg: &Value, key: &str, default: usize) -> usize {
+    cfg.get(key)
+        .or_else(|| cfg.get("text_config").and_then(|t| t.get(key)))
+        .and_then(Value::as_u64)
+        .map(|v| v as usize)
+        .unwrap_or(default)
+}
+
+fn sub<'a>(cfg: &'a Value, key: &str) -> &'a Value {
+    cfg.get(key).unwrap_or(&Value::Null)
+}
+
+/// VGGT hyper-parameters: `vggt_config` (this project's key, for small test models), else the
+/// v1.1 `spatial_config`, else VGGT-1B's defaults.
+pub struct VggtDims {
+    pub dim: usize,
+    pub depth: usize,
+    pub heads: usize,
+    pub mlp: usize,
+    pub patch: usize,
+    pub img: usize,
+    pub registers: usize,
+}
+
+impl VggtDims {
+    pub fn from_config(kind: ModelKind, cfg: &Value) -> VggtDims {
+        let v = if cfg.get("vggt_config").is_some() {
+            sub(cfg, "vggt_config")
+        } else if kind == ModelKind::Vggt {
+            cfg
+        } else {
+            sub(cfg, "spatial_config")
+        };
+        let dim = num(v, "embed_dim", 1024);
+        VggtDims {
+            dim,
+            depth: num(v, "depth", 24),
+            heads: num(v, "num_heads", 16),
+            mlp: num(v, "mlp_hidden", dim * 4),
+            patch: num(v, "patch_size", 14),
+            img: num(v, "img_size", 518),
+            registers: num(v, "num_register_tokens", 4),
+        }
+    }
+}
+
+pub fn expected(kind: ModelKind, cfg: &Value) -> Vec<Expected> {
+    let mut out = Vec::new();
+    let mut add = |name: String, shape: Vec<usize>, required: bool| out.push(Expected { name, shape, required });
+    let llm_hidden = num(cfg, "hidden_size", 2048);
+    if kind.has_llm() {
+        let (h, inter, layers) = (llm_hidden, num(cfg, "intermediate_size", 11008), num(cfg, "num_hidden_layers", 36));
+        let (nh, nkv, vocab) = (num(cfg, "num_attention_heads", 16), num(cfg, "num_key_value_heads", 2), num(cfg, "vocab_size", 151936));
+        let kv = nkv * (h / nh);
+        add("llm.embed_tokens.weight".into(), vec![vocab, h], true);
+        for l in 0..layers {
+            let p = format!("llm.layers.{l}.");
+            for (n, s) in [
+                ("self_attn.q_proj.weight", vec![h, h]),
+                ("self_attn.q_proj.bias", vec![h]),
+                ("self_attn.k_proj.weight", vec![kv, h]),
+                ("self_attn.k_proj.bias", vec![kv]),
+                ("self_attn.v_proj.weight", vec![kv, h]),
+                ("self_attn.v_proj.bias", vec![kv]),
+                ("self_attn.o_proj.weight", vec![h, h]),
+                ("mlp.gate_proj.weight", vec![inter, h]),
+                ("mlp.up_proj.weight", vec![inter, h]),
+                ("mlp.down_proj.weight", vec![h, inter]),
+                ("input_layernorm.weight", vec![h]),
+                ("post_attention_layernorm.weight", vec![h]),
+            ] {
+                add(format!("{p}{n}"), s, true);
+            }
+        }
+        add("llm.norm.weight".into(), vec![h], true);
+        let tied = cfg.get("tie_word_embeddings").and_then(Value::as_bool).unwrap_or(true);
+        if !tied {
+            add("llm.lm_head.weight".into(), vec![vocab, h], true);
+        }
+        // The ViT.
+        let v = sub(cfg, "vision_config");
+        let (c, vi, depth) = (num(v, "hidden_size", 1280), num(v, "intermediate_size", 3420), num(v, "depth", 32));
+        let (patch, tp, out_h) = (num(v, "patch_size", 14), num(v, "temporal_patch_size", 2), num(v, "out_hidden_size", llm_hidden));
+        let m = num(v, "spatial_merge_size", 2);
+        let cm = c * m * m;
+        add("visual.patch_embed.proj.weight".into(), vec![c, num(v, "in_chans", 3), tp, patch, patch], true);
+        for b in 0..depth {
+            let p = format!("visual.blocks.{b}.");
+            for (n, s) in [
+                ("norm1.weight", vec![c]),
+                ("norm2.weight", vec![c]),
+                ("attn.qkv.weight", vec![3 * c, c]),
+                ("attn.qkv.bias", vec![3 * c]),
+                ("attn.proj.weight", vec![c, c]),
+                ("attn.proj.bias", vec![c]),
+                ("mlp.gate_proj.weight", vec![vi, c]),
+                ("mlp.gate_proj.bias", vec![vi]),
+                ("mlp.up_proj.weight", vec![vi, c]),
+                ("mlp.up_proj.bias", vec![vi]),
+                ("mlp.down_proj.weight", vec![c, vi]),
+                ("mlp.down_proj.bias", vec![c]),
+            ] {
+                add(format!("{p}{n}"), s, true);
+            }
+        }
+        add("visual.merger.ln_q.weight".into(), vec![c], true);
+        add("visual.merger.mlp.0.weight".into(), vec![cm, cm], true);
+        add("visual.merger.mlp.0.bias".into(), vec![cm], true);
+        add("visual.merger.mlp.2.weight".into(), vec![out_h, cm], true);
+        add("visual.merger.mlp.2.bias".into(), vec![out_h], true);
+    }
+    if kind.has_vggt() {
+        let d = VggtDims::from_config(kind, cfg);
+        vggt(&mut add, &d);
+        let f = 8 * 2 * d.dim; // 2 frames x 2x2 patches x (frame ‖ global) channels
+        let h = llm_hidden;
+        match kind {
+            ModelKind::SpatialMllmV11 => {
+                add("connector.ln_q.weight".into(), vec![f], true);
+                add("connector.mlp.0.weight".into(), vec![f, f], true);
+                add("connector.mlp.0.bias".into(), vec![f], true);
+                add("connector.mlp.2.weight".into(), vec![h, f], true);
+                add("connector.mlp.2.bias".into(), vec![h], true);
+            }
+            ModelKind::SpatialMllmV10 => {
+                add("connector.token_merge_ln_q.weight".into(), vec![f], true);
+                add("connector.token_merge_mlp.0.weight".into(), vec![f, f], true);
+                add("connector.token_merge_mlp.0.bias".into(), vec![f], true);
+                add("connector.token_merge_mlp.2.weight".into(), vec![h, f], true);
+                add("connector.token_merge_mlp.2.bias".into(), vec![h], true);
+                add("connector.vgg_to_language_ln_q.weight".into(), vec![h], true);
+                add("connector.vgg_to_language_mlp.0.weight".into(), vec![h, h], true);
+                add("connector.vgg_to_language_mlp.0.bias".into(), vec![h], true);
+                add("connector.vgg_to_language_mlp.2.weight".into(), vec![h, h], true);
+                add("connector.vgg_to_language_mlp.2.bias".into(), vec![h], true);
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+fn block(add: &mut impl FnMut(String, Vec<usize>, bool), p: &str, d: usize, mlp: usize, head_dim: Option<usize>, required: bool) {
+    for n in ["norm1", "norm2"] {
+        add(format!("{p}{n}.weight"), vec![d], required);
+        add(format!("{p}{n}.bias"), vec![d], required);
+    }
+    add(format!("{p}attn.qkv.weight"), vec![3 * d, d], required);
+    add(format!("{p}attn.qkv.bias"), vec![3 * d], required);
+    add(format!("{p}attn.proj.weight"), vec![d, d], required);
+    add(format!("{p}attn.proj.bias"), vec![d], required);
+    if let Some(hd) = head_dim {
+        for n in ["q_norm", "k_norm"] {
+            add(format!("{p}attn.{n}.weight"), vec![hd], required);
+            add(format!("{p}attn.{n}.bias"), vec![hd], required);
+        }
+    }
+    add(format!("{p}ls1.gamma"), vec![d], required);
+    add(format!("{p}ls2.gamma"), vec![d], required);
+    add(format!("{p}mlp.fc1.weight"), vec![mlp, d], required);
+    add(format!("{p}mlp.fc1.bias"), vec![mlp], required);
+    add(format!("{p}mlp.fc2.weight"), vec![d, mlp], required);
+    add(format!("{p}mlp.fc2.bias"), vec![d], required);
+}
+
+/// The aggregator (needed) and the camera, depth and point heads (optional: frame sampling only).
+fn vggt(add: &mut impl FnMut(String, Vec<usize>, bool), v: &VggtDims) {
+    let a = "vggt.aggregator.";
+    let d = v.dim;
+    let grid = v.img / v.patch;
+    add(format!("{a}camera_token"), vec![1, 2, 1, d], true);
+    add(format!("{a}register_token"), vec![1, 2, v.registers, d], true);
+    add(format!("{a}patch_embed.cls_token"), vec![1, 1, d], true);
+    add(format!("{a}patch_embed.pos_embed"), vec![1, 1 + grid * grid, d], true);
+    add(format!("{a}patch_embed.register_tokens"), vec![1, v.registers, d], true);
+    add(format!("{a}patch_embed.patch_embed.proj.weight"), vec![d, 3, v.patch, v.patch], true);
+    add(format!("{a}patch_embed.patch_embed.proj.bias"), vec![d], true);
+    for b in 0..v.depth {
+        block(add, &format!("{a}patch_embed.blocks.{b}."), d, v.mlp, None, true);
+    }
+    add(format!("{a}patch_embed.norm.weight"), vec![d], true);
+    add(format!("{a}patch_embed.norm.bias"), vec![d], true);
+    for x in ["frame_blocks", "global_blocks"] {
+        for b in 0..v.depth {
+            block(add, &format!("{a}{x}.{b}."), d, v.mlp, Some(d / v.heads), true);
+        }
+    }
+    // Camera head at 2 * dim.
+    let c = "vggt.camera_head.";
+    let d2 = 2 * d;
+    for b in 0..4 {
+        block(add, &format!("{c}trunk.{b}."), d2, 4 * d2, None, false);
+    }
+    for n in ["token_norm", "trunk_norm"] {
+        add(format!("{c}{n}.weight"), vec![d2], false);
+        add(format!("{c}{n}.bias"), vec![d2], false);
+    }
+    add(format!("{c}empty_pose_tokens"), vec![1, 1, 9], false);
+    add(format!("{c}embed_pose.weight"), vec![d2, 9], false);
+    add(format!("{c}embed_pose.bias"), vec![d2], false);
+    add(format!("{c}poseLN_modulation.1.weight"), vec![3 * d2, d2], false);
+    add(format!("{c}poseLN_modulation.1.bias"), vec![3 * d2], false);
+    add(format!("{c}pose_branch.fc1.weight"), vec![d2 / 2, d2], false);
+    add(format!("{c}pose_branch.fc1.bias"), vec![d2 / 2], false);
+    add(format!("{c}pose_branch.fc2.weight"), vec![9, d2 / 2], false);
+    add(format!("{c}pose_branch.fc2.bias"), vec![9], false);
+    // DPT heads (VGGT-1B's feature sizes scale with dim: 256, 512, 1024, 1024 at dim 1024).
+    let oc = [d / 4, d / 2, d, d];
+    let f = d / 4;
+    for (head, out) in [("depth_head", 2), ("point_head", 4)] {
+        let h = format!("vggt.{head}.");
+        add(format!("{h}norm.weight"), vec![d2], false);
+        add(format!("{h}norm.bias"), vec![d2], false);
+        for (i, o) in oc.iter().enumerate() {
+            add(format!("{h}projects.{i}.weight"), vec![*o, d2, 1, 1], false);
+            add(format!("{h}projects.{i}.bias"), vec![*o], false);
+        }
+        for (i, k) in [(0, 4), (1, 2)] {
+            add(format!("{h}resize_layers.{i}.weight"), vec![oc[i], oc[i], k, k], false);
+            add(format!("{h}resize_layers.{i}.bias"), vec![oc[i]], false);
+        }
+        add(format!("{h}resize_layers.3.weight"), vec![oc[3], oc[3], 3, 3], false);
+        add(format!("{h}resize_layers.3.bias"), vec![oc[3]], false);
+        for (i, o) in oc.iter().enumerate() {
+            add(format!("{h}scratch.layer{}_rn.weight", i + 1), vec![f, *o, 3, 3], false);
+        }
+        for r in 1..=4 {
+            add(format!("{h}scratch.refinenet{r}.out_conv.weight"), vec![f, f, 1, 1], false);
+            add(format!("{h}scratch.refinenet{r}.out_conv.bias"), vec![f], false);
+            let units: &[usize] = if r == 4 { &[2] } else { &[1, 2] };
+            for u in units {
+                for cv in [1, 2] {
+                    add(format!("{h}scratch.refinenet{r}.resConfUnit{u}.conv{cv}.weight"), vec![f, f, 3, 3], false);
+                    add(format!("{h}scratch.refinenet{r}.resConfUnit{u}.conv{cv}.bias"), vec![f], false);
+                }
+            }
+        }
+        add(format!("{h}scratch.output_conv1.weight"), vec![f / 2, f, 3, 3], false);
+        add(format!("{h}scratch.output_conv1.bias"), vec![f / 2], false);
+        add(format!("{h}scratch.output_conv2.0.weight"), vec![32, f / 2, 3, 3], false);
+        add(format!("{h}scratch.output_conv2.0.bias"), vec![32], false);
+        add(format!("{h}scratch.output_conv2.2.weight"), vec![out, 32, 1, 1], false);
+        add(format!("{h}scratch.output_conv2.2.bias"), vec![out], false);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    /// The real configs reproduce the spec's parameter counts (section 5.4).
+    #[test]
+    fn parameter_counts_match_the_spec() {
+        let cfg = serde_json::json!({});
+        let count = |kind, pfx: &str| -> usize {
+            expected(kind, &cfg).iter().filter(|e| e.name.starts_with(pfx)).map(|e| e.shape.iter().product::<usize>()).sum()
+        };
+        assert_eq!(count(ModelKind::QwenVl, "llm."), 3_085_938_688);
+        assert_eq!(count(ModelKind::QwenVl, "visual."), 668_684_288);
+        // Aggregator without the unused mask token: 909 112 320 - 1024.
+        assert_eq!(count(ModelKind::Vggt, "vggt.aggregator."), 909_112_320 - 1024);
+        assert_eq!(count(ModelKind::Vggt, "vggt.camera_head."), 216_174_610);
+        assert_eq!(count(ModelKind::Vggt, "vggt.depth_head."), 32_654_562);
+        assert_eq!(count(ModelKind::Vggt, "vggt.point_head."), 32_654_628);
+        assert_eq!(count(ModelKind::SpatialMllmV11, "connector."), 302_024_704);
+        assert_eq!(count(ModelKind::SpatialMllmV10, "connector."), 310_419_456);
+    }
+}
