@@ -1,9 +1,18 @@
-//! The native command line: device information and benchmarks (conversion and model runs come
-//! with the model-package and model issues).
+//! The native command line: device information, model conversion, benchmarks.
+
+use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
 use spatial_mllm_web::bench::{format_table, run_all, Scale};
 use spatial_mllm_web::gpu::{Gpu, GpuOptions};
+use spatial_mllm_web::testing::Rng;
+use spatial_mllm_web::weights::convert::{convert, write_random, ConvertOptions, Progress};
+use spatial_mllm_web::weights::layout::ModelKind;
+use spatial_mllm_web::weights::package::Package;
+use spatial_mllm_web::weights::policy::Policy;
+use spatial_mllm_web::weights::quant::roundtrip_error;
+use spatial_mllm_web::weights::WeightFormat;
 
 #[derive(Parser)]
 #[command(name = "spatial-mllm", version, about = "Spatial-MLLM on WebGPU (native)")]
@@ -19,6 +28,30 @@ struct Cli {
 enum Cmd {
     /// Show the adapter and the negotiated limits and features.
     Info,
+    /// Convert a Hugging Face checkpoint directory (Spatial-MLLM v1.0 / v1.1, Qwen2.5-VL, VGGT-1B)
+    /// into a model package, or write a package of random weights with --random.
+    Convert {
+        /// The checkpoint directory (safetensors + config.json), or with --random a config.json.
+        src: PathBuf,
+        /// The package directory to write.
+        dst: PathBuf,
+        /// Write random weights at the config SRC instead of converting.
+        #[arg(long)]
+        random: bool,
+        /// Model kind for --random: spatial-mllm-v1.0, spatial-mllm-v1.1, qwen2.5-vl, vggt.
+        #[arg(long, default_value = "spatial-mllm-v1.1")]
+        kind: String,
+        /// Format overrides, PREFIX=FORMAT separated by commas (f32, f16, q8, q4), e.g. "llm.=q8".
+        #[arg(long, default_value = "")]
+        policy: String,
+        /// Largest shard in MiB (128 binds on every WebGPU adapter).
+        #[arg(long, default_value_t = 128)]
+        shard_mib: u64,
+    },
+    /// Verify a package's shards (sizes and SHA-256).
+    Verify { dir: PathBuf },
+    /// Round-trip error of each weight format on weights drawn like trained ones.
+    QuantError,
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
@@ -47,20 +80,63 @@ enum SizeArg {
     Full,
 }
 
-/// Exit codes: 0 ok, 2 no adapter / device error, 3 benchmark failure.
+/// Exit codes: 0 ok, 1 bad input (checkpoint, package, arguments), 2 no adapter / device error,
+/// 3 benchmark failure.
+fn fail(code: i32, msg: impl std::fmt::Display) -> ! {
+    eprintln!("error: {msg}");
+    std::process::exit(code)
+}
+
+fn gpu(f32_only: bool) -> Gpu {
+    pollster::block_on(Gpu::new(GpuOptions { allow_f16: !f32_only, ..Default::default() })).unwrap_or_else(|e| fail(2, e))
+}
+
+fn bar() -> ProgressBar {
+    let b = ProgressBar::new(0);
+    b.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} tensors {elapsed} {msg}").unwrap());
+    b
+}
+
 fn main() {
     env_logger::init();
     let cli = Cli::parse();
-    let gpu = match pollster::block_on(Gpu::new(GpuOptions { allow_f16: !cli.f32, ..Default::default() })) {
-        Ok(g) => g,
-        Err(e) => {
-            eprintln!("error: {e}");
-            std::process::exit(2);
-        }
-    };
     match cli.cmd {
-        Cmd::Info => println!("{}", gpu.info),
+        Cmd::Info => println!("{}", gpu(cli.f32).info),
+        Cmd::Convert { src, dst, random, kind, policy, shard_mib } => {
+            let opts = ConvertOptions { policy: Policy::parse(&policy).unwrap_or_else(|e| fail(1, e)), max_shard: shard_mib << 20 };
+            let b = bar();
+            let mut progress = |p: Progress| {
+                b.set_length(p.total as u64);
+                b.set_position(p.done as u64);
+                b.set_message(p.name.to_string());
+            };
+            let result = if random {
+                let kind = ModelKind::from_id(&kind).unwrap_or_else(|| fail(1, format!("unknown model kind {kind:?}")));
+                let text = std::fs::read_to_string(&src).unwrap_or_else(|e| fail(1, format!("{}: {e}", src.display())));
+                let cfg = serde_json::from_str(&text).unwrap_or_else(|e| fail(1, format!("{}: {e}", src.display())));
+                write_random(&dst, kind, cfg, &opts, 0x5eed, &mut progress)
+            } else {
+                convert(&src, &dst, &opts, &mut progress)
+            };
+            b.finish_and_clear();
+            let m = result.unwrap_or_else(|e| fail(1, e));
+            println!(
+                "wrote {} ({}): {} tensors in {} shards, {:.1} MiB",
+                dst.display(),
+                m.model_kind,
+                m.tensors.len(),
+                m.shards.len(),
+                m.total_bytes() as f64 / (1 << 20) as f64
+            );
+        }
+        Cmd::Verify { dir } => {
+            let p = Package::open(&dir).unwrap_or_else(|e| fail(1, e));
+            p.verify().unwrap_or_else(|e| fail(1, e));
+            println!("{}: {} shards verified ({} bytes)", dir.display(), p.manifest.shards.len(), p.manifest.total_bytes());
+        }
+        Cmd::QuantError => quant_error(),
         Cmd::Bench { what: BenchWhat::Kernels { size, reps } } => {
+            let gpu = gpu(cli.f32);
             let scale = match size {
                 SizeArg::Small => Scale::Small,
                 SizeArg::Full => Scale::Full,
@@ -69,11 +145,29 @@ fn main() {
             };
             match run_all(&gpu, scale, reps.max(1)) {
                 Ok(rows) => print!("{}", format_table(&gpu, &rows)),
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    std::process::exit(3);
-                }
+                Err(e) => fail(3, e),
             }
         }
+    }
+}
+
+/// Error table over two weight distributions: Gaussian and Student-t with 5 degrees of freedom
+/// (heavy tails, as trained transformer matrices have), 256 x 2048.
+fn quant_error() {
+    let mut rng = Rng::new(2026);
+    let (rows, cols) = (256, 2048);
+    let gauss: Vec<f32> = rng.normals(rows * cols, 0.02);
+    let heavy: Vec<f32> = (0..rows * cols)
+        .map(|_| {
+            let chi: f32 = (0..5).map(|_| rng.normal().powi(2)).sum::<f32>() / 5.0;
+            0.02 * rng.normal() / chi.sqrt()
+        })
+        .collect();
+    println!("| format | bits/weight | Gaussian: RMS err / RMS w | max err / RMS w | Student-t(5): RMS err / RMS w | max err / RMS w |");
+    println!("|---|---|---|---|---|---|");
+    for f in [WeightFormat::F16, WeightFormat::Q8, WeightFormat::Q4] {
+        let (g_rms, g_max) = roundtrip_error(f, &gauss, rows, cols);
+        let (h_rms, h_max) = roundtrip_error(f, &heavy, rows, cols);
+        println!("| {} | {:.2} | {g_rms:.2e} | {g_max:.2e} | {h_rms:.2e} | {h_max:.2e} |", f.name(), f.bits_per_weight());
     }
 }

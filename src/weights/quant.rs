@@ -204,3 +204,47 @@ impl Weight {
         padded_cols(self.cols)
     }
 }
+
+/// Round-trip error of a format on `rows` x `cols` weights: (RMS error / RMS weight, max |error| /
+/// RMS weight).
+pub fn roundtrip_error(format: WeightFormat, w: &[f32], rows: usize, cols: usize) -> (f64, f64) {
+    let back = PackedWeight::pack(format, w, rows, cols).unpack();
+    let rms = (w.iter().map(|&x| (x as f64).powi(2)).sum::<f64>() / w.len() as f64).sqrt();
+    let (mut se, mut max) = (0f64, 0f64);
+    for (a, b) in w.iter().zip(&back) {
+        let e = (*a as f64 - *b as f64).abs();
+        se += e * e;
+        max = max.max(e);
+    }
+    ((se / w.len() as f64).sqrt() / rms, max / rms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::Rng;
+
+    /// Student-t (5 degrees of freedom) weights: heavy tails like trained LLM matrices.
+    fn heavy(rng: &mut Rng, n: usize) -> Vec<f32> {
+        (0..n)
+            .map(|_| {
+                let chi: f32 = (0..5).map(|_| rng.normal().powi(2)).sum::<f32>() / 5.0;
+                0.02 * rng.normal() / chi.sqrt()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn roundtrip_errors_are_within_the_formats_bounds() {
+        let mut rng = Rng::new(1);
+        let (rows, cols) = (64, 2051);
+        let w = heavy(&mut rng, rows * cols);
+        for (f, rms_max) in [(WeightFormat::F32, 1e-9), (WeightFormat::F16, 5e-4), (WeightFormat::Q8, 1e-2), (WeightFormat::Q4, 0.2)] {
+            let (rms, _) = roundtrip_error(f, &w, rows, cols);
+            assert!(rms < rms_max, "{f:?}: relative RMS error {rms}");
+        }
+        // Padding columns never leak into the logical matrix.
+        let p = PackedWeight::pack(WeightFormat::Q4, &w, rows, cols);
+        assert_eq!(p.unpack().len(), rows * cols);
+    }
+}
