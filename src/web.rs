@@ -36,3 +36,27 @@ pub async fn run_kernel_suite(filter: String, seed: f64) -> Result<String, JsVal
     let report = serde_json::json!({"device": gpu.info.to_string(), "path": format!("{:?}", gpu.act), "results": results});
     Ok(report.to_string())
 }
+
+/// Load a model package from an HTTP(S) base URL onto this browser's GPU (Cache Storage first,
+/// then the network with resumable downloads). `on_progress(shard, shards, bytes_done, bytes_total,
+/// from_cache)` is called as shards arrive. Resolves to a JSON report.
+#[wasm_bindgen]
+pub async fn load_package(base_url: String, on_progress: Option<js_sys::Function>) -> Result<String, JsValue> {
+    let gpu = Gpu::new(GpuOptions::default()).await.map_err(|e| JsValue::from_str(&e.to_string()))?;
+    let mut progress = |i: usize, n: usize, done: u64, total: u64, cached: bool| {
+        if let Some(f) = &on_progress {
+            let args = js_sys::Array::of5(&(i as f64).into(), &(n as f64).into(), &(done as f64).into(), &(total as f64).into(), &cached.into());
+            let _ = f.apply(&JsValue::NULL, &args);
+        }
+    };
+    let (_, _, report) = crate::weights::http::load(&gpu, &base_url, &mut progress)
+        .await
+        .map_err(|e| JsValue::from_str(&e.to_string()))?;
+    Ok(serde_json::to_string(&report).expect("report serialises"))
+}
+
+/// Delete all cached model packages. Resolves to whether anything was deleted.
+#[wasm_bindgen]
+pub async fn clear_package_cache() -> Result<bool, JsValue> {
+    crate::weights::http::clear_cache().await.map_err(|e| JsValue::from_str(&e.to_string()))
+}

@@ -17,13 +17,19 @@ const MIME = {
   '.webmanifest': 'application/manifest+json',
 };
 
-/** Serve `root` on 127.0.0.1:`port` (0 = any free port). Resolves to {server, url, requests}. */
+/**
+ * Serve `root` on 127.0.0.1:`port` (0 = any free port). Supports single `Range: bytes=a-[b]`
+ * requests (206). Resolves to {server, url, requests, faults}: `requests` logs {path, range};
+ * `faults` maps a path to a test fault for its next full response: {cutAfter: n} sends n bytes and
+ * drops the connection (an interrupted download), {status: s} answers with HTTP status s.
+ */
 export function serve(root, port = 0, host = '127.0.0.1') {
   root = path.resolve(root);
   const requests = [];
+  const faults = new Map();
   const server = http.createServer((req, res) => {
     const url = new URL(req.url, 'http://x');
-    requests.push(url.pathname);
+    requests.push({ path: url.pathname, range: req.headers.range ?? null });
     let rel;
     try {
       rel = decodeURIComponent(url.pathname);
@@ -36,16 +42,40 @@ export function serve(root, port = 0, host = '127.0.0.1') {
       res.writeHead(403, { 'content-type': 'text/plain' }).end('forbidden');
       return;
     }
+    if (faults.get(url.pathname)?.status) {
+      const { status } = faults.get(url.pathname);
+      faults.delete(url.pathname);
+      res.writeHead(status, { 'content-type': 'text/plain' }).end(`injected ${status}`);
+      return;
+    }
     if (fs.existsSync(file) && fs.statSync(file).isDirectory()) file = path.join(file, 'index.html');
     fs.readFile(file, (err, data) => {
       if (err) {
         res.writeHead(404, { 'content-type': 'text/plain' }).end(`not found: ${url.pathname}`);
         return;
       }
-      res.writeHead(200, {
-        'content-type': MIME[path.extname(file)] ?? 'application/octet-stream',
-        'cache-control': 'no-store',
-      });
+      const type = MIME[path.extname(file)] ?? 'application/octet-stream';
+      const headers = { 'content-type': type, 'cache-control': 'no-store', 'accept-ranges': 'bytes' };
+      const fault = faults.get(url.pathname);
+      const m = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
+      if (m) {
+        const start = Number(m[1]);
+        const end = m[2] ? Math.min(Number(m[2]), data.length - 1) : data.length - 1;
+        if (start >= data.length) {
+          res.writeHead(416, { 'content-range': `bytes */${data.length}` }).end();
+          return;
+        }
+        res.writeHead(206, { ...headers, 'content-range': `bytes ${start}-${end}/${data.length}`, 'content-length': end - start + 1 });
+        res.end(data.subarray(start, end + 1));
+        return;
+      }
+      if (fault?.cutAfter !== undefined) {
+        faults.delete(url.pathname);
+        res.writeHead(200, { ...headers, 'content-length': data.length });
+        res.write(data.subarray(0, fault.cutAfter), () => setTimeout(() => res.socket?.destroy(), 50));
+        return;
+      }
+      res.writeHead(200, { ...headers, 'content-length': data.length });
       res.end(data);
     });
   });
@@ -53,7 +83,7 @@ export function serve(root, port = 0, host = '127.0.0.1') {
     server.once('error', reject);
     server.listen(port, host, () => {
       const { port: p } = server.address();
-      resolve({ server, url: `http://${host}:${p}`, requests });
+      resolve({ server, url: `http://${host}:${p}`, requests, faults });
     });
   });
 }

@@ -11,8 +11,12 @@ if [ -z "${XDG_RUNTIME_DIR:-}" ]; then
 fi
 echo "== native: cargo test --release"
 cargo test --release
+echo "== native CLI (writes the browser tests' model packages)"
+cargo build --release --features cli
 echo "== wasm: build"
 bash tools/build-wasm.sh
 echo "== browser: kernel suite in headless Chromium (SwiftShader WebGPU)"
 node tests/browser/run.mjs
+echo "== browser: model package loader (HTTP, resume, cache, integrity)"
+node tests/browser/package.mjs
 echo "== all tests passed"

@@ -44,9 +44,9 @@ enum Cmd {
         /// Format overrides, PREFIX=FORMAT separated by commas (f32, f16, q8, q4), e.g. "llm.=q8".
         #[arg(long, default_value = "")]
         policy: String,
-        /// Largest shard in MiB (128 binds on every WebGPU adapter).
-        #[arg(long, default_value_t = 128)]
-        shard_mib: u64,
+        /// Largest shard in KiB (131072 = 128 MiB binds on every WebGPU adapter).
+        #[arg(long, default_value_t = 131072)]
+        shard_kib: u64,
     },
     /// Verify a package's shards (sizes and SHA-256).
     Verify { dir: PathBuf },
@@ -102,8 +102,8 @@ fn main() {
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Info => println!("{}", gpu(cli.f32).info),
-        Cmd::Convert { src, dst, random, kind, policy, shard_mib } => {
-            let opts = ConvertOptions { policy: Policy::parse(&policy).unwrap_or_else(|e| fail(1, e)), max_shard: shard_mib << 20 };
+        Cmd::Convert { src, dst, random, kind, policy, shard_kib } => {
+            let opts = ConvertOptions { policy: Policy::parse(&policy).unwrap_or_else(|e| fail(1, e)), max_shard: shard_kib << 10 };
             let b = bar();
             let mut progress = |p: Progress| {
                 b.set_length(p.total as u64);

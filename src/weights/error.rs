@@ -26,12 +26,17 @@ pub enum PackageError {
     Dtype { what: String, dtype: String },
     #[error("invalid policy rule {0:?}: expected PREFIX=FORMAT with FORMAT one of f32, f16, q8, q4")]
     Policy(String),
+    #[error("downloading {url} failed: {msg}. Check the URL and the connection; a retry resumes where it stopped")]
+    Http { url: String, msg: String },
+    #[error("the browser cache could not store the model: {0}. Free space (delete cached models) or allow more storage; the model still runs but will download again next time")]
+    Cache(String),
     #[error("GPU: {0}")]
     Gpu(#[from] crate::gpu::GpuError),
 }
 
 pub type PResult<T> = std::result::Result<T, PackageError>;
 
+#[cfg(not(target_arch = "wasm32"))]
 pub(crate) fn io_err(path: impl AsRef<std::path::Path>) -> impl FnOnce(std::io::Error) -> PackageError {
     let path = path.as_ref().display().to_string();
     move |source| PackageError::Io { path, source }

@@ -18,3 +18,5 @@ pub mod convert;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod package;
 pub mod loader;
+#[cfg(all(target_arch = "wasm32", feature = "web"))]
+pub mod http;
