@@ -36,12 +36,8 @@ pub const ALL_SOURCES: [&ShaderSource; 7] = [&MATMUL, &ATTENTION, &NORM, &ROPE, 
 /// Threads per workgroup of the flat element-wise kernels.
 pub(crate) const FLAT_WG: u32 = 256;
 
-pub(crate) fn is_float_act(t: &crate::gpu::Tensor, gpu: &crate::gpu::Gpu) -> bool {
-    t.dtype == gpu.act
-}
-
 pub(crate) fn check_act(kernel: &'static str, what: &str, t: &crate::gpu::Tensor, gpu: &crate::gpu::Gpu) -> crate::gpu::Result<()> {
-    if !is_float_act(t, gpu) {
+    if t.dtype != gpu.act {
         return Err(crate::gpu::GpuError::Shape {
             kernel,
             msg: format!("{what} is {:?}, expected the activation type {:?}", t.dtype, gpu.act),

@@ -50,9 +50,14 @@ impl Package {
             file: self.dir.join(MANIFEST).display().to_string(),
         })?;
         let mut out = Vec::with_capacity(t.rows * t.cols);
+        // Parts are in shard order: read (and hash) each shard once.
+        let mut shard: Option<(usize, Vec<u8>)> = None;
         for p in &t.parts {
-            let shard = self.read_shard(p.shard)?;
-            out.extend(part_weight(p.row_end - p.row_start, t.cols, t.format, p, &shard).unpack());
+            if shard.as_ref().map(|(i, _)| *i) != Some(p.shard) {
+                shard = Some((p.shard, self.read_shard(p.shard)?));
+            }
+            let bytes = &shard.as_ref().expect("read above").1;
+            out.extend(part_weight(p.row_end - p.row_start, t.cols, t.format, p, bytes).unpack());
         }
         Ok(out)
     }

@@ -3,7 +3,7 @@
 // 2. a reload is served entirely from Cache Storage: not one request reaches the server;
 // 3. a corrupted shard fails with a SHA-256 error naming the file; 4. an HTTP error is reported.
 // The packages are written by the native CLI (`spatial-mllm convert --random`).
-import { chromium } from 'playwright-core';
+import { launch } from './chromium.mjs';
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import fs from 'node:fs';
@@ -30,11 +30,7 @@ bytes[bytes.length >> 1] ^= 0x20;
 fs.writeFileSync(bad, bytes);
 
 const { server, url, requests, faults } = await serve(root);
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-  headless: true,
-  args: ['--enable-unsafe-webgpu', '--use-webgpu-adapter=swiftshader', '--enable-features=Vulkan', '--no-sandbox'],
-});
+const browser = await launch();
 const page = await browser.newPage();
 page.on('console', (m) => console.log(`[browser] ${m.text()}`));
 async function load(base, clear = false) {

@@ -3,7 +3,7 @@
 // empty report, on a page crash, or on a timeout (never a skip).
 //   node tests/browser/run.mjs [filter]     (or KERNEL_FILTER=...)
 //   KERNEL_SEED=n replays a seed; CHROMIUM=/path/to/chrome; BROWSER_TIMEOUT_MS (default 20 min).
-import { chromium } from 'playwright-core';
+import { launch, executablePath } from './chromium.mjs';
 import path from 'node:path';
 import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -13,8 +13,6 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 const filter = process.argv[2] ?? process.env.KERNEL_FILTER ?? '';
 const seed = Number(process.env.KERNEL_SEED ?? Math.floor(Math.random() * 2 ** 31));
 const timeoutMs = Number(process.env.BROWSER_TIMEOUT_MS ?? 20 * 60 * 1000);
-const executablePath = process.env.CHROMIUM ?? '/usr/bin/chromium';
-const args = ['--enable-unsafe-webgpu', '--use-webgpu-adapter=swiftshader', '--enable-features=Vulkan', '--no-sandbox'];
 
 if (!Number.isSafeInteger(seed) || seed < 0) {
   console.error(`KERNEL_SEED must be a non-negative integer (got ${process.env.KERNEL_SEED})`);
@@ -34,7 +32,7 @@ const { server, url } = await serve(root);
 let browser;
 let code = 1;
 try {
-  browser = await chromium.launch({ executablePath, headless: true, args });
+  browser = await launch();
   console.log(`chromium ${browser.version()} (${executablePath})`);
   const page = await browser.newPage();
   page.on('console', (m) => console.log(`[browser] ${m.text()}`));
