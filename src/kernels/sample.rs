@@ -11,7 +11,8 @@ pub struct Sampling {
     pub temperature: f32,
     /// 1.0 disables.
     pub top_p: f32,
-    /// 0 disables.
+    /// 0 disables. Both cuts are probability thresholds: tokens tied with the last one kept are
+    /// kept as well.
     pub top_k: u32,
     /// Uniform in [0, 1).
     pub u: f32,

@@ -473,5 +473,19 @@ async fn sample_case(g: &Gpu, r: &mut Rng) -> CaseOutcome {
         }
         notes.push(format!("T={t} k={top_k} p={top_p} ok"));
     }
+    // A tie at the top with a tiny top_p: both tied tokens stay, and u picks between them.
+    let mut l = as_stored(g, &r.normals(n, 3.0));
+    let (a, b) = (r.below(n / 2), n / 2 + r.below(n / 2));
+    l[a] = 40.0;
+    l[b] = 40.0;
+    let lt = g.upload_act(&l, &[n]).map_err(e2s)?;
+    for (u, want) in [(0.25f32, a), (0.75, b)] {
+        let s = Sampling { temperature: 1.0, top_p: 0.001, top_k: 1, u };
+        let got = read_token(g, |rec| sample(rec, &lt, 0, s)).await?;
+        if got != want {
+            return Err(format!("tie at the top, u={u}: got token {got}, want {want} of tied {a} and {b}"));
+        }
+    }
+    notes.push("tie kept".into());
     summary(notes)
 }

@@ -139,6 +139,12 @@ pub fn sample(logits: &[f32], temperature: f64, top_k: usize, top_p: f64, u: f64
             break;
         }
     }
+    // Tokens tied with the last one kept are kept too: the cut is a probability threshold, as
+    // in the GPU kernel, so the result never depends on how a sort orders equal values.
+    let last = p[order[keep - 1]];
+    while keep < p.len() && p[order[keep]] == last {
+        keep += 1;
+    }
     let mut kept: Vec<usize> = order[..keep].to_vec();
     kept.sort_unstable();
     let total: f64 = kept.iter().map(|&i| p[i]).sum();
