@@ -32,10 +32,14 @@ fn read_json(path: &Path) -> PResult<serde_json::Value> {
     serde_json::from_str(&text).map_err(|e| PackageError::BadManifest { file: path.display().to_string(), msg: e.to_string() })
 }
 
-/// The checkpoint's safetensors files (from the index when there is one).
+/// The checkpoint's safetensors files: those the index names, else `model.safetensors`, else
+/// every `.safetensors` file in the directory.
 fn shard_files(dir: &Path) -> PResult<Vec<PathBuf>> {
     let index = dir.join("model.safetensors.index.json");
-    let files: Vec<PathBuf> = if index.exists() {
+    let single = dir.join("model.safetensors");
+    let files: Vec<PathBuf> = if single.exists() && !index.exists() {
+        vec![single]
+    } else if index.exists() {
         let v = read_json(&index)?;
         let map = v.get("weight_map").and_then(|m| m.as_object()).ok_or_else(|| PackageError::BadManifest {
             file: index.display().to_string(),
