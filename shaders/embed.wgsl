@@ -1,4 +1,5 @@
-// Embedding gather from a packed (f16 / q8 / q4) table: Y[t, :] = W[ids[t], :].
+// Embedding gather from a packed (f16 / q8 / q4) table: Y[t, :] = W[ids[t], :]. A table split by
+// rows is gathered part by part: a part holds rows row0 .. row0 + vocab and writes only those ids.
 
 struct Params {
     n_tok: u32,
@@ -6,7 +7,7 @@ struct Params {
     KP: u32,
     soff: u32,
     vocab: u32,
-    _p0: u32,
+    row0: u32,
     _p1: u32,
     _p2: u32,
 }
@@ -25,7 +26,11 @@ fn embed(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups)
     }
     let t = idx / chunks;
     let d0 = (idx % chunks) * 4u;
-    let row = min(IDS[t], P.vocab - 1u);
+    let id = IDS[t];
+    if (id < P.row0 || id - P.row0 >= P.vocab) {
+        return;
+    }
+    let row = id - P.row0;
     let w = load_w4(row, d0, P.KP, P.soff);
     for (var j = 0u; j < 4u; j++) {
         if (d0 + j < P.dim) {

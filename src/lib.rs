@@ -5,6 +5,7 @@
 pub mod bench;
 pub mod gpu;
 pub mod kernels;
+pub mod model;
 pub mod testing;
 pub mod weights;
 

@@ -51,6 +51,7 @@ kernel_tests!(
     embed,
     argmax,
     sample_top_k_top_p,
+    repetition_penalty,
 );
 
 /// Every case of the suite has a native test above.
@@ -59,7 +60,7 @@ fn suite_is_covered() {
     let listed = [
         "matmul_f16", "matmul_q8", "matmul_q4", "attention_causal_gqa_d128", "attention_full_d64",
         "attention_varlen_d80", "rms_norm", "layer_norm", "qk_norm_inplace", "rope_variants",
-        "elementwise", "embed", "argmax", "sample_top_k_top_p",
+        "elementwise", "embed", "argmax", "sample_top_k_top_p", "repetition_penalty",
     ];
     for c in all_cases() {
         assert!(listed.contains(&c.name), "case {} has no native test", c.name);

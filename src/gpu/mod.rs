@@ -2,6 +2,7 @@
 //! cache, a recorder that batches a whole forward pass into one submission, async readback.
 
 mod buffer;
+pub mod clock;
 mod device;
 pub mod error;
 mod pipelines;

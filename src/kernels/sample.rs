@@ -3,7 +3,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{check_act, SAMPLE};
+use super::{check_act, PENALTY, SAMPLE};
 use crate::gpu::{error::shape_err, Binding, DType, PipelineKey, Recorder, Result, Tensor, Variant};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -69,4 +69,28 @@ pub fn argmax(rec: &mut Recorder, logits: &Tensor, row: usize) -> Result<Tensor>
 
 pub fn sample(rec: &mut Recorder, logits: &Tensor, row: usize, s: Sampling) -> Result<Tensor> {
     launch(rec, logits, row, Some(s))
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct PenaltyParams {
+    n_ids: u32,
+    off: u32,
+    penalty: f32,
+    _p: u32,
+}
+
+/// Repetition penalty in place on `row` of `logits` for the token ids in `ids` (U32, unique,
+/// each below the row length): negative logits times `penalty`, the others divided by it.
+pub fn repetition_penalty(rec: &mut Recorder, logits: &Tensor, row: usize, ids: &Tensor, penalty: f32) -> Result<()> {
+    let gpu = rec.gpu;
+    check_act("penalty", "logits", logits, gpu)?;
+    if ids.dtype != DType::U32 || row >= logits.rows() || !(penalty > 0.0) {
+        return Err(shape_err("penalty", format!("ids {:?} {:?}, row {row}, penalty {penalty}", ids.dtype, ids.shape)));
+    }
+    let n = ids.numel() as u32;
+    let pipe = gpu.pipeline(PipelineKey { src: &PENALTY, entry: "penalize", variant: &Variant::new(gpu.act) });
+    let p = PenaltyParams { n_ids: n, off: (row * logits.cols()) as u32, penalty, _p: 0 };
+    rec.dispatch(pipe, &p, &[Binding::t(1, logits), Binding::t(2, ids)], [n.div_ceil(256).max(1), 1, 1]);
+    Ok(())
 }

@@ -12,8 +12,8 @@ use crate::kernels::elementwise::{elementwise, Op};
 use crate::kernels::matmul::{linear_with, Activation, Epilogue, Path};
 use crate::kernels::norm::{self, Rows};
 use crate::kernels::rope::{inv_freq, rope_inplace, RopeKind, RopeTable};
-use crate::kernels::sample::{argmax, sample, Sampling};
-use crate::kernels::embed::embed;
+use crate::kernels::sample::{argmax, repetition_penalty, sample, Sampling};
+use crate::kernels::embed::{embed, embed_parts};
 use crate::weights::{PackedWeight, Weight, WeightFormat};
 
 pub type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
@@ -56,6 +56,7 @@ pub fn all_cases() -> Vec<Case> {
         case!("embed", embed_formats),
         case!("argmax", argmax_case),
         case!("sample_top_k_top_p", sample_case),
+        case!("repetition_penalty", penalty_case),
     ]
 }
 
@@ -418,6 +419,15 @@ async fn embed_formats(g: &Gpu, r: &mut Rng) -> CaseOutcome {
         let it = g.upload_u32(&ids, &[n]).map_err(e2s)?;
         let got = run(g, |rec| embed(rec, &it, &wt)).await?;
         notes.push(compare(&format!("embed {}", fmt.name()), &got, &want, tol(g, 1e-6))?);
+        // The same table split by rows into three parts, as large tables are stored.
+        let cuts = [0, 1 + r.below(vocab / 2), vocab / 2 + r.below(vocab / 2), vocab];
+        let parts: Vec<Weight> = cuts
+            .windows(2)
+            .map(|c| Weight::upload(g, &PackedWeight::pack(fmt, &table[c[0] * dim..c[1] * dim], c[1] - c[0], dim), "part"))
+            .collect::<Result<_, _>>()
+            .map_err(e2s)?;
+        let got = run(g, |rec| embed_parts(rec, &it, &parts)).await?;
+        notes.push(compare(&format!("embed {} in 3 parts", fmt.name()), &got, &want, tol(g, 1e-6))?);
     }
     summary(notes)
 }
@@ -488,4 +498,26 @@ async fn sample_case(g: &Gpu, r: &mut Rng) -> CaseOutcome {
     }
     notes.push("tie kept".into());
     summary(notes)
+}
+
+async fn penalty_case(g: &Gpu, r: &mut Rng) -> CaseOutcome {
+    let (rows, n, row) = (3, 1531, 1);
+    let l = as_stored(g, &r.normals(rows * n, 3.0));
+    let mut ids: Vec<u32> = (0..300).map(|_| r.below(n) as u32).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let p = 1.05 + r.unit() as f32;
+    let mut want: Vec<f64> = l.iter().map(|&v| v as f64).collect();
+    for &i in &ids {
+        let v = &mut want[row * n + i as usize];
+        *v = if *v < 0.0 { *v * p as f64 } else { *v / p as f64 };
+    }
+    let lt = g.upload_act(&l, &[rows, n]).map_err(e2s)?;
+    let it = g.upload_u32(&ids, &[ids.len()]).map_err(e2s)?;
+    let got = run(g, |rec| {
+        repetition_penalty(rec, &lt, row, &it, p)?;
+        Ok(lt.clone())
+    })
+    .await?;
+    summary(vec![compare("repetition penalty", &got, &want, tol(g, 1e-6))?])
 }

@@ -7,4 +7,4 @@ pub mod reference;
 mod util;
 
 pub use cases::{all_cases, Case};
-pub use util::{CaseResult, Rng};
+pub use util::{compare, CaseResult, Rng};

@@ -1,0 +1,143 @@
+//! Autoregressive generation over the text decoder: prefill the prompt, then one token per step
+//! with the KV cache. Token choice happens on the GPU (argmax, or temperature / top-k / top-p
+//! with a seeded uniform draw), after an optional repetition penalty; each step reads back one id.
+
+use super::rope_index::decode_position;
+use super::{KvCache, TextModel};
+use crate::gpu::{Gpu, Recorder, Tensor};
+use crate::kernels::sample::{argmax, repetition_penalty, sample, Sampling};
+use crate::model::{MResult, ModelError};
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct SamplingConfig {
+    pub temperature: f32,
+    /// 1.0 disables.
+    pub top_p: f32,
+    /// 0 disables.
+    pub top_k: u32,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct GenerationConfig {
+    pub max_new_tokens: usize,
+    /// `None`: greedy (the evaluation setting).
+    pub sampling: Option<SamplingConfig>,
+    /// 1.0 disables; Qwen's generation_config uses 1.05.
+    pub repetition_penalty: f32,
+    /// Tokens that end the reply (not included in it).
+    pub stop: Vec<u32>,
+    pub seed: u64,
+}
+
+impl GenerationConfig {
+    pub fn greedy(max_new_tokens: usize, stop: Vec<u32>) -> GenerationConfig {
+        GenerationConfig { max_new_tokens, sampling: None, repetition_penalty: 1.0, stop, seed: 0 }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopReason {
+    StopToken,
+    MaxTokens,
+    Cancelled,
+}
+
+#[derive(Clone, Debug)]
+pub struct Generated {
+    pub tokens: Vec<u32>,
+    pub reason: StopReason,
+    /// Prompt tokens and the time the prefill and the decode steps took (milliseconds).
+    pub prompt_tokens: usize,
+    pub prefill_ms: f64,
+    pub decode_ms: f64,
+}
+
+/// The prompt as the decoder takes it: embeddings [n, hidden] (vision features already merged
+/// in), M-RoPE positions and the rope delta for the tokens that follow.
+pub struct Prompt {
+    pub embeds: Tensor,
+    pub positions: Vec<[i32; 3]>,
+    pub delta: i64,
+}
+
+fn positions_tensor(gpu: &Gpu, pos: &[[i32; 3]]) -> MResult<Tensor> {
+    let flat: Vec<i32> = pos.iter().flatten().copied().collect();
+    Ok(gpu.upload_i32(&flat, &[pos.len(), 3])?)
+}
+
+/// Generate after `prompt` (the cache must be empty or hold an earlier turn that the prompt
+/// continues). `on_token` sees each new id; returning false cancels.
+pub async fn generate(
+    gpu: &Gpu,
+    model: &TextModel,
+    cache: &mut KvCache,
+    prompt: Prompt,
+    cfg: &GenerationConfig,
+    on_token: &mut dyn FnMut(u32) -> bool,
+) -> MResult<Generated> {
+    let n = prompt.positions.len();
+    if n == 0 || prompt.embeds.rows() != n {
+        return Err(ModelError::Input(format!("a prompt of {} embeddings and {n} positions", prompt.embeds.rows())));
+    }
+    cache.check_room(n + cfg.max_new_tokens.saturating_sub(1))?;
+    let mut rng = fastrand::Rng::with_seed(cfg.seed);
+    let mut tokens: Vec<u32> = Vec::new();
+    let clock = crate::gpu::clock::now_ms;
+    let t0 = clock();
+    let mut rec = Recorder::new(gpu);
+    let pos = positions_tensor(gpu, &prompt.positions)?;
+    let hidden = model.forward(&mut rec, prompt.embeds, &pos, cache, None)?;
+    let last = model.last_row(&mut rec, &hidden)?;
+    let mut id = pick(gpu, model, rec, &last, cfg, &tokens, &mut rng).await?;
+    let prefill_ms = clock() - t0;
+    let t1 = clock();
+    let reason = loop {
+        if cfg.stop.contains(&id) {
+            break StopReason::StopToken;
+        }
+        tokens.push(id);
+        if !on_token(id) {
+            break StopReason::Cancelled;
+        }
+        if tokens.len() >= cfg.max_new_tokens {
+            break StopReason::MaxTokens;
+        }
+        let mut rec = Recorder::new(gpu);
+        let ids = gpu.upload_u32(&[id], &[1])?;
+        let x = model.embed(&mut rec, &ids)?;
+        let pos = positions_tensor(gpu, &[decode_position(cache.len, prompt.delta)])?;
+        let hidden = model.forward(&mut rec, x, &pos, cache, None)?;
+        id = pick(gpu, model, rec, &hidden, cfg, &tokens, &mut rng).await?;
+    };
+    Ok(Generated { tokens, reason, prompt_tokens: n, prefill_ms, decode_ms: clock() - t1 })
+}
+
+/// Logits of the one hidden row, penalty, choice; submits the recorder and reads the id.
+async fn pick(
+    gpu: &Gpu,
+    model: &TextModel,
+    mut rec: Recorder<'_>,
+    hidden: &Tensor,
+    cfg: &GenerationConfig,
+    seen: &[u32],
+    rng: &mut fastrand::Rng,
+) -> MResult<u32> {
+    let logits = model.logits(&mut rec, hidden)?;
+    if cfg.repetition_penalty != 1.0 && !seen.is_empty() {
+        let mut ids = seen.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
+        let t = gpu.upload_u32(&ids, &[ids.len()])?;
+        repetition_penalty(&mut rec, &logits, 0, &t, cfg.repetition_penalty)?;
+    }
+    let out = match &cfg.sampling {
+        None => argmax(&mut rec, &logits, 0)?,
+        Some(s) => sample(&mut rec, &logits, 0, Sampling { temperature: s.temperature, top_p: s.top_p, top_k: s.top_k, u: rng.f32() })?,
+    };
+    rec.submit()?;
+    let id = gpu.read_u32(&out).await?[0];
+    if id as usize >= model.cfg.vocab {
+        return Err(ModelError::Gpu(crate::gpu::GpuError::Shape { kernel: "sample", msg: format!("token id {id} out of range") }));
+    }
+    Ok(id)
+}

@@ -1,0 +1,12 @@
+//! Qwen2.5-VL as Spatial-MLLM uses it (spec sections 5.3, 5.6, 5.7 and 6).
+
+pub mod chat;
+pub mod config;
+pub mod generate;
+pub mod kv_cache;
+pub mod rope_index;
+pub mod text;
+
+pub use config::{QwenConfig, SpecialTokens, TextConfig, VisionConfig};
+pub use kv_cache::KvCache;
+pub use text::TextModel;
