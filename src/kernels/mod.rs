@@ -4,6 +4,7 @@
 pub mod attention;
 pub mod elementwise;
 pub mod embed;
+pub mod gather;
 pub mod matmul;
 pub mod norm;
 pub mod rope;
@@ -27,13 +28,15 @@ pub(crate) const ELEMENTWISE: ShaderSource =
     ShaderSource { name: "elementwise", code: include_str!("../../shaders/elementwise.wgsl"), includes: &[COMMON] };
 pub(crate) const EMBED: ShaderSource =
     ShaderSource { name: "embed", code: include_str!("../../shaders/embed.wgsl"), includes: &[QUANT] };
+pub(crate) const GATHER: ShaderSource =
+    ShaderSource { name: "gather", code: include_str!("../../shaders/gather.wgsl"), includes: &[] };
 pub(crate) const PENALTY: ShaderSource =
     ShaderSource { name: "penalty", code: include_str!("../../shaders/penalty.wgsl"), includes: &[] };
 pub(crate) const SAMPLE: ShaderSource =
     ShaderSource { name: "sample", code: include_str!("../../shaders/sample.wgsl"), includes: &[REDUCE] };
 
 /// Every family, for tools that compile them all (validation, warm-up).
-pub const ALL_SOURCES: [&ShaderSource; 8] = [&MATMUL, &ATTENTION, &NORM, &ROPE, &ELEMENTWISE, &EMBED, &SAMPLE, &PENALTY];
+pub const ALL_SOURCES: [&ShaderSource; 9] = [&MATMUL, &ATTENTION, &NORM, &ROPE, &ELEMENTWISE, &EMBED, &SAMPLE, &PENALTY, &GATHER];
 
 /// Threads per workgroup of the flat element-wise kernels.
 pub(crate) const FLAT_WG: u32 = 256;

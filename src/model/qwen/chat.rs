@@ -105,7 +105,7 @@ impl QwenTokenizer {
         for x in ids {
             if pads(x) {
                 let n = *next.next().expect("counted");
-                out.extend(std::iter::repeat(x).take(n));
+                out.extend(std::iter::repeat_n(x, n));
             } else {
                 out.push(x);
             }

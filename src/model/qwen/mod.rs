@@ -6,7 +6,10 @@ pub mod generate;
 pub mod kv_cache;
 pub mod rope_index;
 pub mod text;
+pub mod vision;
+pub mod vision_layout;
 
 pub use config::{QwenConfig, SpecialTokens, TextConfig, VisionConfig};
 pub use kv_cache::KvCache;
 pub use text::TextModel;
+pub use vision::VisionModel;

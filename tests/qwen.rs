@@ -1,6 +1,7 @@
-//! Qwen2.5-VL text path against transformers (tests/fixtures/qwen2.5-vl): chat template and
-//! tokenizer, M-RoPE position ids for text / image / video prompts, per-layer activations and
-//! logits of the decoder on the f32 path (relative error < 1e-3), and 32 greedy tokens identical.
+//! Qwen2.5-VL against transformers (tests/fixtures/qwen2.5-vl): chat template and tokenizer,
+//! M-RoPE position ids for text / image / video prompts, per-layer activations of the decoder and
+//! the vision encoder and logits on the f32 path (relative error < 1e-3), and 32 greedy tokens
+//! identical, for a text prompt, one image and a 4-frame video.
 
 use std::path::{Path, PathBuf};
 
@@ -11,7 +12,9 @@ use spatial_mllm_web::model::qwen::chat::{Content, Message, QwenTokenizer, TextS
 use spatial_mllm_web::model::qwen::generate::{generate, GenerationConfig, Prompt, StopReason};
 use spatial_mllm_web::model::qwen::rope_index::{rope_index, VisionGrid};
 use spatial_mllm_web::model::qwen::text::Taps;
-use spatial_mllm_web::model::qwen::{KvCache, QwenConfig, TextModel};
+use spatial_mllm_web::model::qwen::vision::{merge_into_prompt, VisionTaps};
+use spatial_mllm_web::model::qwen::vision_layout::Grid;
+use spatial_mllm_web::model::qwen::{KvCache, QwenConfig, TextModel, VisionModel};
 use spatial_mllm_web::model::Params;
 use spatial_mllm_web::testing::compare;
 use spatial_mllm_web::weights::convert::{convert, ConvertOptions};
@@ -99,13 +102,18 @@ fn prompts_and_positions_match_transformers() {
 }
 
 fn load_model(gpu: &Gpu) -> TextModel {
+    load_models(gpu).0
+}
+
+fn load_models(gpu: &Gpu) -> (TextModel, VisionModel) {
     let tmp = tempfile::tempdir().unwrap();
     let dst = tmp.path().join("pkg");
     let opts = ConvertOptions { policy: Policy::parse("=f32").unwrap(), max_shard: 128 << 20 };
     convert(&fixture(), &dst, &opts, &mut |_| {}).unwrap();
     let pkg = Package::open(&dst).unwrap();
     let params = Params::new(pkg.load(gpu, &mut |_| {}).unwrap());
-    TextModel::new(gpu, &QwenConfig::from_json(&pkg.manifest.config).unwrap().text, &params).unwrap()
+    let cfg = QwenConfig::from_json(&pkg.manifest.config).unwrap();
+    (TextModel::new(gpu, &cfg.text, &params).unwrap(), VisionModel::new(gpu, &cfg.vision, &params).unwrap())
 }
 
 fn read(gpu: &Gpu, t: &Tensor) -> Vec<f32> {
@@ -175,4 +183,69 @@ fn greedy_generation_matches_transformers() {
     }
     assert_eq!(text, tok.decode(&want, true).unwrap(), "streamed pieces add up to the decoded reply");
     assert_eq!(cache.len, ids.len() + 31);
+}
+
+fn f32_gpu() -> Gpu {
+    pollster::block_on(Gpu::new(GpuOptions { allow_f16: false, allow_subgroups: true, poison: true })).expect("a GPU adapter")
+}
+
+fn vision_input(r: &Reference, case: &str) -> (Vec<f32>, Vec<Grid>) {
+    let key = if case == "image" { "image.pixel_values" } else { "video.pixel_values_videos" };
+    let px: Vec<f32> = r.f64s(key).into_iter().map(|v| v as f32).collect();
+    let g = grids(r, case).into_iter().map(|g| Grid { t: g.t, h: g.h, w: g.w }).collect();
+    (px, g)
+}
+
+#[test]
+fn vision_encoder_matches_transformers_block_by_block() {
+    let gpu = f32_gpu();
+    let (_, vision) = load_models(&gpu);
+    let r = Reference::load();
+    for case in ["image", "video"] {
+        let (px, g) = vision_input(&r, case);
+        let mut rec = Recorder::new(&gpu);
+        let mut taps = VisionTaps::default();
+        let out = vision.forward(&mut rec, &px, &g, Some(&mut taps)).unwrap();
+        rec.submit().unwrap();
+        let tol = 1e-3;
+        let mut report = Vec::new();
+        for (i, t) in taps.blocks.iter().enumerate() {
+            report.push(compare(&format!("{case} block {i}"), &read(&gpu, t), &r.f64s(&format!("{case}.vit.block.{i}")), tol).unwrap());
+        }
+        report.push(compare(&format!("{case} vit out"), &read(&gpu, &out), &r.f64s(&format!("{case}.vit.out")), tol).unwrap());
+        println!("{}", report.join("\n"));
+    }
+}
+
+#[test]
+fn image_and_video_prompts_match_transformers() {
+    let gpu = f32_gpu();
+    let (text, vision) = load_models(&gpu);
+    let r = Reference::load();
+    let tok = tokenizer();
+    let cfg = config();
+    for case in ["image", "video"] {
+        let (px, g) = vision_input(&r, case);
+        let counts: Vec<usize> = g.iter().map(|&g| vision.tokens(g)).collect();
+        let ids = tok.prompt_ids(&messages(case), &counts).unwrap();
+        let (positions, delta) = rope_index(&ids, &grids(&r, case), &cfg.tokens, cfg.vision.merge, cfg.vision.tokens_per_second).unwrap();
+        let mut rec = Recorder::new(&gpu);
+        let v = vision.forward(&mut rec, &px, &g, None).unwrap();
+        let idt = gpu.upload_u32(&ids, &[ids.len()]).unwrap();
+        let embeds = text.embed(&mut rec, &idt).unwrap();
+        merge_into_prompt(&mut rec, &embeds, &ids, [cfg.tokens.image_pad, cfg.tokens.video_pad], &v).unwrap();
+        // Full-prompt logits first (a separate cache), then generation.
+        let mut cache = KvCache::new(&gpu, &text.cfg, 256).unwrap();
+        let pos: Vec<i32> = positions.iter().flatten().copied().collect();
+        let post = gpu.upload_i32(&pos, &[ids.len(), 3]).unwrap();
+        let hidden = text.forward(&mut rec, embeds.clone(), &post, &mut cache, None).unwrap();
+        let logits = text.logits(&mut rec, &hidden).unwrap();
+        rec.submit().unwrap();
+        println!("{}", compare(&format!("{case} logits"), &read(&gpu, &logits), &r.f64s(&format!("{case}.logits")), 1e-3).unwrap());
+        let mut cache = KvCache::new(&gpu, &text.cfg, 256).unwrap();
+        let gen = pollster::block_on(generate(&gpu, &text, &mut cache, Prompt { embeds, positions, delta }, &GenerationConfig::greedy(32, vec![]), &mut |_| true))
+            .unwrap();
+        let want: Vec<u32> = r.ints(&format!("{case}.generated")).into_iter().map(|v| v as u32).collect();
+        assert_eq!(gen.tokens, want, "{case}: greedy tokens");
+    }
 }
