@@ -249,3 +249,34 @@ fn image_and_video_prompts_match_transformers() {
         assert_eq!(gen.tokens, want, "{case}: greedy tokens");
     }
 }
+
+/// The f16 activation path (the fast one on GPUs): the same image prompt's logits within f16's
+/// error. Fails on an adapter without shader-f16 unless ALLOW_NO_F16=1.
+#[test]
+fn f16_path_stays_close_to_transformers() {
+    let gpu = pollster::block_on(Gpu::new(GpuOptions { allow_f16: true, allow_subgroups: true, poison: true })).expect("a GPU adapter");
+    if gpu.act != spatial_mllm_web::gpu::DType::F16 {
+        assert_eq!(std::env::var("ALLOW_NO_F16").as_deref(), Ok("1"), "adapter {} has no shader-f16", gpu.info.name);
+        return;
+    }
+    let (text, vision) = load_models(&gpu);
+    let r = Reference::load();
+    let tok = tokenizer();
+    let cfg = config();
+    let (px, g) = vision_input(&r, "image");
+    let ids = tok.prompt_ids(&messages("image"), &[vision.tokens(g[0])]).unwrap();
+    let (positions, _) = rope_index(&ids, &grids(&r, "image"), &cfg.tokens, cfg.vision.merge, cfg.vision.tokens_per_second).unwrap();
+    let mut rec = Recorder::new(&gpu);
+    let v = vision.forward(&mut rec, &px, &g, None).unwrap();
+    let idt = gpu.upload_u32(&ids, &[ids.len()]).unwrap();
+    let embeds = text.embed(&mut rec, &idt).unwrap();
+    merge_into_prompt(&mut rec, &embeds, &ids, [cfg.tokens.image_pad, cfg.tokens.video_pad], &v).unwrap();
+    let mut cache = KvCache::new(&gpu, &text.cfg, 256).unwrap();
+    let pos: Vec<i32> = positions.iter().flatten().copied().collect();
+    let post = gpu.upload_i32(&pos, &[ids.len(), 3]).unwrap();
+    let hidden = text.forward(&mut rec, embeds, &post, &mut cache, None).unwrap();
+    let logits = text.logits(&mut rec, &hidden).unwrap();
+    rec.submit().unwrap();
+    println!("{}", compare("f16 vit out", &read(&gpu, &v), &r.f64s("image.vit.out"), 1e-2).unwrap());
+    println!("{}", compare("f16 logits", &read(&gpu, &logits), &r.f64s("image.logits"), 1e-2).unwrap());
+}
