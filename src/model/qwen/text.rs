@@ -152,6 +152,9 @@ impl TextModel {
         let act = gpu.act.size() as u64;
         let mut col = 0u64;
         for part in &self.lm_head {
+            if (col * act) % 4 != 0 {
+                return Err(ModelError::Config("lm_head parts must start at an even row for f16 copies: convert with another --shard-kib".into()));
+            }
             let y = linear(rec, hidden, part, Epilogue::none())?;
             rec.copy(&y, 0, &out, col * act, part.rows as u64 * act);
             col += part.rows as u64;
