@@ -217,34 +217,47 @@ fn vision_encoder_matches_transformers_block_by_block() {
     }
 }
 
+/// A multimodal prompt run through the vision encoder and the decoder in one submission.
+struct PromptRun {
+    embeds: Tensor,
+    vision: Tensor,
+    logits: Tensor,
+    positions: Vec<[i32; 3]>,
+    delta: i64,
+}
+
+fn run_prompt(gpu: &Gpu, text: &TextModel, vision: &VisionModel, r: &Reference, case: &str) -> PromptRun {
+    let (tok, cfg) = (tokenizer(), config());
+    let (px, g) = vision_input(r, case);
+    let counts: Vec<usize> = g.iter().map(|&g| vision.tokens(g)).collect();
+    let ids = tok.prompt_ids(&messages(case), &counts).unwrap();
+    let (positions, delta) = rope_index(&ids, &grids(r, case), &cfg.tokens, cfg.vision.merge, cfg.vision.tokens_per_second).unwrap();
+    let mut rec = Recorder::new(gpu);
+    let v = vision.forward(&mut rec, &px, &g, None).unwrap();
+    let idt = gpu.upload_u32(&ids, &[ids.len()]).unwrap();
+    let embeds = text.embed(&mut rec, &idt).unwrap();
+    merge_into_prompt(&mut rec, &embeds, &ids, [cfg.tokens.image_pad, cfg.tokens.video_pad], &v).unwrap();
+    let mut cache = KvCache::new(gpu, &text.cfg, 256).unwrap();
+    let pos: Vec<i32> = positions.iter().flatten().copied().collect();
+    let post = gpu.upload_i32(&pos, &[ids.len(), 3]).unwrap();
+    let hidden = text.forward(&mut rec, embeds.clone(), &post, &mut cache, None).unwrap();
+    let logits = text.logits(&mut rec, &hidden).unwrap();
+    rec.submit().unwrap();
+    PromptRun { embeds, vision: v, logits, positions, delta }
+}
+
 #[test]
 fn image_and_video_prompts_match_transformers() {
     let gpu = f32_gpu();
     let (text, vision) = load_models(&gpu);
     let r = Reference::load();
-    let tok = tokenizer();
-    let cfg = config();
     for case in ["image", "video"] {
-        let (px, g) = vision_input(&r, case);
-        let counts: Vec<usize> = g.iter().map(|&g| vision.tokens(g)).collect();
-        let ids = tok.prompt_ids(&messages(case), &counts).unwrap();
-        let (positions, delta) = rope_index(&ids, &grids(&r, case), &cfg.tokens, cfg.vision.merge, cfg.vision.tokens_per_second).unwrap();
-        let mut rec = Recorder::new(&gpu);
-        let v = vision.forward(&mut rec, &px, &g, None).unwrap();
-        let idt = gpu.upload_u32(&ids, &[ids.len()]).unwrap();
-        let embeds = text.embed(&mut rec, &idt).unwrap();
-        merge_into_prompt(&mut rec, &embeds, &ids, [cfg.tokens.image_pad, cfg.tokens.video_pad], &v).unwrap();
-        // Full-prompt logits first (a separate cache), then generation.
+        // Full-prompt logits first (their own cache), then generation from the same embeddings.
+        let run = run_prompt(&gpu, &text, &vision, &r, case);
+        println!("{}", compare(&format!("{case} logits"), &read(&gpu, &run.logits), &r.f64s(&format!("{case}.logits")), 1e-3).unwrap());
         let mut cache = KvCache::new(&gpu, &text.cfg, 256).unwrap();
-        let pos: Vec<i32> = positions.iter().flatten().copied().collect();
-        let post = gpu.upload_i32(&pos, &[ids.len(), 3]).unwrap();
-        let hidden = text.forward(&mut rec, embeds.clone(), &post, &mut cache, None).unwrap();
-        let logits = text.logits(&mut rec, &hidden).unwrap();
-        rec.submit().unwrap();
-        println!("{}", compare(&format!("{case} logits"), &read(&gpu, &logits), &r.f64s(&format!("{case}.logits")), 1e-3).unwrap());
-        let mut cache = KvCache::new(&gpu, &text.cfg, 256).unwrap();
-        let gen = pollster::block_on(generate(&gpu, &text, &mut cache, Prompt { embeds, positions, delta }, &GenerationConfig::greedy(32, vec![]), &mut |_| true))
-            .unwrap();
+        let prompt = Prompt { embeds: run.embeds, positions: run.positions, delta: run.delta };
+        let gen = pollster::block_on(generate(&gpu, &text, &mut cache, prompt, &GenerationConfig::greedy(32, vec![]), &mut |_| true)).unwrap();
         let want: Vec<u32> = r.ints(&format!("{case}.generated")).into_iter().map(|v| v as u32).collect();
         assert_eq!(gen.tokens, want, "{case}: greedy tokens");
     }
@@ -261,22 +274,7 @@ fn f16_path_stays_close_to_transformers() {
     }
     let (text, vision) = load_models(&gpu);
     let r = Reference::load();
-    let tok = tokenizer();
-    let cfg = config();
-    let (px, g) = vision_input(&r, "image");
-    let ids = tok.prompt_ids(&messages("image"), &[vision.tokens(g[0])]).unwrap();
-    let (positions, _) = rope_index(&ids, &grids(&r, "image"), &cfg.tokens, cfg.vision.merge, cfg.vision.tokens_per_second).unwrap();
-    let mut rec = Recorder::new(&gpu);
-    let v = vision.forward(&mut rec, &px, &g, None).unwrap();
-    let idt = gpu.upload_u32(&ids, &[ids.len()]).unwrap();
-    let embeds = text.embed(&mut rec, &idt).unwrap();
-    merge_into_prompt(&mut rec, &embeds, &ids, [cfg.tokens.image_pad, cfg.tokens.video_pad], &v).unwrap();
-    let mut cache = KvCache::new(&gpu, &text.cfg, 256).unwrap();
-    let pos: Vec<i32> = positions.iter().flatten().copied().collect();
-    let post = gpu.upload_i32(&pos, &[ids.len(), 3]).unwrap();
-    let hidden = text.forward(&mut rec, embeds, &post, &mut cache, None).unwrap();
-    let logits = text.logits(&mut rec, &hidden).unwrap();
-    rec.submit().unwrap();
-    println!("{}", compare("f16 vit out", &read(&gpu, &v), &r.f64s("image.vit.out"), 1e-2).unwrap());
-    println!("{}", compare("f16 logits", &read(&gpu, &logits), &r.f64s("image.logits"), 1e-2).unwrap());
+    let run = run_prompt(&gpu, &text, &vision, &r, "image");
+    println!("{}", compare("f16 vit out", &read(&gpu, &run.vision), &r.f64s("image.vit.out"), 1e-2).unwrap());
+    println!("{}", compare("f16 logits", &read(&gpu, &run.logits), &r.f64s("image.logits"), 1e-2).unwrap());
 }
