@@ -60,3 +60,40 @@ pub async fn load_package(base_url: String, on_progress: Option<js_sys::Function
 pub async fn clear_package_cache() -> Result<bool, JsValue> {
     crate::weights::http::clear_cache().await.map_err(|e| JsValue::from_str(&e.to_string()))
 }
+
+/// Run the Qwen2.5-VL parity checks (`testing::qwen_parity`, names containing `filter`) with the
+/// package at `package_url` (the tiny fixture converted to f32) against the reference outputs at
+/// `fixture_url`. Returns the same JSON report as `run_kernel_suite`.
+#[wasm_bindgen]
+pub async fn run_qwen_parity(package_url: String, fixture_url: String, filter: String) -> Result<String, JsValue> {
+    use crate::model::qwen::{QwenConfig, TextModel, VisionModel};
+    use crate::testing::qwen_parity::{run_check, Fixture, CHECKS};
+    use crate::weights::http;
+    let js = |e: &dyn std::fmt::Display| JsValue::from_str(&e.to_string());
+    let opts = GpuOptions { allow_f16: true, allow_subgroups: false, poison: true };
+    let gpu = Gpu::new(opts).await.map_err(|e| js(&e))?;
+    let (manifest, params, _) = http::load(&gpu, &package_url, &mut |_, _, _, _, _| {}).await.map_err(|e| js(&e))?;
+    let tokenizer = manifest.tokenizer.as_deref().ok_or_else(|| JsValue::from_str("the package has no tokenizer"))?;
+    let tokenizer = http::file(&package_url, tokenizer).await.map_err(|e| js(&e))?;
+    let reference = http::file(&fixture_url, "reference.safetensors").await.map_err(|e| js(&e))?;
+    let meta = http::file(&fixture_url, "reference.json").await.map_err(|e| js(&e))?;
+    let fx = Fixture::new(reference, &String::from_utf8_lossy(&meta), &tokenizer, &manifest.config).map_err(|e| js(&e))?;
+    let cfg = QwenConfig::from_json(&manifest.config).map_err(|e| js(&e))?;
+    let params = crate::model::Params::new(params);
+    let text = TextModel::new(&gpu, &cfg.text, &params).map_err(|e| js(&e))?;
+    let vision = VisionModel::new(&gpu, &cfg.vision, &params).map_err(|e| js(&e))?;
+    let mut results = Vec::new();
+    for name in CHECKS.iter().filter(|n| filter.is_empty() || n.contains(filter.as_str())) {
+        let t0 = js_sys::Date::now();
+        let r = run_check(&gpu, &fx, &text, &vision, name).await;
+        let ms = js_sys::Date::now() - t0;
+        let (ok, detail) = match r {
+            Ok(d) => (true, d),
+            Err(e) => (false, e),
+        };
+        web_sys::console::log_1(&format!("{} {name}: {detail}", if ok { "PASS" } else { "FAIL" }).into());
+        results.push(serde_json::json!({"name": name, "ok": ok, "detail": detail, "ms": ms}));
+    }
+    let report = serde_json::json!({"device": gpu.info.to_string(), "path": format!("{:?}", gpu.act), "results": results});
+    Ok(report.to_string())
+}

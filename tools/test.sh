@@ -17,6 +17,8 @@ echo "== wasm: build"
 bash tools/build-wasm.sh
 echo "== browser: kernel suite in headless Chromium (SwiftShader WebGPU)"
 node tests/browser/run.mjs
+echo "== browser: Qwen2.5-VL parity with transformers in headless Chromium"
+node tests/browser/run.mjs --suite qwen
 echo "== browser: model package loader (HTTP, resume, cache, integrity)"
 node tests/browser/package.mjs
 echo "== all tests passed"

@@ -3,6 +3,7 @@
 //! inputs with odd sizes, outputs poisoned before each run.
 
 pub mod cases;
+pub mod qwen_parity;
 pub mod reference;
 mod util;
 

@@ -214,6 +214,20 @@ pub async fn load(gpu: &Gpu, base: &str, progress: &mut ProgressFn<'_>) -> PResu
     Ok((manifest, out, report))
 }
 
+/// One file of a package (the tokenizer, say) or any other file next to it: from Cache Storage
+/// when present, else downloaded (resumably) and cached.
+pub async fn file(base: &str, name: &str) -> PResult<Vec<u8>> {
+    let cache = open_cache().await;
+    let url = join(base, name);
+    if let Some(b) = cached(&cache, &url).await {
+        return Ok(b);
+    }
+    let (mut bytes, _) = download(&url, None, &mut |_| {}).await?;
+    // A full quota costs only the next visit's download.
+    let _ = store(&cache, &url, &mut bytes).await;
+    Ok(bytes)
+}
+
 /// Delete every cached package.
 pub async fn clear_cache() -> PResult<bool> {
     let storage = cache_storage().map_err(|e| PackageError::Cache(js_msg(e)))?;

@@ -1,16 +1,22 @@
-// Runs the kernel suite (built to wasm, in pkg/) inside headless Chromium on SwiftShader's
-// WebGPU adapter. Fails on any failed case, on a missing adapter or a suite that rejects, on an
-// empty report, on a page crash, or on a timeout (never a skip).
-//   node tests/browser/run.mjs [filter]     (or KERNEL_FILTER=...)
+// Runs a test suite built to wasm (pkg/) inside headless Chromium on SwiftShader's WebGPU
+// adapter: the kernel suite, or the Qwen2.5-VL parity checks against transformers' outputs on the
+// tiny fixture (converted to an f32 package by the native CLI first). Fails on any failed case, on
+// a missing adapter or a suite that rejects, on an empty report, on a page crash, or on a timeout
+// (never a skip).
+//   node tests/browser/run.mjs [--suite kernels|qwen] [filter]     (or KERNEL_FILTER=...)
 //   KERNEL_SEED=n replays a seed; CHROMIUM=/path/to/chrome; BROWSER_TIMEOUT_MS (default 20 min).
 import { launch, executablePath } from './chromium.mjs';
+import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { serve } from '../../tools/static-server.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const filter = process.argv[2] ?? process.env.KERNEL_FILTER ?? '';
+const args = process.argv.slice(2);
+const suiteAt = args.indexOf('--suite');
+const suite = suiteAt >= 0 ? args.splice(suiteAt, 2)[1] : 'kernels';
+const filter = args[0] ?? process.env.KERNEL_FILTER ?? '';
 const seed = Number(process.env.KERNEL_SEED ?? Math.floor(Math.random() * 2 ** 31));
 const timeoutMs = Number(process.env.BROWSER_TIMEOUT_MS ?? 20 * 60 * 1000);
 
@@ -27,7 +33,18 @@ if (!fs.existsSync(executablePath)) {
   process.exit(1);
 }
 
-const replay = `KERNEL_SEED=${seed} node tests/browser/run.mjs${filter ? ` '${filter}'` : ''}`;
+let query = `suite=${suite}&seed=${seed}&filter=${encodeURIComponent(filter)}`;
+if (suite === 'qwen') {
+  const pkg = 'target/browser-fixtures/qwen2.5-vl-f32';
+  fs.rmSync(path.join(root, pkg), { recursive: true, force: true });
+  execFileSync(path.join(root, 'target/release/spatial-mllm'), ['convert', 'tests/fixtures/qwen2.5-vl', pkg, '--policy', '=f32'],
+    { cwd: root, stdio: 'inherit' });
+  query += `&package=/${pkg}&fixture=/tests/fixtures/qwen2.5-vl`;
+} else if (suite !== 'kernels') {
+  console.error(`FAILED: no suite named '${suite}' (kernels, qwen)`);
+  process.exit(1);
+}
+const replay = `KERNEL_SEED=${seed} node tests/browser/run.mjs --suite ${suite}${filter ? ` '${filter}'` : ''}`;
 const { server, url } = await serve(root);
 let browser;
 let code = 1;
@@ -38,9 +55,9 @@ try {
   page.on('console', (m) => console.log(`[browser] ${m.text()}`));
   page.on('pageerror', (e) => console.log(`[browser error] ${e.message}`));
   const crashed = new Promise((_, reject) => page.on('crash', () => reject(new Error('the page crashed'))));
-  console.log(`kernel suite in Chromium: seed ${seed}${filter ? `, filter '${filter}'` : ''} (replay: ${replay})`);
+  console.log(`${suite} suite in Chromium: seed ${seed}${filter ? `, filter '${filter}'` : ''} (replay: ${replay})`);
   const t0 = Date.now();
-  await page.goto(`${url}/tests/browser/kernels.html?seed=${seed}&filter=${encodeURIComponent(filter)}`);
+  await page.goto(`${url}/tests/browser/suite.html?${query}`);
   await Promise.race([
     page.waitForFunction(() => window.__done === true, null, { timeout: timeoutMs, polling: 1000 }),
     crashed,
