@@ -2,6 +2,8 @@
 //! the same device's measured copy bandwidth and best GEMM rate (DESIGN.md, performance method).
 //! Timing: a fence (readback) around `reps` back-to-back dispatches in one submission.
 
+pub mod qwen;
+
 use std::time::Instant;
 
 use crate::gpu::{Gpu, Recorder, Result, Tensor};
@@ -76,6 +78,15 @@ fn act(gpu: &Gpu, rng: &mut Rng, shape: &[usize]) -> Result<Tensor> {
     gpu.upload_act(&rng.normals(shape.iter().product(), 1.0), shape)
 }
 
+/// A tiled GEMM [m, k] x [n, k]^T with weights in `fmt`.
+pub fn gemm_row(gpu: &Gpu, rng: &mut Rng, fmt: WeightFormat, m: usize, n: usize, k: usize, reps: usize) -> Result<Row> {
+    let w = weight(gpu, rng, fmt, n, k)?;
+    let x = act(gpu, rng, &[m, k])?;
+    let (ms, d) = time(gpu, reps, |rec| linear_with(rec, &x, &w, Epilogue::none(), Path::Gemm).map(|_| ()))?;
+    let bytes = (n * k) as f64 * fmt.bits_per_weight() / 8.0 + (m * k + m * n) as f64 * gpu.act.size() as f64;
+    Ok(Row { name: format!("gemm {} {m}x{n}x{k}", fmt.name()), ms, bytes, flops: 2.0 * (m * n * k) as f64, dispatches: d })
+}
+
 pub fn run_all(gpu: &Gpu, scale: Scale, reps: usize) -> Result<Vec<Row>> {
     let mut rng = Rng::new(7);
     let act_b = gpu.act.size() as f64;
@@ -88,11 +99,7 @@ pub fn run_all(gpu: &Gpu, scale: Scale, reps: usize) -> Result<Vec<Row>> {
     let (gm, gn, gk) = if full { (2048, 2048, 2048) } else { (256, 512, 512) };
     let (vn, vk) = if full { (11008, 2048) } else { (2048, 1024) };
     for fmt in WeightFormat::all() {
-        let w = weight(gpu, &mut rng, fmt, gn, gk)?;
-        let x = act(gpu, &mut rng, &[gm, gk])?;
-        let (ms, d) = time(gpu, reps, |rec| linear_with(rec, &x, &w, Epilogue::none(), Path::Gemm).map(|_| ()))?;
-        let bytes = (gn * gk) as f64 * fmt.bits_per_weight() / 8.0 + (gm * gk + gm * gn) as f64 * act_b;
-        rows.push(Row { name: format!("gemm {} {gm}x{gn}x{gk}", fmt.name()), ms, bytes, flops: 2.0 * (gm * gn * gk) as f64, dispatches: d });
+        rows.push(gemm_row(gpu, &mut rng, fmt, gm, gn, gk, reps)?);
 
         let w = weight(gpu, &mut rng, fmt, vn, vk)?;
         let x = act(gpu, &mut rng, &[1, vk])?;

@@ -6,8 +6,11 @@
 
 use std::path::{Path, PathBuf};
 
-use spatial_mllm_web::gpu::{DType, Gpu, GpuOptions};
-use spatial_mllm_web::model::qwen::{QwenConfig, TextModel, VisionModel};
+use spatial_mllm_web::gpu::{DType, Gpu, GpuOptions, Recorder};
+use spatial_mllm_web::model::qwen::chat::Message;
+use spatial_mllm_web::model::qwen::generate::{generate, GenerationConfig, Prompt};
+use spatial_mllm_web::model::qwen::vision_layout::Grid;
+use spatial_mllm_web::model::qwen::{KvCache, QwenConfig, TextModel, VisionModel};
 use spatial_mllm_web::model::Params;
 use spatial_mllm_web::testing::qwen_parity::{self, Fixture};
 use spatial_mllm_web::weights::convert::{convert, ConvertOptions};
@@ -30,14 +33,18 @@ fn gpu(allow_f16: bool) -> Gpu {
 }
 
 /// The fixture converted to an f32 package and loaded, as a user's package would be.
-fn load_models(gpu: &Gpu) -> (TextModel, VisionModel) {
+fn load_params(gpu: &Gpu) -> (Params, QwenConfig) {
     let tmp = tempfile::tempdir().unwrap();
     let dst = tmp.path().join("pkg");
     let opts = ConvertOptions { policy: Policy::parse("=f32").unwrap(), max_shard: 128 << 20 };
     convert(&fixture_dir(), &dst, &opts, &mut |_| {}).unwrap();
     let pkg = Package::open(&dst).unwrap();
     let params = Params::new(pkg.load(gpu, &mut |_| {}).unwrap());
-    let cfg = QwenConfig::from_json(&pkg.manifest.config).unwrap();
+    (params, QwenConfig::from_json(&pkg.manifest.config).unwrap())
+}
+
+fn load_models(gpu: &Gpu) -> (TextModel, VisionModel) {
+    let (params, cfg) = load_params(gpu);
     (TextModel::new(gpu, &cfg.text, &params).unwrap(), VisionModel::new(gpu, &cfg.vision, &params).unwrap())
 }
 
@@ -90,4 +97,43 @@ fn f16_path_stays_close_to_transformers() {
     }
     let (text, vision) = load_models(&gpu);
     println!("{}", pollster::block_on(qwen_parity::check_f16_image(&gpu, &fixture(), &text, &vision)).unwrap());
+}
+
+/// Bad input: a prompt longer than the KV cache, an image smaller than one merged patch, a config
+/// whose sizes disagree with the weights. Each is a clear error, and the model still works after.
+#[test]
+fn bad_input_is_a_clear_error() {
+    let gpu = gpu(false);
+    let (params, cfg) = load_params(&gpu);
+    let text = TextModel::new(&gpu, &cfg.text, &params).unwrap();
+    let vision = VisionModel::new(&gpu, &cfg.vision, &params).unwrap();
+    let fx = fixture();
+
+    let ids = fx.tokenizer.prompt_ids(&[Message::text("user", &"many words ".repeat(20))], &[]).unwrap();
+    let mut cache = KvCache::new(&gpu, &cfg.text, 32).unwrap();
+    let mut rec = Recorder::new(&gpu);
+    let embeds = text.embed(&mut rec, &gpu.upload_u32(&ids, &[ids.len()]).unwrap()).unwrap();
+    rec.submit().unwrap();
+    let positions = (0..ids.len() as i32).map(|i| [i; 3]).collect();
+    let e = pollster::block_on(generate(&gpu, &text, &mut cache, Prompt { embeds, positions, delta: 0 }, &GenerationConfig::greedy(4, vec![]), &mut |_| true))
+        .err()
+        .expect("a prompt longer than the KV cache must fail");
+    assert!(e.to_string().contains("do not fit the KV cache"), "{e}");
+    assert_eq!(cache.len, 0, "nothing was written to the cache");
+
+    for grid in [Grid { t: 1, h: 0, w: 0 }, Grid { t: 1, h: 1, w: 1 }, Grid { t: 1, h: 2, w: 3 }] {
+        let px = vec![0.0; grid.t * grid.h * grid.w * 3 * 2 * 14 * 14];
+        let mut rec = Recorder::new(&gpu);
+        let e = vision.forward(&mut rec, &px, &[grid], None).err().expect("a grid smaller than one merged patch must fail");
+        assert!(e.to_string().contains("at least 28 px"), "{grid:?}: {e}");
+    }
+
+    let mut wrong = cfg.text.clone();
+    wrong.intermediate += 8;
+    let e = TextModel::new(&gpu, &wrong, &params).err().expect("a config that disagrees with the weights must fail");
+    assert!(e.to_string().contains("mlp.gate_proj.weight"), "{e}");
+    println!("{e}");
+
+    // The model still answers after the errors.
+    println!("{}", pollster::block_on(qwen_parity::run_check(&gpu, &fx, &text, &vision, "image prompt")).unwrap());
 }

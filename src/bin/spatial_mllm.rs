@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
+use spatial_mllm_web::bench::qwen::{self as qwen_bench, QwenBench};
 use spatial_mllm_web::bench::{format_table, run_all, Scale};
 use spatial_mllm_web::gpu::{Gpu, GpuOptions};
 use spatial_mllm_web::testing::Rng;
@@ -68,6 +69,30 @@ enum BenchWhat {
         size: SizeArg,
         /// Repetitions per measurement.
         #[arg(long, default_value_t = 10)]
+        reps: usize,
+    },
+    /// The Qwen2.5-VL language model at a real config with random weights (q4 and q8 layers):
+    /// prefill and decode tokens/s, dispatches and submits per token, bytes per token against the
+    /// device's bandwidth. Random packages are written once under target/bench-packages.
+    Qwen {
+        /// The model config (default: Qwen2.5-VL-3B's).
+        #[arg(long, default_value = "models/configs/qwen2.5-vl-3b.json")]
+        config: PathBuf,
+        /// Benchmark this package instead of random weights.
+        #[arg(long)]
+        package: Option<PathBuf>,
+        /// Formats of the decoder layers' matrices, comma-separated (q4: the default policy, q8
+        /// embedding; q8: everything q8).
+        #[arg(long, default_value = "q4,q8")]
+        formats: String,
+        /// Prompt tokens.
+        #[arg(long, default_value_t = 128)]
+        prompt: usize,
+        /// Decoded tokens.
+        #[arg(long, default_value_t = 32)]
+        tokens: usize,
+        /// Repetitions (the best is reported).
+        #[arg(long, default_value_t = 2)]
         reps: usize,
     },
 }
@@ -135,6 +160,23 @@ fn main() {
             println!("{}: {} shards verified ({} bytes)", dir.display(), p.manifest.shards.len(), p.manifest.total_bytes());
         }
         Cmd::QuantError => quant_error(),
+        Cmd::Bench { what: BenchWhat::Qwen { config, package, formats, prompt, tokens, reps } } => {
+            let gpu = gpu(cli.f32);
+            let dirs = match package {
+                Some(p) => vec![p],
+                None => formats.split(',').map(|f| random_package(&config, f.trim())).collect(),
+            };
+            let bench = QwenBench { prompt, new_tokens: tokens, reps };
+            let mut runs = Vec::new();
+            for dir in dirs {
+                let pkg = Package::open(&dir).unwrap_or_else(|e| fail(1, e));
+                eprintln!("loading {} ({:.2} GB)", dir.display(), pkg.manifest.total_bytes() as f64 / 1e9);
+                let params = pkg.load(&gpu, &mut |_| {}).unwrap_or_else(|e| fail(1, e));
+                eprintln!("running {} ({prompt} prompt tokens, {tokens} new)", qwen_bench::formats(&pkg.manifest));
+                runs.push(pollster::block_on(qwen_bench::run(&gpu, &pkg.manifest, params, &bench)).unwrap_or_else(|e| fail(3, e)));
+            }
+            print!("{}", qwen_bench::format_table(&gpu, &runs));
+        }
         Cmd::Bench { what: BenchWhat::Kernels { size, reps } } => {
             let gpu = gpu(cli.f32);
             let scale = match size {
@@ -149,6 +191,35 @@ fn main() {
             }
         }
     }
+}
+
+/// A random package of `config` with decoder matrices in `format`, written once and reused.
+fn random_package(config: &std::path::Path, format: &str) -> PathBuf {
+    let policy = match format {
+        "q4" => "llm.layers.=q4",
+        "q8" => "llm.=q8",
+        "f16" => "llm.=f16",
+        other => fail(1, format!("unknown format {other:?} (q4, q8, f16)")),
+    };
+    let stem = config.file_stem().and_then(|s| s.to_str()).unwrap_or("model");
+    let dir = PathBuf::from("target/bench-packages").join(format!("{stem}-{format}"));
+    let text = std::fs::read_to_string(config).unwrap_or_else(|e| fail(1, format!("{}: {e}", config.display())));
+    let cfg: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| fail(1, format!("{}: {e}", config.display())));
+    if Package::open(&dir).is_ok_and(|p| p.manifest.config == cfg) {
+        return dir;
+    }
+    eprintln!("writing random weights to {} ({policy})", dir.display());
+    let _ = std::fs::remove_dir_all(&dir);
+    let opts = ConvertOptions { policy: Policy::parse(policy).unwrap(), max_shard: 128 << 20 };
+    let b = bar();
+    let mut progress = |p: Progress| {
+        b.set_length(p.total as u64);
+        b.set_position(p.done as u64);
+    };
+    write_random(&dir, ModelKind::from_id("qwen2.5-vl").unwrap_or_else(|| fail(1, "no model kind qwen2.5-vl")), cfg, &opts, 0x5eed, &mut progress)
+        .unwrap_or_else(|e| fail(1, e));
+    b.finish_and_clear();
+    dir
 }
 
 /// Error table over two weight distributions: Gaussian and Student-t with 5 degrees of freedom

@@ -70,6 +70,8 @@ pub struct Gpu {
     pub act: DType,
     pub(super) pool: SharedPool,
     pub(super) pipelines: Mutex<HashMap<String, Arc<Pipeline>>>,
+    /// Submissions and dispatches so far.
+    pub stats: super::GpuStats,
     lost: Arc<Mutex<Option<String>>>,
     errors: Arc<Mutex<Vec<GpuError>>>,
     poison: bool,
@@ -174,6 +176,7 @@ impl Gpu {
             act: if has_f16 { DType::F16 } else { DType::F32 },
             pool: Arc::new(Mutex::new(BufferPool::default())),
             pipelines: Mutex::new(HashMap::new()),
+            stats: Default::default(),
             lost,
             errors,
             poison: opts.poison,

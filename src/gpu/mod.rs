@@ -9,6 +9,7 @@ mod pipelines;
 mod readback;
 mod recorder;
 mod shader;
+mod stats;
 mod tensor;
 
 pub use buffer::{BufferPool, GpuBuffer};
@@ -17,4 +18,5 @@ pub use error::{GpuError, Result};
 pub use pipelines::PipelineKey;
 pub use recorder::{flat_groups as recorder_flat_groups, Binding, Recorder};
 pub use shader::{ShaderSource, Variant};
+pub use stats::{GpuStats, StatsSnapshot};
 pub use tensor::{DType, Tensor};

@@ -119,6 +119,7 @@ impl<'g> Recorder<'g> {
             }
         }
         self.gpu.queue.submit(Some(enc.finish()));
+        self.gpu.stats.submitted(self.dispatches);
         Ok(())
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod cases;
 pub mod qwen_parity;
+pub mod reference_file;
 pub mod reference;
 mod util;
 

@@ -5,9 +5,7 @@
 
 use std::fmt::Display;
 
-use safetensors::tensor::Dtype;
-use safetensors::SafeTensors;
-
+use super::reference_file::ReferenceFile;
 use super::util::{compare, CaseOutcome};
 use crate::gpu::{Gpu, Recorder, Tensor};
 use crate::model::qwen::chat::{Content, Message, QwenTokenizer, TextStream};
@@ -32,7 +30,7 @@ fn err(e: impl Display) -> String {
 
 /// The reference outputs (`reference.safetensors` + `reference.json`), the tokenizer and config.
 pub struct Fixture {
-    bytes: Vec<u8>,
+    reference: ReferenceFile,
     meta: serde_json::Value,
     pub tokenizer: QwenTokenizer,
     pub cfg: QwenConfig,
@@ -40,22 +38,15 @@ pub struct Fixture {
 
 impl Fixture {
     pub fn new(reference: Vec<u8>, reference_json: &str, tokenizer_json: &[u8], config: &serde_json::Value) -> Result<Fixture, String> {
-        SafeTensors::deserialize(&reference).map_err(|e| format!("reference.safetensors: {e}"))?;
+        let reference = ReferenceFile::new(reference)?;
         let meta = serde_json::from_str(reference_json).map_err(|e| format!("reference.json: {e}"))?;
         let tokenizer = QwenTokenizer::from_bytes(tokenizer_json).map_err(err)?;
         let cfg = QwenConfig::from_json(config).map_err(err)?;
-        Ok(Fixture { bytes: reference, meta, tokenizer, cfg })
+        Ok(Fixture { reference, meta, tokenizer, cfg })
     }
 
     pub fn f64s(&self, name: &str) -> Result<Vec<f64>, String> {
-        let st = SafeTensors::deserialize(&self.bytes).map_err(err)?;
-        let t = st.tensor(name).map_err(|_| format!("the reference lacks {name}"))?;
-        let d = t.data();
-        match t.dtype() {
-            Dtype::F32 => Ok(d.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64).collect()),
-            Dtype::I32 => Ok(d.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().unwrap()) as f64).collect()),
-            other => Err(format!("{name}: unexpected dtype {other:?}")),
-        }
+        self.reference.f64s(name)
     }
 
     fn ints(&self, name: &str) -> Result<Vec<i64>, String> {

@@ -72,6 +72,9 @@ impl PackageWriter {
         let (rows, cols) = matrix_dims(shape);
         assert_eq!(rows * cols, data.len(), "{name}: data and shape disagree");
         let per_part = ((self.max_shard - HEADER_SLACK) / row_bytes(format, cols).max(1)).max(1) as usize;
+        // Parts start at even rows where they can: f16 activations are copied in u32 words, so a
+        // split lm_head's logits need even row offsets (see TextModel::logits).
+        let per_part = if per_part > 1 { per_part & !1 } else { per_part };
         self.manifest
             .tensors
             .insert(name.to_string(), TensorEntry { shape: shape.to_vec(), rows, cols, format, parts: Vec::new() });

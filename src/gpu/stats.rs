@@ -1,0 +1,34 @@
+//! Work counters of a device (the benchmarks report dispatches and submits per decoded token).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+#[derive(Default)]
+pub struct GpuStats {
+    submits: AtomicU64,
+    dispatches: AtomicU64,
+}
+
+/// A reading of the counters; subtract two to count what happened between them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StatsSnapshot {
+    pub submits: u64,
+    pub dispatches: u64,
+}
+
+impl GpuStats {
+    pub(super) fn submitted(&self, dispatches: usize) {
+        self.submits.fetch_add(1, Ordering::Relaxed);
+        self.dispatches.fetch_add(dispatches as u64, Ordering::Relaxed);
+    }
+
+    pub fn snapshot(&self) -> StatsSnapshot {
+        StatsSnapshot { submits: self.submits.load(Ordering::Relaxed), dispatches: self.dispatches.load(Ordering::Relaxed) }
+    }
+}
+
+impl std::ops::Sub for StatsSnapshot {
+    type Output = StatsSnapshot;
+    fn sub(self, earlier: StatsSnapshot) -> StatsSnapshot {
+        StatsSnapshot { submits: self.submits - earlier.submits, dispatches: self.dispatches - earlier.dispatches }
+    }
+}

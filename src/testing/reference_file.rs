@@ -1,0 +1,44 @@
+//! Reference outputs of the upstream code (`reference.safetensors` in tests/fixtures), read as f64.
+
+use safetensors::tensor::Dtype;
+use safetensors::SafeTensors;
+
+pub struct ReferenceFile {
+    bytes: Vec<u8>,
+}
+
+impl ReferenceFile {
+    pub fn new(bytes: Vec<u8>) -> Result<ReferenceFile, String> {
+        SafeTensors::deserialize(&bytes).map_err(|e| format!("reference.safetensors: {e}"))?;
+        Ok(ReferenceFile { bytes })
+    }
+
+    fn with<T>(&self, name: &str, f: impl FnOnce(safetensors::tensor::TensorView<'_>) -> Result<T, String>) -> Result<T, String> {
+        let st = SafeTensors::deserialize(&self.bytes).map_err(|e| e.to_string())?;
+        f(st.tensor(name).map_err(|_| format!("the reference lacks {name}"))?)
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.with(name, |_| Ok(())).is_ok()
+    }
+
+    pub fn shape(&self, name: &str) -> Result<Vec<usize>, String> {
+        self.with(name, |t| Ok(t.shape().to_vec()))
+    }
+
+    /// Values of an F32 or I32 tensor, row-major.
+    pub fn f64s(&self, name: &str) -> Result<Vec<f64>, String> {
+        self.with(name, |t| {
+            let d = t.data();
+            match t.dtype() {
+                Dtype::F32 => Ok(d.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64).collect()),
+                Dtype::I32 => Ok(d.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().unwrap()) as f64).collect()),
+                other => Err(format!("{name}: unexpected dtype {other:?}")),
+            }
+        })
+    }
+
+    pub fn f32s(&self, name: &str) -> Result<Vec<f32>, String> {
+        Ok(self.f64s(name)?.into_iter().map(|v| v as f32).collect())
+    }
+}
