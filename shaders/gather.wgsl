@@ -1,10 +1,11 @@
-// Row gather: Y[i, :] = X[IDX[i], :] (a permutation or selection of activation rows).
+// Row gather: Y[i, :] = X[IDX[i], :] (a permutation or selection of activation rows); and column
+// placement: Y[r, off + j] = X[r, j] for Y of `wide` columns (a concatenation along channels).
 
 struct Params {
     n_rows: u32,
     dim: u32,
-    _p0: u32,
-    _p1: u32,
+    off: u32,
+    wide: u32,
 }
 
 @group(0) @binding(0) var<uniform> P: Params;
@@ -20,4 +21,14 @@ fn gather(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
     }
     let r = i / P.dim;
     Y[i] = X[IDX[r] * P.dim + i % P.dim];
+}
+
+@compute @workgroup_size(256)
+fn place_cols(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * 256u;
+    if (i >= P.n_rows * P.dim) {
+        return;
+    }
+    let r = i / P.dim;
+    Y[r * P.wide + P.off + i % P.dim] = X[i];
 }

@@ -14,6 +14,7 @@ use crate::kernels::norm::{self, Rows};
 use crate::kernels::rope::{inv_freq, rope_inplace, RopeKind, RopeTable};
 use crate::kernels::sample::{argmax, repetition_penalty, sample, Sampling};
 use crate::kernels::embed::{embed, embed_parts};
+use crate::kernels::gather::{gather_rows, place_cols};
 use crate::weights::{PackedWeight, Weight, WeightFormat};
 
 pub type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
@@ -57,6 +58,7 @@ pub fn all_cases() -> Vec<Case> {
         case!("argmax", argmax_case),
         case!("sample_top_k_top_p", sample_case),
         case!("repetition_penalty", penalty_case),
+        case!("gather_rows_place_cols", gather_place_case),
     ]
 }
 
@@ -520,4 +522,25 @@ async fn penalty_case(g: &Gpu, r: &mut Rng) -> CaseOutcome {
     })
     .await?;
     summary(vec![compare("repetition penalty", &got, &want, tol(g, 1e-6))?])
+}
+
+async fn gather_place_case(g: &Gpu, r: &mut Rng) -> CaseOutcome {
+    let (n, d1, d2) = (157, 37, 29);
+    let a = as_stored(g, &r.normals(n * d1, 1.0));
+    let b = as_stored(g, &r.normals(n * d2, 1.0));
+    let idx: Vec<u32> = (0..n + 5).map(|_| r.below(n) as u32).collect();
+    let want_g: Vec<f64> = idx.iter().flat_map(|&i| a[i as usize * d1..(i as usize + 1) * d1].iter().map(|&v| v as f64)).collect();
+    let want_c: Vec<f64> = (0..n).flat_map(|i| a[i * d1..(i + 1) * d1].iter().chain(&b[i * d2..(i + 1) * d2]).map(|&v| v as f64).collect::<Vec<_>>()).collect();
+    let at = g.upload_act(&a, &[n, d1]).map_err(e2s)?;
+    let bt = g.upload_act(&b, &[n, d2]).map_err(e2s)?;
+    let it = g.upload_u32(&idx, &[idx.len()]).map_err(e2s)?;
+    let got_g = run(g, |rec| gather_rows(rec, &at, &it)).await?;
+    let got_c = run(g, |rec| {
+        let y = rec.gpu.alloc_act(&[n, d1 + d2])?;
+        place_cols(rec, &at, &y, 0)?;
+        place_cols(rec, &bt, &y, d1)?;
+        Ok(y)
+    })
+    .await?;
+    summary(vec![compare("gather rows", &got_g, &want_g, 0.0)?, compare("concat columns", &got_c, &want_c, 0.0)?])
 }

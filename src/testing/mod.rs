@@ -5,6 +5,7 @@
 pub mod cases;
 pub mod qwen_parity;
 pub mod reference_file;
+pub mod vggt_parity;
 pub mod reference;
 mod util;
 

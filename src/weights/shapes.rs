@@ -28,6 +28,7 @@ fn sub<'a>(cfg: &'a Value, key: &str) -> &'a Value {
 
 /// VGGT hyper-parameters: `vggt_config` (this project's key, for small test models), else the
 /// v1.1 `spatial_config`, else VGGT-1B's defaults.
+#[derive(Clone, Debug)]
 pub struct VggtDims {
     pub dim: usize,
     pub depth: usize,

@@ -1,0 +1,328 @@
+//! VGGT's aggregator (spec 4.3): ImageNet-normalised frames → DINOv2 patch embedding (conv 14x14 as
+//! a linear map of patches, cls + registers, resampled positional embedding, ViT blocks, final
+//! LayerNorm) → camera and register tokens (frame 0 has its own) + patch tokens → `depth` pairs
+//! of a frame block (attention within each frame) and a global block (attention over all frames),
+//! both with per-head q/k LayerNorm, 2D RoPE (θ = 100) and LayerScale. Layer i's output is the
+//! frame block's and the global block's outputs concatenated along channels: [frames·P, 2·dim].
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use super::pos_embed::resample;
+use crate::gpu::{Gpu, Recorder, Tensor};
+use crate::kernels::attention::{attention, Attention, HeadsView};
+use crate::kernels::elementwise::layer_scale_add;
+use crate::kernels::gather::place_cols;
+use crate::kernels::matmul::{linear, Activation, Epilogue};
+use crate::kernels::norm::{head_layer_norm_inplace, layer_norm, Rows};
+use crate::kernels::rope::{rope_inplace, RopeKind, RopeTable};
+use crate::model::{MResult, ModelError, Params};
+use crate::weights::shapes::VggtDims;
+use crate::weights::{PackedWeight, Weight};
+
+const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
+const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
+/// DINOv2's LayerNorms use 1e-6; the aggregator's blocks (and their q/k norms) PyTorch's 1e-5.
+const DINO_EPS: f32 = 1e-6;
+const BLOCK_EPS: f32 = 1e-5;
+const ROPE_THETA: f32 = 100.0;
+
+struct Block {
+    norm1: (Tensor, Tensor),
+    qkv: Weight,
+    qkv_bias: Tensor,
+    qk_norm: Option<[(Tensor, Tensor); 2]>,
+    proj: Weight,
+    proj_bias: Tensor,
+    ls1: Tensor,
+    norm2: (Tensor, Tensor),
+    fc1: Weight,
+    fc1_bias: Tensor,
+    fc2: Weight,
+    fc2_bias: Tensor,
+    ls2: Tensor,
+    eps: f32,
+}
+
+impl Block {
+    fn load(p: &Params, prefix: &str, d: usize, mlp: usize, qk_norm: Option<usize>, eps: f32) -> MResult<Block> {
+        let n = |s: &str| format!("{prefix}{s}");
+        let ln = |s: &str, len| -> MResult<(Tensor, Tensor)> { Ok((p.vector(&n(&format!("{s}.weight")), len)?, p.vector(&n(&format!("{s}.bias")), len)?)) };
+        Ok(Block {
+            norm1: ln("norm1", d)?,
+            qkv: p.matrix(&n("attn.qkv.weight"), 3 * d, d)?,
+            qkv_bias: p.vector(&n("attn.qkv.bias"), 3 * d)?,
+            qk_norm: match qk_norm {
+                Some(hd) => Some([ln("attn.q_norm", hd)?, ln("attn.k_norm", hd)?]),
+                None => None,
+            },
+            proj: p.matrix(&n("attn.proj.weight"), d, d)?,
+            proj_bias: p.vector(&n("attn.proj.bias"), d)?,
+            ls1: p.vector(&n("ls1.gamma"), d)?,
+            norm2: ln("norm2", d)?,
+            fc1: p.matrix(&n("mlp.fc1.weight"), mlp, d)?,
+            fc1_bias: p.vector(&n("mlp.fc1.bias"), mlp)?,
+            fc2: p.matrix(&n("mlp.fc2.weight"), d, mlp)?,
+            fc2_bias: p.vector(&n("mlp.fc2.bias"), d)?,
+            ls2: p.vector(&n("ls2.gamma"), d)?,
+            eps,
+        })
+    }
+
+    /// x + ls1 · proj(attn(norm1 x)), then + ls2 · fc2(gelu(fc1(norm2 x))). `segments` splits the
+    /// tokens into frames (frame attention); `rope` positions are [tokens, 2] (y, x).
+    fn forward(&self, rec: &mut Recorder, x: &Tensor, heads: usize, segments: Option<&Tensor>, rope: Option<(&Tensor, &RopeTable)>) -> MResult<Tensor> {
+        let (n, d) = (x.rows(), x.cols());
+        let hd = d / heads;
+        let y = layer_norm(rec, x, Some(&self.norm1.0), Some(&self.norm1.1), self.eps)?;
+        let qkv = linear(rec, &y, &self.qkv, Epilogue::bias(Some(&self.qkv_bias)))?;
+        if let Some([(qw, qb), (kw, kb)]) = &self.qk_norm {
+            head_layer_norm_inplace(rec, &qkv, Rows { dim: hd, heads, token_stride: 3 * d, off: 0 }, qw, qb, BLOCK_EPS)?;
+            head_layer_norm_inplace(rec, &qkv, Rows { dim: hd, heads, token_stride: 3 * d, off: d }, kw, kb, BLOCK_EPS)?;
+        }
+        if let Some((pos, table)) = rope {
+            rope_inplace(rec, &qkv, heads, 3 * d, 0, pos, table)?;
+            rope_inplace(rec, &qkv, heads, 3 * d, d, pos, table)?;
+        }
+        let view = |off| HeadsView { t: &qkv, tokens: n, heads, stride: 3 * d, off };
+        let o = attention(
+            rec,
+            &Attention { q: view(0), k: view(d), v: view(2 * d), head_dim: hd, causal: false, q_pos0: 0, segments, scale: 1.0 / (hd as f32).sqrt() },
+        )?;
+        let a = linear(rec, &o, &self.proj, Epilogue::bias(Some(&self.proj_bias)))?;
+        let x = layer_scale_add(rec, x, &a, &self.ls1)?;
+        let y = layer_norm(rec, &x, Some(&self.norm2.0), Some(&self.norm2.1), self.eps)?;
+        let h = linear(rec, &y, &self.fc1, Epilogue::bias(Some(&self.fc1_bias)).with_act(Activation::Gelu))?;
+        let m = linear(rec, &h, &self.fc2, Epilogue::bias(Some(&self.fc2_bias)))?;
+        Ok(layer_scale_add(rec, &x, &m, &self.ls2)?)
+    }
+}
+
+/// Frames given to the aggregator: values in [0, 1], [frames, 3, height, width] row-major.
+pub struct Frames<'a> {
+    pub pixels: &'a [f32],
+    pub count: usize,
+    pub height: usize,
+    pub width: usize,
+}
+
+/// Intermediate outputs for parity tests: DINO blocks, its normed output, frame and global blocks.
+#[derive(Default)]
+pub struct AggregatorTaps {
+    pub dino_blocks: Vec<Tensor>,
+    pub dino_out: Option<Tensor>,
+    pub frame_blocks: Vec<Tensor>,
+    pub global_blocks: Vec<Tensor>,
+}
+
+pub struct AggregatorOutput {
+    /// (layer index, [frames · tokens, 2 · dim]) for each requested layer, in order.
+    pub layers: Vec<(usize, Tensor)>,
+    pub frames: usize,
+    /// Tokens per frame: 1 camera + registers + patches.
+    pub tokens: usize,
+    /// Index of the first patch token in a frame (1 + registers).
+    pub patch_start: usize,
+    /// Patch grid (rows, columns).
+    pub grid: (usize, usize),
+}
+
+pub struct Aggregator {
+    pub dims: VggtDims,
+    patch_embed: Weight,
+    patch_embed_bias: Tensor,
+    /// cls token + its positional embedding, then DINO's registers: [1 + R, dim] (CPU).
+    dino_prefix: Vec<f32>,
+    /// The trained positional embedding of the patch grid, [M·M, dim] (CPU), and M.
+    pos_table: Vec<f32>,
+    pos_grid: usize,
+    /// Camera + register tokens: [2 · (1 + R), dim] (CPU): frame 0's, then the other frames'.
+    specials: Vec<f32>,
+    dino: Vec<Block>,
+    dino_norm: (Tensor, Tensor),
+    frame: Vec<Block>,
+    global: Vec<Block>,
+    rope: RopeTable,
+    /// Resampled positional embeddings per patch grid.
+    pos_cache: Mutex<HashMap<(usize, usize), Vec<f32>>>,
+}
+
+/// A small parameter's values on the CPU (read back once at load).
+async fn values(gpu: &Gpu, p: &Params, name: &str, len: usize) -> MResult<Vec<f32>> {
+    let w = p.matrix(name, 1, len)?;
+    let size = w.buf.raw.size();
+    let t = Tensor { buf: w.buf.clone(), shape: vec![size as usize / 4], dtype: crate::gpu::DType::U32 };
+    let bytes = gpu.read_bytes(&t, 0, size).await?;
+    let words = bytes.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+    Ok(PackedWeight { format: w.format, rows: w.rows, cols: w.cols, words, scale_offset: w.scale_offset as usize }.unpack())
+}
+
+impl Aggregator {
+    pub async fn new(gpu: &Gpu, dims: VggtDims, p: &Params) -> MResult<Aggregator> {
+        let (d, r, heads) = (dims.dim, dims.registers, dims.heads);
+        if d % heads != 0 || (d / heads) % 4 != 0 {
+            return Err(ModelError::Config(format!("VGGT dim {d} with {heads} heads: the head dim must be a multiple of 4 (2D RoPE)")));
+        }
+        let hd = d / heads;
+        let a = "vggt.aggregator.";
+        let m = dims.img / dims.patch;
+        let cls = values(gpu, p, &format!("{a}patch_embed.cls_token"), d).await?;
+        let pos = values(gpu, p, &format!("{a}patch_embed.pos_embed"), (1 + m * m) * d).await?;
+        let regs = values(gpu, p, &format!("{a}patch_embed.register_tokens"), r * d).await?;
+        let camera = values(gpu, p, &format!("{a}camera_token"), 2 * d).await?;
+        let registers = values(gpu, p, &format!("{a}register_token"), 2 * r * d).await?;
+        let mut dino_prefix: Vec<f32> = cls.iter().zip(&pos[..d]).map(|(c, q)| c + q).collect();
+        dino_prefix.extend_from_slice(&regs);
+        let mut specials = Vec::with_capacity(2 * (1 + r) * d);
+        for f in 0..2 {
+            specials.extend_from_slice(&camera[f * d..(f + 1) * d]);
+            specials.extend_from_slice(&registers[f * r * d..(f + 1) * r * d]);
+        }
+        let load = |prefix: String, qk: Option<usize>, eps| Block::load(p, &prefix, d, dims.mlp, qk, eps);
+        Ok(Aggregator {
+            patch_embed: p.matrix(&format!("{a}patch_embed.patch_embed.proj.weight"), d, 3 * dims.patch * dims.patch)?,
+            patch_embed_bias: p.vector(&format!("{a}patch_embed.patch_embed.proj.bias"), d)?,
+            dino_prefix,
+            pos_table: pos[d..].to_vec(),
+            pos_grid: m,
+            specials,
+            dino: (0..dims.depth).map(|b| load(format!("{a}patch_embed.blocks.{b}."), None, DINO_EPS)).collect::<MResult<_>>()?,
+            dino_norm: (p.vector(&format!("{a}patch_embed.norm.weight"), d)?, p.vector(&format!("{a}patch_embed.norm.bias"), d)?),
+            frame: (0..dims.depth).map(|b| load(format!("{a}frame_blocks.{b}."), Some(hd), BLOCK_EPS)).collect::<MResult<_>>()?,
+            global: (0..dims.depth).map(|b| load(format!("{a}global_blocks.{b}."), Some(hd), BLOCK_EPS)).collect::<MResult<_>>()?,
+            rope: RopeTable::new(gpu, RopeKind::Vggt { theta: ROPE_THETA }, hd)?,
+            pos_cache: Mutex::new(HashMap::new()),
+            dims,
+        })
+    }
+
+    /// Tokens per frame for a patch grid.
+    pub fn tokens_per_frame(&self, grid: (usize, usize)) -> usize {
+        1 + self.dims.registers + grid.0 * grid.1
+    }
+
+    fn check(&self, f: &Frames) -> MResult<(usize, usize)> {
+        let p = self.dims.patch;
+        if f.count == 0 {
+            return Err(ModelError::Input("no frames: VGGT needs at least one".into()));
+        }
+        if f.height < p || f.width < p || f.height % p != 0 || f.width % p != 0 {
+            return Err(ModelError::Input(format!(
+                "frames of {}x{} px: VGGT needs sides that are multiples of the {p}-px patch (resize the frames first)",
+                f.width, f.height
+            )));
+        }
+        if f.pixels.len() != f.count * 3 * f.height * f.width {
+            return Err(ModelError::Input(format!(
+                "{} pixel values for {} frames of 3x{}x{}: all frames of one batch must have the same size",
+                f.pixels.len(),
+                f.count,
+                f.height,
+                f.width
+            )));
+        }
+        Ok((f.height / p, f.width / p))
+    }
+
+    /// ImageNet-normalised patches [frames · h · w, 3 · p · p] in the conv weight's (c, ky, kx) order.
+    fn patches(&self, f: &Frames, (gh, gw): (usize, usize)) -> Vec<f32> {
+        let p = self.dims.patch;
+        let (h, w) = (f.height, f.width);
+        let mut out = Vec::with_capacity(f.count * gh * gw * 3 * p * p);
+        for s in 0..f.count {
+            for py in 0..gh {
+                for px in 0..gw {
+                    for c in 0..3 {
+                        let plane = &f.pixels[(s * 3 + c) * h * w..(s * 3 + c + 1) * h * w];
+                        for ky in 0..p {
+                            let row = &plane[(py * p + ky) * w + px * p..(py * p + ky) * w + px * p + p];
+                            out.extend(row.iter().map(|&v| (v - IMAGENET_MEAN[c]) / IMAGENET_STD[c]));
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn pos_for(&self, grid: (usize, usize)) -> Vec<f32> {
+        let mut cache = self.pos_cache.lock().expect("pos cache");
+        cache.entry(grid).or_insert_with(|| resample(&self.pos_table, self.pos_grid, self.dims.dim, grid.0, grid.1)).clone()
+    }
+
+    /// Run the aggregator; keep the outputs of the layers in `keep` (others are dropped as soon as
+    /// the next block has consumed them, so memory stays bounded).
+    pub fn forward(&self, rec: &mut Recorder, f: &Frames, keep: &[usize], mut taps: Option<&mut AggregatorTaps>) -> MResult<AggregatorOutput> {
+        let grid = self.check(f)?;
+        if let Some(&bad) = keep.iter().find(|&&l| l >= self.dims.depth) {
+            return Err(ModelError::Input(format!("layer {bad} requested of a {}-layer aggregator", self.dims.depth)));
+        }
+        let gpu = rec.gpu;
+        let (d, r, heads) = (self.dims.dim, self.dims.registers, self.dims.heads);
+        let (s, hw) = (f.count, grid.0 * grid.1);
+        let pt = self.tokens_per_frame(grid);
+        let ps = 1 + r;
+        let act = gpu.act.size() as u64;
+        let row = d as u64 * act;
+
+        // DINO input: per frame [cls + pos0, registers, patches·W + b + pos].
+        let px = gpu.upload_act(&self.patches(f, grid), &[s * hw, 3 * self.dims.patch * self.dims.patch])?;
+        let pos = gpu.upload_act(&self.pos_for(grid).repeat(s), &[s * hw, d])?;
+        let emb = linear(rec, &px, &self.patch_embed, Epilogue::bias(Some(&self.patch_embed_bias)).with_add(&pos))?;
+        let prefix = gpu.upload_act(&self.dino_prefix, &[ps, d])?;
+        let mut x = gpu.alloc_act(&[s * pt, d])?;
+        for i in 0..s {
+            rec.copy(&prefix, 0, &x, (i * pt) as u64 * row, ps as u64 * row);
+            rec.copy(&emb, (i * hw) as u64 * row, &x, (i * pt + ps) as u64 * row, hw as u64 * row);
+        }
+        // DINO and the frame blocks attend within each frame.
+        let cu: Vec<u32> = (0..=s).map(|i| (i * pt) as u32).collect();
+        let cu = gpu.upload_u32(&cu, &[cu.len()])?;
+        for b in &self.dino {
+            x = b.forward(rec, &x, heads, Some(&cu), None)?;
+            if let Some(t) = taps.as_deref_mut() {
+                t.dino_blocks.push(x.clone());
+            }
+        }
+        let x = layer_norm(rec, &x, Some(&self.dino_norm.0), Some(&self.dino_norm.1), DINO_EPS)?;
+        if let Some(t) = taps.as_deref_mut() {
+            t.dino_out = Some(x.clone());
+        }
+
+        // Camera and register tokens replace DINO's cls and registers (same count and place).
+        let specials = gpu.upload_act(&self.specials, &[2 * ps, d])?;
+        for i in 0..s {
+            let which = if i == 0 { 0 } else { ps as u64 };
+            rec.copy(&specials, which * row, &x, (i * pt) as u64 * row, ps as u64 * row);
+        }
+        let mut pos = Vec::with_capacity(s * pt * 2);
+        for _ in 0..s {
+            pos.extend(std::iter::repeat_n(0i32, 2 * ps));
+            for y in 0..grid.0 {
+                for xx in 0..grid.1 {
+                    pos.extend([y as i32 + 1, xx as i32 + 1]);
+                }
+            }
+        }
+        let pos = gpu.upload_i32(&pos, &[s * pt, 2])?;
+
+        let mut layers = Vec::new();
+        let mut x = x;
+        for l in 0..self.dims.depth {
+            let fo = self.frame[l].forward(rec, &x, heads, Some(&cu), Some((&pos, &self.rope)))?;
+            let go = self.global[l].forward(rec, &fo, heads, None, Some((&pos, &self.rope)))?;
+            if let Some(t) = taps.as_deref_mut() {
+                t.frame_blocks.push(fo.clone());
+                t.global_blocks.push(go.clone());
+            }
+            if keep.contains(&l) {
+                let out = gpu.alloc_act(&[s * pt, 2 * d])?;
+                place_cols(rec, &fo, &out, 0)?;
+                place_cols(rec, &go, &out, d)?;
+                layers.push((l, out));
+            }
+            x = go;
+        }
+        Ok(AggregatorOutput { layers, frames: s, tokens: pt, patch_start: ps, grid })
+    }
+}

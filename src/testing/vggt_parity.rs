@@ -1,0 +1,58 @@
+//! VGGT against the upstream code on the tiny fixture (`tests/fixtures/vggt`), shared by the native
+//! tests (`tests/vggt.rs`) and the browser harness: every DINO block, DINO's normed patch tokens,
+//! every frame and global block of the aggregator, and the concatenated layer outputs.
+
+use super::reference_file::ReferenceFile;
+use super::util::{compare, CaseOutcome};
+use crate::gpu::{Gpu, Recorder, Tensor};
+use crate::model::vggt::{Aggregator, AggregatorTaps, Frames};
+
+/// Relative error allowed on the f32 path (the bar).
+pub const F32_TOL: f64 = 1e-3;
+
+fn err(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+async fn read(gpu: &Gpu, t: &Tensor) -> Result<Vec<f32>, String> {
+    gpu.read_f32(t).await.map_err(err)
+}
+
+/// The reference frames [S, 3, H, W] in [0, 1].
+pub fn frames(r: &ReferenceFile) -> Result<(Vec<f32>, [usize; 4]), String> {
+    let shape = r.shape("images")?;
+    let [s, c, h, w] = shape[..] else { return Err(format!("images of shape {shape:?}")) };
+    Ok((r.f32s("images")?, [s, c, h, w]))
+}
+
+/// The aggregator block by block, at `tol` (1e-3 on the f32 path).
+pub async fn check_aggregator(gpu: &Gpu, r: &ReferenceFile, agg: &Aggregator, tol: f64) -> CaseOutcome {
+    let (px, [s, _, h, w]) = frames(r)?;
+    let depth = agg.dims.depth;
+    let keep: Vec<usize> = (0..depth).collect();
+    let mut rec = Recorder::new(gpu);
+    let mut taps = AggregatorTaps::default();
+    let out = agg.forward(&mut rec, &Frames { pixels: &px, count: s, height: h, width: w }, &keep, Some(&mut taps)).map_err(err)?;
+    rec.submit().map_err(err)?;
+    let mut report = Vec::new();
+    for (i, t) in taps.dino_blocks.iter().enumerate() {
+        report.push(compare(&format!("dino block {i}"), &read(gpu, t).await?, &r.f64s(&format!("dino.block.{i}"))?, tol)?);
+    }
+    // DINO's output as upstream returns it: the normed patch tokens only.
+    let dino = read(gpu, taps.dino_out.as_ref().ok_or("DINO's output was not tapped")?).await?;
+    let d = agg.dims.dim;
+    let patches: Vec<f32> = dino.chunks(out.tokens * d).flat_map(|f| f[out.patch_start * d..].to_vec()).collect();
+    report.push(compare("dino out", &patches, &r.f64s("dino.out")?, tol)?);
+    for i in 0..depth {
+        let fr = read(gpu, &taps.frame_blocks[i]).await?;
+        let gl = read(gpu, &taps.global_blocks[i]).await?;
+        report.push(compare(&format!("frame {i}"), &fr, &r.f64s(&format!("frame.{i}"))?, tol)?);
+        report.push(compare(&format!("global {i}"), &gl, &r.f64s(&format!("global.{i}"))?, tol)?);
+        // The layer output interleaves the two per token.
+        let cat: Vec<f32> = fr.chunks(d).zip(gl.chunks(d)).flat_map(|(a, b)| a.iter().chain(b).copied().collect::<Vec<_>>()).collect();
+        let (_, layer) = out.layers.iter().find(|(l, _)| *l == i).ok_or(format!("layer {i} was not kept"))?;
+        let want: Vec<f64> = cat.iter().map(|&v| v as f64).collect();
+        compare(&format!("layer {i} = frame ++ global"), &read(gpu, layer).await?, &want, 0.0)?;
+    }
+    Ok(report.join("; "))
+}

@@ -1,0 +1,80 @@
+//! VGGT against the upstream code (tests/fixtures/vggt), natively; the checks live in
+//! `spatial_mllm_web::testing::vggt_parity` and run in the browser harness too.
+
+use std::path::{Path, PathBuf};
+
+use spatial_mllm_web::gpu::{DType, Gpu, GpuOptions, Recorder};
+use spatial_mllm_web::model::vggt::{Aggregator, Frames};
+use spatial_mllm_web::model::Params;
+use spatial_mllm_web::testing::reference_file::ReferenceFile;
+use spatial_mllm_web::testing::vggt_parity;
+use spatial_mllm_web::weights::convert::{convert, ConvertOptions};
+use spatial_mllm_web::weights::layout::ModelKind;
+use spatial_mllm_web::weights::package::Package;
+use spatial_mllm_web::weights::policy::Policy;
+use spatial_mllm_web::weights::shapes::VggtDims;
+
+fn fixture_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/vggt")
+}
+
+fn reference() -> ReferenceFile {
+    ReferenceFile::new(std::fs::read(fixture_dir().join("reference.safetensors")).unwrap()).unwrap()
+}
+
+fn gpu(allow_f16: bool) -> Gpu {
+    pollster::block_on(Gpu::new(GpuOptions { allow_f16, allow_subgroups: true, poison: true })).expect("a GPU adapter")
+}
+
+fn load(gpu: &Gpu) -> Aggregator {
+    let tmp = tempfile::tempdir().unwrap();
+    let dst = tmp.path().join("pkg");
+    let opts = ConvertOptions { policy: Policy::parse("=f32").unwrap(), max_shard: 128 << 20 };
+    convert(&fixture_dir(), &dst, &opts, &mut |_| {}).unwrap();
+    let pkg = Package::open(&dst).unwrap();
+    let params = Params::new(pkg.load(gpu, &mut |_| {}).unwrap());
+    let dims = VggtDims::from_config(ModelKind::Vggt, &pkg.manifest.config);
+    pollster::block_on(Aggregator::new(gpu, dims, &params)).unwrap()
+}
+
+#[test]
+fn aggregator_matches_upstream_block_by_block() {
+    let gpu = gpu(false);
+    let agg = load(&gpu);
+    let r = pollster::block_on(vggt_parity::check_aggregator(&gpu, &reference(), &agg, vggt_parity::F32_TOL));
+    println!("{}", r.unwrap());
+}
+
+/// The f16 activation path within f16's error. Fails without shader-f16 unless ALLOW_NO_F16=1.
+#[test]
+fn aggregator_f16_path_stays_close() {
+    let gpu = gpu(true);
+    if gpu.act != DType::F16 {
+        assert_eq!(std::env::var("ALLOW_NO_F16").as_deref(), Ok("1"), "adapter {} has no shader-f16", gpu.info.name);
+        return;
+    }
+    let agg = load(&gpu);
+    println!("{}", pollster::block_on(vggt_parity::check_aggregator(&gpu, &reference(), &agg, 1e-2)).unwrap());
+}
+
+/// Zero frames, frames of a size that is not a multiple of the patch, a frame smaller than one
+/// patch, mixed sizes (a pixel count that disagrees), a layer beyond the depth: clear errors.
+#[test]
+fn bad_frames_are_clear_errors() {
+    let gpu = gpu(false);
+    let agg = load(&gpu);
+    let mut rec = Recorder::new(&gpu);
+    let px = vec![0.5f32; 2 * 3 * 42 * 56];
+    let cases: [(Frames, &[usize], &str); 5] = [
+        (Frames { pixels: &[], count: 0, height: 42, width: 56 }, &[0], "no frames"),
+        (Frames { pixels: &px[..3 * 40 * 50], count: 1, height: 40, width: 50 }, &[0], "multiples of the 14-px patch"),
+        (Frames { pixels: &px[..3 * 7 * 7], count: 1, height: 7, width: 7 }, &[0], "multiples of the 14-px patch"),
+        (Frames { pixels: &px[..2 * 3 * 42 * 56 - 100], count: 2, height: 42, width: 56 }, &[0], "same size"),
+        (Frames { pixels: &px, count: 2, height: 42, width: 56 }, &[9], "layer 9"),
+    ];
+    for (f, keep, want) in cases {
+        let e = agg.forward(&mut rec, &f, keep, None).err().expect("bad frames must fail");
+        assert!(e.to_string().contains(want), "{e}");
+    }
+}
+
