@@ -69,22 +69,39 @@ impl<'g> Recorder<'g> {
     }
 
     /// Encode everything into one command buffer and submit it.
-    pub fn submit(self) -> Result<()> {
+    pub fn submit(mut self) -> Result<()> {
+        self.flush()
+    }
+
+    /// Submit what is recorded so far and go on recording. The recorded ops hold every buffer
+    /// they bind, so a long pass (a prefill, an encoder) flushes between layers to let the pool
+    /// reuse its temporaries; the queue keeps the order, so reuse is safe.
+    pub fn flush(&mut self) -> Result<()> {
+        if self.ops.is_empty() {
+            return Ok(());
+        }
+        let ops = std::mem::take(&mut self.ops);
+        let uniforms = std::mem::take(&mut self.uniforms);
+        let dispatches = std::mem::take(&mut self.dispatches);
+        self.encode_and_submit(&ops, &uniforms, dispatches)
+    }
+
+    fn encode_and_submit(&self, ops: &[Op], uniforms: &[u8], dispatches: usize) -> Result<()> {
         self.gpu.check()?;
         let device = &self.gpu.device;
         let uniform = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("uniform arena"),
-            size: (self.uniforms.len() as u64).max(16),
+            size: (uniforms.len() as u64).max(16),
             usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        if !self.uniforms.is_empty() {
-            self.gpu.queue.write_buffer(&uniform, 0, &self.uniforms);
+        if !uniforms.is_empty() {
+            self.gpu.queue.write_buffer(&uniform, 0, &uniforms);
         }
         let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("forward") });
         let mut i = 0;
-        while i < self.ops.len() {
-            match &self.ops[i] {
+        while i < ops.len() {
+            match &ops[i] {
                 Op::Copy { src, src_off, dst, dst_off, bytes } => {
                     enc.copy_buffer_to_buffer(&src.raw, *src_off, &dst.raw, *dst_off, *bytes);
                     i += 1;
@@ -93,7 +110,7 @@ impl<'g> Recorder<'g> {
                     // One compute pass for a run of consecutive dispatches.
                     let mut pass =
                         enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None });
-                    while let Some(Op::Dispatch { pipe, uniform: (off, size), bufs, groups }) = self.ops.get(i) {
+                    while let Some(Op::Dispatch { pipe, uniform: (off, size), bufs, groups }) = ops.get(i) {
                         let mut entries = vec![wgpu::BindGroupEntry {
                             binding: 0,
                             resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
@@ -119,7 +136,7 @@ impl<'g> Recorder<'g> {
             }
         }
         self.gpu.queue.submit(Some(enc.finish()));
-        self.gpu.stats.submitted(self.dispatches);
+        self.gpu.stats.submitted(dispatches);
         Ok(())
     }
 }

@@ -129,6 +129,9 @@ impl TextModel {
             if let Some(t) = taps.as_deref_mut() {
                 t.layers.push(x.clone());
             }
+            if n > 1 {
+                rec.flush()?; // a prefill: let the next layer reuse this one's temporaries
+            }
         }
         cache.len += n;
         let out = rms_norm(rec, &x, &self.norm, c.eps)?;

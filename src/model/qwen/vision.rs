@@ -163,6 +163,7 @@ impl VisionModel {
             if let Some(t) = taps.as_deref_mut() {
                 t.blocks.push(x.clone());
             }
+            rec.flush()?; // let the next block reuse this one's temporaries
         }
         let m = rms_norm(rec, &x, &self.merger_norm, EPS)?.reshape(&[n / unit, h * unit]);
         let m = linear(rec, &m, &self.merger_fc1, Epilogue::bias(Some(&self.merger_fc1_bias)).with_act(Activation::Gelu))?;

@@ -26,6 +26,8 @@ const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
 const DINO_EPS: f32 = 1e-6;
 const BLOCK_EPS: f32 = 1e-5;
 const ROPE_THETA: f32 = 100.0;
+/// Tokens per MLP pass (hidden activations of at most this many rows at a time).
+pub const MLP_CHUNK: usize = 4096;
 
 struct Block {
     norm1: (Tensor, Tensor),
@@ -71,7 +73,7 @@ impl Block {
 
     /// x + ls1 · proj(attn(norm1 x)), then + ls2 · fc2(gelu(fc1(norm2 x))). `segments` splits the
     /// tokens into frames (frame attention); `rope` positions are [tokens, 2] (y, x).
-    fn forward(&self, rec: &mut Recorder, x: &Tensor, heads: usize, segments: Option<&Tensor>, rope: Option<(&Tensor, &RopeTable)>) -> MResult<Tensor> {
+    fn forward(&self, rec: &mut Recorder, x: &Tensor, heads: usize, segments: Option<&Tensor>, rope: Option<(&Tensor, &RopeTable)>, chunk: usize) -> MResult<Tensor> {
         let (n, d) = (x.rows(), x.cols());
         let hd = d / heads;
         let y = layer_norm(rec, x, Some(&self.norm1.0), Some(&self.norm1.1), self.eps)?;
@@ -91,10 +93,30 @@ impl Block {
         )?;
         let a = linear(rec, &o, &self.proj, Epilogue::bias(Some(&self.proj_bias)))?;
         let x = layer_scale_add(rec, x, &a, &self.ls1)?;
-        let y = layer_norm(rec, &x, Some(&self.norm2.0), Some(&self.norm2.1), self.eps)?;
+        if n <= chunk {
+            return self.mlp(rec, &x);
+        }
+        // Token chunks bound the hidden activations ([chunk, 4·dim] instead of [tokens, 4·dim]).
+        let gpu = rec.gpu;
+        let row = (d * gpu.act.size()) as u64;
+        let out = gpu.alloc_act(&[n, d])?;
+        for r0 in (0..n).step_by(chunk) {
+            let c = (n - r0).min(chunk);
+            let xc = gpu.alloc_act(&[c, d])?;
+            rec.copy(&x, r0 as u64 * row, &xc, 0, c as u64 * row);
+            let yc = self.mlp(rec, &xc)?;
+            rec.copy(&yc, 0, &out, r0 as u64 * row, c as u64 * row);
+            rec.flush()?; // the next chunk reuses this one's buffers
+        }
+        Ok(out)
+    }
+
+    /// x + ls2 · fc2(gelu(fc1(norm2 x))).
+    fn mlp(&self, rec: &mut Recorder, x: &Tensor) -> MResult<Tensor> {
+        let y = layer_norm(rec, x, Some(&self.norm2.0), Some(&self.norm2.1), self.eps)?;
         let h = linear(rec, &y, &self.fc1, Epilogue::bias(Some(&self.fc1_bias)).with_act(Activation::Gelu))?;
         let m = linear(rec, &h, &self.fc2, Epilogue::bias(Some(&self.fc2_bias)))?;
-        Ok(layer_scale_add(rec, &x, &m, &self.ls2)?)
+        Ok(layer_scale_add(rec, x, &m, &self.ls2)?)
     }
 }
 
@@ -143,6 +165,8 @@ pub struct Aggregator {
     frame: Vec<Block>,
     global: Vec<Block>,
     rope: RopeTable,
+    /// Tokens per MLP pass (`MLP_CHUNK` unless a caller trades memory for fewer passes).
+    pub mlp_chunk: usize,
     /// Resampled positional embeddings per patch grid.
     pos_cache: Mutex<HashMap<(usize, usize), Vec<f32>>>,
 }
@@ -192,6 +216,7 @@ impl Aggregator {
             global: (0..dims.depth).map(|b| load(format!("{a}global_blocks.{b}."), Some(hd), BLOCK_EPS)).collect::<MResult<_>>()?,
             rope: RopeTable::new(gpu, RopeKind::Vggt { theta: ROPE_THETA }, hd)?,
             pos_cache: Mutex::new(HashMap::new()),
+            mlp_chunk: MLP_CHUNK,
             dims,
         })
     }
@@ -279,10 +304,11 @@ impl Aggregator {
         let cu: Vec<u32> = (0..=s).map(|i| (i * pt) as u32).collect();
         let cu = gpu.upload_u32(&cu, &[cu.len()])?;
         for b in &self.dino {
-            x = b.forward(rec, &x, heads, Some(&cu), None)?;
+            x = b.forward(rec, &x, heads, Some(&cu), None, self.mlp_chunk)?;
             if let Some(t) = taps.as_deref_mut() {
                 t.dino_blocks.push(x.clone());
             }
+            rec.flush()?; // let the next block reuse this one's temporaries
         }
         let x = layer_norm(rec, &x, Some(&self.dino_norm.0), Some(&self.dino_norm.1), DINO_EPS)?;
         if let Some(t) = taps.as_deref_mut() {
@@ -309,8 +335,8 @@ impl Aggregator {
         let mut layers = Vec::new();
         let mut x = x;
         for l in 0..self.dims.depth {
-            let fo = self.frame[l].forward(rec, &x, heads, Some(&cu), Some((&pos, &self.rope)))?;
-            let go = self.global[l].forward(rec, &fo, heads, None, Some((&pos, &self.rope)))?;
+            let fo = self.frame[l].forward(rec, &x, heads, Some(&cu), Some((&pos, &self.rope)), self.mlp_chunk)?;
+            let go = self.global[l].forward(rec, &fo, heads, None, Some((&pos, &self.rope)), self.mlp_chunk)?;
             if let Some(t) = taps.as_deref_mut() {
                 t.frame_blocks.push(fo.clone());
                 t.global_blocks.push(go.clone());
@@ -322,6 +348,7 @@ impl Aggregator {
                 layers.push((l, out));
             }
             x = go;
+            rec.flush()?;
         }
         Ok(AggregatorOutput { layers, frames: s, tokens: pt, patch_start: ps, grid })
     }
