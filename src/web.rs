@@ -29,12 +29,10 @@ pub async fn run_kernel_suite(filter: String, seed: f64) -> Result<String, JsVal
         }
         let t0 = js_sys::Date::now();
         let r = crate::testing::cases::run_case(&gpu, &case, seed as u64).await;
-        let ms = js_sys::Date::now() - t0;
-        web_sys::console::log_1(&format!("{} {}: {}", if r.ok { "PASS" } else { "FAIL" }, case.name, r.detail).into());
-        results.push(serde_json::json!({"name": case.name, "ok": r.ok, "detail": r.detail, "ms": ms}));
+        let r = if r.ok { Ok(r.detail) } else { Err(r.detail) };
+        results.push(suite_result(case.name, r, js_sys::Date::now() - t0));
     }
-    let report = serde_json::json!({"device": gpu.info.to_string(), "path": format!("{:?}", gpu.act), "results": results});
-    Ok(report.to_string())
+    Ok(suite_report(&gpu, results))
 }
 
 /// Load a model package from an HTTP(S) base URL onto this browser's GPU (Cache Storage first,
@@ -86,14 +84,46 @@ pub async fn run_qwen_parity(package_url: String, fixture_url: String, filter: S
     for name in CHECKS.iter().filter(|n| filter.is_empty() || n.contains(filter.as_str())) {
         let t0 = js_sys::Date::now();
         let r = run_check(&gpu, &fx, &text, &vision, name).await;
-        let ms = js_sys::Date::now() - t0;
-        let (ok, detail) = match r {
-            Ok(d) => (true, d),
-            Err(e) => (false, e),
-        };
-        web_sys::console::log_1(&format!("{} {name}: {detail}", if ok { "PASS" } else { "FAIL" }).into());
-        results.push(serde_json::json!({"name": name, "ok": ok, "detail": detail, "ms": ms}));
+        results.push(suite_result(name, r, js_sys::Date::now() - t0));
     }
-    let report = serde_json::json!({"device": gpu.info.to_string(), "path": format!("{:?}", gpu.act), "results": results});
-    Ok(report.to_string())
+    Ok(suite_report(&gpu, results))
+}
+
+/// One check's entry in a suite report, logged to the console as it lands.
+fn suite_result(name: &str, r: crate::testing::CaseOutcome, ms: f64) -> serde_json::Value {
+    let (ok, detail) = match r {
+        Ok(d) => (true, d),
+        Err(e) => (false, e),
+    };
+    web_sys::console::log_1(&format!("{} {name}: {detail}", if ok { "PASS" } else { "FAIL" }).into());
+    serde_json::json!({"name": name, "ok": ok, "detail": detail, "ms": ms})
+}
+
+fn suite_report(gpu: &Gpu, results: Vec<serde_json::Value>) -> String {
+    serde_json::json!({"device": gpu.info.to_string(), "path": format!("{:?}", gpu.act), "results": results}).to_string()
+}
+
+/// Run the VGGT parity checks (`testing::vggt_parity`, names containing `filter`) with the package
+/// at `package_url` (the tiny fixture converted to f32) against the reference at `fixture_url`.
+#[wasm_bindgen]
+pub async fn run_vggt_parity(package_url: String, fixture_url: String, filter: String) -> Result<String, JsValue> {
+    use crate::model::vggt::Aggregator;
+    use crate::testing::reference_file::ReferenceFile;
+    use crate::testing::vggt_parity::{run_check, CHECKS};
+    use crate::weights::{http, layout::ModelKind, shapes::VggtDims};
+    let js = |e: &dyn std::fmt::Display| JsValue::from_str(&e.to_string());
+    let opts = GpuOptions { allow_f16: true, allow_subgroups: false, poison: true };
+    let gpu = Gpu::new(opts).await.map_err(|e| js(&e))?;
+    let (manifest, params, _) = http::load(&gpu, &package_url, &mut |_, _, _, _, _| {}).await.map_err(|e| js(&e))?;
+    let reference = ReferenceFile::new(http::file(&fixture_url, "reference.safetensors").await.map_err(|e| js(&e))?).map_err(|e| js(&e))?;
+    let kind = ModelKind::from_id(&manifest.model_kind).ok_or_else(|| JsValue::from_str("unknown model kind"))?;
+    let params = crate::model::Params::new(params);
+    let mut agg = Aggregator::new(&gpu, VggtDims::from_config(kind, &manifest.config), &params).await.map_err(|e| js(&e))?;
+    let mut results = Vec::new();
+    for name in CHECKS.iter().filter(|n| filter.is_empty() || n.contains(filter.as_str())) {
+        let t0 = js_sys::Date::now();
+        let r = run_check(&gpu, &reference, &mut agg, name).await;
+        results.push(suite_result(name, r, js_sys::Date::now() - t0));
+    }
+    Ok(suite_report(&gpu, results))
 }

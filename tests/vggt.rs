@@ -41,12 +41,13 @@ fn load(gpu: &Gpu) -> Aggregator {
 fn aggregator_matches_upstream_block_by_block() {
     let gpu = gpu(false);
     let mut agg = load(&gpu);
-    let r = pollster::block_on(vggt_parity::check_aggregator(&gpu, &reference(), &agg, vggt_parity::F32_TOL));
-    println!("{}", r.unwrap());
-    // The token-chunked MLP (as large inputs run it), with chunks that split frames unevenly.
-    agg.mlp_chunk = 7;
-    let r = pollster::block_on(vggt_parity::check_aggregator(&gpu, &reference(), &agg, vggt_parity::F32_TOL));
-    println!("chunked MLP: {}", r.unwrap());
+    let r = reference();
+    for name in vggt_parity::CHECKS {
+        match pollster::block_on(vggt_parity::run_check(&gpu, &r, &mut agg, name)) {
+            Ok(detail) => println!("{name}: {detail}"),
+            Err(e) => panic!("{name}: {e}"),
+        }
+    }
 }
 
 /// The f16 activation path within f16's error. Fails without shader-f16 unless ALLOW_NO_F16=1.

@@ -19,6 +19,8 @@ echo "== browser: kernel suite in headless Chromium (SwiftShader WebGPU)"
 node tests/browser/run.mjs
 echo "== browser: Qwen2.5-VL parity with transformers in headless Chromium"
 node tests/browser/run.mjs --suite qwen
+echo "== browser: VGGT parity with the upstream code in headless Chromium"
+node tests/browser/run.mjs --suite vggt
 echo "== browser: model package loader (HTTP, resume, cache, integrity)"
 node tests/browser/package.mjs
 echo "== all tests passed"

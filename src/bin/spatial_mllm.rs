@@ -5,6 +5,10 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use spatial_mllm_web::bench::qwen::{self as qwen_bench, QwenBench};
+use spatial_mllm_web::bench::vggt as vggt_bench;
+use spatial_mllm_web::model::vggt::Aggregator;
+use spatial_mllm_web::model::Params;
+use spatial_mllm_web::weights::shapes::VggtDims;
 use spatial_mllm_web::bench::{format_table, run_all, Scale};
 use spatial_mllm_web::gpu::{Gpu, GpuOptions};
 use spatial_mllm_web::testing::Rng;
@@ -95,6 +99,25 @@ enum BenchWhat {
         #[arg(long, default_value_t = 2)]
         reps: usize,
     },
+    /// VGGT's aggregator at a real config with random weights: time per frame count, FLOP rate
+    /// against the device's GEMM rate, peak activation memory.
+    Vggt {
+        /// The model config (default: VGGT-1B's).
+        #[arg(long, default_value = "models/configs/vggt-1b.json")]
+        config: PathBuf,
+        /// Benchmark this package instead of random weights.
+        #[arg(long)]
+        package: Option<PathBuf>,
+        /// Frame counts, comma-separated (default: 8,16,32 on a GPU, 1,2 on a CPU adapter).
+        #[arg(long)]
+        frames: Option<String>,
+        /// Frame size WIDTHxHEIGHT, multiples of 14 (default: 518x392 on a GPU, 224x168 on a CPU adapter).
+        #[arg(long)]
+        size: Option<String>,
+        /// Repetitions (the best is reported).
+        #[arg(long, default_value_t = 1)]
+        reps: usize,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -164,7 +187,7 @@ fn main() {
             let gpu = gpu(cli.f32);
             let dirs = match package {
                 Some(p) => vec![p],
-                None => formats.split(',').map(|f| random_package(&config, f.trim())).collect(),
+                None => formats.split(',').map(|f| random_package(&config, "qwen2.5-vl", f.trim(), qwen_policy(f.trim()))).collect(),
             };
             let bench = QwenBench { prompt, new_tokens: tokens, reps };
             let mut runs = Vec::new();
@@ -176,6 +199,31 @@ fn main() {
                 runs.push(pollster::block_on(qwen_bench::run(&gpu, &pkg.manifest, params, &bench)).unwrap_or_else(|e| fail(3, e)));
             }
             print!("{}", qwen_bench::format_table(&gpu, &runs));
+        }
+        Cmd::Bench { what: BenchWhat::Vggt { config, package, frames, size, reps } } => {
+            let gpu = gpu(cli.f32);
+            let cpu = gpu.info.device_type == "Cpu";
+            let frames = frames.unwrap_or_else(|| if cpu { "1,2".into() } else { "8,16,32".into() });
+            let frames: Vec<usize> = frames.split(',').map(|f| f.trim().parse().unwrap_or_else(|_| fail(1, format!("bad frame count {f:?}")))).collect();
+            let size = size.unwrap_or_else(|| if cpu { "224x168".into() } else { "518x392".into() });
+            let (w, h) = size
+                .split_once('x')
+                .and_then(|(w, h)| Some((w.parse::<usize>().ok()?, h.parse::<usize>().ok()?)))
+                .unwrap_or_else(|| fail(1, format!("bad size {size:?} (WIDTHxHEIGHT)")));
+            let dir = package.unwrap_or_else(|| random_package(&config, "vggt", "default", ""));
+            let pkg = Package::open(&dir).unwrap_or_else(|e| fail(1, e));
+            eprintln!("loading {} ({:.2} GB)", dir.display(), pkg.manifest.total_bytes() as f64 / 1e9);
+            let params = Params::new(pkg.load(&gpu, &mut |_| {}).unwrap_or_else(|e| fail(1, e)));
+            let kind = ModelKind::from_id(&pkg.manifest.model_kind).unwrap_or_else(|| fail(1, "unknown model kind"));
+            let dims = VggtDims::from_config(kind, &pkg.manifest.config);
+            let agg = pollster::block_on(Aggregator::new(&gpu, dims, &params)).unwrap_or_else(|e| fail(1, e));
+            let mut runs = Vec::new();
+            for &s in &frames {
+                eprintln!("running {s} frames of {w}x{h}");
+                runs.push(pollster::block_on(vggt_bench::run(&gpu, &agg, s, h, w, reps)).unwrap_or_else(|e| fail(3, e)));
+            }
+            let gemm = vggt_bench::gemm_floor(&gpu, agg.dims.dim, if cpu { 512 } else { 8192 }).unwrap_or_else(|e| fail(3, e));
+            print!("{}", vggt_bench::format_table(&gpu, pkg.manifest.total_bytes(), &runs, &gemm));
         }
         Cmd::Bench { what: BenchWhat::Kernels { size, reps } } => {
             let gpu = gpu(cli.f32);
@@ -193,31 +241,36 @@ fn main() {
     }
 }
 
-/// A random package of `config` with decoder matrices in `format`, written once and reused.
-fn random_package(config: &std::path::Path, format: &str) -> PathBuf {
-    let policy = match format {
+/// The Qwen decoder's policy for a `bench qwen --formats` entry.
+fn qwen_policy(format: &str) -> &'static str {
+    match format {
         "q4" => "llm.layers.=q4",
         "q8" => "llm.=q8",
         "f16" => "llm.=f16",
         other => fail(1, format!("unknown format {other:?} (q4, q8, f16)")),
-    };
+    }
+}
+
+/// A random package of `config` (model `kind`, storage `policy`) under target/bench-packages,
+/// written once and reused while the config is the same.
+fn random_package(config: &std::path::Path, kind: &str, label: &str, policy: &str) -> PathBuf {
     let stem = config.file_stem().and_then(|s| s.to_str()).unwrap_or("model");
-    let dir = PathBuf::from("target/bench-packages").join(format!("{stem}-{format}"));
+    let dir = PathBuf::from("target/bench-packages").join(format!("{stem}-{label}"));
     let text = std::fs::read_to_string(config).unwrap_or_else(|e| fail(1, format!("{}: {e}", config.display())));
     let cfg: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| fail(1, format!("{}: {e}", config.display())));
     if Package::open(&dir).is_ok_and(|p| p.manifest.config == cfg) {
         return dir;
     }
-    eprintln!("writing random weights to {} ({policy})", dir.display());
+    eprintln!("writing random weights to {} ({})", dir.display(), if policy.is_empty() { "default policy" } else { policy });
     let _ = std::fs::remove_dir_all(&dir);
-    let opts = ConvertOptions { policy: Policy::parse(policy).unwrap(), max_shard: 128 << 20 };
+    let opts = ConvertOptions { policy: Policy::parse(policy).unwrap_or_else(|e| fail(1, e)), max_shard: 128 << 20 };
     let b = bar();
     let mut progress = |p: Progress| {
         b.set_length(p.total as u64);
         b.set_position(p.done as u64);
     };
-    write_random(&dir, ModelKind::from_id("qwen2.5-vl").unwrap_or_else(|| fail(1, "no model kind qwen2.5-vl")), cfg, &opts, 0x5eed, &mut progress)
-        .unwrap_or_else(|e| fail(1, e));
+    let kind = ModelKind::from_id(kind).unwrap_or_else(|| fail(1, format!("no model kind {kind}")));
+    write_random(&dir, kind, cfg, &opts, 0x5eed, &mut progress).unwrap_or_else(|e| fail(1, e));
     b.finish_and_clear();
     dir
 }

@@ -227,7 +227,10 @@ impl Gpu {
         let raw = self.pool.lock().unwrap().take(bucket);
         let raw = match raw {
             Some(b) => b,
-            None => self.raw_buffer(bucket, "activation"),
+            None => {
+                self.stats.activation_created(bucket);
+                self.raw_buffer(bucket, "activation")
+            }
         };
         if self.poison {
             self.queue.write_buffer(&raw, 0, &vec![0xFFu8; bucket as usize]);
@@ -292,5 +295,12 @@ impl Gpu {
     /// Bytes currently held by the pool for reuse.
     pub fn pooled_bytes(&self) -> u64 {
         self.pool.lock().unwrap().pooled_bytes
+    }
+
+    /// Free the pooled buffers and restart the activation high-water mark (call when no
+    /// activation is alive, e.g. between benchmark runs).
+    pub fn clear_pool(&self) {
+        self.pool.lock().unwrap().clear();
+        self.stats.pool_cleared();
     }
 }

@@ -6,6 +6,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub struct GpuStats {
     submits: AtomicU64,
     dispatches: AtomicU64,
+    /// Bytes of activation buffers the pool has created: they stay allocated (in use or pooled),
+    /// so this is the high-water mark of activation memory since the pool was last cleared.
+    activation_bytes: AtomicU64,
 }
 
 /// A reading of the counters; subtract two to count what happened between them.
@@ -19,6 +22,19 @@ impl GpuStats {
     pub(super) fn submitted(&self, dispatches: usize) {
         self.submits.fetch_add(1, Ordering::Relaxed);
         self.dispatches.fetch_add(dispatches as u64, Ordering::Relaxed);
+    }
+
+    pub(super) fn activation_created(&self, bytes: u64) {
+        self.activation_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    pub(super) fn pool_cleared(&self) {
+        self.activation_bytes.store(0, Ordering::Relaxed);
+    }
+
+    /// Peak activation memory (see the field).
+    pub fn activation_bytes(&self) -> u64 {
+        self.activation_bytes.load(Ordering::Relaxed)
     }
 
     pub fn snapshot(&self) -> StatsSnapshot {

@@ -10,4 +10,4 @@ pub mod reference;
 mod util;
 
 pub use cases::{all_cases, Case};
-pub use util::{compare, CaseResult, Rng};
+pub use util::{compare, CaseOutcome, CaseResult, Rng};

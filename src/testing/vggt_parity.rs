@@ -25,6 +25,24 @@ pub fn frames(r: &ReferenceFile) -> Result<(Vec<f32>, [usize; 4]), String> {
     Ok((r.f32s("images")?, [s, c, h, w]))
 }
 
+/// Every check, in the order the harnesses run them.
+pub const CHECKS: &[&str] = &["aggregator", "aggregator chunked mlp"];
+
+/// Run one check of `CHECKS` by name (f32 path tolerance).
+pub async fn run_check(gpu: &Gpu, r: &ReferenceFile, agg: &mut Aggregator, name: &str) -> CaseOutcome {
+    match name {
+        "aggregator" => check_aggregator(gpu, r, agg, F32_TOL).await,
+        "aggregator chunked mlp" => {
+            // Token chunks that split frames unevenly, as large inputs run the MLPs.
+            let chunk = std::mem::replace(&mut agg.mlp_chunk, 7);
+            let out = check_aggregator(gpu, r, agg, F32_TOL).await;
+            agg.mlp_chunk = chunk;
+            out
+        }
+        other => Err(format!("no check named {other:?}")),
+    }
+}
+
 /// The aggregator block by block, at `tol` (1e-3 on the f32 path).
 pub async fn check_aggregator(gpu: &Gpu, r: &ReferenceFile, agg: &Aggregator, tol: f64) -> CaseOutcome {
     let (px, [s, _, h, w]) = frames(r)?;

@@ -1,9 +1,9 @@
 // Runs a test suite built to wasm (pkg/) inside headless Chromium on SwiftShader's WebGPU
-// adapter: the kernel suite, or the Qwen2.5-VL parity checks against transformers' outputs on the
-// tiny fixture (converted to an f32 package by the native CLI first). Fails on any failed case, on
+// adapter: the kernel suite, or a model's parity checks (Qwen2.5-VL against transformers, VGGT
+// against the upstream code) on its tiny fixture (converted to an f32 package by the native CLI). Fails on any failed case, on
 // a missing adapter or a suite that rejects, on an empty report, on a page crash, or on a timeout
 // (never a skip).
-//   node tests/browser/run.mjs [--suite kernels|qwen] [filter]     (or KERNEL_FILTER=...)
+//   node tests/browser/run.mjs [--suite kernels|qwen|vggt] [filter]     (or KERNEL_FILTER=...)
 //   KERNEL_SEED=n replays a seed; CHROMIUM=/path/to/chrome; BROWSER_TIMEOUT_MS (default 20 min).
 import { launch, executablePath } from './chromium.mjs';
 import { execFileSync } from 'node:child_process';
@@ -34,14 +34,16 @@ if (!fs.existsSync(executablePath)) {
 }
 
 let query = `suite=${suite}&seed=${seed}&filter=${encodeURIComponent(filter)}`;
-if (suite === 'qwen') {
-  const pkg = 'target/browser-fixtures/qwen2.5-vl-f32';
+// Model suites: the fixture converted to an f32 package by the native CLI, loaded over HTTP.
+const fixtures = { qwen: 'qwen2.5-vl', vggt: 'vggt' };
+if (fixtures[suite]) {
+  const pkg = `target/browser-fixtures/${fixtures[suite]}-f32`;
   fs.rmSync(path.join(root, pkg), { recursive: true, force: true });
-  execFileSync(path.join(root, 'target/release/spatial-mllm'), ['convert', 'tests/fixtures/qwen2.5-vl', pkg, '--policy', '=f32'],
+  execFileSync(path.join(root, 'target/release/spatial-mllm'), ['convert', `tests/fixtures/${fixtures[suite]}`, pkg, '--policy', '=f32'],
     { cwd: root, stdio: 'inherit' });
-  query += `&package=/${pkg}&fixture=/tests/fixtures/qwen2.5-vl`;
+  query += `&package=/${pkg}&fixture=/tests/fixtures/${fixtures[suite]}`;
 } else if (suite !== 'kernels') {
-  console.error(`FAILED: no suite named '${suite}' (kernels, qwen)`);
+  console.error(`FAILED: no suite named '${suite}' (kernels, ${Object.keys(fixtures).join(', ')})`);
   process.exit(1);
 }
 const replay = `KERNEL_SEED=${seed} node tests/browser/run.mjs --suite ${suite}${filter ? ` '${filter}'` : ''}`;
