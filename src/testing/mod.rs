@@ -6,6 +6,7 @@ pub mod cases;
 pub mod qwen_parity;
 pub mod reference_file;
 pub mod reference;
+pub mod vggt_camera_parity;
 mod util;
 
 pub use cases::{all_cases, Case};

@@ -1,2 +1,8 @@
 //! VGGT (spec sections 4.3 and 7, Appendix A): the aggregator (DINOv2 patch embedding, alternating
 //! frame / global attention), the camera head and the DPT depth and point heads.
+
+pub mod camera;
+pub mod pose;
+
+pub use camera::{CameraConfig, CameraHead};
+pub use pose::{pose_encoding_to_extri_intri, Camera};
