@@ -1,23 +1,29 @@
 // Element-wise operations on activations, one flag per op:
 // ADD a+b, MUL a*b, SILU silu(a), GELU gelu(a) (exact erf), SILU_MUL silu(a)*b,
-// SCALE a*g[col] (LayerScale), SCALE_ADD a + b*g[col] (LayerScale on a residual branch).
+// SCALE a*g[col] (LayerScale), SCALE_ADD a + b*g[col] (LayerScale on a residual branch),
+// RELU max(a, 0) on the columns lo..hi of each row (a copy elsewhere),
+// MODULATE r + gate * (a * (1 + scale) + shift) (adaLN-style modulation with a gated residual),
+// where row t of B holds [shift | scale | gate], each `cols` wide.
 
 struct Params {
     n: u32,
     cols: u32,
-    _p0: u32,
-    _p1: u32,
+    lo: u32,
+    hi: u32,
 }
 
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> A: array<Act>;
-#ifdef ADD|MUL|SILU_MUL|SCALE_ADD
+#ifdef ADD|MUL|SILU_MUL|SCALE_ADD|MODULATE
 @group(0) @binding(2) var<storage, read> B: array<Act>;
 #endif
 #ifdef SCALE|SCALE_ADD
 @group(0) @binding(3) var<storage, read> G: array<f32>;
 #endif
 @group(0) @binding(4) var<storage, read_write> Y: array<Act>;
+#ifdef MODULATE
+@group(0) @binding(5) var<storage, read> R: array<Act>;
+#endif
 
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -47,6 +53,17 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 #endif
 #ifdef SCALE_ADD
     y = a + f32(B[i]) * G[i % P.cols];
+#endif
+#ifdef RELU
+    let c = i % P.cols;
+    y = select(a, max(a, 0.0), c >= P.lo && c < P.hi);
+#endif
+#ifdef MODULATE
+    let b = (i / P.cols) * 3u * P.cols + i % P.cols;
+    let shift = f32(B[b]);
+    let scale = f32(B[b + P.cols]);
+    let gate = f32(B[b + 2u * P.cols]);
+    y = f32(R[i]) + gate * (a * (1.0 + scale) + shift);
 #endif
     Y[i] = Act(y);
 }

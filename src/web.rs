@@ -109,7 +109,7 @@ fn suite_report(gpu: &Gpu, results: Vec<serde_json::Value>) -> String {
 pub async fn run_vggt_parity(package_url: String, fixture_url: String, filter: String) -> Result<String, JsValue> {
     use crate::model::vggt::Aggregator;
     use crate::testing::reference_file::ReferenceFile;
-    use crate::testing::vggt_parity::{run_check, CHECKS};
+    use crate::testing::vggt_parity::{run_check, VggtUnderTest, CHECKS};
     use crate::weights::{http, layout::ModelKind, shapes::VggtDims};
     let js = |e: &dyn std::fmt::Display| JsValue::from_str(&e.to_string());
     let opts = GpuOptions { allow_f16: true, allow_subgroups: false, poison: true };
@@ -118,11 +118,12 @@ pub async fn run_vggt_parity(package_url: String, fixture_url: String, filter: S
     let reference = ReferenceFile::new(http::file(&fixture_url, "reference.safetensors").await.map_err(|e| js(&e))?).map_err(|e| js(&e))?;
     let kind = ModelKind::from_id(&manifest.model_kind).ok_or_else(|| JsValue::from_str("unknown model kind"))?;
     let params = crate::model::Params::new(params);
-    let mut agg = Aggregator::new(&gpu, VggtDims::from_config(kind, &manifest.config), &params).await.map_err(|e| js(&e))?;
+    let agg = Aggregator::new(&gpu, VggtDims::from_config(kind, &manifest.config), &params).await.map_err(|e| js(&e))?;
+    let mut m = VggtUnderTest { agg, params: &params, config: &manifest.config };
     let mut results = Vec::new();
     for name in CHECKS.iter().filter(|n| filter.is_empty() || n.contains(filter.as_str())) {
         let t0 = js_sys::Date::now();
-        let r = run_check(&gpu, &reference, &mut agg, name).await;
+        let r = run_check(&gpu, &reference, &mut m, name).await;
         results.push(suite_result(name, r, js_sys::Date::now() - t0));
     }
     Ok(suite_report(&gpu, results))

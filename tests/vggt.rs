@@ -7,7 +7,7 @@ use spatial_mllm_web::gpu::{DType, Gpu, GpuOptions, Recorder};
 use spatial_mllm_web::model::vggt::{Aggregator, Frames};
 use spatial_mllm_web::model::Params;
 use spatial_mllm_web::testing::reference_file::ReferenceFile;
-use spatial_mllm_web::testing::vggt_parity;
+use spatial_mllm_web::testing::vggt_parity::{self, VggtUnderTest};
 use spatial_mllm_web::weights::convert::{convert, ConvertOptions};
 use spatial_mllm_web::weights::layout::ModelKind;
 use spatial_mllm_web::weights::package::Package;
@@ -26,24 +26,33 @@ fn gpu(allow_f16: bool) -> Gpu {
     pollster::block_on(Gpu::new(GpuOptions { allow_f16, allow_subgroups: true, poison: true })).expect("a GPU adapter")
 }
 
-fn load(gpu: &Gpu) -> Aggregator {
+/// The fixture converted to an f32 package and loaded, as a user's package would be.
+fn load_params(gpu: &Gpu) -> (Params, serde_json::Value) {
     let tmp = tempfile::tempdir().unwrap();
     let dst = tmp.path().join("pkg");
     let opts = ConvertOptions { policy: Policy::parse("=f32").unwrap(), max_shard: 128 << 20 };
     convert(&fixture_dir(), &dst, &opts, &mut |_| {}).unwrap();
     let pkg = Package::open(&dst).unwrap();
-    let params = Params::new(pkg.load(gpu, &mut |_| {}).unwrap());
-    let dims = VggtDims::from_config(ModelKind::Vggt, &pkg.manifest.config);
-    pollster::block_on(Aggregator::new(gpu, dims, &params)).unwrap()
+    (Params::new(pkg.load(gpu, &mut |_| {}).unwrap()), pkg.manifest.config.clone())
+}
+
+fn aggregator(gpu: &Gpu, params: &Params, config: &serde_json::Value) -> Aggregator {
+    pollster::block_on(Aggregator::new(gpu, VggtDims::from_config(ModelKind::Vggt, config), params)).unwrap()
+}
+
+fn load(gpu: &Gpu) -> Aggregator {
+    let (params, config) = load_params(gpu);
+    aggregator(gpu, &params, &config)
 }
 
 #[test]
-fn aggregator_matches_upstream_block_by_block() {
+fn aggregator_and_camera_head_match_upstream() {
     let gpu = gpu(false);
-    let mut agg = load(&gpu);
+    let (params, config) = load_params(&gpu);
+    let mut m = VggtUnderTest { agg: aggregator(&gpu, &params, &config), params: &params, config: &config };
     let r = reference();
     for name in vggt_parity::CHECKS {
-        match pollster::block_on(vggt_parity::run_check(&gpu, &r, &mut agg, name)) {
+        match pollster::block_on(vggt_parity::run_check(&gpu, &r, &mut m, name)) {
             Ok(detail) => println!("{name}: {detail}"),
             Err(e) => panic!("{name}: {e}"),
         }

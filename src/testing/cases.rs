@@ -8,7 +8,7 @@ use super::reference as cpu;
 use super::util::{as_stored, compare, tol, CaseOutcome, CaseResult, Rng};
 use crate::gpu::{Gpu, Recorder, Tensor};
 use crate::kernels::attention::{attention_with, Attention, HeadsView, Kernel};
-use crate::kernels::elementwise::{elementwise, Op};
+use crate::kernels::elementwise::{elementwise, modulate, relu_columns, Op};
 use crate::kernels::matmul::{linear_with, Activation, Epilogue, Path};
 use crate::kernels::norm::{self, Rows};
 use crate::kernels::rope::{inv_freq, rope_inplace, RopeKind, RopeTable};
@@ -54,6 +54,7 @@ pub fn all_cases() -> Vec<Case> {
         case!("qk_norm_inplace", qk_norm_inplace),
         case!("rope_variants", rope_variants),
         case!("elementwise", elementwise_ops),
+        case!("modulate", modulate_case),
         case!("embed", embed_formats),
         case!("argmax", argmax_case),
         case!("sample_top_k_top_p", sample_case),
@@ -379,7 +380,7 @@ async fn elementwise_ops(g: &Gpu, r: &mut Rng) -> CaseOutcome {
     let (rows, cols) = (13, 77);
     let n = rows * cols;
     let mut notes = Vec::new();
-    for op in [Op::Add, Op::Mul, Op::Silu, Op::Gelu, Op::SiluMul, Op::Scale, Op::ScaleAdd] {
+    for op in [Op::Add, Op::Mul, Op::Silu, Op::Gelu, Op::SiluMul, Op::Scale, Op::ScaleAdd, Op::Relu] {
         let a = as_stored(g, &r.normals(n, 2.0));
         let b = as_stored(g, &r.normals(n, 2.0));
         let gm = r.normals(cols, 0.1);
@@ -394,6 +395,7 @@ async fn elementwise_ops(g: &Gpu, r: &mut Rng) -> CaseOutcome {
                     Op::SiluMul => cpu::silu(x) * y,
                     Op::Scale => x * s,
                     Op::ScaleAdd => x + y * s,
+                    Op::Relu => x.max(0.0),
                 }
             })
             .collect();
@@ -404,6 +406,31 @@ async fn elementwise_ops(g: &Gpu, r: &mut Rng) -> CaseOutcome {
         let needs_g = matches!(op, Op::Scale | Op::ScaleAdd);
         let got = run(g, |rec| elementwise(rec, op, &at, needs_b.then_some(&bt), needs_g.then_some(&gt))).await?;
         notes.push(compare(&format!("{op:?}"), &got, &want, tol(g, 1e-5))?);
+    }
+    // ReLU on a column range only (VGGT's pose activation), including an empty range.
+    for (lo, hi) in [(7, 9), (0, 1), (76, 77), (30, 30)] {
+        let a = as_stored(g, &r.normals(n, 2.0));
+        let want: Vec<f64> = (0..n).map(|i| if (lo..hi).contains(&(i % cols)) { (a[i] as f64).max(0.0) } else { a[i] as f64 }).collect();
+        let at = g.upload_act(&a, &[rows, cols]).map_err(e2s)?;
+        let got = run(g, |rec| relu_columns(rec, &at, lo..hi)).await?;
+        notes.push(compare(&format!("ReLU columns {lo}..{hi}"), &got, &want, tol(g, 1e-6))?);
+    }
+    summary(notes)
+}
+
+async fn modulate_case(g: &Gpu, r: &mut Rng) -> CaseOutcome {
+    let mut notes = Vec::new();
+    for &(rows, cols) in &[(3, 64), (13, 77), (1, 2051), (6, 2048)] {
+        let n = rows * cols;
+        let x = as_stored(g, &r.normals(n, 1.0));
+        let m = as_stored(g, &r.normals(3 * n, 0.7));
+        let res = as_stored(g, &r.normals(n, 1.5));
+        let want = cpu::modulate(&x, &m, &res, cols);
+        let xt = g.upload_act(&x, &[rows, cols]).map_err(e2s)?;
+        let mt = g.upload_act(&m, &[rows, 3 * cols]).map_err(e2s)?;
+        let rt = g.upload_act(&res, &[rows, cols]).map_err(e2s)?;
+        let got = run(g, |rec| modulate(rec, &xt, &mt, &rt)).await?;
+        notes.push(compare(&format!("modulate {rows}x{cols}"), &got, &want, tol(g, 1e-5))?);
     }
     summary(notes)
 }

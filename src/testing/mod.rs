@@ -7,6 +7,7 @@ pub mod qwen_parity;
 pub mod reference_file;
 pub mod vggt_parity;
 pub mod reference;
+pub mod vggt_camera_parity;
 mod util;
 
 pub use cases::{all_cases, Case};

@@ -23,6 +23,19 @@ pub fn silu(x: f64) -> f64 {
     x / (1.0 + (-x).exp())
 }
 
+/// DiT's adaLN modulation with a gated residual, per row t and column c:
+/// res + gate * (x * (1 + scale) + shift), with mods row t = [shift | scale | gate].
+pub fn modulate(x: &[f32], mods: &[f32], res: &[f32], cols: usize) -> Vec<f64> {
+    (0..x.len())
+        .map(|i| {
+            let (t, c) = (i / cols, i % cols);
+            let m = |part: usize| mods[t * 3 * cols + part * cols + c] as f64;
+            let (shift, scale, gate) = (m(0), m(1), m(2));
+            res[i] as f64 + gate * (x[i] as f64 * (1.0 + scale) + shift)
+        })
+        .collect()
+}
+
 /// Attention of dense [tokens][heads][d] arrays; `visible(i, j)` is the mask.
 #[allow(clippy::too_many_arguments)]
 pub fn attention(

@@ -5,7 +5,8 @@
 use super::reference_file::ReferenceFile;
 use super::util::{compare, CaseOutcome};
 use crate::gpu::{Gpu, Recorder, Tensor};
-use crate::model::vggt::{Aggregator, AggregatorTaps, Frames};
+use crate::model::vggt::{Aggregator, AggregatorTaps, CameraConfig, CameraHead, Frames};
+use crate::model::Params;
 
 /// Relative error allowed on the f32 path (the bar).
 pub const F32_TOL: f64 = 1e-3;
@@ -26,12 +27,22 @@ pub fn frames(r: &ReferenceFile) -> Result<(Vec<f32>, [usize; 4]), String> {
 }
 
 /// Every check, in the order the harnesses run them.
-pub const CHECKS: &[&str] = &["aggregator", "aggregator chunked mlp"];
+pub const CHECKS: &[&str] = &["aggregator", "aggregator chunked mlp", "camera head", "frames to cameras"];
+
+/// The models under test: the aggregator and the package it came from (the heads load from it).
+pub struct VggtUnderTest<'a> {
+    pub agg: Aggregator,
+    pub params: &'a Params,
+    pub config: &'a serde_json::Value,
+}
 
 /// Run one check of `CHECKS` by name (f32 path tolerance).
-pub async fn run_check(gpu: &Gpu, r: &ReferenceFile, agg: &mut Aggregator, name: &str) -> CaseOutcome {
+pub async fn run_check(gpu: &Gpu, r: &ReferenceFile, m: &mut VggtUnderTest<'_>, name: &str) -> CaseOutcome {
+    let agg = &mut m.agg;
     match name {
         "aggregator" => check_aggregator(gpu, r, agg, F32_TOL).await,
+        "camera head" => super::vggt_camera_parity::check_camera_head(gpu, r, m.params, m.config).await,
+        "frames to cameras" => check_frames_to_cameras(gpu, r, m).await,
         "aggregator chunked mlp" => {
             // Token chunks that split frames unevenly, as large inputs run the MLPs.
             let chunk = std::mem::replace(&mut agg.mlp_chunk, 7);
@@ -41,6 +52,20 @@ pub async fn run_check(gpu: &Gpu, r: &ReferenceFile, agg: &mut Aggregator, name:
         }
         other => Err(format!("no check named {other:?}")),
     }
+}
+
+/// From the raw frames: our aggregator's last layer into the camera head, against upstream's pose_enc.
+pub async fn check_frames_to_cameras(gpu: &Gpu, r: &ReferenceFile, m: &VggtUnderTest<'_>) -> CaseOutcome {
+    let (px, [s, _, h, w]) = frames(r)?;
+    let last = m.agg.dims.depth - 1;
+    let head = CameraHead::new(&CameraConfig::from_dims(&m.agg.dims), m.params).map_err(err)?;
+    let mut rec = Recorder::new(gpu);
+    let out = m.agg.forward(&mut rec, &Frames { pixels: &px, count: s, height: h, width: w }, &[last], None).map_err(err)?;
+    let tokens = out.layers[0].1.reshape(&[s, out.tokens, 2 * m.agg.dims.dim]);
+    let pose = head.forward(&mut rec, &tokens).map_err(err)?;
+    rec.submit().map_err(err)?;
+    let tol = if gpu.act == crate::gpu::DType::F16 { 1e-2 } else { F32_TOL };
+    compare("pose_enc from the frames", &read(gpu, &pose).await?, &r.f64s("pose_enc")?, tol)
 }
 
 /// The aggregator block by block, at `tol` (1e-3 on the f32 path).

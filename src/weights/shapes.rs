@@ -27,7 +27,9 @@ fn sub<'a>(cfg: &'a Value, key: &str) -> &'a Value {
 }
 
 /// VGGT hyper-parameters: `vggt_config` (this project's key, for small test models), else the
-/// v1.1 `spatial_config`, else VGGT-1B's defaults.
+/// v1.1 `spatial_config`, else VGGT-1B's defaults. The camera head works at `2 * dim` (frame and
+/// global features side by side); upstream builds it with `CameraHead`'s defaults (trunk depth 4,
+/// 16 heads, MLP ratio 4), which the `camera_*` keys can override.
 #[derive(Clone, Debug)]
 pub struct VggtDims {
     pub dim: usize,
@@ -37,6 +39,12 @@ pub struct VggtDims {
     pub patch: usize,
     pub img: usize,
     pub registers: usize,
+    /// `camera_trunk_depth`: blocks of the camera head's trunk.
+    pub camera_depth: usize,
+    /// `camera_num_heads`: attention heads of the trunk blocks.
+    pub camera_heads: usize,
+    /// MLP width of the trunk blocks (`camera_mlp_ratio` times `2 * dim`).
+    pub camera_mlp: usize,
 }
 
 impl VggtDims {
@@ -57,6 +65,9 @@ impl VggtDims {
             patch: num(v, "patch_size", 14),
             img: num(v, "img_size", 518),
             registers: num(v, "num_register_tokens", 4),
+            camera_depth: num(v, "camera_trunk_depth", 4),
+            camera_heads: num(v, "camera_num_heads", 16),
+            camera_mlp: num(v, "camera_mlp_ratio", 4) * 2 * dim,
         }
     }
 }
@@ -205,8 +216,8 @@ fn vggt(add: &mut impl FnMut(String, Vec<usize>, bool), v: &VggtDims) {
     // Camera head at 2 * dim.
     let c = "vggt.camera_head.";
     let d2 = 2 * d;
-    for b in 0..4 {
-        block(add, &format!("{c}trunk.{b}."), d2, 4 * d2, None, false);
+    for b in 0..v.camera_depth {
+        block(add, &format!("{c}trunk.{b}."), d2, v.camera_mlp, None, false);
     }
     for n in ["token_norm", "trunk_norm"] {
         add(format!("{c}{n}.weight"), vec![d2], false);

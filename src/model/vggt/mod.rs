@@ -2,6 +2,10 @@
 //! frame / global attention), the camera head and the DPT depth and point heads.
 
 pub mod aggregator;
+pub mod camera;
 pub mod pos_embed;
+pub mod pose;
 
 pub use aggregator::{Aggregator, AggregatorOutput, AggregatorTaps, Frames};
+pub use camera::{CameraConfig, CameraHead};
+pub use pose::{pose_encoding_to_extri_intri, Camera};

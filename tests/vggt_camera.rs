@@ -1,0 +1,105 @@
+//! VGGT's camera head against the upstream code (tests/fixtures/vggt), natively; the check lives
+//! in `spatial_mllm_web::testing::vggt_camera_parity` so the browser harness can run it too. The
+//! head gets the reference's last aggregator output; its pose encoding must match the reference's
+//! within 1e-3 relative on the f32 path and 1e-2 on the f16 path, and bad input is a clear error.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use spatial_mllm_web::gpu::{DType, Gpu, GpuOptions, Recorder, Tensor};
+use spatial_mllm_web::model::vggt::camera::{CameraConfig, CameraHead};
+use spatial_mllm_web::model::{ModelError, Params};
+use spatial_mllm_web::testing::reference_file::ReferenceFile;
+use spatial_mllm_web::testing::vggt_camera_parity::{aggregator_output, check_camera_head, run_head};
+use spatial_mllm_web::weights::convert::{convert, ConvertOptions};
+use spatial_mllm_web::weights::layout::ModelKind;
+use spatial_mllm_web::weights::package::Package;
+use spatial_mllm_web::weights::policy::Policy;
+
+fn fixture_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/vggt")
+}
+
+fn reference() -> ReferenceFile {
+    ReferenceFile::new(std::fs::read(fixture_dir().join("reference.safetensors")).unwrap()).unwrap()
+}
+
+fn gpu(allow_f16: bool) -> Gpu {
+    pollster::block_on(Gpu::new(GpuOptions { allow_f16, allow_subgroups: true, poison: true })).expect("a GPU adapter")
+}
+
+/// The fixture converted to an f32 package and loaded, as a user's package would be.
+fn load_params(gpu: &Gpu) -> (Params, serde_json::Value) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dst = tmp.path().join("pkg");
+    let opts = ConvertOptions { policy: Policy::parse("=f32").unwrap(), max_shard: 128 << 20 };
+    convert(&fixture_dir(), &dst, &opts, &mut |_| {}).unwrap();
+    let pkg = Package::open(&dst).unwrap();
+    let params = Params::new(pkg.load(gpu, &mut |_| {}).unwrap());
+    (params, pkg.manifest.config.clone())
+}
+
+#[test]
+fn camera_head_matches_upstream() {
+    let gpu = gpu(false);
+    let (params, cfg) = load_params(&gpu);
+    let r = pollster::block_on(check_camera_head(&gpu, &reference(), &params, &cfg));
+    println!("[f32] camera head on {}: {}", gpu.info.name, r.as_ref().unwrap_or_else(|e| e));
+    r.unwrap();
+}
+
+/// Fails on an adapter without shader-f16 unless ALLOW_NO_F16=1.
+#[test]
+fn camera_head_f16_path_stays_close_to_upstream() {
+    let gpu = gpu(true);
+    if gpu.act != DType::F16 {
+        assert_eq!(std::env::var("ALLOW_NO_F16").as_deref(), Ok("1"), "adapter {} has no shader-f16", gpu.info.name);
+        return;
+    }
+    let (params, cfg) = load_params(&gpu);
+    let r = pollster::block_on(check_camera_head(&gpu, &reference(), &params, &cfg));
+    println!("[f16] camera head on {}: {}", gpu.info.name, r.as_ref().unwrap_or_else(|e| e));
+    r.unwrap();
+}
+
+/// Tokens of the wrong width, zero frames, a tensor that is not [frames, tokens, width], a config
+/// that disagrees with the weights: each a clear error; the head still works after.
+#[test]
+fn bad_input_is_a_clear_error() {
+    let gpu = gpu(false);
+    let (params, cfg) = load_params(&gpu);
+    let ccfg = CameraConfig::from_config(ModelKind::Vggt, &cfg);
+    let head = CameraHead::new(&ccfg, &params).unwrap();
+    let d = ccfg.dim;
+    let run = |t: &Tensor| -> ModelError {
+        let mut rec = Recorder::new(&gpu);
+        head.forward(&mut rec, t).err().expect("bad input must fail")
+    };
+    let narrow = gpu.upload_act(&vec![0.5; 3 * 17 * (d / 2)], &[3, 17, d / 2]).unwrap();
+    let e = run(&narrow);
+    assert!(matches!(e, ModelError::Input(_)) && e.to_string().contains(&format!("{} wide", d / 2)), "{e}");
+    println!("{e}");
+    let some = gpu.upload_act(&vec![0.5; 17 * d], &[1, 17, d]).unwrap();
+    let empty = Tensor { buf: Arc::clone(&some.buf), shape: vec![0, 17, d], dtype: some.dtype };
+    let e = run(&empty);
+    assert!(matches!(e, ModelError::Input(_)) && e.to_string().contains("no tokens"), "{e}");
+    println!("{e}");
+    let e = run(&some.reshape(&[17, d]));
+    assert!(matches!(e, ModelError::Input(_)) && e.to_string().contains("[frames, tokens per frame"), "{e}");
+    println!("{e}");
+
+    let mut wrong = ccfg.clone();
+    wrong.mlp += 4;
+    let e = CameraHead::new(&wrong, &params).err().expect("a config that disagrees with the weights must fail");
+    assert!(e.to_string().contains("mlp.fc1.weight"), "{e}");
+    let mut wrong = ccfg.clone();
+    wrong.heads = 5;
+    let e = CameraHead::new(&wrong, &params).err().expect("heads that do not divide the width must fail");
+    assert!(matches!(e, ModelError::Config(_)), "{e}");
+
+    // The head still answers after the errors.
+    let (tokens, shape) = aggregator_output(&reference(), 3).unwrap();
+    let pose = pollster::block_on(run_head(&gpu, &head, &tokens, shape)).unwrap();
+    assert_eq!(pose.len(), 3 * 9);
+    assert!(pose.iter().all(|v| v.is_finite()));
+}
