@@ -7,6 +7,7 @@ pub mod embed;
 pub mod gather;
 pub mod matmul;
 pub mod norm;
+pub mod regroup;
 pub mod rope;
 pub mod sample;
 
@@ -32,11 +33,13 @@ pub(crate) const GATHER: ShaderSource =
     ShaderSource { name: "gather", code: include_str!("../../shaders/gather.wgsl"), includes: &[] };
 pub(crate) const PENALTY: ShaderSource =
     ShaderSource { name: "penalty", code: include_str!("../../shaders/penalty.wgsl"), includes: &[] };
+pub(crate) const REGROUP: ShaderSource =
+    ShaderSource { name: "regroup", code: include_str!("../../shaders/regroup.wgsl"), includes: &[] };
 pub(crate) const SAMPLE: ShaderSource =
     ShaderSource { name: "sample", code: include_str!("../../shaders/sample.wgsl"), includes: &[REDUCE] };
 
 /// Every family, for tools that compile them all (validation, warm-up).
-pub const ALL_SOURCES: [&ShaderSource; 9] = [&MATMUL, &ATTENTION, &NORM, &ROPE, &ELEMENTWISE, &EMBED, &SAMPLE, &PENALTY, &GATHER];
+pub const ALL_SOURCES: [&ShaderSource; 10] = [&MATMUL, &ATTENTION, &NORM, &ROPE, &ELEMENTWISE, &EMBED, &SAMPLE, &PENALTY, &GATHER, &REGROUP];
 
 /// Threads per workgroup of the flat element-wise kernels.
 pub(crate) const FLAT_WG: u32 = 256;

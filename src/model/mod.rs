@@ -3,6 +3,7 @@
 pub mod error;
 pub mod params;
 pub mod qwen;
+pub mod spatial;
 pub mod vggt;
 
 pub use error::{ModelError, MResult};

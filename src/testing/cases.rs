@@ -15,6 +15,7 @@ use crate::kernels::rope::{inv_freq, rope_inplace, RopeKind, RopeTable};
 use crate::kernels::sample::{argmax, repetition_penalty, sample, Sampling};
 use crate::kernels::embed::{embed, embed_parts};
 use crate::kernels::gather::{gather_rows, place_cols};
+use crate::kernels::regroup::{regroup, RegroupOrder};
 use crate::weights::{PackedWeight, Weight, WeightFormat};
 
 pub type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
@@ -60,6 +61,7 @@ pub fn all_cases() -> Vec<Case> {
         case!("sample_top_k_top_p", sample_case),
         case!("repetition_penalty", penalty_case),
         case!("gather_rows_place_cols", gather_place_case),
+        case!("regroup_connector", regroup_case),
     ]
 }
 
@@ -570,4 +572,31 @@ async fn gather_place_case(g: &Gpu, r: &mut Rng) -> CaseOutcome {
     })
     .await?;
     summary(vec![compare("gather rows", &got_g, &want_g, 0.0)?, compare("concat columns", &got_c, &want_c, 0.0)?])
+}
+
+/// The connectors' regrouping, both orders, against index arithmetic written from the upstream
+/// permutes: v1.0 permute(0,1,3,5,2,4,6,7) of (B,T',2,h',2,w',2,C); v1.1 (sh, sw, d, tf).
+async fn regroup_case(g: &Gpu, r: &mut Rng) -> CaseOutcome {
+    let (frames, ps, gh, gw, c) = (4, 5, 6, 10, 13);
+    let p = ps + gh * gw;
+    let x = as_stored(g, &r.normals(frames * p * c, 1.0));
+    let xt = g.upload_act(&x, &[frames * p, c]).map_err(e2s)?;
+    let mut notes = Vec::new();
+    for order in [RegroupOrder::V10, RegroupOrder::V11] {
+        let mut want = Vec::new();
+        for t in 0..frames / 2 {
+            for i in 0..gh / 2 {
+                for j in 0..gw / 2 {
+                    let at = |tf: usize, sh: usize, sw: usize, d: usize| x[((2 * t + tf) * p + ps + (2 * i + sh) * gw + 2 * j + sw) * c + d] as f64;
+                    match order {
+                        RegroupOrder::V10 => (0..2).for_each(|tf| (0..2).for_each(|sh| (0..2).for_each(|sw| (0..c).for_each(|d| want.push(at(tf, sh, sw, d)))))),
+                        RegroupOrder::V11 => (0..2).for_each(|sh| (0..2).for_each(|sw| (0..c).for_each(|d| (0..2).for_each(|tf| want.push(at(tf, sh, sw, d)))))),
+                    }
+                }
+            }
+        }
+        let got = run(g, |rec| regroup(rec, &xt, frames, ps, (gh, gw), order)).await?;
+        notes.push(compare(&format!("regroup {order:?}"), &got, &want, 0.0)?);
+    }
+    summary(notes)
 }

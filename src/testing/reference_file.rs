@@ -38,6 +38,14 @@ impl ReferenceFile {
         })
     }
 
+    /// Values of a U8 tensor (raw frames).
+    pub fn u8s(&self, name: &str) -> Result<Vec<u8>, String> {
+        self.with(name, |t| match t.dtype() {
+            Dtype::U8 => Ok(t.data().to_vec()),
+            other => Err(format!("{name}: {other:?}, expected U8")),
+        })
+    }
+
     pub fn f32s(&self, name: &str) -> Result<Vec<f32>, String> {
         Ok(self.f64s(name)?.into_iter().map(|v| v as f32).collect())
     }

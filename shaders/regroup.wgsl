@@ -1,0 +1,57 @@
+// VGGT patch tokens regrouped for the Spatial-MLLM connectors: one output row per merged Qwen token
+// (t, I, J), gathering the 8 VGGT patch tokens {frames 2t, 2t+1} x {rows 2I, 2I+1} x {cols 2J, 2J+1}
+// of C channels each into 8*C features, in one of the two checkpoint generations' orders:
+//   order 0 (v1.0 VGGTEmbeddingMerger): f = ((tf*2 + sh)*2 + sw)*C + d
+//   order 1 (v1.1 MLPAddConnector):     f = ((sh*2 + sw)*C + d)*2 + tf
+// X is [frames * P, C] with P tokens per frame, patches from `patch_start` in row-major (h, w).
+
+struct Params {
+    n_rows: u32,
+    c: u32,
+    p: u32,
+    patch_start: u32,
+    grid_h: u32,
+    grid_w: u32,
+    order: u32,
+    _p: u32,
+}
+
+@group(0) @binding(0) var<uniform> P: Params;
+@group(0) @binding(1) var<storage, read> X: array<Act>;
+@group(0) @binding(3) var<storage, read_write> Y: array<Act>;
+
+@compute @workgroup_size(256)
+fn regroup(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * 256u;
+    let width = 8u * P.c;
+    if (i >= P.n_rows * width) {
+        return;
+    }
+    let r = i / width;
+    let f = i % width;
+    var tf: u32;
+    var sh: u32;
+    var sw: u32;
+    var d: u32;
+    if (P.order == 0u) {
+        d = f % P.c;
+        let blk = f / P.c;
+        sw = blk % 2u;
+        sh = (blk / 2u) % 2u;
+        tf = blk / 4u;
+    } else {
+        tf = f % 2u;
+        d = (f / 2u) % P.c;
+        let blk = f / (2u * P.c);
+        sw = blk % 2u;
+        sh = blk / 2u;
+    }
+    let mw = P.grid_w / 2u;
+    let mh = P.grid_h / 2u;
+    let jj = r % mw;
+    let ii = (r / mw) % mh;
+    let t = r / (mw * mh);
+    let frame = 2u * t + tf;
+    let tok = frame * P.p + P.patch_start + (2u * ii + sh) * P.grid_w + 2u * jj + sw;
+    Y[i] = X[tok * P.c + d];
+}

@@ -1,0 +1,59 @@
+//! The connectors' regrouping of VGGT patch tokens into merged-token rows (see shaders/regroup.wgsl).
+
+use bytemuck::{Pod, Zeroable};
+
+use super::{check_act, REGROUP};
+use crate::gpu::{error::shape_err, Binding, PipelineKey, Recorder, Result, Tensor, Variant};
+
+/// The feature order of a checkpoint generation's connector.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RegroupOrder {
+    /// v1.0 `VGGTEmbeddingMerger`: (frame in pair, row in block, col in block, channel).
+    V10,
+    /// v1.1 `MLPAddConnector`: (row in block, col in block, channel, frame in pair).
+    V11,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct Params {
+    n_rows: u32,
+    c: u32,
+    p: u32,
+    patch_start: u32,
+    grid_h: u32,
+    grid_w: u32,
+    order: u32,
+    _p: u32,
+}
+
+/// `x` is [frames * tokens, C] (tokens per frame = patch_start + grid_h * grid_w); returns
+/// [frames/2 * grid_h/2 * grid_w/2, 8 * C] in the merged tokens' (t, I, J) raster order.
+pub fn regroup(rec: &mut Recorder, x: &Tensor, frames: usize, patch_start: usize, grid: (usize, usize), order: RegroupOrder) -> Result<Tensor> {
+    let gpu = rec.gpu;
+    check_act("regroup", "X", x, gpu)?;
+    let (gh, gw) = grid;
+    let p = patch_start + gh * gw;
+    if frames == 0 || frames % 2 != 0 || gh % 2 != 0 || gw % 2 != 0 {
+        return Err(shape_err("regroup", format!("{frames} frames of {gh}x{gw} patches: the merge needs even counts")));
+    }
+    if x.rows() != frames * p {
+        return Err(shape_err("regroup", format!("X has {} rows, {frames} frames of {p} tokens have {}", x.rows(), frames * p)));
+    }
+    let c = x.cols();
+    let n = frames / 2 * (gh / 2) * (gw / 2);
+    let y = gpu.alloc_act(&[n, 8 * c])?;
+    let pipe = gpu.pipeline(PipelineKey { src: &REGROUP, entry: "regroup", variant: &Variant::new(gpu.act) });
+    let prm = Params {
+        n_rows: n as u32,
+        c: c as u32,
+        p: p as u32,
+        patch_start: patch_start as u32,
+        grid_h: gh as u32,
+        grid_w: gw as u32,
+        order: (order == RegroupOrder::V11) as u32,
+        _p: 0,
+    };
+    rec.dispatch_flat(pipe, &prm, &[Binding::t(1, x), Binding::t(3, &y)], ((n * 8 * c) as u32).div_ceil(256));
+    Ok(y)
+}

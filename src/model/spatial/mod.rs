@@ -1,0 +1,9 @@
+//! Spatial-MLLM (spec sections 1 to 5): Qwen2.5-VL's ViT and VGGT's aggregator see the same frames;
+//! the connector's spatial embeddings are added to the ViT's merged tokens, which replace the
+//! prompt's video pad tokens; the Qwen2.5 decoder answers.
+
+pub mod connector;
+pub mod model;
+
+pub use connector::{Connector, Generation};
+pub use model::{SpatialMllm, VideoInput, VisualTaps};

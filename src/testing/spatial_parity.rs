@@ -1,0 +1,125 @@
+//! Spatial-MLLM against the upstream code on the tiny v1.0 and v1.1 fixtures
+//! (`tests/fixtures/spatial-mllm-v1.*`), shared by the native tests (`tests/spatial.rs`) and the
+//! browser harness: from the decoded frames to the ViT output, every VGGT block, the connector, the
+//! prompt ids and M-RoPE positions, the logits and 32 greedy tokens.
+
+use super::reference_file::ReferenceFile;
+use super::util::{compare, CaseOutcome};
+use crate::gpu::{Gpu, Recorder, Tensor};
+use crate::model::qwen::chat::{Content, Message, QwenTokenizer};
+use crate::model::qwen::generate::{generate, GenerationConfig, Prompt};
+use crate::model::qwen::rope_index::{rope_index, VisionGrid};
+use crate::model::qwen::vision::merge_into_prompt;
+use crate::model::qwen::vision_layout::Grid;
+use crate::model::qwen::KvCache;
+use crate::model::spatial::{Generation, SpatialMllm, VideoInput, VisualTaps};
+use crate::model::vggt::Frames;
+
+pub const F32_TOL: f64 = 1e-3;
+const NEW_TOKENS: usize = 32;
+const QUESTION: &str = "How many chairs are there?";
+
+fn err(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+async fn read(gpu: &Gpu, t: &Tensor) -> Result<Vec<f32>, String> {
+    gpu.read_f32(t).await.map_err(err)
+}
+
+pub struct SpatialFixture {
+    pub reference: ReferenceFile,
+    meta: serde_json::Value,
+    pub tokenizer: QwenTokenizer,
+}
+
+impl SpatialFixture {
+    pub fn new(reference: Vec<u8>, reference_json: &str, tokenizer_json: &[u8]) -> Result<SpatialFixture, String> {
+        Ok(SpatialFixture {
+            reference: ReferenceFile::new(reference)?,
+            meta: serde_json::from_str(reference_json).map_err(|e| format!("reference.json: {e}"))?,
+            tokenizer: QwenTokenizer::from_bytes(tokenizer_json).map_err(err)?,
+        })
+    }
+
+    /// The decoded frames as VGGT takes them: [S, 3, H, W] in [0, 1], from `frames_u8` [S, H, W, 3].
+    pub fn vggt_frames(&self) -> Result<(Vec<f32>, [usize; 3]), String> {
+        let shape = self.reference.shape("video.frames_u8")?;
+        let [s, h, w, 3] = shape[..] else { return Err(format!("frames_u8 of shape {shape:?}")) };
+        let u8s = self.reference.u8s("video.frames_u8")?;
+        let mut out = vec![0f32; s * 3 * h * w];
+        for f in 0..s {
+            for y in 0..h {
+                for x in 0..w {
+                    for c in 0..3 {
+                        out[((f * 3 + c) * h + y) * w + x] = u8s[((f * h + y) * w + x) * 3 + c] as f32 / 255.0;
+                    }
+                }
+            }
+        }
+        Ok((out, [s, h, w]))
+    }
+}
+
+/// From the frames to the fused tokens, the logits and 32 greedy tokens, checked stage by stage.
+pub async fn check_video(gpu: &Gpu, fx: &SpatialFixture, m: &SpatialMllm) -> CaseOutcome {
+    let r = &fx.reference;
+    let (px, [s, h, w]) = fx.vggt_frames()?;
+    let vit_patches = r.f32s("video.pixel_values_videos")?;
+    let g = r.f64s("video.video_grid_thw")?;
+    let grid = Grid { t: g[0] as usize, h: g[1] as usize, w: g[2] as usize };
+    let input = VideoInput { vit_patches: &vit_patches, grid, frames: Frames { pixels: &px, count: s, height: h, width: w } };
+    let mut rec = Recorder::new(gpu);
+    let mut taps = VisualTaps::default();
+    let fused = m.encode_video(&mut rec, &input, Some(&mut taps)).map_err(err)?;
+
+    // The prompt, its ids and positions.
+    let messages = [Message::user(vec![Content::Video, Content::Text(QUESTION.into())])];
+    let ids = fx.tokenizer.prompt_ids(&messages, &[m.vision.tokens(grid)]).map_err(err)?;
+    let want_ids: Vec<u32> = r.f64s("video.input_ids")?.into_iter().map(|v| v as u32).collect();
+    if ids != want_ids {
+        return Err("the prompt ids differ from upstream's".into());
+    }
+    let spg = fx.meta["cases"]["video"]["second_per_grid_ts"][0].as_f64().ok_or("reference.json lacks second_per_grid_ts")? as f32;
+    let vg = VisionGrid { t: grid.t, h: grid.h, w: grid.w, second_per_grid_t: spg };
+    let tokens = &m.cfg.tokens;
+    let (positions, delta) = rope_index(&ids, &[vg], tokens, m.cfg.vision.merge, m.cfg.vision.tokens_per_second).map_err(err)?;
+    let want_pos = r.f64s("video.position_ids")?;
+    let n = ids.len();
+    if (0..n).any(|i| (0..3).any(|c| positions[i][c] as f64 != want_pos[c * n + i])) {
+        return Err("the M-RoPE positions differ from upstream's".into());
+    }
+
+    let embeds = m.text.embed(&mut rec, &gpu.upload_u32(&ids, &[n]).map_err(err)?).map_err(err)?;
+    merge_into_prompt(&mut rec, &embeds, &ids, [tokens.image_pad, tokens.video_pad], &fused).map_err(err)?;
+    let mut cache = KvCache::new(gpu, &m.text.cfg, n + NEW_TOKENS).map_err(err)?;
+    let pos: Vec<i32> = positions.iter().flatten().copied().collect();
+    let hidden = m.text.forward(&mut rec, embeds.clone(), &gpu.upload_i32(&pos, &[n, 3]).map_err(err)?, &mut cache, None).map_err(err)?;
+    let logits = m.text.logits(&mut rec, &hidden).map_err(err)?;
+    rec.submit().map_err(err)?;
+
+    let mut report = vec![compare("vit out", &read(gpu, taps.vit.as_ref().ok_or("no vit tap")?).await?, &r.f64s("video.vit.out")?, F32_TOL)?];
+    let a = &taps.aggregator;
+    for (i, (f, gl)) in a.frame_blocks.iter().zip(&a.global_blocks).enumerate() {
+        report.push(compare(&format!("vggt frame {i}"), &read(gpu, f).await?, &r.f64s(&format!("video.vggt.frame.{i}"))?, F32_TOL)?);
+        report.push(compare(&format!("vggt global {i}"), &read(gpu, gl).await?, &r.f64s(&format!("video.vggt.global.{i}"))?, F32_TOL)?);
+    }
+    // v1.1's hook saw the connector's sum; v1.0's the merger's spatial embeddings alone.
+    let (what, t) = match m.generation {
+        Generation::V11 => ("fused tokens", &fused),
+        Generation::V10 => ("spatial embeddings", taps.spatial.as_ref().ok_or("no spatial tap")?),
+    };
+    report.push(compare(what, &read(gpu, t).await?, &r.f64s("video.connector.out")?, F32_TOL)?);
+    report.push(compare("logits", &read(gpu, &logits).await?, &r.f64s("video.logits")?, F32_TOL)?);
+
+    let mut cache = KvCache::new(gpu, &m.text.cfg, n + NEW_TOKENS).map_err(err)?;
+    let gen = generate(gpu, &m.text, &mut cache, Prompt { embeds, positions, delta }, &GenerationConfig::greedy(NEW_TOKENS, vec![]), &mut |_| true)
+        .await
+        .map_err(err)?;
+    let want: Vec<u32> = r.f64s("video.generated")?.into_iter().map(|v| v as u32).collect();
+    if gen.tokens != want {
+        return Err(format!("greedy tokens {:?}, upstream {:?}", gen.tokens, want));
+    }
+    report.push(format!("{NEW_TOKENS} greedy tokens identical"));
+    Ok(report.join("; "))
+}
