@@ -128,3 +128,30 @@ pub async fn run_vggt_parity(package_url: String, fixture_url: String, filter: S
     }
     Ok(suite_report(&gpu, results))
 }
+
+/// Run the Spatial-MLLM parity checks (`testing::spatial_parity`) with the package at
+/// `package_url` (a tiny v1.0 or v1.1 fixture converted to f32) against the reference at `fixture_url`.
+#[wasm_bindgen]
+pub async fn run_spatial_parity(package_url: String, fixture_url: String, filter: String) -> Result<String, JsValue> {
+    use crate::model::spatial::SpatialMllm;
+    use crate::testing::spatial_parity::{run_check, SpatialFixture, CHECKS};
+    use crate::weights::http;
+    let js = |e: &dyn std::fmt::Display| JsValue::from_str(&e.to_string());
+    let opts = GpuOptions { allow_f16: true, allow_subgroups: false, poison: true };
+    let gpu = Gpu::new(opts).await.map_err(|e| js(&e))?;
+    let (manifest, params, _) = http::load(&gpu, &package_url, &mut |_, _, _, _, _| {}).await.map_err(|e| js(&e))?;
+    let tokenizer = manifest.tokenizer.as_deref().ok_or_else(|| JsValue::from_str("the package has no tokenizer"))?;
+    let tokenizer = http::file(&package_url, tokenizer).await.map_err(|e| js(&e))?;
+    let reference = http::file(&fixture_url, "reference.safetensors").await.map_err(|e| js(&e))?;
+    let meta = http::file(&fixture_url, "reference.json").await.map_err(|e| js(&e))?;
+    let fx = SpatialFixture::new(reference, &String::from_utf8_lossy(&meta), &tokenizer).map_err(|e| js(&e))?;
+    let params = crate::model::Params::new(params);
+    let model = SpatialMllm::new(&gpu, &manifest.model_kind, &manifest.config, &params).await.map_err(|e| js(&e))?;
+    let mut results = Vec::new();
+    for name in CHECKS.iter().filter(|n| filter.is_empty() || n.contains(filter.as_str())) {
+        let t0 = js_sys::Date::now();
+        let r = run_check(&gpu, &fx, &model, name).await;
+        results.push(suite_result(name, r, js_sys::Date::now() - t0));
+    }
+    Ok(suite_report(&gpu, results))
+}

@@ -21,6 +21,9 @@ echo "== browser: Qwen2.5-VL parity with transformers in headless Chromium"
 node tests/browser/run.mjs --suite qwen
 echo "== browser: VGGT parity with the upstream code in headless Chromium"
 node tests/browser/run.mjs --suite vggt
+echo "== browser: Spatial-MLLM v1.0 and v1.1 parity with the upstream code in headless Chromium"
+node tests/browser/run.mjs --suite spatial-v1.0
+node tests/browser/run.mjs --suite spatial-v1.1
 echo "== browser: model package loader (HTTP, resume, cache, integrity)"
 node tests/browser/package.mjs
 echo "== all tests passed"

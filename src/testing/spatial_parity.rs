@@ -61,6 +61,16 @@ impl SpatialFixture {
     }
 }
 
+/// Every check, in the order the harnesses run them.
+pub const CHECKS: &[&str] = &["video to answer"];
+
+pub async fn run_check(gpu: &Gpu, fx: &SpatialFixture, m: &SpatialMllm, name: &str) -> CaseOutcome {
+    match name {
+        "video to answer" => check_video(gpu, fx, m).await,
+        other => Err(format!("no check named {other:?}")),
+    }
+}
+
 /// From the frames to the fused tokens, the logits and 32 greedy tokens, checked stage by stage.
 pub async fn check_video(gpu: &Gpu, fx: &SpatialFixture, m: &SpatialMllm) -> CaseOutcome {
     let r = &fx.reference;

@@ -1,9 +1,10 @@
 // Runs a test suite built to wasm (pkg/) inside headless Chromium on SwiftShader's WebGPU
-// adapter: the kernel suite, or a model's parity checks (Qwen2.5-VL against transformers, VGGT
-// against the upstream code) on its tiny fixture (converted to an f32 package by the native CLI). Fails on any failed case, on
+// adapter: the kernel suite, or a model's parity checks (Qwen2.5-VL against transformers, VGGT and
+// Spatial-MLLM v1.0 / v1.1 against the upstream code) on its tiny fixture (converted to an f32
+// package by the native CLI). Fails on any failed case, on
 // a missing adapter or a suite that rejects, on an empty report, on a page crash, or on a timeout
 // (never a skip).
-//   node tests/browser/run.mjs [--suite kernels|qwen|vggt] [filter]     (or KERNEL_FILTER=...)
+//   node tests/browser/run.mjs [--suite kernels|qwen|vggt|spatial-v1.0|spatial-v1.1] [filter]     (or KERNEL_FILTER=...)
 //   KERNEL_SEED=n replays a seed; CHROMIUM=/path/to/chrome; BROWSER_TIMEOUT_MS (default 20 min).
 import { launch, executablePath } from './chromium.mjs';
 import { execFileSync } from 'node:child_process';
@@ -35,7 +36,7 @@ if (!fs.existsSync(executablePath)) {
 
 let query = `suite=${suite}&seed=${seed}&filter=${encodeURIComponent(filter)}`;
 // Model suites: the fixture converted to an f32 package by the native CLI, loaded over HTTP.
-const fixtures = { qwen: 'qwen2.5-vl', vggt: 'vggt' };
+const fixtures = { qwen: 'qwen2.5-vl', vggt: 'vggt', 'spatial-v1.0': 'spatial-mllm-v1.0', 'spatial-v1.1': 'spatial-mllm-v1.1' };
 if (fixtures[suite]) {
   const pkg = `target/browser-fixtures/${fixtures[suite]}-f32`;
   fs.rmSync(path.join(root, pkg), { recursive: true, force: true });
