@@ -52,6 +52,10 @@ kernel_tests!(
     argmax,
     sample_top_k_top_p,
     repetition_penalty,
+    conv2d,
+    conv_transpose2d,
+    bilinear,
+    head_activation,
 );
 
 /// Every case of the suite has a native test above.
@@ -60,7 +64,8 @@ fn suite_is_covered() {
     let listed = [
         "matmul_f16", "matmul_q8", "matmul_q4", "attention_causal_gqa_d128", "attention_full_d64",
         "attention_varlen_d80", "rms_norm", "layer_norm", "qk_norm_inplace", "rope_variants",
-        "elementwise", "embed", "argmax", "sample_top_k_top_p", "repetition_penalty",
+        "elementwise", "embed", "argmax", "sample_top_k_top_p", "repetition_penalty", "conv2d",
+        "conv_transpose2d", "bilinear", "head_activation",
     ];
     for c in all_cases() {
         assert!(listed.contains(&c.name), "case {} has no native test", c.name);
