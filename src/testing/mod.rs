@@ -7,6 +7,7 @@ pub mod qwen_parity;
 pub mod reference_file;
 pub mod reference;
 mod util;
+pub mod vggt_dpt_parity;
 
 pub use cases::{all_cases, Case};
 pub use util::{compare, CaseResult, Rng};
