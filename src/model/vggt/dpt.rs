@@ -408,7 +408,8 @@ mod tests {
         let u = -(1.0f64 / 2f64.sqrt()) / 2.0;
         assert!((xp[0] as f64 - 0.1 * u.sin()).abs() < 1e-7);
         assert!((xp[2] as f64 - 0.1 * u.cos()).abs() < 1e-7);
-        assert!((xp[1] as f64 - 0.1 * (u / 100.0).sin()).abs() < 1e-7);
+        // Two frequencies: 100^0 and 100^(-1/2).
+        assert!((xp[1] as f64 - 0.1 * (u / 10.0).sin()).abs() < 1e-7);
         assert_eq!(yp, vec![0.0, 0.0, 0.1, 0.1]);
     }
 }
