@@ -127,6 +127,18 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     let ix0 = i32((am % P.w_out) * P.stride) - i32(P.pad);
     let kk = P.k * P.k;
     let bn = n0 + ar;
+    // (ky, kx, ci) of k = k0 + ak, carried along with k0 so that the loop needs no division.
+    var ci0 = ak;
+    var kx0 = 0u;
+    var ky0 = 0u;
+    while (ci0 >= P.c_in) {
+        ci0 -= P.c_in;
+        kx0 += 1u;
+        if (kx0 == P.k) {
+            kx0 = 0u;
+            ky0 += 1u;
+        }
+    }
 #else
     let bk = tid / 16u;
     let bc = (tid % 16u) * 4u;
@@ -138,17 +150,25 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
             var a = 0.0;
 #ifdef CONV
             var b = 0.0;
+            var ci = ci0 + j;
+            var kx = kx0;
+            var ky = ky0;
+            while (ci >= P.c_in) {
+                ci -= P.c_in;
+                kx += 1u;
+                if (kx == P.k) {
+                    kx = 0u;
+                    ky += 1u;
+                }
+            }
             if (k < P.K) {
-                let tap = k / P.c_in;
-                let ci = k - tap * P.c_in;
-                let ky = tap / P.k;
                 let iy = iy0 + i32(ky);
-                let ix = ix0 + i32(tap - ky * P.k);
+                let ix = ix0 + i32(kx);
                 if (am < P.M && iy >= 0 && iy < i32(P.h_in) && ix >= 0 && ix < i32(P.w_in)) {
                     a = x_load(xbase + (u32(iy) * P.w_in + u32(ix)) * P.c_in + ci);
                 }
                 if (bn < P.N) {
-                    b = load_w1(bn, ci * kk + tap, P.kp, P.soff);
+                    b = load_w1(bn, ci * kk + ky * P.k + kx, P.kp, P.soff);
                 }
             }
             Bs[(ak + j) * BN + ar] = b;
@@ -182,6 +202,17 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
             acc[3] += As[ab + 3u] * b;
         }
         workgroupBarrier();
+#ifdef CONV
+        ci0 += BK;
+        while (ci0 >= P.c_in) {
+            ci0 -= P.c_in;
+            kx0 += 1u;
+            if (kx0 == P.k) {
+                kx0 = 0u;
+                ky0 += 1u;
+            }
+        }
+#endif
     }
     for (var i = 0u; i < 4u; i++) {
         let m = m0 + lid.y * 4u + i;

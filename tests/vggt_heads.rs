@@ -102,3 +102,65 @@ fn bad_input_is_a_clear_error() {
     // The head still works after the errors.
     println!("{}", pollster::block_on(check_head(&gpu, &r, &params, &cfg, POINT_HEAD, 2)).unwrap());
 }
+
+/// VGGT-1B's head (2 x 1024 input channels, features 256, projections 256 / 512 / 1024 / 1024)
+/// with random f16 weights on `frames` frames of h x w px: every output must be finite. Returns
+/// the seconds the last of `runs` forward passes took (the first also compiles the pipelines).
+fn real_width_head(h: usize, w: usize, frames: usize, allow_f16: bool, runs: usize) -> f64 {
+    use spatial_mllm_web::testing::Rng;
+    use spatial_mllm_web::weights::layout::ModelKind;
+    use spatial_mllm_web::weights::loader::GpuParam;
+    use spatial_mllm_web::weights::shapes::{expected, VggtDims};
+    use spatial_mllm_web::weights::{PackedWeight, Weight, WeightFormat};
+    let gpu = gpu(allow_f16);
+    let cfg = serde_json::json!({});
+    let dims = VggtDims::from_config(ModelKind::Vggt, &cfg);
+    let mut rng = Rng::new(7);
+    let mut map = std::collections::HashMap::new();
+    for e in expected(ModelKind::Vggt, &cfg).into_iter().filter(|e| e.name.starts_with(DEPTH_HEAD)) {
+        let n: usize = e.shape.iter().product();
+        let base = if e.name.ends_with("norm.weight") { 1.0 } else { 0.0 };
+        let data: Vec<f32> = (0..n).map(|_| base + 0.02 * rng.normal()).collect();
+        let p = if e.shape.len() == 1 {
+            GpuParam::Vector(gpu.upload_f32(&data, &[n]).unwrap())
+        } else {
+            let (rows, cols) = (e.shape[0], n / e.shape[0]);
+            GpuParam::Matrix(vec![Weight::upload(&gpu, &PackedWeight::pack(WeightFormat::F16, &data, rows, cols), &e.name).unwrap()])
+        };
+        map.insert(e.name, p);
+    }
+    let params = Params::new(map);
+    let head = DptHead::new(&gpu, &params, DEPTH_HEAD, &dims).unwrap();
+    let (ph, pw) = (h / 14, w / 14);
+    let tokens = 5 + ph * pw;
+    let layers: Vec<_> = (0..4).map(|_| gpu.upload_act(&rng.normals(frames * tokens * 2048, 1.0), &[frames, tokens, 2048]).unwrap()).collect();
+    let sizes = vec![(h, w); frames];
+    let input = DptInput { layers: [&layers[0], &layers[1], &layers[2], &layers[3]], frame_sizes: &sizes, patch_start: 5 };
+    let mut secs = 0.0;
+    for _ in 0..runs {
+        let t0 = std::time::Instant::now();
+        let out = head.forward(&gpu, &input).unwrap();
+        let depth = pollster::block_on(gpu.read_f32(&out.values)).unwrap();
+        let conf = pollster::block_on(gpu.read_f32(&out.conf)).unwrap();
+        secs = t0.elapsed().as_secs_f64();
+        assert_eq!(out.values.shape, [frames, ph * 14, pw * 14, 1]);
+        assert!(depth.iter().chain(&conf).all(|v| v.is_finite()), "non-finite outputs");
+        let mean = depth.iter().map(|&v| v as f64).sum::<f64>() / depth.len() as f64;
+        println!("[{:?}] {frames} x {h}x{w}: depth mean {mean:.4}, {:.2} s", gpu.act, secs);
+    }
+    secs
+}
+
+#[test]
+fn real_widths_run() {
+    real_width_head(42, 56, 1, false, 1);
+    real_width_head(42, 56, 1, true, 1);
+}
+
+/// The full size: 518 x 518 frames (37 x 37 patches, a 518 x 518 x 128 interpolation). Minutes on
+/// lavapipe: run with --ignored on a GPU.
+#[test]
+#[ignore]
+fn real_widths_full_size() {
+    real_width_head(518, 518, 2, true, 2);
+}

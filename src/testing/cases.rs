@@ -645,6 +645,9 @@ async fn conv2d_case(g: &Gpu, r: &mut Rng) -> CaseOutcome {
         (D { f: 1, h: 3, w: 4, c: 5 }, 7, 3, 1, ConvOpts { fmt: WeightFormat::F32, relu_in: true, ..f16 }),
         // More output channels than one tile and many input channels (several K tiles per tap).
         (D { f: 1, h: 6, w: 10, c: 96 }, 129, 3, 1, ConvOpts { bias: true, ..f16 }),
+        // Fewer than 4 input channels: one K step spans several taps.
+        (D { f: 2, h: 5, w: 7, c: 3 }, 10, 3, 1, ConvOpts { bias: true, ..f16 }),
+        (D { f: 1, h: 4, w: 5, c: 1 }, 3, 3, 2, ConvOpts { fmt: WeightFormat::Q8, relu_in: true, ..f16 }),
     ];
     let mut notes = Vec::new();
     for (d, c_out, k, s, o) in cases {
