@@ -146,7 +146,7 @@ fn real_width_head(h: usize, w: usize, frames: usize, allow_f16: bool, runs: usi
         assert_eq!(out.values.shape, [frames, ph * 14, pw * 14, 1]);
         assert!(depth.iter().chain(&conf).all(|v| v.is_finite()), "non-finite outputs");
         let mean = depth.iter().map(|&v| v as f64).sum::<f64>() / depth.len() as f64;
-        println!("[{:?}] {frames} x {h}x{w}: depth mean {mean:.4}, {:.2} s", gpu.act, secs);
+        println!("[{:?}] {frames} x {h}x{w}: depth mean {mean:.4}, {:.2} s, buffer pool {:.1} MiB", gpu.act, secs, gpu.pooled_bytes() as f64 / (1 << 20) as f64);
     }
     secs
 }

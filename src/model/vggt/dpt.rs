@@ -8,8 +8,8 @@
 //!
 //! Activations are channels-last images [frames, H, W, C] (see kernels::conv). Frames are
 //! independent, so they run in chunks (upstream's frames_chunk_size, 8, lowered when the largest
-//! intermediate of a chunk would not fit one buffer binding), one submission per chunk so that
-//! the pool reuses a chunk's buffers for the next.
+//! intermediate of a chunk would not fit one buffer binding), each stage of a chunk its own
+//! submission so that the pool reuses a stage's buffers for the next (see `run_chunk`).
 //!
 //! Differences from the upstream order of operations, exact in real arithmetic:
 //! * A fusion block's 1x1 `out_conv` runs before its bilinear upsampling instead of after
@@ -258,7 +258,7 @@ impl DptHead {
         Ok(self.frames_chunk.clamp(1, (limit / per_frame).max(1)))
     }
 
-    /// Run the head over every frame (one submission per chunk of frames).
+    /// Run the head over every frame, chunk by chunk.
     pub fn forward(&self, gpu: &Gpu, input: &DptInput) -> MResult<DptOutput> {
         let g = self.geometry(gpu, input)?;
         let chunk = self.chunk(gpu, &g)?;
@@ -269,9 +269,7 @@ impl DptHead {
         let mut f0 = 0;
         while f0 < g.frames {
             let n = chunk.min(g.frames - f0);
-            let mut rec = Recorder::new(gpu);
-            self.record_chunk(&mut rec, input, &g, &pos, f0, n, &values, &conf)?;
-            rec.submit()?;
+            self.run_chunk(gpu, input, &g, &pos, f0, n, &values, &conf)?;
             f0 += n;
         }
         Ok(DptOutput { values, conf })
@@ -290,37 +288,54 @@ impl DptHead {
         })
     }
 
-    /// Frames f0 .. f0 + n into `values` / `conf`.
+    /// Frames f0 .. f0 + n into `values` / `conf`. Each level, each fusion block and the output
+    /// stage is its own submission, so that the pool recycles a stage's intermediates for the
+    /// next: the peak is one stage's tensors (at 518 x 518, about 125 MB per frame in f16, the
+    /// refinenet1 stage) rather than the whole chunk's (about 325 MB per frame).
     #[allow(clippy::too_many_arguments)]
-    fn record_chunk(&self, rec: &mut Recorder, input: &DptInput, g: &Geom, pos: &PosTables, f0: usize, n: usize, values: &Tensor, conf: &Tensor) -> MResult<()> {
-        let mut rn = Vec::with_capacity(4);
-        for (i, layer) in input.layers.iter().enumerate() {
-            let tokens = self.chunk_rows(rec, layer, g, f0, n)?;
-            let x = layer_norm(rec, &tokens, Some(&self.norm_w), Some(&self.norm_b), NORM_EPS)?;
-            let patches = ImageView { t: &x, frames: n, h: g.ph, w: g.pw, c: self.dim_in, frame_stride: g.tokens * self.dim_in, off: input.patch_start * self.dim_in };
-            let proj = &self.projects[i];
-            let x = conv2d(rec, patches, &proj.w, 1, 1, false, ConvEpilogue { pos: Some(&pos.projects[i]), ..proj.epi() })?;
-            let x = match i {
-                0 => conv_transpose2d(rec, ImageView::of(&x)?, &self.resize0.w, 4, false, self.resize0.epi())?,
-                1 => conv_transpose2d(rec, ImageView::of(&x)?, &self.resize1.w, 2, false, self.resize1.epi())?,
-                2 => x,
-                _ => conv2d(rec, ImageView::of(&x)?, &self.resize3.w, 3, 2, false, self.resize3.epi())?,
-            };
-            rn.push(conv2d(rec, ImageView::of(&x)?, &self.layer_rn[i].w, 3, 1, false, ConvEpilogue::default())?);
-        }
+    fn run_chunk(&self, gpu: &Gpu, input: &DptInput, g: &Geom, pos: &PosTables, f0: usize, n: usize, values: &Tensor, conf: &Tensor) -> MResult<()> {
+        let stage = |f: &dyn Fn(&mut Recorder) -> MResult<Tensor>| -> MResult<Tensor> {
+            let mut rec = Recorder::new(gpu);
+            let t = f(&mut rec)?;
+            rec.submit()?;
+            Ok(t)
+        };
+        let rn = (0..4).map(|i| stage(&|rec| self.level(rec, input, g, pos, i, f0, n))).collect::<MResult<Vec<_>>>()?;
         let hw = |t: &Tensor| (t.shape[1], t.shape[2]);
-        let out = self.fuse(rec, &rn[3], None, &self.refine[3], hw(&rn[2]))?;
-        let out = self.fuse(rec, &out, Some(&rn[2]), &self.refine[2], hw(&rn[1]))?;
-        let out = self.fuse(rec, &out, Some(&rn[1]), &self.refine[1], hw(&rn[0]))?;
+        let out = stage(&|rec| self.fuse(rec, &rn[3], None, &self.refine[3], hw(&rn[2])))?;
+        let out = stage(&|rec| self.fuse(rec, &out, Some(&rn[2]), &self.refine[2], hw(&rn[1])))?;
+        let out = stage(&|rec| self.fuse(rec, &out, Some(&rn[1]), &self.refine[1], hw(&rn[0])))?;
         let (h1, w1) = hw(&rn[0]);
-        let out = self.fuse(rec, &out, Some(&rn[0]), &self.refine[0], (2 * h1, 2 * w1))?;
-        let out = conv2d(rec, ImageView::of(&out)?, &self.output_conv1.w, 3, 1, false, self.output_conv1.epi())?;
-        let (oh, ow) = g.out_hw(self.patch);
-        let out = bilinear(rec, &out, oh, ow, Some(&pos.output), None)?;
-        let out = conv2d(rec, ImageView::of(&out)?, &self.output_conv2a.w, 3, 1, false, ConvEpilogue { relu: true, ..self.output_conv2a.epi() })?;
-        let out = conv2d(rec, ImageView::of(&out)?, &self.output_conv2b.w, 1, 1, false, self.output_conv2b.epi())?;
-        head_activation(rec, &out, self.act, self.conf_act, values, conf, f0)?;
+        let out = stage(&|rec| self.fuse(rec, &out, Some(&rn[0]), &self.refine[0], (2 * h1, 2 * w1)))?;
+        drop(rn);
+        stage(&|rec| {
+            let out = conv2d(rec, ImageView::of(&out)?, &self.output_conv1.w, 3, 1, false, self.output_conv1.epi())?;
+            let (oh, ow) = g.out_hw(self.patch);
+            let out = bilinear(rec, &out, oh, ow, Some(&pos.output), None)?;
+            let out = conv2d(rec, ImageView::of(&out)?, &self.output_conv2a.w, 3, 1, false, ConvEpilogue { relu: true, ..self.output_conv2a.epi() })?;
+            let out = conv2d(rec, ImageView::of(&out)?, &self.output_conv2b.w, 1, 1, false, self.output_conv2b.epi())?;
+            head_activation(rec, &out, self.act, self.conf_act, values, conf, f0)?;
+            Ok(out)
+        })?;
         Ok(())
+    }
+
+    /// One pyramid level: LayerNorm of layer i's tokens → patch image → 1x1 projection + UV
+    /// embedding → resample → 3x3 conv to `features` channels.
+    #[allow(clippy::too_many_arguments)]
+    fn level(&self, rec: &mut Recorder, input: &DptInput, g: &Geom, pos: &PosTables, i: usize, f0: usize, n: usize) -> MResult<Tensor> {
+        let tokens = self.chunk_rows(rec, input.layers[i], g, f0, n)?;
+        let x = layer_norm(rec, &tokens, Some(&self.norm_w), Some(&self.norm_b), NORM_EPS)?;
+        let patches = ImageView { t: &x, frames: n, h: g.ph, w: g.pw, c: self.dim_in, frame_stride: g.tokens * self.dim_in, off: input.patch_start * self.dim_in };
+        let proj = &self.projects[i];
+        let x = conv2d(rec, patches, &proj.w, 1, 1, false, ConvEpilogue { pos: Some(&pos.projects[i]), ..proj.epi() })?;
+        let x = match i {
+            0 => conv_transpose2d(rec, ImageView::of(&x)?, &self.resize0.w, 4, false, self.resize0.epi())?,
+            1 => conv_transpose2d(rec, ImageView::of(&x)?, &self.resize1.w, 2, false, self.resize1.epi())?,
+            2 => x,
+            _ => conv2d(rec, ImageView::of(&x)?, &self.resize3.w, 3, 2, false, self.resize3.epi())?,
+        };
+        Ok(conv2d(rec, ImageView::of(&x)?, &self.layer_rn[i].w, 3, 1, false, ConvEpilogue::default())?)
     }
 
     /// Frames f0 .. f0 + n of a layer output (the tensor itself when that is all of it).
