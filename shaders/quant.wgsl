@@ -32,3 +32,27 @@ fn load_w4(row: u32, k0: u32, kp: u32, soff: u32) -> vec4<f32> {
     return w_scale(blk, soff) * (vec4<f32>(q) - vec4<f32>(8.0));
 #endif
 }
+
+// One weight at any column of row `row` (for gathers across a row, as the convolutions do).
+fn load_w1(row: u32, col: u32, kp: u32, soff: u32) -> f32 {
+#ifdef W_F32
+    return bitcast<f32>(W[row * kp + col]);
+#endif
+#ifdef W_F16
+    let i = row * kp + col;
+    let v = unpack2x16float(W[i / 2u]);
+    return select(v.x, v.y, (i & 1u) == 1u);
+#endif
+#ifdef W_Q8
+    let blk = row * (kp / 32u) + col / 32u;
+    let e = col % 32u;
+    let w = bitcast<i32>(W[blk * 8u + e / 4u]);
+    return w_scale(blk, soff) * f32(extractBits(w, (e % 4u) * 8u, 8u));
+#endif
+#ifdef W_Q4
+    let blk = row * (kp / 32u) + col / 32u;
+    let e = col % 32u;
+    let w = W[blk * 4u + e / 8u];
+    return w_scale(blk, soff) * (f32(extractBits(w, (e % 8u) * 4u, 4u)) - 8.0);
+#endif
+}

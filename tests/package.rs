@@ -21,7 +21,8 @@ fn tiny_config() -> serde_json::Value {
         "num_key_value_heads": 2, "vocab_size": 300, "tie_word_embeddings": true,
         "vision_config": {"hidden_size": 32, "intermediate_size": 48, "depth": 2, "num_heads": 2,
                           "out_hidden_size": 64, "patch_size": 14, "temporal_patch_size": 2, "spatial_merge_size": 2},
-        "vggt_config": {"embed_dim": 32, "depth": 2, "num_heads": 2, "patch_size": 14, "img_size": 56}
+        "vggt_config": {"embed_dim": 32, "depth": 2, "num_heads": 2, "patch_size": 14, "img_size": 56,
+                        "dpt_features": 8, "dpt_out_channels": [8, 16, 32, 32], "dpt_layers": [0, 1, 0, 1]}
     })
 }
 

@@ -2,12 +2,15 @@
 //! variant (activation type, weight format, fused epilogue) and records its dispatch.
 
 pub mod attention;
+pub mod conv;
 pub mod elementwise;
 pub mod embed;
 pub mod gather;
+pub mod head_act;
 pub mod matmul;
 pub mod norm;
 pub mod regroup;
+pub mod resize;
 pub mod rope;
 pub mod sample;
 
@@ -35,11 +38,18 @@ pub(crate) const PENALTY: ShaderSource =
     ShaderSource { name: "penalty", code: include_str!("../../shaders/penalty.wgsl"), includes: &[] };
 pub(crate) const REGROUP: ShaderSource =
     ShaderSource { name: "regroup", code: include_str!("../../shaders/regroup.wgsl"), includes: &[] };
+pub(crate) const CONV: ShaderSource =
+    ShaderSource { name: "conv", code: include_str!("../../shaders/conv.wgsl"), includes: &[QUANT] };
+pub(crate) const RESIZE: ShaderSource =
+    ShaderSource { name: "resize", code: include_str!("../../shaders/resize.wgsl"), includes: &[] };
+pub(crate) const HEAD_ACT: ShaderSource =
+    ShaderSource { name: "head_act", code: include_str!("../../shaders/head_act.wgsl"), includes: &[] };
 pub(crate) const SAMPLE: ShaderSource =
     ShaderSource { name: "sample", code: include_str!("../../shaders/sample.wgsl"), includes: &[REDUCE] };
 
 /// Every family, for tools that compile them all (validation, warm-up).
-pub const ALL_SOURCES: [&ShaderSource; 10] = [&MATMUL, &ATTENTION, &NORM, &ROPE, &ELEMENTWISE, &EMBED, &SAMPLE, &PENALTY, &GATHER, &REGROUP];
+pub const ALL_SOURCES: [&ShaderSource; 13] =
+    [&MATMUL, &ATTENTION, &NORM, &ROPE, &ELEMENTWISE, &EMBED, &SAMPLE, &PENALTY, &GATHER, &REGROUP, &CONV, &RESIZE, &HEAD_ACT];
 
 /// Threads per workgroup of the flat element-wise kernels.
 pub(crate) const FLAT_WG: u32 = 256;

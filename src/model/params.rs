@@ -16,6 +16,11 @@ impl Params {
         Params { map }
     }
 
+    /// Whether the package holds `name` (optional parts such as VGGT's heads).
+    pub fn has(&self, name: &str) -> bool {
+        self.map.contains_key(name)
+    }
+
     /// A matrix in its row parts, checked against the expected [rows, cols].
     pub fn matrix_parts(&self, name: &str, rows: usize, cols: usize) -> MResult<Vec<Weight>> {
         match self.map.get(name) {

@@ -13,9 +13,12 @@ use crate::kernels::matmul::{linear_with, Activation, Epilogue, Path};
 use crate::kernels::norm::{self, Rows};
 use crate::kernels::rope::{inv_freq, rope_inplace, RopeKind, RopeTable};
 use crate::kernels::sample::{argmax, repetition_penalty, sample, Sampling};
+use crate::kernels::conv::{conv2d, conv_transpose2d, ConvEpilogue, ImageView, SeparablePos};
 use crate::kernels::embed::{embed, embed_parts};
 use crate::kernels::gather::{gather_rows, place_cols};
 use crate::kernels::regroup::{regroup, RegroupOrder};
+use crate::kernels::head_act::{head_activation, ConfAct, ValueAct};
+use crate::kernels::resize::bilinear;
 use crate::weights::{PackedWeight, Weight, WeightFormat};
 
 pub type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
@@ -62,6 +65,10 @@ pub fn all_cases() -> Vec<Case> {
         case!("repetition_penalty", penalty_case),
         case!("gather_rows_place_cols", gather_place_case),
         case!("regroup_connector", regroup_case),
+        case!("conv2d", conv2d_case),
+        case!("conv_transpose2d", conv_transpose_case),
+        case!("bilinear", bilinear_case),
+        case!("head_activation", head_act_case),
     ]
 }
 
@@ -597,6 +604,236 @@ async fn regroup_case(g: &Gpu, r: &mut Rng) -> CaseOutcome {
         }
         let got = run(g, |rec| regroup(rec, &xt, frames, ps, (gh, gw), order)).await?;
         notes.push(compare(&format!("regroup {order:?}"), &got, &want, 0.0)?);
+    }
+    summary(notes)
+}
+
+// ---------------------------------------------------------------- DPT: convolutions, resize, head
+
+/// A random separable positional table for an output of h x w x c, and its dense values.
+fn random_pos(g: &Gpu, r: &mut Rng, h: usize, w: usize, c: usize) -> Result<(SeparablePos, Vec<f64>), String> {
+    let hc = c / 2;
+    let xp = r.normals(w * hc, 0.5);
+    let yp = r.normals(h * hc, 0.5);
+    let mut dense = vec![0f64; h * w * c];
+    for y in 0..h {
+        for x in 0..w {
+            for ch in 0..c {
+                dense[(y * w + x) * c + ch] = if ch < hc { xp[x * hc + ch] } else { yp[y * hc + ch - hc] } as f64;
+            }
+        }
+    }
+    Ok((SeparablePos::upload(g, h, w, c, &xp, &yp).map_err(e2s)?, dense))
+}
+
+/// One convolution case's options.
+#[derive(Clone, Copy, Debug)]
+struct ConvOpts {
+    fmt: WeightFormat,
+    relu_in: bool,
+    bias: bool,
+    relu: bool,
+    pos: bool,
+    res: bool,
+    add: bool,
+    /// Special tokens before each frame's pixels (the input is a strided view).
+    lead: usize,
+}
+
+const PLAIN: ConvOpts = ConvOpts { fmt: WeightFormat::F16, relu_in: false, bias: false, relu: false, pos: false, res: false, add: false, lead: 0 };
+
+/// Apply the epilogue on the CPU: relu(acc + bias) + pos + relu(res) + add, per output element.
+fn conv_epilogue_ref(want: &mut [f64], c_out: usize, o: &ConvOpts, bias: &[f32], pos: &[f64], res: &[f32], add: &[f32]) {
+    let per_frame = pos.len().max(1);
+    for (i, v) in want.iter_mut().enumerate() {
+        if o.bias {
+            *v += bias[i % c_out] as f64;
+        }
+        if o.relu {
+            *v = v.max(0.0);
+        }
+        if o.pos {
+            *v += pos[i % per_frame];
+        }
+        if o.res {
+            *v += (res[i] as f64).max(0.0);
+        }
+        if o.add {
+            *v += add[i] as f64;
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn conv_check(g: &Gpu, r: &mut Rng, d: cpu::Nhwc, c_out: usize, k: usize, stride: usize, transpose: bool, o: ConvOpts) -> CaseOutcome {
+    let tokens = o.lead + d.h * d.w;
+    let full = as_stored(g, &r.normals(d.f * tokens * d.c, 1.0));
+    // The pixels the kernel sees (without the lead tokens), ReLU'd if it applies one on read.
+    let mut x: Vec<f32> = (0..d.f).flat_map(|f| full[(f * tokens + o.lead) * d.c..(f + 1) * tokens * d.c].to_vec()).collect();
+    if o.relu_in {
+        x.iter_mut().for_each(|v| *v = v.max(0.0));
+    }
+    let (rows, cols) = if transpose { (d.c, c_out * k * k) } else { (c_out, d.c * k * k) };
+    let packed = PackedWeight::pack(o.fmt, &r.normals(rows * cols, 0.1), rows, cols);
+    let wd = packed.unpack();
+    let (mut want, od) = if transpose { cpu::conv_transpose_nhwc(&x, d, &wd, c_out, k, k) } else { cpu::conv2d_nhwc(&x, d, &wd, c_out, k, stride, (k - 1) / 2) };
+    let bias = r.normals(c_out, 0.3);
+    let res = as_stored(g, &r.normals(od.len(), 1.0));
+    let add = as_stored(g, &r.normals(od.len(), 1.0));
+    let (pos_t, pos) = if o.pos { let (t, p) = random_pos(g, r, od.h, od.w, c_out)?; (Some(t), p) } else { (None, vec![]) };
+    conv_epilogue_ref(&mut want, c_out, &o, &bias, &pos, &res, &add);
+
+    let xt = g.upload_act(&full, &[d.f, tokens, d.c]).map_err(e2s)?;
+    let wt = Weight::upload(g, &packed, "w").map_err(e2s)?;
+    let bt = g.upload_f32(&bias, &[c_out]).map_err(e2s)?;
+    let rt = g.upload_act(&res, &[od.f, od.h, od.w, od.c]).map_err(e2s)?;
+    let at = g.upload_act(&add, &[od.f, od.h, od.w, od.c]).map_err(e2s)?;
+    let got = run(g, |rec| {
+        let view = ImageView { t: &xt, frames: d.f, h: d.h, w: d.w, c: d.c, frame_stride: tokens * d.c, off: o.lead * d.c };
+        let epi = ConvEpilogue {
+            bias: o.bias.then_some(&bt),
+            relu: o.relu,
+            pos: pos_t.as_ref(),
+            res_relu: o.res.then_some(&rt),
+            add: o.add.then_some(&at),
+        };
+        let y = if transpose { conv_transpose2d(rec, view, &wt, k, o.relu_in, epi)? } else { conv2d(rec, view, &wt, k, stride, o.relu_in, epi)? };
+        assert_eq!(y.shape, [od.f, od.h, od.w, od.c]);
+        Ok(y)
+    })
+    .await?;
+    let label = format!("{}x{}x{}x{} -> {} k{k} s{stride} {}{}", d.f, d.h, d.w, d.c, c_out, o.fmt.name(),
+        [(o.relu_in, " relu_in"), (o.bias, " bias"), (o.relu, " relu"), (o.pos, " pos"), (o.res, " res"), (o.add, " add"), (o.lead > 0, " view")]
+            .iter().filter(|(on, _)| *on).map(|(_, n)| *n).collect::<String>());
+    compare(&label, &got, &want, tol(g, 1e-4))
+}
+
+async fn conv2d_case(g: &Gpu, r: &mut Rng) -> CaseOutcome {
+    use cpu::Nhwc as D;
+    let f16 = PLAIN;
+    let cases = [
+        // A residual unit's first conv: ReLU on the input and the output, bias.
+        (D { f: 2, h: 13, w: 11, c: 37 }, 70, 3, 1, ConvOpts { relu_in: true, bias: true, relu: true, ..f16 }),
+        // Its second conv: bias + relu(residual) + another addend.
+        (D { f: 1, h: 20, w: 17, c: 8 }, 130, 3, 1, ConvOpts { fmt: WeightFormat::Q8, bias: true, res: true, add: true, ..f16 }),
+        // Stride 2 (the DPT's fourth resize layer), odd sizes.
+        (D { f: 2, h: 9, w: 7, c: 19 }, 5, 3, 2, ConvOpts { bias: true, ..f16 }),
+        (D { f: 1, h: 4, w: 6, c: 33 }, 66, 3, 2, ConvOpts { fmt: WeightFormat::Q4, ..f16 }),
+        // 1x1 projection of the patch tokens after 5 special tokens, + bias + positional table.
+        (D { f: 3, h: 5, w: 6, c: 67 }, 36, 1, 1, ConvOpts { bias: true, pos: true, lead: 5, ..f16 }),
+        (D { f: 1, h: 3, w: 4, c: 5 }, 7, 3, 1, ConvOpts { fmt: WeightFormat::F32, relu_in: true, ..f16 }),
+        // More output channels than one tile and many input channels (several K tiles per tap).
+        (D { f: 1, h: 6, w: 10, c: 96 }, 129, 3, 1, ConvOpts { bias: true, ..f16 }),
+        // Fewer than 4 input channels: one K step spans several taps.
+        (D { f: 2, h: 5, w: 7, c: 3 }, 10, 3, 1, ConvOpts { bias: true, ..f16 }),
+        (D { f: 1, h: 4, w: 5, c: 1 }, 3, 3, 2, ConvOpts { fmt: WeightFormat::Q8, relu_in: true, ..f16 }),
+    ];
+    let mut notes = Vec::new();
+    for (d, c_out, k, s, o) in cases {
+        notes.push(conv_check(g, r, d, c_out, k, s, false, o).await?);
+    }
+    summary(notes)
+}
+
+async fn conv_transpose_case(g: &Gpu, r: &mut Rng) -> CaseOutcome {
+    use cpu::Nhwc as D;
+    let cases = [
+        (D { f: 2, h: 5, w: 7, c: 37 }, 19, 4, ConvOpts { bias: true, ..PLAIN }),
+        (D { f: 1, h: 3, w: 4, c: 70 }, 66, 2, ConvOpts { fmt: WeightFormat::Q8, relu_in: true, bias: true, ..PLAIN }),
+        (D { f: 3, h: 2, w: 3, c: 9 }, 5, 2, ConvOpts { fmt: WeightFormat::Q4, add: true, ..PLAIN }),
+        (D { f: 1, h: 4, w: 3, c: 8 }, 8, 4, ConvOpts { fmt: WeightFormat::F32, bias: true, lead: 5, ..PLAIN }),
+    ];
+    let mut notes = Vec::new();
+    for (d, c_out, k, o) in cases {
+        notes.push(conv_check(g, r, d, c_out, k, k, true, o).await?);
+    }
+    summary(notes)
+}
+
+async fn bilinear_case(g: &Gpu, r: &mut Rng) -> CaseOutcome {
+    use cpu::Nhwc as D;
+    // (input, output size, positional table, addend)
+    let cases = [
+        (D { f: 2, h: 3, w: 4, c: 13 }, 7, 9, false, false),
+        (D { f: 1, h: 6, w: 8, c: 6 }, 11, 14, true, false),
+        (D { f: 3, h: 5, w: 5, c: 2 }, 1, 3, false, true),
+        (D { f: 1, h: 24, w: 32, c: 4 }, 42, 56, true, false),
+        (D { f: 2, h: 9, w: 9, c: 3 }, 4, 5, false, true),
+        (D { f: 1, h: 1, w: 1, c: 5 }, 2, 3, false, false),
+    ];
+    let mut notes = Vec::new();
+    for (d, ho, wo, with_pos, with_add) in cases {
+        let x = as_stored(g, &r.normals(d.len(), 1.0));
+        let xd: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+        let (mut want, od) = cpu::bilinear_nhwc(&xd, d, ho, wo);
+        let add = as_stored(g, &r.normals(od.len(), 1.0));
+        let (pos_t, pos) = if with_pos { let (t, p) = random_pos(g, r, ho, wo, d.c)?; (Some(t), p) } else { (None, vec![]) };
+        for (i, v) in want.iter_mut().enumerate() {
+            if with_pos {
+                *v += pos[i % pos.len()];
+            }
+            if with_add {
+                *v += add[i] as f64;
+            }
+        }
+        let xt = g.upload_act(&x, &[d.f, d.h, d.w, d.c]).map_err(e2s)?;
+        let at = g.upload_act(&add, &[od.f, od.h, od.w, od.c]).map_err(e2s)?;
+        let got = run(g, |rec| bilinear(rec, &xt, ho, wo, pos_t.as_ref(), with_add.then_some(&at))).await?;
+        let label = format!("{}x{}x{}x{} -> {ho}x{wo}{}{}", d.f, d.h, d.w, d.c, if with_pos { " pos" } else { "" }, if with_add { " add" } else { "" });
+        notes.push(compare(&label, &got, &want, tol(g, 1e-5))?);
+    }
+    summary(notes)
+}
+
+async fn head_act_case(g: &Gpu, r: &mut Rng) -> CaseOutcome {
+    let (frames, h, w, c, total, frame0) = (2, 5, 7, 4, 4, 1);
+    let px = h * w;
+    let acts = [ValueAct::Exp, ValueAct::InvLog, ValueAct::XyInvLog, ValueAct::Norm, ValueAct::NormExp, ValueAct::Relu, ValueAct::Sigmoid, ValueAct::Linear];
+    let confs = [ConfAct::Expp1, ConfAct::Expp0, ConfAct::Sigmoid];
+    let mut notes = Vec::new();
+    for (i, act) in acts.into_iter().enumerate() {
+        let conf_act = confs[i % confs.len()];
+        let x = as_stored(g, &r.normals(frames * px * c, 1.0));
+        let nv = c - 1;
+        let mut want_v = Vec::new();
+        let mut want_c = Vec::new();
+        for p in x.chunks(c) {
+            let v: Vec<f64> = p[..nv].iter().map(|&e| e as f64).collect();
+            let nrm = v.iter().map(|e| e * e).sum::<f64>().sqrt();
+            for (j, &e) in v.iter().enumerate() {
+                want_v.push(match act {
+                    ValueAct::Exp => e.exp(),
+                    ValueAct::InvLog => cpu::inverse_log(e),
+                    ValueAct::XyInvLog => {
+                        let z = cpu::inverse_log(v[2]);
+                        if j < 2 { e * z } else { z }
+                    }
+                    ValueAct::Norm => e / nrm,
+                    ValueAct::NormExp => e / nrm.max(1e-8) * nrm.max(1e-8).exp_m1(),
+                    ValueAct::Relu => e.max(0.0),
+                    ValueAct::Sigmoid => 1.0 / (1.0 + (-e).exp()),
+                    ValueAct::Linear => e,
+                });
+            }
+            let cv = p[nv] as f64;
+            want_c.push(match conf_act {
+                ConfAct::Expp1 => 1.0 + cv.exp(),
+                ConfAct::Expp0 => cv.exp(),
+                ConfAct::Sigmoid => 1.0 / (1.0 + (-cv).exp()),
+            });
+        }
+        let xt = g.upload_act(&x, &[frames, h, w, c]).map_err(e2s)?;
+        let vt = g.alloc(&[total, h, w, nv], crate::gpu::DType::F32).map_err(e2s)?;
+        let ct = g.alloc(&[total, h, w], crate::gpu::DType::F32).map_err(e2s)?;
+        let mut rec = Recorder::new(g);
+        head_activation(&mut rec, &xt, act, conf_act, &vt, &ct, frame0).map_err(e2s)?;
+        rec.submit().map_err(e2s)?;
+        let gv = g.read_f32(&vt).await.map_err(e2s)?;
+        let gc = g.read_f32(&ct).await.map_err(e2s)?;
+        let (v0, c0) = (frame0 * px * nv, frame0 * px);
+        // f32 outputs from f32 math on (possibly f16-rounded) inputs.
+        notes.push(compare(&format!("{act:?} values"), &gv[v0..v0 + frames * px * nv], &want_v, 1e-5)?);
+        notes.push(compare(&format!("{conf_act:?} confidence"), &gc[c0..c0 + frames * px], &want_c, 1e-5)?);
     }
     summary(notes)
 }

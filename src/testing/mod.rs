@@ -10,6 +10,7 @@ pub mod vggt_parity;
 pub mod reference;
 pub mod vggt_camera_parity;
 mod util;
+pub mod vggt_dpt_parity;
 
 pub use cases::{all_cases, Case};
 pub use util::{compare, CaseOutcome, CaseResult, Rng};

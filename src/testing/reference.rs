@@ -171,3 +171,114 @@ pub fn sample(logits: &[f32], temperature: f64, top_k: usize, top_p: f64, u: f64
     }
     (*kept.last().unwrap(), keep)
 }
+
+/// Channels-last image batch dimensions: frames, height, width, channels.
+#[derive(Clone, Copy, Debug)]
+pub struct Nhwc {
+    pub f: usize,
+    pub h: usize,
+    pub w: usize,
+    pub c: usize,
+}
+
+impl Nhwc {
+    pub fn at(&self, f: usize, y: usize, x: usize, c: usize) -> usize {
+        ((f * self.h + y) * self.w + x) * self.c + c
+    }
+    pub fn len(&self) -> usize {
+        self.f * self.h * self.w * self.c
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// PyTorch `Conv2d` (zero padding `pad`, `stride`, no bias) of channels-last images with a weight
+/// [c_out][c_in][k][k]. Returns the output and its dimensions.
+pub fn conv2d_nhwc(x: &[f32], d: Nhwc, wt: &[f32], c_out: usize, k: usize, stride: usize, pad: usize) -> (Vec<f64>, Nhwc) {
+    let o = Nhwc { f: d.f, h: (d.h + 2 * pad - k) / stride + 1, w: (d.w + 2 * pad - k) / stride + 1, c: c_out };
+    let mut y = vec![0f64; o.len()];
+    for f in 0..d.f {
+        for oy in 0..o.h {
+            for ox in 0..o.w {
+                for co in 0..c_out {
+                    let mut s = 0f64;
+                    for ci in 0..d.c {
+                        for ky in 0..k {
+                            for kx in 0..k {
+                                let iy = (oy * stride + ky) as isize - pad as isize;
+                                let ix = (ox * stride + kx) as isize - pad as isize;
+                                if iy < 0 || ix < 0 || iy >= d.h as isize || ix >= d.w as isize {
+                                    continue;
+                                }
+                                let xv = x[d.at(f, iy as usize, ix as usize, ci)] as f64;
+                                s += xv * wt[((co * d.c + ci) * k + ky) * k + kx] as f64;
+                            }
+                        }
+                    }
+                    y[o.at(f, oy, ox, co)] = s;
+                }
+            }
+        }
+    }
+    (y, o)
+}
+
+/// PyTorch `ConvTranspose2d` (no padding, no bias) with stride `s` of channels-last images, weight
+/// [c_in][c_out][k][k]: every input pixel scatters its k x k patch to (iy*s + ky, ix*s + kx).
+pub fn conv_transpose_nhwc(x: &[f32], d: Nhwc, wt: &[f32], c_out: usize, k: usize, s: usize) -> (Vec<f64>, Nhwc) {
+    let o = Nhwc { f: d.f, h: (d.h - 1) * s + k, w: (d.w - 1) * s + k, c: c_out };
+    let mut y = vec![0f64; o.len()];
+    for f in 0..d.f {
+        for iy in 0..d.h {
+            for ix in 0..d.w {
+                for ci in 0..d.c {
+                    let xv = x[d.at(f, iy, ix, ci)] as f64;
+                    for co in 0..c_out {
+                        for ky in 0..k {
+                            for kx in 0..k {
+                                y[o.at(f, iy * s + ky, ix * s + kx, co)] += xv * wt[((ci * c_out + co) * k + ky) * k + kx] as f64;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    (y, o)
+}
+
+/// PyTorch `F.interpolate(mode="bilinear", align_corners=True)` of channels-last images.
+pub fn bilinear_nhwc(x: &[f64], d: Nhwc, h_out: usize, w_out: usize) -> (Vec<f64>, Nhwc) {
+    let o = Nhwc { f: d.f, h: h_out, w: w_out, c: d.c };
+    // Source coordinate of output index i and its two neighbours with weights.
+    let taps = |n_in: usize, n_out: usize, i: usize| -> (usize, usize, f64) {
+        let src = if n_out > 1 { i as f64 * (n_in - 1) as f64 / (n_out - 1) as f64 } else { 0.0 };
+        let i0 = (src.floor() as usize).min(n_in - 1);
+        let i1 = (i0 + 1).min(n_in - 1);
+        (i0, i1, src - i0 as f64)
+    };
+    let mut y = vec![0f64; o.len()];
+    for f in 0..d.f {
+        for oy in 0..h_out {
+            let (y0, y1, ly) = taps(d.h, h_out, oy);
+            for ox in 0..w_out {
+                let (x0, x1, lx) = taps(d.w, w_out, ox);
+                for c in 0..d.c {
+                    let v = |yy: usize, xx: usize| x[d.at(f, yy, xx, c)];
+                    y[o.at(f, oy, ox, c)] = (1.0 - ly) * ((1.0 - lx) * v(y0, x0) + lx * v(y0, x1)) + ly * ((1.0 - lx) * v(y1, x0) + lx * v(y1, x1));
+                }
+            }
+        }
+    }
+    (y, o)
+}
+
+/// sign(y) * (exp(|y|) - 1), VGGT's inverse log transform.
+pub fn inverse_log(y: f64) -> f64 {
+    if y == 0.0 {
+        0.0
+    } else {
+        y.signum() * y.abs().exp_m1()
+    }
+}

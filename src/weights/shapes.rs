@@ -45,6 +45,19 @@ pub struct VggtDims {
     pub camera_heads: usize,
     /// MLP width of the trunk blocks (`camera_mlp_ratio` times `2 * dim`).
     pub camera_mlp: usize,
+    /// DPT heads: feature width (`dpt_features`, VGGT-1B: 256), the projections' widths
+    /// (`dpt_out_channels`: 256, 512, 1024, 1024) and the aggregator layers they read
+    /// (`dpt_layers`: 4, 11, 17, 23). Upstream hard-codes these; tiny test configs set them.
+    pub dpt_features: usize,
+    pub dpt_out_channels: [usize; 4],
+    pub dpt_layers: [usize; 4],
+}
+
+/// Four numbers from the config, else the default.
+fn four(cfg: &Value, key: &str, default: [usize; 4]) -> [usize; 4] {
+    let Some(a) = cfg.get(key).and_then(Value::as_array) else { return default };
+    let v: Vec<usize> = a.iter().filter_map(Value::as_u64).map(|v| v as usize).collect();
+    v.try_into().unwrap_or(default)
 }
 
 impl VggtDims {
@@ -68,6 +81,9 @@ impl VggtDims {
             camera_depth: num(v, "camera_trunk_depth", 4),
             camera_heads: num(v, "camera_num_heads", 16),
             camera_mlp: num(v, "camera_mlp_ratio", 4) * 2 * dim,
+            dpt_features: num(v, "dpt_features", 256),
+            dpt_out_channels: four(v, "dpt_out_channels", [256, 512, 1024, 1024]),
+            dpt_layers: four(v, "dpt_layers", [4, 11, 17, 23]),
         }
     }
 }
@@ -232,9 +248,9 @@ fn vggt(add: &mut impl FnMut(String, Vec<usize>, bool), v: &VggtDims) {
     add(format!("{c}pose_branch.fc1.bias"), vec![d2 / 2], false);
     add(format!("{c}pose_branch.fc2.weight"), vec![9, d2 / 2], false);
     add(format!("{c}pose_branch.fc2.bias"), vec![9], false);
-    // DPT heads (VGGT-1B's feature sizes scale with dim: 256, 512, 1024, 1024 at dim 1024).
-    let oc = [d / 4, d / 2, d, d];
-    let f = d / 4;
+    // DPT heads.
+    let oc = v.dpt_out_channels;
+    let f = v.dpt_features;
     for (head, out) in [("depth_head", 2), ("point_head", 4)] {
         let h = format!("vggt.{head}.");
         add(format!("{h}norm.weight"), vec![d2], false);

@@ -4,6 +4,7 @@
 
 pub mod connector;
 pub mod model;
+pub mod sampling;
 
 pub use connector::{Connector, Generation};
 pub use model::{SpatialMllm, VideoInput, VisualTaps};

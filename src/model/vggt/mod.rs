@@ -3,9 +3,12 @@
 
 pub mod aggregator;
 pub mod camera;
+pub mod dpt;
+pub mod model;
 pub mod pos_embed;
 pub mod pose;
 
 pub use aggregator::{Aggregator, AggregatorOutput, AggregatorTaps, Frames};
 pub use camera::{CameraConfig, CameraHead};
+pub use model::{GeometrySource, PointCloud, Vggt};
 pub use pose::{pose_encoding_to_extri_intri, Camera};

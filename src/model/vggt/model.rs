@@ -1,0 +1,95 @@
+//! VGGT as a whole (aggregator and the heads a package holds), for space-aware frame sampling:
+//! world points from the point head, or from the depth head unprojected with the camera head's
+//! cameras (the paper's variant).
+
+use super::camera::{CameraConfig, CameraHead};
+use super::dpt::{DptHead, DptInput};
+use super::pose::pose_encoding_to_extri_intri;
+use super::{Aggregator, Frames};
+use crate::gpu::{Gpu, Recorder};
+use crate::model::{MResult, ModelError, Params};
+use crate::weights::layout::ModelKind;
+use crate::weights::shapes::VggtDims;
+
+/// Where the world points come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GeometrySource {
+    /// The point head's world points and confidences (the released sampler).
+    PointHead,
+    /// The depth head unprojected with the camera head's cameras, depth confidences (the paper).
+    DepthAndCameras,
+}
+
+/// World points [frames, h, w, 3] and confidences [frames, h, w] at the frames' patch-grid size.
+pub struct PointCloud {
+    pub points: Vec<f32>,
+    pub conf: Vec<f32>,
+    pub frames: usize,
+    pub height: usize,
+    pub width: usize,
+}
+
+pub struct Vggt {
+    pub aggregator: Aggregator,
+    pub camera: Option<CameraHead>,
+    pub depth: Option<DptHead>,
+    pub point: Option<DptHead>,
+}
+
+impl Vggt {
+    /// From a package of kind `vggt` (heads are optional: a head the package lacks is None).
+    pub async fn new(gpu: &Gpu, kind: &str, config: &serde_json::Value, params: &Params) -> MResult<Vggt> {
+        let mk = ModelKind::from_id(kind).ok_or_else(|| ModelError::Config(format!("unknown model kind {kind:?}")))?;
+        let dims = VggtDims::from_config(mk, config);
+        let has = |prefix: &str| params.has(&format!("{prefix}norm.weight"));
+        Ok(Vggt {
+            camera: if params.has("vggt.camera_head.embed_pose.weight") { Some(CameraHead::new(&CameraConfig::from_dims(&dims), params)?) } else { None },
+            depth: if has("vggt.depth_head.") { Some(DptHead::new(gpu, params, "vggt.depth_head.", &dims)?) } else { None },
+            point: if has("vggt.point_head.") { Some(DptHead::new(gpu, params, "vggt.point_head.", &dims)?) } else { None },
+            aggregator: Aggregator::new(gpu, dims, params).await?,
+        })
+    }
+
+    /// World points of every frame, from `source`.
+    pub async fn point_cloud(&self, gpu: &Gpu, frames: &Frames<'_>, source: GeometrySource) -> MResult<PointCloud> {
+        let missing = |what: &str| ModelError::Config(format!("this VGGT package has no {what}: convert a checkpoint with it, or use the other geometry source"));
+        let head = match source {
+            GeometrySource::PointHead => self.point.as_ref().ok_or_else(|| missing("point head"))?,
+            GeometrySource::DepthAndCameras => {
+                self.camera.as_ref().ok_or_else(|| missing("camera head"))?;
+                self.depth.as_ref().ok_or_else(|| missing("depth head"))?
+            }
+        };
+        let dims = &self.aggregator.dims;
+        let last = dims.depth - 1;
+        let mut keep: Vec<usize> = dims.dpt_layers.to_vec();
+        keep.push(last);
+        let mut rec = Recorder::new(gpu);
+        let out = self.aggregator.forward(&mut rec, frames, &keep, None)?;
+        let s = out.frames;
+        let layer = |l: usize| out.layers.iter().find(|(i, _)| *i == l).map(|(_, t)| t.reshape(&[s, out.tokens, 2 * dims.dim]));
+        let pose = match source {
+            GeometrySource::DepthAndCameras => {
+                let last = layer(last).expect("kept");
+                Some(self.camera.as_ref().expect("checked").forward(&mut rec, &last)?)
+            }
+            GeometrySource::PointHead => None,
+        };
+        rec.submit()?;
+        let layers: Vec<_> = dims.dpt_layers.iter().map(|&l| layer(l).expect("kept")).collect();
+        let sizes = vec![(frames.height, frames.width); s];
+        let input = DptInput { layers: [&layers[0], &layers[1], &layers[2], &layers[3]], frame_sizes: &sizes, patch_start: out.patch_start };
+        let o = head.forward(gpu, &input)?;
+        let (h, w) = (o.conf.shape[1], o.conf.shape[2]);
+        let values = gpu.read_f32(&o.values).await?;
+        let conf = gpu.read_f32(&o.conf).await?;
+        let points = match pose {
+            None => values,
+            Some(p) => {
+                let cams = pose_encoding_to_extri_intri(&gpu.read_f32(&p).await?, h, w)?;
+                crate::model::spatial::sampling::unproject(&values, &cams, h, w)?
+            }
+        };
+        Ok(PointCloud { points, conf, frames: s, height: h, width: w })
+    }
+}

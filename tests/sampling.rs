@@ -1,0 +1,108 @@
+//! Space-aware frame sampling: the selection on a synthetic scene of known geometry, and the whole
+//! pipeline (VGGT aggregator → point head, or depth head + cameras → selection) on the tiny VGGT
+//! fixture against the same selection run on the upstream code's own outputs.
+
+use std::path::Path;
+
+use spatial_mllm_web::gpu::{Gpu, GpuOptions};
+use spatial_mllm_web::model::spatial::sampling::{select_frames, unproject, PointMaps};
+use spatial_mllm_web::model::vggt::{pose_encoding_to_extri_intri, Frames, GeometrySource, Vggt};
+use spatial_mllm_web::model::Params;
+use spatial_mllm_web::testing::compare;
+use spatial_mllm_web::testing::reference_file::ReferenceFile;
+use spatial_mllm_web::weights::convert::{convert, ConvertOptions};
+use spatial_mllm_web::weights::package::Package;
+use spatial_mllm_web::weights::policy::Policy;
+
+/// A 16 x 12 grid of points spanning a rectangle of the box [0,4] x [0,2] x [0,3] edge to edge.
+fn surface(points: &mut Vec<f32>, at: impl Fn(f32, f32) -> [f32; 3]) {
+    for j in 0..12 {
+        for i in 0..16 {
+            points.extend(at(i as f32 / 15.0, j as f32 / 11.0));
+        }
+    }
+}
+
+/// Ten candidate frames of a room (extents 4, 2, 3: voxel edge 2 / 20 = 0.1): three views of the
+/// whole floor, the wall x = 0, two views of the wall x = 4, half the floor at twice the density,
+/// two views of the ceiling, and a frame whose points all have a low confidence.
+fn room() -> (Vec<f32>, Vec<f32>) {
+    let mut p = Vec::new();
+    let floor = |u: f32, v: f32| [4.0 * u, 2.0 * v, 0.0];
+    for _ in 0..3 {
+        surface(&mut p, floor);
+    }
+    surface(&mut p, |u, v| [0.0, 2.0 * u, 3.0 * v]);
+    for _ in 0..2 {
+        surface(&mut p, |u, v| [4.0, 2.0 * u, 3.0 * v]);
+    }
+    surface(&mut p, |u, v| [2.0 * u, 2.0 * v, 0.0]);
+    for _ in 0..2 {
+        surface(&mut p, |u, v| [4.0 * u, 2.0 * v, 3.0]);
+    }
+    surface(&mut p, |u, v| [4.0 * u, 2.0 * v, 1.5]); // would add coverage, but its confidence is low
+    let mut conf = vec![2.0f32; 9 * 192];
+    conf.extend(std::iter::repeat_n(1.5, 192));
+    (p, conf)
+}
+
+#[test]
+fn selection_on_a_room_of_known_geometry() {
+    let (points, conf) = room();
+    let maps = PointMaps { points: &points, conf: &conf, frames: 10 };
+    // Every distinct surface gives 192 new voxels; ties go to the lowest index: floor 0, wall 3,
+    // wall 4, ceiling 7. Duplicates (1, 2, 5, 8) add nothing, and frame 9 is below the median.
+    let s = select_frames(&maps, 4).unwrap();
+    assert_eq!(s.indices, vec![0, 3, 4, 7]);
+    assert!((s.voxel - 0.1).abs() < 1e-6, "voxel {}", s.voxel);
+    // Asking for more: the half floor (6) still adds voxels, then coverage stops and uniform
+    // picks over the remaining frames (1, 2, 5, 8, 9) top it up.
+    let s = select_frames(&maps, 8).unwrap();
+    assert_eq!(s.by_coverage, 5);
+    assert_eq!(s.indices, vec![0, 1, 3, 4, 5, 6, 7, 9]);
+    // More than there are: all of them.
+    assert_eq!(select_frames(&maps, 16).unwrap().indices, (0..10).collect::<Vec<_>>());
+    // Bad input is an error, not a panic.
+    assert!(select_frames(&PointMaps { points: &points[..30], conf: &conf, frames: 10 }, 4).is_err());
+}
+
+fn fixture() -> (Gpu, Vggt, ReferenceFile) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/vggt");
+    let gpu = pollster::block_on(Gpu::new(GpuOptions { allow_f16: false, allow_subgroups: true, poison: true })).expect("a GPU adapter");
+    let tmp = tempfile::tempdir().unwrap();
+    let dst = tmp.path().join("pkg");
+    convert(&dir, &dst, &ConvertOptions { policy: Policy::parse("=f32").unwrap(), max_shard: 128 << 20 }, &mut |_| {}).unwrap();
+    let pkg = Package::open(&dst).unwrap();
+    let params = Params::new(pkg.load(&gpu, &mut |_| {}).unwrap());
+    let vggt = pollster::block_on(Vggt::new(&gpu, &pkg.manifest.model_kind, &pkg.manifest.config, &params)).unwrap();
+    let r = ReferenceFile::new(std::fs::read(dir.join("reference.safetensors")).unwrap()).unwrap();
+    (gpu, vggt, r)
+}
+
+#[test]
+fn vggt_geometry_and_selection_match_upstream_outputs() {
+    let (gpu, vggt, r) = fixture();
+    let img = r.shape("images").unwrap();
+    let (s, h, w) = (img[0], img[2], img[3]);
+    let px = r.f32s("images").unwrap();
+    let frames = Frames { pixels: &px, count: s, height: h, width: w };
+
+    // The released sampler's geometry: the point head.
+    let pc = pollster::block_on(vggt.point_cloud(&gpu, &frames, GeometrySource::PointHead)).unwrap();
+    println!("{}", compare("world points", &pc.points, &r.f64s("world_points").unwrap(), 1e-3).unwrap());
+    println!("{}", compare("world points conf", &pc.conf, &r.f64s("world_points_conf").unwrap(), 1e-3).unwrap());
+    let (wp, wc) = (r.f32s("world_points").unwrap(), r.f32s("world_points_conf").unwrap());
+    for k in 1..=s {
+        let ours = select_frames(&PointMaps { points: &pc.points, conf: &pc.conf, frames: s }, k).unwrap();
+        let theirs = select_frames(&PointMaps { points: &wp, conf: &wc, frames: s }, k).unwrap();
+        assert_eq!(ours, theirs, "point head, K = {k}");
+    }
+
+    // The paper's: depth unprojected with the camera head's cameras.
+    let pc = pollster::block_on(vggt.point_cloud(&gpu, &frames, GeometrySource::DepthAndCameras)).unwrap();
+    let cams = pose_encoding_to_extri_intri(&r.f32s("pose_enc").unwrap(), h, w).unwrap();
+    let want = unproject(&r.f32s("depth").unwrap(), &cams, h, w).unwrap();
+    let want: Vec<f64> = want.iter().map(|&v| v as f64).collect();
+    println!("{}", compare("unprojected depth", &pc.points, &want, 1e-3).unwrap());
+    println!("{}", compare("depth conf", &pc.conf, &r.f64s("depth_conf").unwrap(), 1e-3).unwrap());
+}
