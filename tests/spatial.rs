@@ -37,7 +37,9 @@ fn load(gpu: &Gpu, name: &str) -> (SpatialMllm, SpatialFixture) {
 fn v11_matches_upstream_from_frames_to_answer() {
     let gpu = gpu();
     let (model, fx) = load(&gpu, "spatial-mllm-v1.1");
-    println!("{}", pollster::block_on(spatial_parity::check_video(&gpu, &fx, &model)).unwrap());
+    for name in spatial_parity::CHECKS {
+        println!("{name}: {}", pollster::block_on(spatial_parity::run_check(&gpu, &fx, &model, name)).unwrap());
+    }
 }
 
 #[test]

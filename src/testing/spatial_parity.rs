@@ -62,11 +62,12 @@ impl SpatialFixture {
 }
 
 /// Every check, in the order the harnesses run them.
-pub const CHECKS: &[&str] = &["video to answer"];
+pub const CHECKS: &[&str] = &["video to answer", "questions reuse the video"];
 
 pub async fn run_check(gpu: &Gpu, fx: &SpatialFixture, m: &SpatialMllm, name: &str) -> CaseOutcome {
     match name {
         "video to answer" => check_video(gpu, fx, m).await,
+        "questions reuse the video" => check_session(gpu, fx, m).await,
         other => Err(format!("no check named {other:?}")),
     }
 }
@@ -132,4 +133,55 @@ pub async fn check_video(gpu: &Gpu, fx: &SpatialFixture, m: &SpatialMllm) -> Cas
     }
     report.push(format!("{NEW_TOKENS} greedy tokens identical"));
     Ok(report.join("; "))
+}
+
+/// Reuse: one encoding of the video, three questions. The first answer equals upstream's; the
+/// second (another question) equals a fresh session's answer while prefilling only its own
+/// tokens; asking the first again reproduces the first answer; an overflowing question is refused
+/// without disturbing the session.
+pub async fn check_session(gpu: &Gpu, fx: &SpatialFixture, m: &SpatialMllm) -> CaseOutcome {
+    use crate::model::spatial::VideoSession;
+    let r = &fx.reference;
+    let (px, [s, h, w]) = fx.vggt_frames()?;
+    let vit_patches = r.f32s("video.pixel_values_videos")?;
+    let g = r.f64s("video.video_grid_thw")?;
+    let grid = Grid { t: g[0] as usize, h: g[1] as usize, w: g[2] as usize };
+    let spg = fx.meta["cases"]["video"]["second_per_grid_ts"][0].as_f64().ok_or("reference.json lacks second_per_grid_ts")? as f32;
+    let vgrid = VisionGrid { t: grid.t, h: grid.h, w: grid.w, second_per_grid_t: spg };
+    let input = VideoInput { vit_patches: &vit_patches, grid, frames: Frames { pixels: &px, count: s, height: h, width: w } };
+    let encode = || -> Result<Tensor, String> {
+        let mut rec = Recorder::new(gpu);
+        let v = m.encode_video(&mut rec, &input, None).map_err(err)?;
+        rec.submit().map_err(err)?;
+        Ok(v)
+    };
+    let cfg = GenerationConfig::greedy(NEW_TOKENS, vec![]);
+    let capacity = 160;
+    let mut session = VideoSession::new(gpu, m, encode()?, vgrid, capacity).map_err(err)?;
+    let want: Vec<u32> = r.f64s("video.generated")?.into_iter().map(|v| v as u32).collect();
+    let first = session.ask(gpu, m, &fx.tokenizer, QUESTION, &cfg, &mut |_| true).await.map_err(err)?;
+    if first.tokens != want {
+        return Err(format!("first question: {:?}, upstream {:?}", first.tokens, want));
+    }
+    let full = session.last_prefill_tokens;
+    let other = "How far is the sofa from the door?";
+    let second = session.ask(gpu, m, &fx.tokenizer, other, &cfg, &mut |_| true).await.map_err(err)?;
+    let reused = session.last_prefill_tokens;
+    let mut fresh = VideoSession::new(gpu, m, encode()?, vgrid, capacity).map_err(err)?;
+    let alone = fresh.ask(gpu, m, &fx.tokenizer, other, &cfg, &mut |_| true).await.map_err(err)?;
+    if second.tokens != alone.tokens {
+        return Err(format!("second question with the cached prefix: {:?}; in a fresh session: {:?}", second.tokens, alone.tokens));
+    }
+    if reused >= full / 2 {
+        return Err(format!("the second question prefilled {reused} tokens of {full}: the video block was not reused"));
+    }
+    let long = "why? ".repeat(60);
+    if session.ask(gpu, m, &fx.tokenizer, &long, &cfg, &mut |_| true).await.is_ok() {
+        return Err("a question that overflows the context was accepted".into());
+    }
+    let again = session.ask(gpu, m, &fx.tokenizer, QUESTION, &cfg, &mut |_| true).await.map_err(err)?;
+    if again.tokens != want {
+        return Err("asking the first question again gave another answer".into());
+    }
+    Ok(format!("3 answers from one encoding; the second question prefilled {reused} of {full} tokens"))
 }

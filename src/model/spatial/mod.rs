@@ -5,6 +5,8 @@
 pub mod connector;
 pub mod model;
 pub mod sampling;
+pub mod session;
 
 pub use connector::{Connector, Generation};
 pub use model::{SpatialMllm, VideoInput, VisualTaps};
+pub use session::VideoSession;
