@@ -3,6 +3,7 @@
 //! Timing: a fence (readback) around `reps` back-to-back dispatches in one submission.
 
 pub mod qwen;
+pub mod spatial;
 pub mod vggt;
 
 use std::time::Instant;

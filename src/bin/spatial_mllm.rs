@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use spatial_mllm_web::bench::qwen::{self as qwen_bench, QwenBench};
+use spatial_mllm_web::bench::spatial as spatial_bench;
 use spatial_mllm_web::bench::vggt as vggt_bench;
+use spatial_mllm_web::model::spatial::SpatialMllm;
 use spatial_mllm_web::model::vggt::Aggregator;
 use spatial_mllm_web::model::Params;
 use spatial_mllm_web::weights::shapes::VggtDims;
@@ -98,6 +100,26 @@ enum BenchWhat {
         /// Repetitions (the best is reported).
         #[arg(long, default_value_t = 2)]
         reps: usize,
+    },
+    /// Spatial-MLLM v1.1 at its real config with random weights (default policy: q4 language model
+    /// and connector, q8 encoders): time to first token split into ViT, VGGT, connector and prefill;
+    /// decode tokens/s; peak activation memory; the package's download size.
+    Spatial {
+        /// The model config (default: Spatial-MLLM v1.1 = Qwen2.5-VL-3B + VGGT-1B).
+        #[arg(long, default_value = "models/configs/spatial-mllm-v1.1.json")]
+        config: PathBuf,
+        /// Benchmark this package instead of random weights.
+        #[arg(long)]
+        package: Option<PathBuf>,
+        /// Frames (even; default 16 on a GPU, 2 on a CPU adapter).
+        #[arg(long)]
+        frames: Option<usize>,
+        /// Frame size WIDTHxHEIGHT, multiples of 28 (default 644x476 on a GPU, 56x56 on a CPU adapter).
+        #[arg(long)]
+        size: Option<String>,
+        /// Decoded tokens.
+        #[arg(long, default_value_t = 16)]
+        tokens: usize,
     },
     /// VGGT's aggregator at a real config with random weights: time per frame count, FLOP rate
     /// against the device's GEMM rate, peak activation memory.
@@ -200,16 +222,29 @@ fn main() {
             }
             print!("{}", qwen_bench::format_table(&gpu, &runs));
         }
+        Cmd::Bench { what: BenchWhat::Spatial { config, package, frames, size, tokens } } => {
+            let gpu = gpu(cli.f32);
+            let cpu = gpu.info.device_type == "Cpu";
+            let frames = frames.unwrap_or(if cpu { 2 } else { 16 });
+            let size = size.unwrap_or_else(|| if cpu { "56x56".into() } else { "644x476".into() });
+            let (w, h) = parse_size(&size);
+            let dir = package.unwrap_or_else(|| random_package(&config, "spatial-mllm-v1.1", "default", ""));
+            let pkg = Package::open(&dir).unwrap_or_else(|e| fail(1, e));
+            eprintln!("loading {} ({:.2} GB)", dir.display(), pkg.manifest.total_bytes() as f64 / 1e9);
+            let params = Params::new(pkg.load(&gpu, &mut |_| {}).unwrap_or_else(|e| fail(1, e)));
+            let m = pollster::block_on(SpatialMllm::new(&gpu, &pkg.manifest.model_kind, &pkg.manifest.config, &params)).unwrap_or_else(|e| fail(1, e));
+            eprintln!("running {frames} frames of {w}x{h}");
+            let run = pollster::block_on(spatial_bench::run(&gpu, &m, frames, h, w, tokens)).unwrap_or_else(|e| fail(3, e));
+            let weights = format!("{} language model", qwen_bench::formats(&pkg.manifest));
+            print!("{}", spatial_bench::format_table(&gpu, pkg.manifest.total_bytes(), &weights, &[run]));
+        }
         Cmd::Bench { what: BenchWhat::Vggt { config, package, frames, size, reps } } => {
             let gpu = gpu(cli.f32);
             let cpu = gpu.info.device_type == "Cpu";
             let frames = frames.unwrap_or_else(|| if cpu { "1,2".into() } else { "8,16,32".into() });
             let frames: Vec<usize> = frames.split(',').map(|f| f.trim().parse().unwrap_or_else(|_| fail(1, format!("bad frame count {f:?}")))).collect();
             let size = size.unwrap_or_else(|| if cpu { "224x168".into() } else { "518x392".into() });
-            let (w, h) = size
-                .split_once('x')
-                .and_then(|(w, h)| Some((w.parse::<usize>().ok()?, h.parse::<usize>().ok()?)))
-                .unwrap_or_else(|| fail(1, format!("bad size {size:?} (WIDTHxHEIGHT)")));
+            let (w, h) = parse_size(&size);
             let dir = package.unwrap_or_else(|| random_package(&config, "vggt", "default", ""));
             let pkg = Package::open(&dir).unwrap_or_else(|e| fail(1, e));
             eprintln!("loading {} ({:.2} GB)", dir.display(), pkg.manifest.total_bytes() as f64 / 1e9);
@@ -239,6 +274,13 @@ fn main() {
             }
         }
     }
+}
+
+/// WIDTHxHEIGHT.
+fn parse_size(size: &str) -> (usize, usize) {
+    size.split_once('x')
+        .and_then(|(w, h)| Some((w.parse::<usize>().ok()?, h.parse::<usize>().ok()?)))
+        .unwrap_or_else(|| fail(1, format!("bad size {size:?} (WIDTHxHEIGHT)")))
 }
 
 /// The Qwen decoder's policy for a `bench qwen --formats` entry.
