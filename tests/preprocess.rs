@@ -7,10 +7,10 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 use spatial_mllm_web::preprocess::{
-    frame_indices, frame_indices_with, image_size, linspace_trunc, prepare_image, prepare_video, qwen_image_input,
+    frame_indices, frame_indices_with, image_size, linspace_trunc, prepare_frame_list, prepare_image, prepare_video, qwen_image_input,
     qwen_video_input, resize_pil_bicubic, resize_torchvision_bicubic, round_nframes, sa_candidate_indices, smart_nframes,
-    smart_resize, video_budget, video_frame_size, vggt_input, PilPassOrder, PreprocessError, RgbFrames, TorchFloat,
-    VitInput,
+    smart_resize, video_budget, video_frame_size, vggt_input, FrameListSizing, PilPassOrder, PreprocessError, RgbFrames,
+    TorchFloat, VitInput,
 };
 use spatial_mllm_web::testing::reference_file::ReferenceFile;
 
@@ -365,6 +365,25 @@ fn video_pipeline_matches_upstream() {
     assert_eq!(p.vggt, vggt_input(&p.frames));
     let frames = p.vggt.as_frames();
     assert_eq!((frames.count, frames.height, frames.width, frames.pixels.len()), (4, oh, ow, 4 * 3 * oh * ow));
+}
+
+#[test]
+fn frame_list_matches_qwen_vl_utils() {
+    // 3 frames of 61 × 139 given as a list: 0.0.11 resizes each with Pillow to 56 × 140 and pads
+    // to 4; 0.0.14 sizes them to multiples of 56 (112 × 224), pads, then torchvision enlarges to
+    // the video budget (224 × 448).
+    let r = reference("preprocess");
+    let (src, _, _) = case_source(&r, "framelist.case");
+    for (sizing, prefix) in [(FrameListSizing::V0011, "framelist.v0011"), (FrameListSizing::V0014, "framelist.v0014")] {
+        let p = prepare_frame_list(&src, sizing, PilPassOrder::default(), TorchFloat::Fma).unwrap();
+        let size: Vec<usize> = r.i64s(&format!("{prefix}.size")).unwrap().iter().map(|&v| v as usize).collect();
+        assert_eq!(vec![p.frames.count, 3, p.frames.height, p.frames.width], size, "{prefix}");
+        let grid: Vec<usize> = r.i64s(&format!("{prefix}.grid")).unwrap().iter().map(|&v| v as usize).collect();
+        assert_eq!(p.vit.grid_thw.to_vec(), grid, "{prefix}");
+        assert_eq!(sha256_hex(&f32_bytes(&p.vit.pixel_values)), r.metadata(&format!("{prefix}.sha256")).unwrap(), "{prefix}");
+        assert_eq!(sha256_hex(&f32_bytes(&p.vggt.pixels)), r.metadata(&format!("{prefix}.vggt.sha256")).unwrap(), "{prefix}");
+        println!("{prefix}: {size:?}, grid {grid:?}: rows and VGGT frames equal upstream");
+    }
 }
 
 #[test]

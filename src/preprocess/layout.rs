@@ -9,7 +9,9 @@
 //!   normalisation happens inside the aggregator.
 
 use super::resize::{resize_pil_bicubic, resize_torchvision_bicubic, PilPassOrder, TorchFloat};
-use super::sizing::{image_size, video_frame_size, IMAGE_FACTOR, PROCESSOR_MAX_PIXELS, PROCESSOR_MIN_PIXELS};
+use super::sizing::{
+    image_budget, image_size, smart_resize, video_frame_size, IMAGE_FACTOR, PROCESSOR_MAX_PIXELS, PROCESSOR_MIN_PIXELS,
+};
 use super::{PreprocessError, Result, RgbFrames};
 
 pub const PATCH_SIZE: usize = 14;
@@ -183,4 +185,46 @@ pub fn prepare_image(image: &RgbFrames, order: PilPassOrder) -> Result<PreparedI
     let vit = qwen_image_input(&image)?;
     let vggt = vggt_input(&image);
     Ok(PreparedImage { image, vit, vggt })
+}
+
+/// How qwen-vl-utils sizes a video given as a list of frames (the space-aware sampler's PNGs,
+/// spec §4.1): it changed between releases, and Spatial-MLLM does not pin one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FrameListSizing {
+    /// qwen-vl-utils ≤ 0.0.11 (current when Spatial-MLLM was released): each frame goes through
+    /// `fetch_image` (Pillow bicubic, factor 28, image budget 4 … 16 384 tokens); the list is padded
+    /// to an even length and handed on as images. 640 × 480 frames stay 644 × 476.
+    #[default]
+    V0011,
+    /// qwen-vl-utils 0.0.14: `fetch_image` receives the factor 28 as its patch size, so frames are
+    /// sized to multiples of 56 (640 × 480 → 616 × 504); the padded list is then resized again with
+    /// the video budget by torchvision (a copy when already inside it).
+    V0014,
+}
+
+/// A video given as a list of frames (`{"type": "video", "video": [paths]}`), through
+/// qwen-vl-utils' `fetch_video` list branch and the processor; VGGT gets the same frames.
+pub fn prepare_frame_list(frames: &RgbFrames, sizing: FrameListSizing, order: PilPassOrder, mode: TorchFloat) -> Result<PreparedVideo> {
+    let factor = match sizing {
+        FrameListSizing::V0011 => IMAGE_FACTOR,
+        FrameListSizing::V0014 => 2 * IMAGE_FACTOR,
+    };
+    let (min_pixels, max_pixels) = match sizing {
+        FrameListSizing::V0011 => (image_budget().min_pixels, image_budget().max_pixels),
+        // fetch_image's defaults scale with its (mistaken) patch factor: 4 · 56², 16 384 · 56².
+        FrameListSizing::V0014 => ((4 * factor * factor) as f64, (16_384 * factor * factor) as f64),
+    };
+    let (h, w) = smart_resize(frames.height, frames.width, factor, min_pixels, max_pixels)?;
+    let resized = if (h, w) == (frames.height, frames.width) { frames.clone() } else { resize_pil_bicubic(frames, h, w, order)? };
+    let n = resized.count.next_multiple_of(TEMPORAL_PATCH_SIZE);
+    let mut frames = resized.select(&(0..n).map(|i| i.min(resized.count - 1)).collect::<Vec<_>>())?;
+    if sizing == FrameListSizing::V0014 {
+        let (vh, vw) = video_frame_size(frames.height, frames.width, frames.count)?;
+        if (vh, vw) != (frames.height, frames.width) {
+            frames = resize_torchvision_bicubic(&frames, vh, vw, mode)?;
+        }
+    }
+    let vit = qwen_video_input(&frames)?;
+    let vggt = vggt_input(&frames);
+    Ok(PreparedVideo { frames, vit, vggt })
 }

@@ -15,7 +15,7 @@ mod sampling;
 mod sizing;
 
 pub use layout::{
-    normalize_clip, prepare_image, prepare_video, qwen_image_input, qwen_video_input, vggt_input, PreparedImage,
+    normalize_clip, prepare_frame_list, prepare_image, prepare_video, FrameListSizing, qwen_image_input, qwen_video_input, vggt_input, PreparedImage,
     PreparedVideo, VggtInput, VitInput, CLIP_MEAN, CLIP_STD, MERGE_SIZE, PATCH_SIZE, TEMPORAL_PATCH_SIZE,
 };
 pub use resize::{resize_pil_bicubic, resize_torchvision_bicubic, PilPassOrder, TorchFloat};
