@@ -393,6 +393,8 @@ fn frame_buffers_are_checked() {
     let rgba: Vec<u8> = (0..2 * 2 * 4).map(|i| i as u8).collect();
     let f = RgbFrames::from_rgba(1, 2, 2, &rgba).unwrap();
     assert_eq!(f.data, vec![0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14]);
-    assert!(f.select(&[1]).is_err());
+    assert_eq!(f.select(&[1]), Err(PreprocessError::FrameIndex { index: 1, count: 1 }));
+    let two = f.select(&[0, 0]).unwrap();
+    assert_eq!(qwen_image_input(&two), Err(PreprocessError::ImageCount { count: 2 }));
     assert!(resize_torchvision_bicubic(&f, 0, 2, TorchFloat::Fma).is_err());
 }

@@ -118,7 +118,7 @@ pub fn qwen_video_input(frames: &RgbFrames) -> Result<VitInput> {
 /// temporal pair (grid t = 1).
 pub fn qwen_image_input(image: &RgbFrames) -> Result<VitInput> {
     if image.count != 1 {
-        return Err(PreprocessError::FrameCount { requested: image.count, rounded: image.count, total: 1 });
+        return Err(PreprocessError::ImageCount { count: image.count });
     }
     qwen_video_input(image)
 }
@@ -178,7 +178,7 @@ pub struct PreparedImage {
 /// then the ViT rows.
 pub fn prepare_image(image: &RgbFrames, order: PilPassOrder) -> Result<PreparedImage> {
     if image.count != 1 {
-        return Err(PreprocessError::FrameCount { requested: image.count, rounded: image.count, total: 1 });
+        return Err(PreprocessError::ImageCount { count: image.count });
     }
     let (h, w) = image_size(image.height, image.width)?;
     let image = if (h, w) == (image.height, image.width) { image.clone() } else { resize_pil_bicubic(image, h, w, order)? };

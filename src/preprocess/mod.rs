@@ -15,11 +15,14 @@ mod sampling;
 mod sizing;
 
 pub use layout::{
-    normalize_clip, prepare_frame_list, prepare_image, prepare_video, FrameListSizing, qwen_image_input, qwen_video_input, vggt_input, PreparedImage,
-    PreparedVideo, VggtInput, VitInput, CLIP_MEAN, CLIP_STD, MERGE_SIZE, PATCH_SIZE, TEMPORAL_PATCH_SIZE,
+    normalize_clip, prepare_frame_list, prepare_image, prepare_video, qwen_image_input, qwen_video_input, vggt_input,
+    FrameListSizing, PreparedImage, PreparedVideo, VggtInput, VitInput, CLIP_MEAN, CLIP_STD, MERGE_SIZE, PATCH_SIZE,
+    TEMPORAL_PATCH_SIZE,
 };
 pub use resize::{resize_pil_bicubic, resize_torchvision_bicubic, PilPassOrder, TorchFloat};
-pub use sampling::{frame_indices, frame_indices_with, linspace_trunc, round_nframes, sa_candidate_indices, smart_nframes, SA_CANDIDATES};
+pub use sampling::{
+    frame_indices, frame_indices_with, linspace_trunc, round_nframes, sa_candidate_indices, smart_nframes, SA_CANDIDATES,
+};
 pub use sizing::{
     image_budget, image_size, smart_resize, video_budget, video_frame_size, PixelBudget, FRAME_FACTOR, IMAGE_FACTOR,
     IMAGE_MAX_PIXELS, IMAGE_MIN_PIXELS, MAX_RATIO, PROCESSOR_MAX_PIXELS, PROCESSOR_MIN_PIXELS, VIDEO_MAX_PIXELS,
@@ -32,7 +35,7 @@ pub enum PreprocessError {
     #[error("the video has no frames")]
     NoFrames,
     /// qwen-vl-utils `smart_nframes`: "nframes should in interval [2, total_frames]" (ValueError).
-    #[error("{requested} frames requested (rounded to {rounded}), but the count must lie in [2, {total}] (the video has {total} frames)")]
+    #[error("{requested} frames requested (rounded to {rounded}): the count must lie in [2, {total}], the video's length")]
     FrameCount { requested: usize, rounded: usize, total: usize },
     /// qwen-vl-utils / transformers `smart_resize`: aspect ratio must be smaller than 200.
     #[error("absolute aspect ratio must be smaller than {MAX_RATIO}, got {ratio} ({height} x {width})")]
@@ -41,6 +44,10 @@ pub enum PreprocessError {
     Size { height: usize, width: usize, why: String },
     #[error("bad pixel budget: min_pixels {min} > max_pixels {max}")]
     Budget { min: f64, max: f64 },
+    #[error("frame index {index} out of range: {count} frames")]
+    FrameIndex { index: usize, count: usize },
+    #[error("an image is one frame, got {count}")]
+    ImageCount { count: usize },
     #[error("frame buffer holds {got} bytes, {count} x {height} x {width} x 3 needs {want}")]
     Buffer { count: usize, height: usize, width: usize, got: usize, want: usize },
 }
@@ -92,7 +99,7 @@ impl RgbFrames {
         let mut data = Vec::with_capacity(indices.len() * self.height * self.width * 3);
         for &i in indices {
             if i >= self.count {
-                return Err(PreprocessError::FrameCount { requested: i + 1, rounded: i + 1, total: self.count });
+                return Err(PreprocessError::FrameIndex { index: i, count: self.count });
             }
             data.extend_from_slice(self.frame(i));
         }
