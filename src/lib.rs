@@ -6,6 +6,7 @@ pub mod bench;
 pub mod gpu;
 pub mod kernels;
 pub mod model;
+pub mod preprocess;
 pub mod testing;
 pub mod weights;
 

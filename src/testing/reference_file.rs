@@ -22,6 +22,12 @@ impl ReferenceFile {
         self.with(name, |_| Ok(())).is_ok()
     }
 
+    /// A value of the file's `__metadata__` header (e.g. digests of outputs too large to store).
+    pub fn metadata(&self, key: &str) -> Option<String> {
+        let (_, meta) = SafeTensors::read_metadata(&self.bytes).ok()?;
+        meta.metadata().as_ref()?.get(key).cloned()
+    }
+
     pub fn shape(&self, name: &str) -> Result<Vec<usize>, String> {
         self.with(name, |t| Ok(t.shape().to_vec()))
     }
@@ -38,11 +44,23 @@ impl ReferenceFile {
         })
     }
 
-    /// Values of a U8 tensor (raw frames).
+    /// Bytes of a U8 tensor (raw frames and images), row-major.
     pub fn u8s(&self, name: &str) -> Result<Vec<u8>, String> {
         self.with(name, |t| match t.dtype() {
             Dtype::U8 => Ok(t.data().to_vec()),
-            other => Err(format!("{name}: {other:?}, expected U8")),
+            other => Err(format!("{name}: expected U8, got {other:?}")),
+        })
+    }
+
+    /// Values of an I32 or I64 tensor (indices, sizes), row-major.
+    pub fn i64s(&self, name: &str) -> Result<Vec<i64>, String> {
+        self.with(name, |t| {
+            let d = t.data();
+            match t.dtype() {
+                Dtype::I32 => Ok(d.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().unwrap()) as i64).collect()),
+                Dtype::I64 => Ok(d.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect()),
+                other => Err(format!("{name}: expected I32 or I64, got {other:?}")),
+            }
         })
     }
 
