@@ -1,6 +1,6 @@
 //! Spatial-MLLM against the upstream code on the tiny v1.0 and v1.1 fixtures
 //! (`tests/fixtures/spatial-mllm-v1.*`), shared by the native tests (`tests/spatial.rs`) and the
-//! browser harness: from the decoded frames to the ViT output, every VGGT block, the connector, the
+//! browser harness: from the decoded frames (through our preprocessing) to the ViT output, every VGGT block, the connector, the
 //! prompt ids and M-RoPE positions, the logits and 32 greedy tokens.
 
 use super::reference_file::ReferenceFile;
@@ -13,7 +13,7 @@ use crate::model::qwen::vision::merge_into_prompt;
 use crate::model::qwen::vision_layout::Grid;
 use crate::model::qwen::KvCache;
 use crate::model::spatial::{Generation, SpatialMllm, VideoInput, VisualTaps};
-use crate::model::vggt::Frames;
+use crate::preprocess::{qwen_video_input, vggt_input, RgbFrames, VggtInput, VitInput};
 
 pub const F32_TOL: f64 = 1e-3;
 const NEW_TOKENS: usize = 32;
@@ -42,23 +42,32 @@ impl SpatialFixture {
         })
     }
 
-    /// The decoded frames as VGGT takes them: [S, 3, H, W] in [0, 1], from `frames_u8` [S, H, W, 3].
-    pub fn vggt_frames(&self) -> Result<(Vec<f32>, [usize; 3]), String> {
+    /// The decoded frames [S, H, W, 3] through our preprocessing: the ViT's rows (checked equal to
+    /// the processor's `pixel_values_videos`) and VGGT's [0, 1] frames.
+    pub fn inputs(&self) -> Result<(VitInput, VggtInput), String> {
         let shape = self.reference.shape("video.frames_u8")?;
         let [s, h, w, 3] = shape[..] else { return Err(format!("frames_u8 of shape {shape:?}")) };
-        let u8s = self.reference.u8s("video.frames_u8")?;
-        let mut out = vec![0f32; s * 3 * h * w];
-        for f in 0..s {
-            for y in 0..h {
-                for x in 0..w {
-                    for c in 0..3 {
-                        out[((f * 3 + c) * h + y) * w + x] = u8s[((f * h + y) * w + x) * 3 + c] as f32 / 255.0;
-                    }
-                }
-            }
+        let frames = RgbFrames::new(s, h, w, self.reference.u8s("video.frames_u8")?).map_err(err)?;
+        // The frames are at a multiple of 28 already, as qwen-vl-utils hands them to the processor.
+        let vit = qwen_video_input(&frames).map_err(err)?;
+        let want = self.reference.f32s("video.pixel_values_videos")?;
+        if vit.pixel_values != want {
+            return Err("our ViT rows differ from the processor's pixel_values_videos".into());
         }
-        Ok((out, [s, h, w]))
+        let g = self.reference.f64s("video.video_grid_thw")?;
+        if vit.grid_thw.iter().zip(&g).any(|(a, &b)| *a as f64 != b) {
+            return Err(format!("grid {:?}, the processor's {g:?}", vit.grid_thw));
+        }
+        Ok((vit, vggt_input(&frames)))
     }
+
+    fn second_per_grid_t(&self) -> Result<f32, String> {
+        Ok(self.meta["cases"]["video"]["second_per_grid_ts"][0].as_f64().ok_or("reference.json lacks second_per_grid_ts")? as f32)
+    }
+}
+
+fn grid_of(vit: &VitInput) -> Grid {
+    Grid { t: vit.grid_thw[0], h: vit.grid_thw[1], w: vit.grid_thw[2] }
 }
 
 /// Every check, in the order the harnesses run them.
@@ -75,11 +84,9 @@ pub async fn run_check(gpu: &Gpu, fx: &SpatialFixture, m: &SpatialMllm, name: &s
 /// From the frames to the fused tokens, the logits and 32 greedy tokens, checked stage by stage.
 pub async fn check_video(gpu: &Gpu, fx: &SpatialFixture, m: &SpatialMllm) -> CaseOutcome {
     let r = &fx.reference;
-    let (px, [s, h, w]) = fx.vggt_frames()?;
-    let vit_patches = r.f32s("video.pixel_values_videos")?;
-    let g = r.f64s("video.video_grid_thw")?;
-    let grid = Grid { t: g[0] as usize, h: g[1] as usize, w: g[2] as usize };
-    let input = VideoInput { vit_patches: &vit_patches, grid, frames: Frames { pixels: &px, count: s, height: h, width: w } };
+    let (vit_in, vggt_in) = fx.inputs()?;
+    let grid = grid_of(&vit_in);
+    let input = VideoInput { vit_patches: &vit_in.pixel_values, grid, frames: vggt_in.as_frames() };
     let mut rec = Recorder::new(gpu);
     let mut taps = VisualTaps::default();
     let fused = m.encode_video(&mut rec, &input, Some(&mut taps)).map_err(err)?;
@@ -91,8 +98,7 @@ pub async fn check_video(gpu: &Gpu, fx: &SpatialFixture, m: &SpatialMllm) -> Cas
     if ids != want_ids {
         return Err("the prompt ids differ from upstream's".into());
     }
-    let spg = fx.meta["cases"]["video"]["second_per_grid_ts"][0].as_f64().ok_or("reference.json lacks second_per_grid_ts")? as f32;
-    let vg = VisionGrid { t: grid.t, h: grid.h, w: grid.w, second_per_grid_t: spg };
+    let vg = VisionGrid { t: grid.t, h: grid.h, w: grid.w, second_per_grid_t: fx.second_per_grid_t()? };
     let tokens = &m.cfg.tokens;
     let (positions, delta) = rope_index(&ids, &[vg], tokens, m.cfg.vision.merge, m.cfg.vision.tokens_per_second).map_err(err)?;
     let want_pos = r.f64s("video.position_ids")?;
@@ -142,13 +148,10 @@ pub async fn check_video(gpu: &Gpu, fx: &SpatialFixture, m: &SpatialMllm) -> Cas
 pub async fn check_session(gpu: &Gpu, fx: &SpatialFixture, m: &SpatialMllm) -> CaseOutcome {
     use crate::model::spatial::VideoSession;
     let r = &fx.reference;
-    let (px, [s, h, w]) = fx.vggt_frames()?;
-    let vit_patches = r.f32s("video.pixel_values_videos")?;
-    let g = r.f64s("video.video_grid_thw")?;
-    let grid = Grid { t: g[0] as usize, h: g[1] as usize, w: g[2] as usize };
-    let spg = fx.meta["cases"]["video"]["second_per_grid_ts"][0].as_f64().ok_or("reference.json lacks second_per_grid_ts")? as f32;
-    let vgrid = VisionGrid { t: grid.t, h: grid.h, w: grid.w, second_per_grid_t: spg };
-    let input = VideoInput { vit_patches: &vit_patches, grid, frames: Frames { pixels: &px, count: s, height: h, width: w } };
+    let (vit_in, vggt_in) = fx.inputs()?;
+    let grid = grid_of(&vit_in);
+    let vgrid = VisionGrid { t: grid.t, h: grid.h, w: grid.w, second_per_grid_t: fx.second_per_grid_t()? };
+    let input = VideoInput { vit_patches: &vit_in.pixel_values, grid, frames: vggt_in.as_frames() };
     let encode = || -> Result<Tensor, String> {
         let mut rec = Recorder::new(gpu);
         let v = m.encode_video(&mut rec, &input, None).map_err(err)?;
