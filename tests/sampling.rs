@@ -107,3 +107,38 @@ fn vggt_geometry_and_selection_match_upstream_outputs() {
     println!("{}", compare("unprojected depth", &pc.points, &want, 1e-3).unwrap());
     println!("{}", compare("depth conf", &pc.conf, &r.f64s("depth_conf").unwrap(), 1e-3).unwrap());
 }
+
+/// The whole sampler on a decoded video (a moving gradient, 40 frames of 60 x 80): candidates,
+/// VGGT's crop preprocessing, the point head, the selection, mapped back to frame numbers. With
+/// the tiny random-weight VGGT the choice itself is arbitrary; the contract is checked: K sorted
+/// distinct frame numbers among the candidates, the same on a second run, clear errors.
+#[test]
+fn sampler_picks_frames_of_a_decoded_video() {
+    use spatial_mllm_web::model::spatial::frame_sampler::{candidate_indices, sample_frames, SamplerConfig};
+    use spatial_mllm_web::preprocess::RgbFrames;
+    let (gpu, vggt, _) = fixture();
+    let (n, h, w) = (40, 60, 80);
+    let mut data = Vec::with_capacity(n * h * w * 3);
+    for f in 0..n {
+        for y in 0..h {
+            for x in 0..w {
+                data.extend([((x * 3 + f * 5) % 256) as u8, ((y * 4 + f) % 256) as u8, ((x + y + 7 * f) % 256) as u8]);
+            }
+        }
+    }
+    let video = RgbFrames::new(n, h, w, data).unwrap();
+    let cfg = SamplerConfig { candidates: 7, width: 56, k: 3, ..SamplerConfig::full() };
+    let idx = candidate_indices(n, &cfg).unwrap();
+    assert_eq!(idx, vec![0, 6, 13, 19, 26, 32, 39]);
+    let cands = video.select(&idx).unwrap();
+    let picked = pollster::block_on(sample_frames(&gpu, &vggt, &cands, &idx, &cfg)).unwrap();
+    println!("picked {picked:?} of {idx:?}");
+    assert_eq!(picked.len(), 3);
+    assert!(picked.windows(2).all(|p| p[0] < p[1]) && picked.iter().all(|p| idx.contains(p)));
+    assert_eq!(pollster::block_on(sample_frames(&gpu, &vggt, &cands, &idx, &cfg)).unwrap(), picked);
+    // The paper's geometry source runs too.
+    let paper = SamplerConfig { source: GeometrySource::DepthAndCameras, ..cfg };
+    assert_eq!(pollster::block_on(sample_frames(&gpu, &vggt, &cands, &idx, &paper)).unwrap().len(), 3);
+    assert!(candidate_indices(0, &cfg).is_err());
+    assert!(pollster::block_on(sample_frames(&gpu, &vggt, &cands, &idx[..3], &cfg)).is_err());
+}

@@ -3,6 +3,7 @@
 //! prompt's video pad tokens; the Qwen2.5 decoder answers.
 
 pub mod connector;
+pub mod frame_sampler;
 pub mod model;
 pub mod sampling;
 pub mod session;
