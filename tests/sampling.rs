@@ -14,56 +14,9 @@ use spatial_mllm_web::weights::convert::{convert, ConvertOptions};
 use spatial_mllm_web::weights::package::Package;
 use spatial_mllm_web::weights::policy::Policy;
 
-/// A 16 x 12 grid of points spanning a rectangle of the box [0,4] x [0,2] x [0,3] edge to edge.
-fn surface(points: &mut Vec<f32>, at: impl Fn(f32, f32) -> [f32; 3]) {
-    for j in 0..12 {
-        for i in 0..16 {
-            points.extend(at(i as f32 / 15.0, j as f32 / 11.0));
-        }
-    }
-}
-
-/// Ten candidate frames of a room (extents 4, 2, 3: voxel edge 2 / 20 = 0.1): three views of the
-/// whole floor, the wall x = 0, two views of the wall x = 4, half the floor at twice the density,
-/// two views of the ceiling, and a frame whose points all have a low confidence.
-fn room() -> (Vec<f32>, Vec<f32>) {
-    let mut p = Vec::new();
-    let floor = |u: f32, v: f32| [4.0 * u, 2.0 * v, 0.0];
-    for _ in 0..3 {
-        surface(&mut p, floor);
-    }
-    surface(&mut p, |u, v| [0.0, 2.0 * u, 3.0 * v]);
-    for _ in 0..2 {
-        surface(&mut p, |u, v| [4.0, 2.0 * u, 3.0 * v]);
-    }
-    surface(&mut p, |u, v| [2.0 * u, 2.0 * v, 0.0]);
-    for _ in 0..2 {
-        surface(&mut p, |u, v| [4.0 * u, 2.0 * v, 3.0]);
-    }
-    surface(&mut p, |u, v| [4.0 * u, 2.0 * v, 1.5]); // would add coverage, but its confidence is low
-    let mut conf = vec![2.0f32; 9 * 192];
-    conf.extend(std::iter::repeat_n(1.5, 192));
-    (p, conf)
-}
-
 #[test]
 fn selection_on_a_room_of_known_geometry() {
-    let (points, conf) = room();
-    let maps = PointMaps { points: &points, conf: &conf, frames: 10 };
-    // Every distinct surface gives 192 new voxels; ties go to the lowest index: floor 0, wall 3,
-    // wall 4, ceiling 7. Duplicates (1, 2, 5, 8) add nothing, and frame 9 is below the median.
-    let s = select_frames(&maps, 4).unwrap();
-    assert_eq!(s.indices, vec![0, 3, 4, 7]);
-    assert!((s.voxel - 0.1).abs() < 1e-6, "voxel {}", s.voxel);
-    // Asking for more: the half floor (6) still adds voxels, then coverage stops and uniform
-    // picks over the remaining frames (1, 2, 5, 8, 9) top it up.
-    let s = select_frames(&maps, 8).unwrap();
-    assert_eq!(s.by_coverage, 5);
-    assert_eq!(s.indices, vec![0, 1, 3, 4, 5, 6, 7, 9]);
-    // More than there are: all of them.
-    assert_eq!(select_frames(&maps, 16).unwrap().indices, (0..10).collect::<Vec<_>>());
-    // Bad input is an error, not a panic.
-    assert!(select_frames(&PointMaps { points: &points[..30], conf: &conf, frames: 10 }, 4).is_err());
+    println!("{}", spatial_mllm_web::testing::sampling_cases::check_room_selection().unwrap());
 }
 
 fn fixture() -> (Gpu, Vggt, ReferenceFile) {

@@ -5,6 +5,7 @@
 pub mod cases;
 pub mod qwen_parity;
 pub mod reference_file;
+pub mod sampling_cases;
 pub mod spatial_parity;
 pub mod vggt_parity;
 pub mod reference;

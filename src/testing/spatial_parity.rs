@@ -71,12 +71,13 @@ fn grid_of(vit: &VitInput) -> Grid {
 }
 
 /// Every check, in the order the harnesses run them.
-pub const CHECKS: &[&str] = &["video to answer", "questions reuse the video"];
+pub const CHECKS: &[&str] = &["video to answer", "questions reuse the video", "frame selection on a room"];
 
 pub async fn run_check(gpu: &Gpu, fx: &SpatialFixture, m: &SpatialMllm, name: &str) -> CaseOutcome {
     match name {
         "video to answer" => check_video(gpu, fx, m).await,
         "questions reuse the video" => check_session(gpu, fx, m).await,
+        "frame selection on a room" => super::sampling_cases::check_room_selection(),
         other => Err(format!("no check named {other:?}")),
     }
 }
