@@ -6,6 +6,8 @@ pub mod bench;
 pub mod gpu;
 pub mod kernels;
 pub mod model;
+#[cfg(all(not(target_arch = "wasm32"), feature = "cli"))]
+pub mod native;
 pub mod preprocess;
 pub mod testing;
 pub mod weights;

@@ -9,8 +9,8 @@ if [ -z "${XDG_RUNTIME_DIR:-}" ]; then
   XDG_RUNTIME_DIR=$(mktemp -d) && export XDG_RUNTIME_DIR
   trap 'rm -rf "$XDG_RUNTIME_DIR"' EXIT
 fi
-echo "== native: cargo test --release"
-cargo test --release
+echo "== native: cargo test --release --features cli"
+cargo test --release --features cli
 echo "== native CLI (writes the browser tests' model packages)"
 cargo build --release --features cli
 echo "== wasm: build"

@@ -33,6 +33,44 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Answer a question about a video file (decoded with the system's ffmpeg) or a folder of
+    /// frames, streaming the reply.
+    Run {
+        /// The Spatial-MLLM model package (from `convert`).
+        #[arg(long)]
+        model: PathBuf,
+        /// A video file, or a folder of .png / .jpg frames.
+        input: PathBuf,
+        /// The question.
+        #[arg(long, short)]
+        question: String,
+        /// Frames to use (even; 16 as the paper).
+        #[arg(long, default_value_t = 16)]
+        frames: usize,
+        /// uniform, space-aware (128 candidates at 518 px) or fast (32 candidates at 224 px).
+        #[arg(long, value_enum, default_value_t = SamplingArg::Uniform)]
+        sampling: SamplingArg,
+        /// The VGGT-1B package (with its point head) for space-aware sampling.
+        #[arg(long)]
+        vggt: Option<PathBuf>,
+        /// Most new tokens.
+        #[arg(long, default_value_t = 128)]
+        max_new_tokens: usize,
+        /// Sampling temperature (0 = greedy, the evaluation setting).
+        #[arg(long, default_value_t = 0.0)]
+        temperature: f32,
+        #[arg(long, default_value_t = 1.0)]
+        top_p: f32,
+        #[arg(long, default_value_t = 0)]
+        top_k: u32,
+        #[arg(long, default_value_t = 1.0)]
+        repetition_penalty: f32,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Print one JSON object (answer, frames, timings) instead of streaming text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show the adapter and the negotiated limits and features.
     Info,
     /// Convert a Hugging Face checkpoint directory (Spatial-MLLM v1.0 / v1.1, Qwen2.5-VL, VGGT-1B)
@@ -142,6 +180,13 @@ enum BenchWhat {
     },
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum SamplingArg {
+    Uniform,
+    SpaceAware,
+    Fast,
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum SizeArg {
     /// `small` on a CPU adapter, `full` on a GPU.
@@ -172,6 +217,49 @@ fn main() {
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Info => println!("{}", gpu(cli.f32).info),
+        Cmd::Run { model, input, question, frames, sampling, vggt, max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed, json } => {
+            use spatial_mllm_web::model::qwen::generate::{GenerationConfig, SamplingConfig};
+            use spatial_mllm_web::model::spatial::frame_sampler::SamplerConfig;
+            use spatial_mllm_web::native::answer::{answer, load_model, load_vggt, FrameChoice, Source};
+            use std::io::Write;
+            let source = Source::from_path(&input).unwrap_or_else(|e| fail(1, e));
+            let gpu = gpu(cli.f32);
+            let (m, tok) = load_model(&gpu, &model).unwrap_or_else(|e| fail(1, e));
+            let choice = match sampling {
+                SamplingArg::Uniform => FrameChoice::Uniform,
+                mode => {
+                    let dir = vggt.unwrap_or_else(|| fail(1, "space-aware sampling needs --vggt PACKAGE (VGGT-1B with its point head)"));
+                    let v = load_vggt(&gpu, &dir).unwrap_or_else(|e| fail(1, e));
+                    let cfg = if mode == SamplingArg::Fast { SamplerConfig::fast() } else { SamplerConfig::full() };
+                    FrameChoice::SpaceAware { vggt: Box::new(v), cfg }
+                }
+            };
+            let gen = GenerationConfig {
+                max_new_tokens,
+                sampling: (temperature > 0.0).then_some(SamplingConfig { temperature, top_p, top_k }),
+                repetition_penalty,
+                stop: m.cfg.tokens.eos.clone(),
+                seed,
+            };
+            let mut out = std::io::stdout();
+            let mut print = |piece: &str| {
+                if !json {
+                    let _ = out.write_all(piece.as_bytes());
+                    let _ = out.flush();
+                }
+            };
+            let a = answer(&gpu, &m, &tok, &source, &question, frames, &choice, &gen, &mut print).unwrap_or_else(|e| fail(1, e));
+            if json {
+                let j = serde_json::json!({
+                    "question": question, "answer": a.text, "tokens": a.tokens.len(), "stop": format!("{:?}", a.stop),
+                    "frames": a.frames, "frame_size": [a.frame_size.0, a.frame_size.1],
+                    "ms": {"preprocess": a.preprocess_ms, "encode": a.encode_ms, "prefill": a.prefill_ms, "decode": a.decode_ms},
+                });
+                println!("{j}");
+            } else {
+                println!();
+            }
+        }
         Cmd::Convert { src, dst, random, kind, policy, shard_kib } => {
             let opts = ConvertOptions { policy: Policy::parse(&policy).unwrap_or_else(|e| fail(1, e)), max_shard: shard_kib << 10 };
             let b = bar();

@@ -1,0 +1,180 @@
+//! Answer a question about a video file, a folder of frames or a list of images: frames sampled
+//! (uniformly, or space-aware with a VGGT package), preprocessed as the reference does, encoded
+//! once, the reply streamed piece by piece.
+
+use std::path::{Path, PathBuf};
+
+use super::video::{decode_frames, decode_images, probe};
+use crate::gpu::{clock::now_ms, Gpu, Recorder};
+use crate::model::qwen::chat::{QwenTokenizer, TextStream};
+use crate::model::qwen::generate::{GenerationConfig, StopReason};
+use crate::model::qwen::rope_index::VisionGrid;
+use crate::model::qwen::vision_layout::Grid;
+use crate::model::spatial::frame_sampler::{candidate_indices, sample_frames, SamplerConfig};
+use crate::model::spatial::{SpatialMllm, VideoInput, VideoSession};
+use crate::model::vggt::Vggt;
+use crate::model::Params;
+use crate::preprocess::{frame_indices, linspace_trunc, prepare_video, RgbFrames, TorchFloat};
+use crate::weights::package::Package;
+
+/// Where the frames come from.
+pub enum Source {
+    Video(PathBuf),
+    /// Image files (a folder's frames, sorted by name), used as the video's frames.
+    Images(Vec<PathBuf>),
+}
+
+impl Source {
+    /// A video file, or a folder of PNG / JPEG frames.
+    pub fn from_path(path: &Path) -> Result<Source, String> {
+        if !path.exists() {
+            return Err(format!("{}: no such file or folder", path.display()));
+        }
+        if !path.is_dir() {
+            return Ok(Source::Video(path.to_path_buf()));
+        }
+        let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+            .map_err(|e| format!("{}: {e}", path.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().and_then(|x| x.to_str()).is_some_and(|x| matches!(x.to_ascii_lowercase().as_str(), "png" | "jpg" | "jpeg")))
+            .collect();
+        files.sort();
+        if files.is_empty() {
+            return Err(format!("{}: no .png / .jpg frames in this folder", path.display()));
+        }
+        Ok(Source::Images(files))
+    }
+}
+
+/// How frames are chosen.
+pub enum FrameChoice {
+    Uniform,
+    /// Space-aware: a VGGT model (a `vggt` package with its point head) and the sampler preset.
+    SpaceAware { vggt: Box<Vggt>, cfg: SamplerConfig },
+}
+
+pub struct Answer {
+    pub text: String,
+    pub tokens: Vec<u32>,
+    pub stop: StopReason,
+    /// The frames used (indices into the video or the image list).
+    pub frames: Vec<usize>,
+    pub frame_size: (usize, usize),
+    pub preprocess_ms: f64,
+    pub encode_ms: f64,
+    pub prefill_ms: f64,
+    pub decode_ms: f64,
+}
+
+/// Load a Spatial-MLLM package and its tokenizer.
+pub fn load_model(gpu: &Gpu, dir: &Path) -> Result<(SpatialMllm, QwenTokenizer), String> {
+    let pkg = Package::open(dir).map_err(|e| e.to_string())?;
+    let tok_file = pkg.manifest.tokenizer.clone().ok_or_else(|| format!("{}: the package has no tokenizer.json: convert the checkpoint with its tokenizer", dir.display()))?;
+    let tok = QwenTokenizer::from_bytes(&std::fs::read(dir.join(&tok_file)).map_err(|e| format!("{tok_file}: {e}"))?).map_err(|e| e.to_string())?;
+    let params = Params::new(pkg.load(gpu, &mut |_| {}).map_err(|e| e.to_string())?);
+    let m = pollster::block_on(SpatialMllm::new(gpu, &pkg.manifest.model_kind, &pkg.manifest.config, &params)).map_err(|e| e.to_string())?;
+    tok.check_config(&m.cfg.tokens).map_err(|e| e.to_string())?;
+    Ok((m, tok))
+}
+
+/// Load a VGGT package for space-aware sampling.
+pub fn load_vggt(gpu: &Gpu, dir: &Path) -> Result<Vggt, String> {
+    let pkg = Package::open(dir).map_err(|e| e.to_string())?;
+    let params = Params::new(pkg.load(gpu, &mut |_| {}).map_err(|e| e.to_string())?);
+    pollster::block_on(Vggt::new(gpu, &pkg.manifest.model_kind, &pkg.manifest.config, &params)).map_err(|e| e.to_string())
+}
+
+/// The sampled frames of `source`.
+fn frames(gpu: &Gpu, source: &Source, n: usize, choice: &FrameChoice) -> Result<(RgbFrames, Vec<usize>), String> {
+    let e = |e: &dyn std::fmt::Display| e.to_string();
+    match source {
+        Source::Video(path) => {
+            let info = probe(path).map_err(|x| e(&x))?;
+            let idx = match choice {
+                FrameChoice::Uniform => frame_indices(info.frames, n).map_err(|x| e(&x))?,
+                FrameChoice::SpaceAware { vggt, cfg } => {
+                    let cfg = SamplerConfig { k: n, ..*cfg };
+                    let cands = candidate_indices(info.frames, &cfg).map_err(|x| e(&x))?;
+                    let decoded = decode_frames(path, &info, &cands).map_err(|x| e(&x))?;
+                    let mut picked = pollster::block_on(sample_frames(gpu, vggt, &decoded, &cands, &cfg)).map_err(|x| e(&x))?;
+                    if picked.len() % 2 == 1 {
+                        picked.push(*picked.last().expect("one at least")); // temporal pairs
+                    }
+                    picked
+                }
+            };
+            Ok((decode_frames(path, &info, &idx).map_err(|x| e(&x))?, idx))
+        }
+        Source::Images(files) => {
+            let idx = if files.len() > n { linspace_trunc(files.len(), n) } else { (0..files.len()).collect() };
+            let chosen: Vec<PathBuf> = idx.iter().map(|&i| files[i].clone()).collect();
+            Ok((decode_images(&chosen).map_err(|x| e(&x))?, idx))
+        }
+    }
+}
+
+/// Answer `question`; `on_text` receives the reply piece by piece (whole UTF-8 characters).
+#[allow(clippy::too_many_arguments)]
+pub fn answer(
+    gpu: &Gpu,
+    m: &SpatialMllm,
+    tok: &QwenTokenizer,
+    source: &Source,
+    question: &str,
+    n_frames: usize,
+    choice: &FrameChoice,
+    gen: &GenerationConfig,
+    on_text: &mut dyn FnMut(&str),
+) -> Result<Answer, String> {
+    let e = |e: &dyn std::fmt::Display| e.to_string();
+    let t0 = now_ms();
+    let (raw, used) = frames(gpu, source, n_frames, choice)?;
+    let prepared = prepare_video(&raw, TorchFloat::Fma).map_err(|x| e(&x))?;
+    let preprocess_ms = now_ms() - t0;
+    let t1 = now_ms();
+    let g = prepared.vit.grid_thw;
+    let grid = Grid { t: g[0], h: g[1], w: g[2] };
+    let mut rec = Recorder::new(gpu);
+    let input = VideoInput { vit_patches: &prepared.vit.pixel_values, grid, frames: prepared.vggt.as_frames() };
+    let visual = m.encode_video(&mut rec, &input, None).map_err(|x| e(&x))?;
+    rec.submit().map_err(|x| e(&x))?;
+    pollster::block_on(gpu.finish()).map_err(|x| e(&x))?;
+    let encode_ms = now_ms() - t1;
+    // qwen-vl-utils' default: 2 frames per temporal patch at 2 fps = 1 s per grid step.
+    let vgrid = VisionGrid { t: grid.t, h: grid.h, w: grid.w, second_per_grid_t: 1.0 };
+    let capacity = visual.rows() + 256 + gen.max_new_tokens;
+    let mut session = VideoSession::new(gpu, m, visual, vgrid, capacity).map_err(|x| e(&x))?;
+    let mut stream = TextStream::new();
+    let mut text = String::new();
+    let mut stream_err = None;
+    let mut on_token = |id: u32| {
+        match stream.push(tok, id) {
+            Ok(Some(p)) => {
+                on_text(&p);
+                text += &p;
+            }
+            Ok(None) => {}
+            Err(x) => stream_err = Some(x.to_string()),
+        }
+        true
+    };
+    let out = pollster::block_on(session.ask(gpu, m, tok, question, gen, &mut on_token)).map_err(|x| e(&x))?;
+    if let Some(x) = stream_err {
+        return Err(x);
+    }
+    if let Some(p) = stream.finish(tok).map_err(|x| e(&x))? {
+        on_text(&p);
+        text += &p;
+    }
+    Ok(Answer {
+        text,
+        tokens: out.tokens,
+        stop: out.reason,
+        frames: used,
+        frame_size: (prepared.frames.width, prepared.frames.height),
+        preprocess_ms,
+        encode_ms,
+        prefill_ms: out.prefill_ms,
+        decode_ms: out.decode_ms,
+    })
+}
