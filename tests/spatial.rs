@@ -20,10 +20,14 @@ fn gpu() -> Gpu {
 }
 
 fn load(gpu: &Gpu, name: &str) -> (SpatialMllm, SpatialFixture) {
+    load_sharded(gpu, name, 128 << 20)
+}
+
+fn load_sharded(gpu: &Gpu, name: &str, max_shard: u64) -> (SpatialMllm, SpatialFixture) {
     let dir = fixture_dir(name);
     let tmp = tempfile::tempdir().unwrap();
     let dst = tmp.path().join("pkg");
-    let opts = ConvertOptions { policy: Policy::parse("=f32").unwrap(), max_shard: 128 << 20 };
+    let opts = ConvertOptions { policy: Policy::parse("=f32").unwrap(), max_shard };
     convert(&dir, &dst, &opts, &mut |_| {}).unwrap();
     let pkg = Package::open(&dst).unwrap();
     let params = Params::new(pkg.load(gpu, &mut |_| {}).unwrap());
@@ -46,6 +50,15 @@ fn v11_matches_upstream_from_frames_to_answer() {
 fn v10_matches_upstream_from_frames_to_answer() {
     let gpu = gpu();
     let (model, fx) = load(&gpu, "spatial-mllm-v1.0");
+    println!("{}", pollster::block_on(spatial_parity::check_video(&gpu, &fx, &model)).unwrap());
+}
+
+/// The real connector's first matrix (16 384 x 16 384) is larger than a shard and is stored in
+/// row parts: with 512 KiB shards the tiny connector's (512 x 512 f32) is split the same way.
+#[test]
+fn v11_with_the_connector_matrix_split_into_parts() {
+    let gpu = gpu();
+    let (model, fx) = load_sharded(&gpu, "spatial-mllm-v1.1", 512 << 10);
     println!("{}", pollster::block_on(spatial_parity::check_video(&gpu, &fx, &model)).unwrap());
 }
 

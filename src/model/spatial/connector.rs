@@ -3,7 +3,8 @@
 //! token, regrouped in the generation's order, RMSNorm, Linear → GELU → Linear; v1.0 adds a second
 //! RMSNorm + MLP in language space.
 
-use crate::gpu::{Recorder, Tensor};
+use crate::gpu::{DType, Gpu, Recorder, Tensor};
+use crate::kernels::gather::place_cols;
 use crate::kernels::elementwise::add;
 use crate::kernels::matmul::{linear, Activation, Epilogue};
 use crate::kernels::norm::rms_norm;
@@ -22,30 +23,72 @@ pub enum Generation {
     V11,
 }
 
+/// A Linear whose weight may be stored in row parts (the real connector's 16 384 x 16 384 matrix
+/// is larger than a shard): each part computes its slice of the output columns.
+struct SplitLinear {
+    /// (weight part, its slice of the bias, first output column).
+    parts: Vec<(Weight, Tensor, usize)>,
+    out: usize,
+}
+
+impl SplitLinear {
+    fn load(gpu: &Gpu, p: &Params, name: &str, out: usize, input: usize) -> MResult<SplitLinear> {
+        let weights = p.matrix_parts(&format!("{name}.weight"), out, input)?;
+        let bias = p.vector(&format!("{name}.bias"), out)?;
+        let mut rec = Recorder::new(gpu);
+        let mut parts = Vec::new();
+        let mut r0 = 0;
+        for w in weights {
+            let slice = gpu.alloc(&[w.rows], DType::F32)?;
+            rec.copy(&bias, (r0 * 4) as u64, &slice, 0, (w.rows * 4) as u64);
+            let rows = w.rows;
+            parts.push((w, slice, r0));
+            r0 += rows;
+        }
+        rec.submit()?;
+        Ok(SplitLinear { parts, out })
+    }
+
+    fn forward(&self, rec: &mut Recorder, x: &Tensor, act: Option<Activation>) -> MResult<Tensor> {
+        let epi = |b| {
+            let e = Epilogue::bias(Some(b));
+            match act {
+                Some(a) => e.with_act(a),
+                None => e,
+            }
+        };
+        if let [(w, b, _)] = &self.parts[..] {
+            return Ok(linear(rec, x, w, epi(b))?);
+        }
+        let y = rec.gpu.alloc_act(&[x.rows(), self.out])?;
+        for (w, b, c0) in &self.parts {
+            let part = linear(rec, x, w, epi(b))?;
+            place_cols(rec, &part, &y, *c0)?;
+        }
+        Ok(y)
+    }
+}
+
 /// RMSNorm, then Linear → GELU → Linear.
 struct NormMlp {
     norm: Tensor,
-    fc1: Weight,
-    fc1_bias: Tensor,
-    fc2: Weight,
-    fc2_bias: Tensor,
+    fc1: SplitLinear,
+    fc2: SplitLinear,
 }
 
 impl NormMlp {
-    fn load(p: &Params, norm: &str, mlp: &str, input: usize, out: usize) -> MResult<NormMlp> {
+    fn load(gpu: &Gpu, p: &Params, norm: &str, mlp: &str, input: usize, out: usize) -> MResult<NormMlp> {
         Ok(NormMlp {
             norm: p.vector(&format!("{norm}.weight"), input)?,
-            fc1: p.matrix(&format!("{mlp}.0.weight"), input, input)?,
-            fc1_bias: p.vector(&format!("{mlp}.0.bias"), input)?,
-            fc2: p.matrix(&format!("{mlp}.2.weight"), out, input)?,
-            fc2_bias: p.vector(&format!("{mlp}.2.bias"), out)?,
+            fc1: SplitLinear::load(gpu, p, &format!("{mlp}.0"), input, input)?,
+            fc2: SplitLinear::load(gpu, p, &format!("{mlp}.2"), out, input)?,
         })
     }
 
     fn forward(&self, rec: &mut Recorder, x: &Tensor) -> MResult<Tensor> {
         let y = rms_norm(rec, x, &self.norm, EPS)?;
-        let h = linear(rec, &y, &self.fc1, Epilogue::bias(Some(&self.fc1_bias)).with_act(Activation::Gelu))?;
-        Ok(linear(rec, &h, &self.fc2, Epilogue::bias(Some(&self.fc2_bias)))?)
+        let h = self.fc1.forward(rec, &y, Some(Activation::Gelu))?;
+        self.fc2.forward(rec, &h, None)
     }
 }
 
@@ -58,14 +101,14 @@ pub struct Connector {
 
 impl Connector {
     /// `channels` = 2 · VGGT dim (frame ‖ global features); `hidden` = the language model's width.
-    pub fn new(p: &Params, generation: Generation, channels: usize, hidden: usize) -> MResult<Connector> {
+    pub fn new(gpu: &Gpu, p: &Params, generation: Generation, channels: usize, hidden: usize) -> MResult<Connector> {
         let f = 8 * channels;
         Ok(match generation {
-            Generation::V11 => Connector { generation, merge: NormMlp::load(p, "connector.ln_q", "connector.mlp", f, hidden)?, to_language: None },
+            Generation::V11 => Connector { generation, merge: NormMlp::load(gpu, p, "connector.ln_q", "connector.mlp", f, hidden)?, to_language: None },
             Generation::V10 => Connector {
                 generation,
-                merge: NormMlp::load(p, "connector.token_merge_ln_q", "connector.token_merge_mlp", f, hidden)?,
-                to_language: Some(NormMlp::load(p, "connector.vgg_to_language_ln_q", "connector.vgg_to_language_mlp", hidden, hidden)?),
+                merge: NormMlp::load(gpu, p, "connector.token_merge_ln_q", "connector.token_merge_mlp", f, hidden)?,
+                to_language: Some(NormMlp::load(gpu, p, "connector.vgg_to_language_ln_q", "connector.vgg_to_language_mlp", hidden, hidden)?),
             },
         })
     }

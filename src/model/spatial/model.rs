@@ -54,7 +54,7 @@ impl SpatialMllm {
             text: TextModel::new(gpu, &cfg.text, params)?,
             vision: VisionModel::new(gpu, &cfg.vision, params)?,
             aggregator: Aggregator::new(gpu, dims, params).await?,
-            connector: Connector::new(params, generation, channels, cfg.text.hidden)?,
+            connector: Connector::new(gpu, params, generation, channels, cfg.text.hidden)?,
             generation,
             cfg,
         })
