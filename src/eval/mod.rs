@@ -15,9 +15,11 @@
 //! Everything except file access is plain Rust and builds for wasm32.
 
 pub mod prompt;
+pub mod report;
 pub mod score;
 
 pub use prompt::PromptStyle;
+pub use report::{qa_metrics, vsi_metrics, QaMetrics, QaRecord, VsiMetrics, VsiRecord};
 pub use score::QuestionType;
 
 /// One VSI-Bench question.
