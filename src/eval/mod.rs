@@ -14,10 +14,14 @@
 //!
 //! Everything except file access is plain Rust and builds for wasm32.
 
+pub mod annotations;
 pub mod prompt;
 pub mod report;
 pub mod score;
 
+#[cfg(not(target_arch = "wasm32"))]
+pub use annotations::{load_qa_annotations, load_vsi_annotations};
+pub use annotations::{parse_qa_annotations, parse_vsi_annotations, AnnotationError, Parsed};
 pub use prompt::PromptStyle;
 pub use report::{qa_metrics, vsi_metrics, QaMetrics, QaRecord, VsiMetrics, VsiRecord};
 pub use score::QuestionType;
