@@ -20,6 +20,15 @@ pub mod report;
 pub mod score;
 
 #[cfg(not(target_arch = "wasm32"))]
+mod run;
+
+#[cfg(not(target_arch = "wasm32"))]
+pub use run::{
+    evaluate, evaluate_qa, evaluate_with, metrics_from_results_file, qa_metrics_from_results_file, read_results, EvalSummary,
+    Identified, QaEvalSummary,
+};
+
+#[cfg(not(target_arch = "wasm32"))]
 pub use annotations::{load_qa_annotations, load_vsi_annotations};
 pub use annotations::{parse_qa_annotations, parse_vsi_annotations, AnnotationError, Parsed};
 pub use prompt::PromptStyle;
