@@ -504,9 +504,16 @@ mod tests {
 
     #[test]
     fn thresholds_match_torch_float32_arange() {
-        let expect: [f32; 10] = [0.5, 0.55000001, 0.60000002, 0.64999998, 0.69999999, 0.75, 0.80000001, 0.85000002, 0.89999998, 0.94999999];
-        assert_eq!(mra_thresholds(), expect);
-        assert_eq!(1.0f32 - mra_thresholds()[9], 0.050000012f32);
+        // The float32 values widened to f64, as numpy prints them for np.float32(0.5 + 0.05 * i).
+        let expect = [
+            0.5, 0.550000011920929, 0.6000000238418579, 0.6499999761581421, 0.699999988079071, 0.75, 0.800000011920929,
+            0.8500000238418579, 0.8999999761581421, 0.949999988079071,
+        ];
+        assert_eq!(mra_thresholds().map(f64::from), expect);
+        let one_minus = mra_thresholds().map(|t| f64::from(1.0f32 - t));
+        assert_eq!(one_minus[9], 0.050000011920928955);
+        assert_eq!(one_minus[8], 0.10000002384185791);
+        assert_eq!(one_minus[1], 0.44999998807907104);
     }
 
     #[test]
