@@ -3,6 +3,7 @@
 
 #[cfg(all(not(target_arch = "wasm32"), feature = "cli"))]
 pub mod bench;
+pub mod eval;
 pub mod gpu;
 pub mod kernels;
 pub mod model;
