@@ -74,3 +74,49 @@ fn run_reports_bad_input_clearly() {
         assert!(err.contains(want), "{args:?}: {err}");
     }
 }
+
+/// `eval` over a small generated annotation set: a bad line is reported with its line number and
+/// skipped, every good sample gets one result line, the table prints, a rerun resumes.
+#[test]
+fn eval_scores_and_resumes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pkg = package(tmp.path());
+    let videos = tmp.path().join("videos");
+    std::fs::create_dir_all(videos.join("scannet")).unwrap();
+    for scene in ["scene0001_00", "scene0002_00"] {
+        let v = videos.join("scannet").join(format!("{scene}.mp4"));
+        ffmpeg(&["-f", "lavfi", "-i", "testsrc=size=112x84:rate=4", "-frames:v", "6", "-pix_fmt", "yuv420p", v.to_str().unwrap()]);
+    }
+    let ann = tmp.path().join("vsi.jsonl");
+    std::fs::write(
+        &ann,
+        r#"{"id": 1, "dataset": "scannet", "scene_name": "scene0001_00", "question_type": "object_counting", "question": "How many chair(s) are in this room?", "ground_truth": "2"}
+{"id": 2, "dataset": "scannet", "scene_name": "scene0001_00", "question_type": "object_rel_distance", "question": "Which is closest to the bed?", "options": ["A. desk", "B. door"], "ground_truth": "A"}
+{"id": 3, "dataset": "scannet", "scene_name": "scene0002_00", "question_type": "room_size_estimation", "question": "How big is the room?"
+{"id": 4, "dataset": "scannet", "scene_name": "scene0002_00", "question_type": "object_abs_distance", "question": "How far is the sofa from the door?", "ground_truth": "1.5"}
+"#,
+    )
+    .unwrap();
+    let results = tmp.path().join("results.jsonl");
+    let args = |extra: &[&str]| {
+        let mut a: Vec<String> = ["eval", "--model", pkg.to_str().unwrap(), "--annotations", ann.to_str().unwrap(), "--videos", videos.to_str().unwrap()]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        a.extend(["--results".into(), results.display().to_string(), "--frames".into(), "4".into(), "--max-new-tokens".into(), "6".into()]);
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let out = cli().args(args(&[])).output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    println!("{stdout}\n{stderr}");
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("line 3"), "the bad line is named: {stderr}");
+    assert!(stdout.contains("3 evaluated, 0 resumed"), "{stdout}");
+    let lines = std::fs::read_to_string(&results).unwrap();
+    assert_eq!(lines.lines().count(), 3, "one result line per good sample");
+    let out = cli().args(args(&[])).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && stdout.contains("0 evaluated, 3 resumed"), "{stdout}");
+    assert_eq!(std::fs::read_to_string(&results).unwrap(), lines, "a resumed run rewrites nothing");
+}

@@ -71,6 +71,36 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Evaluate on a VSI-Bench annotation file (JSON or JSON lines) with the reference prompts:
+    /// multiple choice by normalised exact match, numbers by Mean Relative Accuracy; per-task, micro
+    /// and macro averages. One result line per sample is appended to RESULTS; a rerun resumes.
+    Eval {
+        /// The Spatial-MLLM model package.
+        #[arg(long)]
+        model: PathBuf,
+        /// The annotation file.
+        #[arg(long)]
+        annotations: PathBuf,
+        /// The folder the annotations' video paths are relative to ({dataset}/{scene}.mp4, or a
+        /// folder of frames {dataset}/{scene}/).
+        #[arg(long)]
+        videos: PathBuf,
+        /// The results file (JSON lines).
+        #[arg(long)]
+        results: PathBuf,
+        /// Frames per video.
+        #[arg(long, default_value_t = 16)]
+        frames: usize,
+        /// Most new tokens per answer (the reference allows 1024).
+        #[arg(long, default_value_t = 1024)]
+        max_new_tokens: usize,
+        /// Prompts of the v1.0 evaluator instead of v1.1's.
+        #[arg(long)]
+        v10_prompts: bool,
+        /// Evaluate only the first N samples.
+        #[arg(long)]
+        limit: Option<usize>,
+    },
     /// Show the adapter and the negotiated limits and features.
     Info,
     /// Convert a Hugging Face checkpoint directory (Spatial-MLLM v1.0 / v1.1, Qwen2.5-VL, VGGT-1B)
@@ -217,6 +247,54 @@ fn main() {
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Info => println!("{}", gpu(cli.f32).info),
+        Cmd::Eval { model, annotations, videos, results, frames, max_new_tokens, v10_prompts, limit } => {
+            use spatial_mllm_web::eval::annotations::load_vsi_annotations;
+            use spatial_mllm_web::eval::prompt::PromptStyle;
+            use spatial_mllm_web::eval::evaluate_with;
+            use spatial_mllm_web::model::qwen::generate::GenerationConfig;
+            use spatial_mllm_web::native::answer::{encode, load_model, EncodedVideo, FrameChoice, Source};
+            let parsed = load_vsi_annotations(&annotations).unwrap_or_else(|e| fail(1, format!("{}: {e}", annotations.display())));
+            for e in &parsed.errors {
+                eprintln!("{}: {e} (skipped)", annotations.display());
+            }
+            let mut samples = parsed.items;
+            if let Some(n) = limit {
+                samples.truncate(n);
+            }
+            let gpu = gpu(cli.f32);
+            let (m, tok) = load_model(&gpu, &model).unwrap_or_else(|e| fail(1, e));
+            // Greedy, stopping at the end-of-turn tokens: the reference's do_sample with top_p 0.001.
+            let gen = GenerationConfig::greedy(max_new_tokens, m.cfg.tokens.eos.clone());
+            let style = if v10_prompts { PromptStyle::V1_0 } else { PromptStyle::V1_1 };
+            let bar = ProgressBar::new(samples.len() as u64);
+            bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} samples {elapsed} eta {eta} {msg}").unwrap());
+            // Questions come grouped by scene: the last video stays encoded.
+            let mut current: Option<(String, EncodedVideo)> = None;
+            let mut answer_fn = |s: &spatial_mllm_web::eval::Sample, prompt: &str| -> Result<String, String> {
+                bar.inc(1);
+                let rel = s.video_path();
+                if current.as_ref().map(|(p, _)| p != &rel).unwrap_or(true) {
+                    let mut path = videos.join(&rel);
+                    if !path.exists() {
+                        path = path.with_extension(""); // the folder-of-frames layout
+                    }
+                    let source = Source::from_path(&path)?;
+                    current = Some((rel.clone(), encode(&gpu, &m, &source, frames, &FrameChoice::Uniform, max_new_tokens)?));
+                }
+                let (_, v) = current.as_mut().expect("encoded above");
+                Ok(v.ask(&gpu, &m, &tok, prompt, &gen, &mut |_| {})?.text)
+            };
+            let summary = evaluate_with(&samples, style, &mut answer_fn, &results).unwrap_or_else(|e| fail(1, format!("{}: {e}", results.display())));
+            bar.finish_and_clear();
+            for e in &summary.results_errors {
+                eprintln!("{}: {e} (ignored)", results.display());
+            }
+            for (id, e) in &summary.failures {
+                eprintln!("sample {id}: {e} (not scored; a rerun retries it)");
+            }
+            println!("{} evaluated, {} resumed from {}, {} failed", summary.evaluated, summary.resumed, results.display(), summary.failures.len());
+            print!("{}", summary.metrics.table());
+        }
         Cmd::Run { model, input, question, frames, sampling, vggt, max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed, json } => {
             use spatial_mllm_web::model::qwen::generate::{GenerationConfig, SamplingConfig};
             use spatial_mllm_web::model::spatial::frame_sampler::SamplerConfig;

@@ -113,19 +113,17 @@ fn frames(gpu: &Gpu, source: &Source, n: usize, choice: &FrameChoice) -> Result<
     }
 }
 
-/// Answer `question`; `on_text` receives the reply piece by piece (whole UTF-8 characters).
-#[allow(clippy::too_many_arguments)]
-pub fn answer(
-    gpu: &Gpu,
-    m: &SpatialMllm,
-    tok: &QwenTokenizer,
-    source: &Source,
-    question: &str,
-    n_frames: usize,
-    choice: &FrameChoice,
-    gen: &GenerationConfig,
-    on_text: &mut dyn FnMut(&str),
-) -> Result<Answer, String> {
+/// A video encoded once: later questions run only the language model.
+pub struct EncodedVideo {
+    session: VideoSession,
+    pub frames: Vec<usize>,
+    pub frame_size: (usize, usize),
+    pub preprocess_ms: f64,
+    pub encode_ms: f64,
+}
+
+/// Sample, preprocess and encode `source`; `max_new_tokens` sizes the context.
+pub fn encode(gpu: &Gpu, m: &SpatialMllm, source: &Source, n_frames: usize, choice: &FrameChoice, max_new_tokens: usize) -> Result<EncodedVideo, String> {
     let e = |e: &dyn std::fmt::Display| e.to_string();
     let t0 = now_ms();
     let (raw, used) = frames(gpu, source, n_frames, choice)?;
@@ -142,39 +140,74 @@ pub fn answer(
     let encode_ms = now_ms() - t1;
     // qwen-vl-utils' default: 2 frames per temporal patch at 2 fps = 1 s per grid step.
     let vgrid = VisionGrid { t: grid.t, h: grid.h, w: grid.w, second_per_grid_t: 1.0 };
-    let capacity = visual.rows() + 256 + gen.max_new_tokens;
-    let mut session = VideoSession::new(gpu, m, visual, vgrid, capacity).map_err(|x| e(&x))?;
-    let mut stream = TextStream::new();
-    let mut text = String::new();
-    let mut stream_err = None;
-    let mut on_token = |id: u32| {
-        match stream.push(tok, id) {
-            Ok(Some(p)) => {
-                on_text(&p);
-                text += &p;
+    let capacity = visual.rows() + 512 + max_new_tokens;
+    let session = VideoSession::new(gpu, m, visual, vgrid, capacity).map_err(|x| e(&x))?;
+    Ok(EncodedVideo { session, frames: used, frame_size: (prepared.frames.width, prepared.frames.height), preprocess_ms, encode_ms })
+}
+
+/// The reply to one question about an encoded video.
+pub struct Reply {
+    pub text: String,
+    pub tokens: Vec<u32>,
+    pub stop: StopReason,
+    pub prefill_ms: f64,
+    pub decode_ms: f64,
+}
+
+impl EncodedVideo {
+    /// Ask `question`; `on_text` receives the reply piece by piece (whole UTF-8 characters).
+    pub fn ask(&mut self, gpu: &Gpu, m: &SpatialMllm, tok: &QwenTokenizer, question: &str, gen: &GenerationConfig, on_text: &mut dyn FnMut(&str)) -> Result<Reply, String> {
+        let e = |e: &dyn std::fmt::Display| e.to_string();
+        let mut stream = TextStream::new();
+        let mut text = String::new();
+        let mut stream_err = None;
+        let mut on_token = |id: u32| {
+            match stream.push(tok, id) {
+                Ok(Some(p)) => {
+                    on_text(&p);
+                    text += &p;
+                }
+                Ok(None) => {}
+                Err(x) => stream_err = Some(x.to_string()),
             }
-            Ok(None) => {}
-            Err(x) => stream_err = Some(x.to_string()),
+            true
+        };
+        let out = pollster::block_on(self.session.ask(gpu, m, tok, question, gen, &mut on_token)).map_err(|x| e(&x))?;
+        if let Some(x) = stream_err {
+            return Err(x);
         }
-        true
-    };
-    let out = pollster::block_on(session.ask(gpu, m, tok, question, gen, &mut on_token)).map_err(|x| e(&x))?;
-    if let Some(x) = stream_err {
-        return Err(x);
+        if let Some(p) = stream.finish(tok).map_err(|x| e(&x))? {
+            on_text(&p);
+            text += &p;
+        }
+        Ok(Reply { text, tokens: out.tokens, stop: out.reason, prefill_ms: out.prefill_ms, decode_ms: out.decode_ms })
     }
-    if let Some(p) = stream.finish(tok).map_err(|x| e(&x))? {
-        on_text(&p);
-        text += &p;
-    }
+}
+
+/// Encode `source` and answer `question` (the `run` command).
+#[allow(clippy::too_many_arguments)]
+pub fn answer(
+    gpu: &Gpu,
+    m: &SpatialMllm,
+    tok: &QwenTokenizer,
+    source: &Source,
+    question: &str,
+    n_frames: usize,
+    choice: &FrameChoice,
+    gen: &GenerationConfig,
+    on_text: &mut dyn FnMut(&str),
+) -> Result<Answer, String> {
+    let mut v = encode(gpu, m, source, n_frames, choice, gen.max_new_tokens)?;
+    let r = v.ask(gpu, m, tok, question, gen, on_text)?;
     Ok(Answer {
-        text,
-        tokens: out.tokens,
-        stop: out.reason,
-        frames: used,
-        frame_size: (prepared.frames.width, prepared.frames.height),
-        preprocess_ms,
-        encode_ms,
-        prefill_ms: out.prefill_ms,
-        decode_ms: out.decode_ms,
+        text: r.text,
+        tokens: r.tokens,
+        stop: r.stop,
+        frames: v.frames,
+        frame_size: v.frame_size,
+        preprocess_ms: v.preprocess_ms,
+        encode_ms: v.encode_ms,
+        prefill_ms: r.prefill_ms,
+        decode_ms: r.decode_ms,
     })
 }
