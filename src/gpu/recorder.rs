@@ -96,7 +96,7 @@ impl<'g> Recorder<'g> {
             mapped_at_creation: false,
         });
         if !uniforms.is_empty() {
-            self.gpu.queue.write_buffer(&uniform, 0, &uniforms);
+            self.gpu.queue.write_buffer(&uniform, 0, uniforms);
         }
         let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("forward") });
         let mut i = 0;

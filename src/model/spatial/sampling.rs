@@ -134,9 +134,8 @@ pub fn unproject(depth: &[f32], cameras: &[Camera], h: usize, w: usize) -> MResu
                 let d = depth[(f * h + v) * w + u] as f64;
                 let c = [(u as f64 - k[0][2]) * d / k[0][0], (v as f64 - k[1][2]) * d / k[1][1], d];
                 let q = [c[0] - e[0][3], c[1] - e[1][3], c[2] - e[2][3]];
-                for a in 0..3 {
-                    out.push((e[0][a] * q[0] + e[1][a] * q[1] + e[2][a] * q[2]) as f32);
-                }
+                // Rᵀ q: column a of R dotted with q.
+                out.extend((0..3).map(|a| (e[0][a] * q[0] + e[1][a] * q[1] + e[2][a] * q[2]) as f32));
             }
         }
     }
