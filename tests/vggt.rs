@@ -87,7 +87,7 @@ fn bad_frames_are_clear_errors() {
         (Frames { pixels: &px, count: 2, height: 42, width: 56 }, &[9], "layer 9"),
     ];
     for (f, keep, want) in cases {
-        let e = agg.forward(&mut rec, &f, keep, None).expect_err("bad frames must fail");
+        let e = agg.forward(&mut rec, &f, keep, None).err().expect("bad frames must fail");
         assert!(e.to_string().contains(want), "{e}");
     }
 }
