@@ -72,6 +72,6 @@ fn wrong_model_kind_is_a_clear_error() {
     convert(&fixture_dir("qwen2.5-vl"), &dst, &opts, &mut |_| {}).unwrap();
     let pkg = Package::open(&dst).unwrap();
     let params = Params::new(pkg.load(&gpu, &mut |_| {}).unwrap());
-    let e = pollster::block_on(SpatialMllm::new(&gpu, &pkg.manifest.model_kind, &pkg.manifest.config, &params)).expect_err("a Qwen package is not Spatial-MLLM");
+    let e = pollster::block_on(SpatialMllm::new(&gpu, &pkg.manifest.model_kind, &pkg.manifest.config, &params)).err().expect("a Qwen package is not Spatial-MLLM");
     assert!(e.to_string().contains("not a Spatial-MLLM checkpoint"), "{e}");
 }

@@ -73,7 +73,7 @@ fn bad_input_is_a_clear_error() {
     let d = ccfg.dim;
     let run = |t: &Tensor| -> ModelError {
         let mut rec = Recorder::new(&gpu);
-        head.forward(&mut rec, t).expect_err("bad input must fail")
+        head.forward(&mut rec, t).err().expect("bad input must fail")
     };
     let narrow = gpu.upload_act(&vec![0.5; 3 * 17 * (d / 2)], &[3, 17, d / 2]).unwrap();
     let e = run(&narrow);
@@ -90,11 +90,11 @@ fn bad_input_is_a_clear_error() {
 
     let mut wrong = ccfg.clone();
     wrong.mlp += 4;
-    let e = CameraHead::new(&wrong, &params).expect_err("a config that disagrees with the weights must fail");
+    let e = CameraHead::new(&wrong, &params).err().expect("a config that disagrees with the weights must fail");
     assert!(e.to_string().contains("mlp.fc1.weight"), "{e}");
     let mut wrong = ccfg.clone();
     wrong.heads = 5;
-    let e = CameraHead::new(&wrong, &params).expect_err("heads that do not divide the width must fail");
+    let e = CameraHead::new(&wrong, &params).err().expect("heads that do not divide the width must fail");
     assert!(matches!(e, ModelError::Config(_)), "{e}");
 
     // The head still answers after the errors.

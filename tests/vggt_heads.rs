@@ -94,7 +94,8 @@ fn bad_input_is_a_clear_error() {
     let short = gpu.upload_act(&vec![0.0; 2 * 17 * 64], &[2, 17, 64]).unwrap();
     let e = head
         .forward(&gpu, &DptInput { layers: [layers[0], &short, layers[2], layers[3]], frame_sizes: &[(42, 56); 3], patch_start: 5 })
-        .expect_err("mismatched layers");
+        .err()
+        .expect("mismatched layers");
     assert!(e.to_string().contains("aggregator layer 1 output"), "{e}");
     // A head name that does not exist.
     assert!(DptHead::new(&gpu, &params, "vggt.track_head.", &inputs.dims).is_err());
