@@ -55,6 +55,7 @@ kernel_tests!(
     repetition_penalty,
     gather_rows_place_cols,
     regroup_connector,
+    weight_slice_rows,
     conv2d,
     conv_transpose2d,
     bilinear,
@@ -67,7 +68,7 @@ fn suite_is_covered() {
     let listed = [
         "matmul_f16", "matmul_q8", "matmul_q4", "attention_causal_gqa_d128", "attention_full_d64",
         "attention_varlen_d80", "rms_norm", "layer_norm", "qk_norm_inplace", "rope_variants",
-        "elementwise", "modulate", "embed", "argmax", "sample_top_k_top_p", "repetition_penalty", "gather_rows_place_cols", "regroup_connector", "conv2d",
+        "elementwise", "modulate", "embed", "argmax", "sample_top_k_top_p", "repetition_penalty", "gather_rows_place_cols", "regroup_connector", "weight_slice_rows", "conv2d",
         "conv_transpose2d", "bilinear", "head_activation",
     ];
     for c in all_cases() {

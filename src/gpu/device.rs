@@ -209,7 +209,7 @@ impl Gpu {
         Ok(())
     }
 
-    fn raw_buffer(&self, size: u64, label: &str) -> wgpu::Buffer {
+    pub(crate) fn raw_buffer(&self, size: u64, label: &str) -> wgpu::Buffer {
         self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
             size,

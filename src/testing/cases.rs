@@ -65,6 +65,7 @@ pub fn all_cases() -> Vec<Case> {
         case!("repetition_penalty", penalty_case),
         case!("gather_rows_place_cols", gather_place_case),
         case!("regroup_connector", regroup_case),
+        case!("weight_slice_rows", slice_rows_case),
         case!("conv2d", conv2d_case),
         case!("conv_transpose2d", conv_transpose_case),
         case!("bilinear", bilinear_case),
@@ -834,6 +835,27 @@ async fn head_act_case(g: &Gpu, r: &mut Rng) -> CaseOutcome {
         // f32 outputs from f32 math on (possibly f16-rounded) inputs.
         notes.push(compare(&format!("{act:?} values"), &gv[v0..v0 + frames * px * nv], &want_v, 1e-5)?);
         notes.push(compare(&format!("{conf_act:?} confidence"), &gc[c0..c0 + frames * px], &want_c, 1e-5)?);
+    }
+    summary(notes)
+}
+
+/// A weight's row range copied on the GPU multiplies exactly as those rows of the whole matrix
+/// (every format; ranges that start mid-matrix, as q / k / v of a fused qkv).
+async fn slice_rows_case(g: &Gpu, r: &mut Rng) -> CaseOutcome {
+    let (m, rows, cols) = (5, 3 * 38, 70);
+    let x = as_stored(g, &r.normals(m * cols, 1.0));
+    let xt = g.upload_act(&x, &[m, cols]).map_err(e2s)?;
+    let mut notes = Vec::new();
+    for fmt in WeightFormat::all() {
+        let packed = PackedWeight::pack(fmt, &r.normals(rows * cols, 0.1), rows, cols);
+        let w = Weight::upload(g, &packed, "w").map_err(e2s)?;
+        let full = run(g, |rec| linear_with(rec, &xt, &w, Epilogue::none(), Path::Gemm)).await?;
+        for (r0, r1) in [(0, 38), (38, 76), (76, 114)] {
+            let part = w.slice_rows(g, r0, r1).map_err(e2s)?;
+            let got = run(g, |rec| linear_with(rec, &xt, &part, Epilogue::none(), Path::Gemm)).await?;
+            let want: Vec<f64> = (0..m).flat_map(|i| full[i * rows + r0..i * rows + r1].iter().map(|&v| v as f64).collect::<Vec<_>>()).collect();
+            notes.push(compare(&format!("{} rows {r0}..{r1}", fmt.name()), &got, &want, 0.0)?);
+        }
     }
     summary(notes)
 }

@@ -203,6 +203,40 @@ impl Weight {
     pub fn padded_cols(&self) -> usize {
         padded_cols(self.cols)
     }
+
+    /// Words of packed codes per row (scales of quantised formats live after all rows' codes).
+    fn code_words_per_row(&self) -> usize {
+        let kp = self.padded_cols();
+        match self.format {
+            WeightFormat::F32 => kp,
+            WeightFormat::F16 => kp / 2,
+            WeightFormat::Q8 => kp / BLOCK * 8,
+            WeightFormat::Q4 => kp / BLOCK * 4,
+        }
+    }
+
+    /// Rows `r0..r1` as a weight of their own, copied on the GPU (codes and scales are both
+    /// row-contiguous, so this is exact): e.g. the q, k and v parts of a fused qkv matrix.
+    pub fn slice_rows(&self, gpu: &Gpu, r0: usize, r1: usize) -> Result<Weight> {
+        let bpr = self.padded_cols() / BLOCK;
+        let quant = matches!(self.format, WeightFormat::Q8 | WeightFormat::Q4);
+        if r0 >= r1 || r1 > self.rows || (quant && (r0 * bpr) % 2 != 0) {
+            return Err(crate::gpu::error::shape_err("slice_rows", format!("rows {r0}..{r1} of a {}-row {:?} weight", self.rows, self.format)));
+        }
+        let wpr = self.code_words_per_row();
+        let codes = (r1 - r0) * wpr;
+        let scales = if quant { ((r1 - r0) * bpr).div_ceil(2) } else { 0 };
+        let raw = gpu.raw_buffer(((codes + scales).max(1) * 4) as u64, "weight rows");
+        let mut enc = gpu.device.create_command_encoder(&Default::default());
+        enc.copy_buffer_to_buffer(&self.buf.raw, (r0 * wpr * 4) as u64, &raw, 0, (codes * 4) as u64);
+        if quant {
+            let from = self.scale_offset as usize + r0 * bpr / 2;
+            enc.copy_buffer_to_buffer(&self.buf.raw, (from * 4) as u64, &raw, (codes * 4) as u64, (scales * 4) as u64);
+        }
+        gpu.queue.submit(Some(enc.finish()));
+        let buf = Arc::new(crate::gpu::GpuBuffer::new(raw, None));
+        Ok(Weight { buf, format: self.format, rows: r1 - r0, cols: self.cols, scale_offset: if quant { codes as u32 } else { 0 } })
+    }
 }
 
 /// Round-trip error of a format on `rows` x `cols` weights: (RMS error / RMS weight, max |error| /

@@ -31,8 +31,9 @@ pub const MLP_CHUNK: usize = 4096;
 
 struct Block {
     norm1: (Tensor, Tensor),
-    qkv: Weight,
-    qkv_bias: Tensor,
+    /// q, k and v: the checkpoint's fused qkv split by rows at load time, so that no activation
+    /// is 3·dim wide (at 25 000 tokens a fused qkv would exceed a 128 MiB storage binding).
+    qkv: [(Weight, Tensor); 3],
     qk_norm: Option<[(Tensor, Tensor); 2]>,
     proj: Weight,
     proj_bias: Tensor,
@@ -47,13 +48,15 @@ struct Block {
 }
 
 impl Block {
-    fn load(p: &Params, prefix: &str, d: usize, mlp: usize, qk_norm: Option<usize>, eps: f32) -> MResult<Block> {
+    fn load(gpu: &Gpu, p: &Params, prefix: &str, d: usize, mlp: usize, qk_norm: Option<usize>, eps: f32) -> MResult<Block> {
         let n = |s: &str| format!("{prefix}{s}");
         let ln = |s: &str, len| -> MResult<(Tensor, Tensor)> { Ok((p.vector(&n(&format!("{s}.weight")), len)?, p.vector(&n(&format!("{s}.bias")), len)?)) };
+        let qkv = p.matrix(&n("attn.qkv.weight"), 3 * d, d)?;
+        let bias = p.vector(&n("attn.qkv.bias"), 3 * d)?;
+        let part = |i: usize| -> MResult<(Weight, Tensor)> { Ok((qkv.slice_rows(gpu, i * d, (i + 1) * d)?, slice_vector(gpu, &bias, i * d, d)?)) };
         Ok(Block {
             norm1: ln("norm1", d)?,
-            qkv: p.matrix(&n("attn.qkv.weight"), 3 * d, d)?,
-            qkv_bias: p.vector(&n("attn.qkv.bias"), 3 * d)?,
+            qkv: [part(0)?, part(1)?, part(2)?],
             qk_norm: match qk_norm {
                 Some(hd) => Some([ln("attn.q_norm", hd)?, ln("attn.k_norm", hd)?]),
                 None => None,
@@ -77,19 +80,20 @@ impl Block {
         let (n, d) = (x.rows(), x.cols());
         let hd = d / heads;
         let y = layer_norm(rec, x, Some(&self.norm1.0), Some(&self.norm1.1), self.eps)?;
-        let qkv = linear(rec, &y, &self.qkv, Epilogue::bias(Some(&self.qkv_bias)))?;
+        let [q, k, v] = [0, 1, 2].map(|i| linear(rec, &y, &self.qkv[i].0, Epilogue::bias(Some(&self.qkv[i].1))));
+        let (q, k, v) = (q?, k?, v?);
         if let Some([(qw, qb), (kw, kb)]) = &self.qk_norm {
-            head_layer_norm_inplace(rec, &qkv, Rows { dim: hd, heads, token_stride: 3 * d, off: 0 }, qw, qb, BLOCK_EPS)?;
-            head_layer_norm_inplace(rec, &qkv, Rows { dim: hd, heads, token_stride: 3 * d, off: d }, kw, kb, BLOCK_EPS)?;
+            head_layer_norm_inplace(rec, &q, Rows { dim: hd, heads, token_stride: d, off: 0 }, qw, qb, BLOCK_EPS)?;
+            head_layer_norm_inplace(rec, &k, Rows { dim: hd, heads, token_stride: d, off: 0 }, kw, kb, BLOCK_EPS)?;
         }
         if let Some((pos, table)) = rope {
-            rope_inplace(rec, &qkv, heads, 3 * d, 0, pos, table)?;
-            rope_inplace(rec, &qkv, heads, 3 * d, d, pos, table)?;
+            rope_inplace(rec, &q, heads, d, 0, pos, table)?;
+            rope_inplace(rec, &k, heads, d, 0, pos, table)?;
         }
-        let view = |off| HeadsView { t: &qkv, tokens: n, heads, stride: 3 * d, off };
+        let view = |t| HeadsView { t, tokens: n, heads, stride: d, off: 0 };
         let o = attention(
             rec,
-            &Attention { q: view(0), k: view(d), v: view(2 * d), head_dim: hd, causal: false, q_pos0: 0, segments, scale: 1.0 / (hd as f32).sqrt() },
+            &Attention { q: view(&q), k: view(&k), v: view(&v), head_dim: hd, causal: false, q_pos0: 0, segments, scale: 1.0 / (hd as f32).sqrt() },
         )?;
         let a = linear(rec, &o, &self.proj, Epilogue::bias(Some(&self.proj_bias)))?;
         let x = layer_scale_add(rec, x, &a, &self.ls1)?;
@@ -118,6 +122,16 @@ impl Block {
         let m = linear(rec, &h, &self.fc2, Epilogue::bias(Some(&self.fc2_bias)))?;
         Ok(layer_scale_add(rec, x, &m, &self.ls2)?)
     }
+}
+
+/// `len` values of a 1-D tensor from `off`, as a tensor of their own (copied on the GPU).
+fn slice_vector(gpu: &Gpu, v: &Tensor, off: usize, len: usize) -> MResult<Tensor> {
+    let out = gpu.alloc(&[len], v.dtype)?;
+    let size = v.dtype.size() as u64;
+    let mut enc = gpu.device.create_command_encoder(&Default::default());
+    enc.copy_buffer_to_buffer(&v.buf.raw, off as u64 * size, &out.buf.raw, 0, len as u64 * size);
+    gpu.queue.submit(Some(enc.finish()));
+    Ok(out)
 }
 
 /// Frames given to the aggregator: values in [0, 1], [frames, 3, height, width] row-major.
@@ -202,7 +216,7 @@ impl Aggregator {
             specials.extend_from_slice(&camera[f * d..(f + 1) * d]);
             specials.extend_from_slice(&registers[f * r * d..(f + 1) * r * d]);
         }
-        let load = |prefix: String, qk: Option<usize>, eps| Block::load(p, &prefix, d, dims.mlp, qk, eps);
+        let load = |prefix: String, qk: Option<usize>, eps| Block::load(gpu, p, &prefix, d, dims.mlp, qk, eps);
         Ok(Aggregator {
             patch_embed: p.matrix(&format!("{a}patch_embed.patch_embed.proj.weight"), d, 3 * dims.patch * dims.patch)?,
             patch_embed_bias: p.vector(&format!("{a}patch_embed.patch_embed.proj.bias"), d)?,
