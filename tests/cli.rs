@@ -56,13 +56,47 @@ fn run_answers_about_a_video_and_a_folder_of_frames() {
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim_end_matches('\n'), j["answer"].as_str().unwrap());
 }
 
+/// A single image (a folder with one frame) and a portrait video are answered: the image is
+/// repeated into one temporal pair, the portrait frames keep their orientation.
+#[test]
+fn run_takes_a_single_image_and_a_portrait_video() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pkg = package(tmp.path());
+    let one = tmp.path().join("one");
+    std::fs::create_dir(&one).unwrap();
+    ffmpeg(&["-f", "lavfi", "-i", "testsrc=size=90x60:rate=1", "-frames:v", "1", one.join("image.png").to_str().unwrap()]);
+    let portrait = tmp.path().join("portrait.mp4");
+    ffmpeg(&["-f", "lavfi", "-i", "testsrc=size=56x112:rate=4", "-frames:v", "6", "-pix_fmt", "yuv420p", portrait.to_str().unwrap()]);
+    for input in [&one, &portrait] {
+        let out = cli()
+            .args(["run", "--model", pkg.to_str().unwrap(), input.to_str().unwrap(), "-q", "What is this?", "--frames", "4", "--max-new-tokens", "4", "--json"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}: {}", input.display(), String::from_utf8_lossy(&out.stderr));
+        let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let [w, h] = [j["frame_size"][0].as_u64().unwrap(), j["frame_size"][1].as_u64().unwrap()];
+        assert!(w % 28 == 0 && h % 28 == 0, "{j}");
+        if input == &portrait {
+            assert!(h > w, "a portrait video stays portrait: {j}");
+        }
+    }
+}
+
 #[test]
 fn run_reports_bad_input_clearly() {
     let tmp = tempfile::tempdir().unwrap();
     let pkg = package(tmp.path());
     let not_video = tmp.path().join("notes.mp4");
     std::fs::write(&not_video, b"this is not a video").unwrap();
-    let cases: [(Vec<String>, &str); 3] = [
+    // A very wide video: the reference's aspect-ratio limit (200) is a clear error.
+    let wide = tmp.path().join("wide.mp4");
+    ffmpeg(&["-f", "lavfi", "-i", "testsrc=size=4200x20:rate=4", "-frames:v", "16", "-pix_fmt", "yuv420p", wide.to_str().unwrap()]);
+    // A video with fewer frames than asked for.
+    let short = tmp.path().join("short.mp4");
+    ffmpeg(&["-f", "lavfi", "-i", "testsrc=size=56x56:rate=4", "-frames:v", "3", "-pix_fmt", "yuv420p", short.to_str().unwrap()]);
+    let cases: [(Vec<String>, &str); 5] = [
+        (vec![wide.display().to_string()], "aspect ratio"),
+        (vec![short.display().to_string()], "must lie in [2, 3]"),
         (vec![tmp.path().join("missing.mp4").display().to_string()], "no such file"),
         (vec![not_video.display().to_string()], "ffprobe failed"),
         (vec![not_video.display().to_string(), "--sampling".into(), "fast".into()], "needs --vggt"),
