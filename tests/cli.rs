@@ -153,4 +153,22 @@ fn eval_scores_and_resumes() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success() && stdout.contains("0 evaluated, 3 resumed"), "{stdout}");
     assert_eq!(std::fs::read_to_string(&results).unwrap(), lines, "a resumed run rewrites nothing");
+
+    // ScanQA: LLaVA-style conversations over a folder of frames, exact-match scores.
+    let frames = videos.join("scannet").join("scene0003_00");
+    std::fs::create_dir_all(&frames).unwrap();
+    let src = videos.join("scannet/scene0001_00.mp4");
+    ffmpeg(&["-i", src.to_str().unwrap(), "-vsync", "0", frames.join("%03d.png").to_str().unwrap()]);
+    let qa = tmp.path().join("scanqa.json");
+    std::fs::write(&qa, r#"[{"id": "q1", "video": "scannet/scene0003_00", "conversations": [{"from": "human", "value": "<image> What is in the corner? Answer the question simply."}, {"from": "gpt", "value": "cabinet"}], "metadata": {"question_type": "what", "answers": ["cabinet"]}}]"#).unwrap();
+    let qa_results = tmp.path().join("scanqa.jsonl");
+    let out = cli()
+        .args(["eval", "--benchmark", "scanqa", "--model", pkg.to_str().unwrap(), "--annotations", qa.to_str().unwrap(), "--videos", videos.to_str().unwrap()])
+        .args(["--results", qa_results.to_str().unwrap(), "--frames", "4", "--max-new-tokens", "4"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    assert!(out.status.success() && stdout.contains("1 evaluated"), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::read_to_string(&qa_results).unwrap().lines().count(), 1);
 }
