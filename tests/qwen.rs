@@ -4,43 +4,28 @@
 //! decoder and the vision encoder and logits on the f32 path (relative error < 1e-3), and 32
 //! greedy tokens identical, for a text prompt, one image and a 4-frame video.
 
-use std::path::{Path, PathBuf};
+mod common;
 
-use spatial_mllm_web::gpu::{DType, Gpu, GpuOptions, Recorder};
+use common::gpu;
+use spatial_mllm_web::gpu::{DType, Gpu, Recorder};
 use spatial_mllm_web::model::qwen::chat::Message;
 use spatial_mllm_web::model::qwen::generate::{generate, GenerationConfig, Prompt};
 use spatial_mllm_web::model::qwen::vision_layout::Grid;
 use spatial_mllm_web::model::qwen::{KvCache, QwenConfig, TextModel, VisionModel};
 use spatial_mllm_web::model::Params;
 use spatial_mllm_web::testing::qwen_parity::{self, Fixture};
-use spatial_mllm_web::weights::convert::{convert, ConvertOptions};
-use spatial_mllm_web::weights::package::Package;
-use spatial_mllm_web::weights::policy::Policy;
-
-fn fixture_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/qwen2.5-vl")
-}
 
 fn fixture() -> Fixture {
-    let dir = fixture_dir();
+    let dir = common::fixture_dir("qwen2.5-vl");
     let read = |f: &str| std::fs::read(dir.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
     let config = serde_json::from_slice(&read("config.json")).unwrap();
     Fixture::new(read("reference.safetensors"), &String::from_utf8(read("reference.json")).unwrap(), &read("tokenizer.json"), &config).unwrap()
 }
 
-fn gpu(allow_f16: bool) -> Gpu {
-    pollster::block_on(Gpu::new(GpuOptions { allow_f16, allow_subgroups: true, poison: true })).expect("a GPU adapter")
-}
-
 /// The fixture converted to an f32 package and loaded, as a user's package would be.
 fn load_params(gpu: &Gpu) -> (Params, QwenConfig) {
-    let tmp = tempfile::tempdir().unwrap();
-    let dst = tmp.path().join("pkg");
-    let opts = ConvertOptions { policy: Policy::parse("=f32").unwrap(), max_shard: 128 << 20 };
-    convert(&fixture_dir(), &dst, &opts, &mut |_| {}).unwrap();
-    let pkg = Package::open(&dst).unwrap();
-    let params = Params::new(pkg.load(gpu, &mut |_| {}).unwrap());
-    (params, QwenConfig::from_json(&pkg.manifest.config).unwrap())
+    let (params, config) = common::load_params(gpu, "qwen2.5-vl");
+    (params, QwenConfig::from_json(&config).unwrap())
 }
 
 fn load_models(gpu: &Gpu) -> (TextModel, VisionModel) {

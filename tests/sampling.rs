@@ -2,17 +2,13 @@
 //! pipeline (VGGT aggregator → point head, or depth head + cameras → selection) on the tiny VGGT
 //! fixture against the same selection run on the upstream code's own outputs.
 
-use std::path::Path;
+mod common;
 
-use spatial_mllm_web::gpu::{Gpu, GpuOptions};
+use spatial_mllm_web::gpu::Gpu;
 use spatial_mllm_web::model::spatial::sampling::{select_frames, unproject, PointMaps};
 use spatial_mllm_web::model::vggt::{pose_encoding_to_extri_intri, Frames, GeometrySource, Vggt};
-use spatial_mllm_web::model::Params;
 use spatial_mllm_web::testing::compare;
 use spatial_mllm_web::testing::reference_file::ReferenceFile;
-use spatial_mllm_web::weights::convert::{convert, ConvertOptions};
-use spatial_mllm_web::weights::package::Package;
-use spatial_mllm_web::weights::policy::Policy;
 
 #[test]
 fn selection_on_a_room_of_known_geometry() {
@@ -20,16 +16,10 @@ fn selection_on_a_room_of_known_geometry() {
 }
 
 fn fixture() -> (Gpu, Vggt, ReferenceFile) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/vggt");
-    let gpu = pollster::block_on(Gpu::new(GpuOptions { allow_f16: false, allow_subgroups: true, poison: true })).expect("a GPU adapter");
-    let tmp = tempfile::tempdir().unwrap();
-    let dst = tmp.path().join("pkg");
-    convert(&dir, &dst, &ConvertOptions { policy: Policy::parse("=f32").unwrap(), max_shard: 128 << 20 }, &mut |_| {}).unwrap();
-    let pkg = Package::open(&dst).unwrap();
-    let params = Params::new(pkg.load(&gpu, &mut |_| {}).unwrap());
+    let gpu = common::gpu(false);
+    let (params, pkg) = common::load_package(&gpu, "vggt", 128 << 20);
     let vggt = pollster::block_on(Vggt::new(&gpu, &pkg.manifest.model_kind, &pkg.manifest.config, &params)).unwrap();
-    let r = ReferenceFile::new(std::fs::read(dir.join("reference.safetensors")).unwrap()).unwrap();
-    (gpu, vggt, r)
+    (gpu, vggt, common::reference("vggt"))
 }
 
 #[test]

@@ -1,45 +1,27 @@
 //! Spatial-MLLM against the upstream code on the tiny v1.0 and v1.1 fixtures, natively; the check
 //! lives in `spatial_mllm_web::testing::spatial_parity` and runs in the browser harness too.
 
-use std::path::{Path, PathBuf};
+mod common;
 
-use spatial_mllm_web::gpu::{Gpu, GpuOptions};
+use spatial_mllm_web::gpu::Gpu;
 use spatial_mllm_web::model::spatial::SpatialMllm;
-use spatial_mllm_web::model::Params;
 use spatial_mllm_web::testing::spatial_parity::{self, SpatialFixture};
-use spatial_mllm_web::weights::convert::{convert, ConvertOptions};
-use spatial_mllm_web::weights::package::Package;
-use spatial_mllm_web::weights::policy::Policy;
-
-fn fixture_dir(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
-}
-
-fn gpu() -> Gpu {
-    pollster::block_on(Gpu::new(GpuOptions { allow_f16: false, allow_subgroups: true, poison: true })).expect("a GPU adapter")
-}
 
 fn load(gpu: &Gpu, name: &str) -> (SpatialMllm, SpatialFixture) {
     load_sharded(gpu, name, 128 << 20)
 }
 
 fn load_sharded(gpu: &Gpu, name: &str, max_shard: u64) -> (SpatialMllm, SpatialFixture) {
-    let dir = fixture_dir(name);
-    let tmp = tempfile::tempdir().unwrap();
-    let dst = tmp.path().join("pkg");
-    let opts = ConvertOptions { policy: Policy::parse("=f32").unwrap(), max_shard };
-    convert(&dir, &dst, &opts, &mut |_| {}).unwrap();
-    let pkg = Package::open(&dst).unwrap();
-    let params = Params::new(pkg.load(gpu, &mut |_| {}).unwrap());
+    let (params, pkg) = common::load_package(gpu, name, max_shard);
     let model = pollster::block_on(SpatialMllm::new(gpu, &pkg.manifest.model_kind, &pkg.manifest.config, &params)).unwrap();
-    let read = |f: &str| std::fs::read(dir.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
+    let read = |f: &str| std::fs::read(common::fixture_dir(name).join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
     let fx = SpatialFixture::new(read("reference.safetensors"), &String::from_utf8(read("reference.json")).unwrap(), &read("tokenizer.json")).unwrap();
     (model, fx)
 }
 
 #[test]
 fn v11_matches_upstream_from_frames_to_answer() {
-    let gpu = gpu();
+    let gpu = common::gpu(false);
     let (model, fx) = load(&gpu, "spatial-mllm-v1.1");
     for name in spatial_parity::CHECKS {
         println!("{name}: {}", pollster::block_on(spatial_parity::run_check(&gpu, &fx, &model, name)).unwrap());
@@ -48,7 +30,7 @@ fn v11_matches_upstream_from_frames_to_answer() {
 
 #[test]
 fn v10_matches_upstream_from_frames_to_answer() {
-    let gpu = gpu();
+    let gpu = common::gpu(false);
     let (model, fx) = load(&gpu, "spatial-mllm-v1.0");
     println!("{}", pollster::block_on(spatial_parity::check_video(&gpu, &fx, &model)).unwrap());
 }
@@ -57,7 +39,7 @@ fn v10_matches_upstream_from_frames_to_answer() {
 /// row parts: with 512 KiB shards the tiny connector's (512 x 512 f32) is split the same way.
 #[test]
 fn v11_with_the_connector_matrix_split_into_parts() {
-    let gpu = gpu();
+    let gpu = common::gpu(false);
     let (model, fx) = load_sharded(&gpu, "spatial-mllm-v1.1", 512 << 10);
     println!("{}", pollster::block_on(spatial_parity::check_video(&gpu, &fx, &model)).unwrap());
 }
@@ -65,13 +47,8 @@ fn v11_with_the_connector_matrix_split_into_parts() {
 /// A package of another kind is refused with a message that names the kind.
 #[test]
 fn wrong_model_kind_is_a_clear_error() {
-    let gpu = gpu();
-    let tmp = tempfile::tempdir().unwrap();
-    let dst = tmp.path().join("pkg");
-    let opts = ConvertOptions { policy: Policy::parse("=f32").unwrap(), max_shard: 128 << 20 };
-    convert(&fixture_dir("qwen2.5-vl"), &dst, &opts, &mut |_| {}).unwrap();
-    let pkg = Package::open(&dst).unwrap();
-    let params = Params::new(pkg.load(&gpu, &mut |_| {}).unwrap());
+    let gpu = common::gpu(false);
+    let (params, pkg) = common::load_package(&gpu, "qwen2.5-vl", 128 << 20);
     let e = pollster::block_on(SpatialMllm::new(&gpu, &pkg.manifest.model_kind, &pkg.manifest.config, &params)).err().expect("a Qwen package is not Spatial-MLLM");
     assert!(e.to_string().contains("not a Spatial-MLLM checkpoint"), "{e}");
 }

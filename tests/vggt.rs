@@ -1,56 +1,31 @@
 //! VGGT against the upstream code (tests/fixtures/vggt), natively; the checks live in
 //! `spatial_mllm_web::testing::vggt_parity` and run in the browser harness too.
 
-use std::path::{Path, PathBuf};
+mod common;
 
-use spatial_mllm_web::gpu::{DType, Gpu, GpuOptions, Recorder};
+use common::{gpu, load_params};
+use spatial_mllm_web::gpu::{DType, Gpu, Recorder};
 use spatial_mllm_web::model::vggt::{Aggregator, Frames};
 use spatial_mllm_web::model::Params;
-use spatial_mllm_web::testing::reference_file::ReferenceFile;
 use spatial_mllm_web::testing::vggt_parity::{self, VggtUnderTest};
-use spatial_mllm_web::weights::convert::{convert, ConvertOptions};
 use spatial_mllm_web::weights::layout::ModelKind;
-use spatial_mllm_web::weights::package::Package;
-use spatial_mllm_web::weights::policy::Policy;
 use spatial_mllm_web::weights::shapes::VggtDims;
-
-fn fixture_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/vggt")
-}
-
-fn reference() -> ReferenceFile {
-    ReferenceFile::new(std::fs::read(fixture_dir().join("reference.safetensors")).unwrap()).unwrap()
-}
-
-fn gpu(allow_f16: bool) -> Gpu {
-    pollster::block_on(Gpu::new(GpuOptions { allow_f16, allow_subgroups: true, poison: true })).expect("a GPU adapter")
-}
-
-/// The fixture converted to an f32 package and loaded, as a user's package would be.
-fn load_params(gpu: &Gpu) -> (Params, serde_json::Value) {
-    let tmp = tempfile::tempdir().unwrap();
-    let dst = tmp.path().join("pkg");
-    let opts = ConvertOptions { policy: Policy::parse("=f32").unwrap(), max_shard: 128 << 20 };
-    convert(&fixture_dir(), &dst, &opts, &mut |_| {}).unwrap();
-    let pkg = Package::open(&dst).unwrap();
-    (Params::new(pkg.load(gpu, &mut |_| {}).unwrap()), pkg.manifest.config.clone())
-}
 
 fn aggregator(gpu: &Gpu, params: &Params, config: &serde_json::Value) -> Aggregator {
     pollster::block_on(Aggregator::new(gpu, VggtDims::from_config(ModelKind::Vggt, config), params)).unwrap()
 }
 
 fn load(gpu: &Gpu) -> Aggregator {
-    let (params, config) = load_params(gpu);
+    let (params, config) = load_params(gpu, "vggt");
     aggregator(gpu, &params, &config)
 }
 
 #[test]
 fn aggregator_and_camera_head_match_upstream() {
     let gpu = gpu(false);
-    let (params, config) = load_params(&gpu);
+    let (params, config) = load_params(&gpu, "vggt");
     let mut m = VggtUnderTest { agg: aggregator(&gpu, &params, &config), params: &params, config: &config };
-    let r = reference();
+    let r = common::reference("vggt");
     for name in vggt_parity::CHECKS {
         match pollster::block_on(vggt_parity::run_check(&gpu, &r, &mut m, name)) {
             Ok(detail) => println!("{name}: {detail}"),
@@ -68,7 +43,7 @@ fn aggregator_f16_path_stays_close() {
         return;
     }
     let agg = load(&gpu);
-    println!("{}", pollster::block_on(vggt_parity::check_aggregator(&gpu, &reference(), &agg, 1e-2)).unwrap());
+    println!("{}", pollster::block_on(vggt_parity::check_aggregator(&gpu, &common::reference("vggt"), &agg, 1e-2)).unwrap());
 }
 
 /// Zero frames, frames of a size that is not a multiple of the patch, a frame smaller than one

@@ -3,47 +3,23 @@
 //! head gets the reference's last aggregator output; its pose encoding must match the reference's
 //! within 1e-3 relative on the f32 path and 1e-2 on the f16 path, and bad input is a clear error.
 
-use std::path::{Path, PathBuf};
+mod common;
+
 use std::sync::Arc;
 
-use spatial_mllm_web::gpu::{DType, Gpu, GpuOptions, Recorder, Tensor};
+use common::gpu;
+
+use spatial_mllm_web::gpu::{DType, Recorder, Tensor};
 use spatial_mllm_web::model::vggt::camera::{CameraConfig, CameraHead};
-use spatial_mllm_web::model::{ModelError, Params};
-use spatial_mllm_web::testing::reference_file::ReferenceFile;
+use spatial_mllm_web::model::ModelError;
 use spatial_mllm_web::testing::vggt_camera_parity::{aggregator_output, check_camera_head, run_head};
-use spatial_mllm_web::weights::convert::{convert, ConvertOptions};
 use spatial_mllm_web::weights::layout::ModelKind;
-use spatial_mllm_web::weights::package::Package;
-use spatial_mllm_web::weights::policy::Policy;
-
-fn fixture_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/vggt")
-}
-
-fn reference() -> ReferenceFile {
-    ReferenceFile::new(std::fs::read(fixture_dir().join("reference.safetensors")).unwrap()).unwrap()
-}
-
-fn gpu(allow_f16: bool) -> Gpu {
-    pollster::block_on(Gpu::new(GpuOptions { allow_f16, allow_subgroups: true, poison: true })).expect("a GPU adapter")
-}
-
-/// The fixture converted to an f32 package and loaded, as a user's package would be.
-fn load_params(gpu: &Gpu) -> (Params, serde_json::Value) {
-    let tmp = tempfile::tempdir().unwrap();
-    let dst = tmp.path().join("pkg");
-    let opts = ConvertOptions { policy: Policy::parse("=f32").unwrap(), max_shard: 128 << 20 };
-    convert(&fixture_dir(), &dst, &opts, &mut |_| {}).unwrap();
-    let pkg = Package::open(&dst).unwrap();
-    let params = Params::new(pkg.load(gpu, &mut |_| {}).unwrap());
-    (params, pkg.manifest.config.clone())
-}
 
 #[test]
 fn camera_head_matches_upstream() {
     let gpu = gpu(false);
-    let (params, cfg) = load_params(&gpu);
-    let r = pollster::block_on(check_camera_head(&gpu, &reference(), &params, &cfg));
+    let (params, cfg) = common::load_params(&gpu, "vggt");
+    let r = pollster::block_on(check_camera_head(&gpu, &common::reference("vggt"), &params, &cfg));
     println!("[f32] camera head on {}: {}", gpu.info.name, r.as_ref().unwrap_or_else(|e| e));
     r.unwrap();
 }
@@ -56,8 +32,8 @@ fn camera_head_f16_path_stays_close_to_upstream() {
         assert_eq!(std::env::var("ALLOW_NO_F16").as_deref(), Ok("1"), "adapter {} has no shader-f16", gpu.info.name);
         return;
     }
-    let (params, cfg) = load_params(&gpu);
-    let r = pollster::block_on(check_camera_head(&gpu, &reference(), &params, &cfg));
+    let (params, cfg) = common::load_params(&gpu, "vggt");
+    let r = pollster::block_on(check_camera_head(&gpu, &common::reference("vggt"), &params, &cfg));
     println!("[f16] camera head on {}: {}", gpu.info.name, r.as_ref().unwrap_or_else(|e| e));
     r.unwrap();
 }
@@ -67,7 +43,7 @@ fn camera_head_f16_path_stays_close_to_upstream() {
 #[test]
 fn bad_input_is_a_clear_error() {
     let gpu = gpu(false);
-    let (params, cfg) = load_params(&gpu);
+    let (params, cfg) = common::load_params(&gpu, "vggt");
     let ccfg = CameraConfig::from_config(ModelKind::Vggt, &cfg);
     let head = CameraHead::new(&ccfg, &params).unwrap();
     let d = ccfg.dim;
@@ -98,7 +74,7 @@ fn bad_input_is_a_clear_error() {
     assert!(matches!(e, ModelError::Config(_)), "{e}");
 
     // The head still answers after the errors.
-    let (tokens, shape) = aggregator_output(&reference(), 3).unwrap();
+    let (tokens, shape) = aggregator_output(&common::reference("vggt"), 3).unwrap();
     let pose = pollster::block_on(run_head(&gpu, &head, &tokens, shape)).unwrap();
     assert_eq!(pose.len(), 3 * 9);
     assert!(pose.iter().all(|v| v.is_finite()));

@@ -4,43 +4,17 @@
 //! f32 path and 1e-2 on the f16 path. Bad input (frames of different sizes, a token count that
 //! does not fit the image size) is a clear error.
 
-use std::path::{Path, PathBuf};
+mod common;
 
-use spatial_mllm_web::gpu::{DType, Gpu, GpuOptions};
+use common::{gpu, load_params};
+use spatial_mllm_web::gpu::{DType, Gpu};
 use spatial_mllm_web::model::vggt::dpt::{DptHead, DptInput, DEPTH_HEAD, POINT_HEAD};
 use spatial_mllm_web::model::Params;
-use spatial_mllm_web::testing::reference_file::ReferenceFile;
 use spatial_mllm_web::testing::vggt_dpt_parity::{check_head, HeadInputs};
-use spatial_mllm_web::weights::convert::{convert, ConvertOptions};
-use spatial_mllm_web::weights::package::Package;
-use spatial_mllm_web::weights::policy::Policy;
-
-fn fixture_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/vggt")
-}
-
-fn reference() -> ReferenceFile {
-    ReferenceFile::new(std::fs::read(fixture_dir().join("reference.safetensors")).unwrap()).unwrap()
-}
-
-fn gpu(allow_f16: bool) -> Gpu {
-    pollster::block_on(Gpu::new(GpuOptions { allow_f16, allow_subgroups: true, poison: true })).expect("a GPU adapter")
-}
-
-/// The fixture converted to an f32 package and loaded, with the package's config.
-fn load_params(gpu: &Gpu) -> (Params, serde_json::Value) {
-    let tmp = tempfile::tempdir().unwrap();
-    let dst = tmp.path().join("pkg");
-    let opts = ConvertOptions { policy: Policy::parse("=f32").unwrap(), max_shard: 128 << 20 };
-    convert(&fixture_dir(), &dst, &opts, &mut |_| {}).unwrap();
-    let pkg = Package::open(&dst).unwrap();
-    let params = Params::new(pkg.load(gpu, &mut |_| {}).unwrap());
-    (params, pkg.manifest.config.clone())
-}
 
 fn check_both(gpu: &Gpu) {
-    let (params, cfg) = load_params(gpu);
-    let r = reference();
+    let (params, cfg) = load_params(gpu, "vggt");
+    let r = common::reference("vggt");
     for prefix in [DEPTH_HEAD, POINT_HEAD] {
         match pollster::block_on(check_head(gpu, &r, &params, &cfg, prefix, 2)) {
             Ok(d) => println!("[{:?}] {prefix}: {d}", gpu.act),
@@ -68,8 +42,8 @@ fn dpt_heads_match_upstream_f16() {
 #[test]
 fn bad_input_is_a_clear_error() {
     let gpu = gpu(false);
-    let (params, cfg) = load_params(&gpu);
-    let r = reference();
+    let (params, cfg) = load_params(&gpu, "vggt");
+    let r = common::reference("vggt");
     let inputs = HeadInputs::new(&gpu, &r, &cfg).unwrap();
     let head = DptHead::new(&gpu, &params, DEPTH_HEAD, &inputs.dims).unwrap();
     let layers = [&inputs.layers[0], &inputs.layers[1], &inputs.layers[2], &inputs.layers[3]];
@@ -157,10 +131,3 @@ fn real_widths_run() {
     real_width_head(42, 56, 1, true, 1);
 }
 
-/// The full size: 518 x 518 frames (37 x 37 patches, a 518 x 518 x 128 interpolation). Minutes on
-/// lavapipe: run with --ignored on a GPU.
-#[test]
-#[ignore]
-fn real_widths_full_size() {
-    real_width_head(518, 518, 2, true, 2);
-}
