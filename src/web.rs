@@ -68,16 +68,13 @@ pub async fn run_qwen_parity(package_url: String, fixture_url: String, filter: S
     use crate::testing::qwen_parity::{run_check, Fixture, CHECKS};
     use crate::weights::http;
     let js = |e: &dyn std::fmt::Display| JsValue::from_str(&e.to_string());
-    let opts = GpuOptions { allow_f16: true, allow_subgroups: false, poison: true };
-    let gpu = Gpu::new(opts).await.map_err(|e| js(&e))?;
-    let (manifest, params, _) = http::load(&gpu, &package_url, &mut |_, _, _, _, _| {}).await.map_err(|e| js(&e))?;
+    let (gpu, manifest, params) = suite_setup(&package_url).await?;
     let tokenizer = manifest.tokenizer.as_deref().ok_or_else(|| JsValue::from_str("the package has no tokenizer"))?;
     let tokenizer = http::file(&package_url, tokenizer).await.map_err(|e| js(&e))?;
     let reference = http::file(&fixture_url, "reference.safetensors").await.map_err(|e| js(&e))?;
     let meta = http::file(&fixture_url, "reference.json").await.map_err(|e| js(&e))?;
     let fx = Fixture::new(reference, &String::from_utf8_lossy(&meta), &tokenizer, &manifest.config).map_err(|e| js(&e))?;
     let cfg = QwenConfig::from_json(&manifest.config).map_err(|e| js(&e))?;
-    let params = crate::model::Params::new(params);
     let text = TextModel::new(&gpu, &cfg.text, &params).map_err(|e| js(&e))?;
     let vision = VisionModel::new(&gpu, &cfg.vision, &params).map_err(|e| js(&e))?;
     let mut results = Vec::new();
@@ -87,6 +84,16 @@ pub async fn run_qwen_parity(package_url: String, fixture_url: String, filter: S
         results.push(suite_result(name, r, js_sys::Date::now() - t0));
     }
     Ok(suite_report(&gpu, results))
+}
+
+/// A test suite's device (poisoned buffers; the f16 path where the adapter has it) and the
+/// package at `package_url`, loaded.
+async fn suite_setup(package_url: &str) -> Result<(Gpu, crate::weights::Manifest, crate::model::Params), JsValue> {
+    let js = |e: &dyn std::fmt::Display| JsValue::from_str(&e.to_string());
+    let opts = GpuOptions { allow_f16: true, allow_subgroups: false, poison: true };
+    let gpu = Gpu::new(opts).await.map_err(|e| js(&e))?;
+    let (manifest, params, _) = crate::weights::http::load(&gpu, package_url, &mut |_, _, _, _, _| {}).await.map_err(|e| js(&e))?;
+    Ok((gpu, manifest, crate::model::Params::new(params)))
 }
 
 /// One check's entry in a suite report, logged to the console as it lands.
@@ -112,12 +119,9 @@ pub async fn run_vggt_parity(package_url: String, fixture_url: String, filter: S
     use crate::testing::vggt_parity::{run_check, VggtUnderTest, CHECKS};
     use crate::weights::{http, layout::ModelKind, shapes::VggtDims};
     let js = |e: &dyn std::fmt::Display| JsValue::from_str(&e.to_string());
-    let opts = GpuOptions { allow_f16: true, allow_subgroups: false, poison: true };
-    let gpu = Gpu::new(opts).await.map_err(|e| js(&e))?;
-    let (manifest, params, _) = http::load(&gpu, &package_url, &mut |_, _, _, _, _| {}).await.map_err(|e| js(&e))?;
+    let (gpu, manifest, params) = suite_setup(&package_url).await?;
     let reference = ReferenceFile::new(http::file(&fixture_url, "reference.safetensors").await.map_err(|e| js(&e))?).map_err(|e| js(&e))?;
     let kind = ModelKind::from_id(&manifest.model_kind).ok_or_else(|| JsValue::from_str("unknown model kind"))?;
-    let params = crate::model::Params::new(params);
     let agg = Aggregator::new(&gpu, VggtDims::from_config(kind, &manifest.config), &params).await.map_err(|e| js(&e))?;
     let mut m = VggtUnderTest { agg, params: &params, config: &manifest.config };
     let mut results = Vec::new();
@@ -137,15 +141,12 @@ pub async fn run_spatial_parity(package_url: String, fixture_url: String, filter
     use crate::testing::spatial_parity::{run_check, SpatialFixture, CHECKS};
     use crate::weights::http;
     let js = |e: &dyn std::fmt::Display| JsValue::from_str(&e.to_string());
-    let opts = GpuOptions { allow_f16: true, allow_subgroups: false, poison: true };
-    let gpu = Gpu::new(opts).await.map_err(|e| js(&e))?;
-    let (manifest, params, _) = http::load(&gpu, &package_url, &mut |_, _, _, _, _| {}).await.map_err(|e| js(&e))?;
+    let (gpu, manifest, params) = suite_setup(&package_url).await?;
     let tokenizer = manifest.tokenizer.as_deref().ok_or_else(|| JsValue::from_str("the package has no tokenizer"))?;
     let tokenizer = http::file(&package_url, tokenizer).await.map_err(|e| js(&e))?;
     let reference = http::file(&fixture_url, "reference.safetensors").await.map_err(|e| js(&e))?;
     let meta = http::file(&fixture_url, "reference.json").await.map_err(|e| js(&e))?;
     let fx = SpatialFixture::new(reference, &String::from_utf8_lossy(&meta), &tokenizer).map_err(|e| js(&e))?;
-    let params = crate::model::Params::new(params);
     let model = SpatialMllm::new(&gpu, &manifest.model_kind, &manifest.config, &params).await.map_err(|e| js(&e))?;
     let mut results = Vec::new();
     for name in CHECKS.iter().filter(|n| filter.is_empty() || n.contains(filter.as_str())) {
