@@ -15,3 +15,5 @@ pub mod weights;
 
 #[cfg(feature = "web")]
 pub mod web;
+#[cfg(feature = "web")]
+pub mod web_engine;
