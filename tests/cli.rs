@@ -172,3 +172,27 @@ fn eval_scores_and_resumes() {
     assert!(out.status.success() && stdout.contains("1 evaluated"), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(std::fs::read_to_string(&qa_results).unwrap().lines().count(), 1);
 }
+
+/// `sample`: both presets pick frames of a short video with the tiny VGGT, and their agreement is
+/// reported (with random weights the picks themselves mean nothing; real VGGT-1B weights measure
+/// how well the fast mode stands in for the full one).
+#[test]
+fn sample_compares_the_full_and_fast_modes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pkg = tmp.path().join("vggt");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/vggt");
+    let out = cli().args(["convert", fixture.to_str().unwrap(), pkg.to_str().unwrap(), "--policy", "=f32"]).output().unwrap();
+    assert!(out.status.success(), "convert: {}", String::from_utf8_lossy(&out.stderr));
+    let video = tmp.path().join("clip.mp4");
+    ffmpeg(&["-f", "lavfi", "-i", "testsrc=size=64x48:rate=4", "-frames:v", "6", "-pix_fmt", "yuv420p", video.to_str().unwrap()]);
+    let out = cli().args(["sample", "--vggt", pkg.to_str().unwrap(), video.to_str().unwrap(), "--k", "2", "--json"]).output().unwrap();
+    assert!(out.status.success(), "sample: {}", String::from_utf8_lossy(&out.stderr));
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    println!("{j}");
+    for m in j["modes"].as_array().unwrap() {
+        let f: Vec<u64> = m["frames"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
+        assert!(f.len() == 2 && f[0] < f[1] && f[1] < 6, "{m}");
+    }
+    let a = j["agreement"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&a));
+}
