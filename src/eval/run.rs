@@ -153,13 +153,13 @@ fn run_resumable<S: Identified, R: Serialize + DeserializeOwned + Identified>(
     Ok(run)
 }
 
-/// What a VSI-Bench run did.
+/// What a run did: metrics `M` over records `R`.
 #[derive(Clone, Debug)]
-pub struct EvalSummary {
+pub struct RunSummary<M, R> {
     /// Over the given samples' records (this run's and the resumed ones).
-    pub metrics: VsiMetrics,
+    pub metrics: M,
     /// The given samples' records, in sample order (failed samples absent).
-    pub records: Vec<VsiRecord>,
+    pub records: Vec<R>,
     /// Samples asked and written this run.
     pub evaluated: usize,
     /// Samples whose record was already in the results file.
@@ -171,6 +171,25 @@ pub struct EvalSummary {
     /// Records in the results file for ids not among the samples (kept in the file, not counted).
     pub other_records: usize,
 }
+
+impl<M, R> RunSummary<M, R> {
+    fn of(run: Run<R>, metrics: impl FnOnce(&[R]) -> M) -> Self {
+        RunSummary {
+            metrics: metrics(&run.records),
+            records: run.records,
+            evaluated: run.evaluated,
+            resumed: run.resumed,
+            failures: run.failures,
+            results_errors: run.results_errors,
+            other_records: run.other_records,
+        }
+    }
+}
+
+/// What a VSI-Bench run did.
+pub type EvalSummary = RunSummary<VsiMetrics, VsiRecord>;
+/// What a ScanQA / SQA3D run did.
+pub type QaEvalSummary = RunSummary<QaMetrics, QaRecord>;
 
 /// Run VSI-Bench samples with the v1.1 reference prompts ([`evaluate_with`]).
 pub fn evaluate(
@@ -197,15 +216,7 @@ pub fn evaluate_with(
         let reply = answer_fn(s, &prompt)?;
         Ok(VsiRecord::new(s, &prompt, &reply))
     })?;
-    Ok(EvalSummary {
-        metrics: vsi_metrics_of(&run.records),
-        records: run.records,
-        evaluated: run.evaluated,
-        resumed: run.resumed,
-        failures: run.failures,
-        results_errors: run.results_errors,
-        other_records: run.other_records,
-    })
+    Ok(RunSummary::of(run, |r| vsi_metrics_of(r)))
 }
 
 /// Metrics over every record of a results file (as the reference's `--results_json` path computes them), with
@@ -213,18 +224,6 @@ pub fn evaluate_with(
 pub fn metrics_from_results_file(path: &Path) -> io::Result<(VsiMetrics, Vec<AnnotationError>)> {
     let (records, errors) = read_results::<VsiRecord>(path)?;
     Ok((vsi_metrics_of(&records), errors))
-}
-
-/// What a ScanQA / SQA3D run did (fields as in [`EvalSummary`]).
-#[derive(Clone, Debug)]
-pub struct QaEvalSummary {
-    pub metrics: QaMetrics,
-    pub records: Vec<QaRecord>,
-    pub evaluated: usize,
-    pub resumed: usize,
-    pub failures: Vec<(String, String)>,
-    pub results_errors: Vec<AnnotationError>,
-    pub other_records: usize,
 }
 
 /// Run ScanQA / SQA3D samples: the prompt is the annotation's question turn, verbatim.
@@ -237,15 +236,7 @@ pub fn evaluate_qa(
         let reply = answer_fn(s, &s.prompt)?;
         Ok(QaRecord::new(s, &reply))
     })?;
-    Ok(QaEvalSummary {
-        metrics: qa_metrics(&run.records),
-        records: run.records,
-        evaluated: run.evaluated,
-        resumed: run.resumed,
-        failures: run.failures,
-        results_errors: run.results_errors,
-        other_records: run.other_records,
-    })
+    Ok(RunSummary::of(run, qa_metrics))
 }
 
 /// ScanQA / SQA3D metrics over every record of a results file, with its unreadable lines.
