@@ -1,0 +1,391 @@
+// The app: load a model into the engine worker, take a video, pick and encode its frames once, and
+// answer questions about it with the reply streaming in. Failures keep what the user has: a lost
+// GPU device or a crashed worker restarts the engine, reloads the model from the cache, encodes
+// the same frames again and retries the interrupted step once.
+import { EngineClient } from './engine/client.js';
+import { DEMO, customModel, fetchManifest, checkCapabilities, listCachedPackages, deleteCachedPackage, storageSummary, fmtBytes, PACKAGE_CACHE } from './models.js';
+import { PRESETS, presetText } from './questions.js';
+import { chooseFrames, DECODE_MAX_SIDE } from './pipeline.js';
+import { $, el, banner, StageList, DownloadMeter, showThumbnails, logEntry } from './ui.js';
+import { openVideo } from './video/video.js';
+
+const params = new URLSearchParams(location.search);
+const stages = new StageList($('stages'));
+const state = {
+  client: null,
+  model: null, // {entry, kind, device, hasSampler}
+  source: null, // the open video (www/video)
+  videoName: '',
+  analysed: null, // {frames, times, indices, sample, videoId, tokens}
+  busy: false,
+  asking: false,
+  recovering: null,
+  recoveries: 0,
+  view: null,
+  hiddenAt: null,
+};
+
+// ---- engine lifetime -------------------------------------------------------------------------
+
+function startEngine() {
+  state.client = new EngineClient({ onCrash: (msg) => recover(msg) });
+}
+
+/** A new worker with the same model (from the cache) and the same video frames. */
+function recover(reason) {
+  state.recovering ??= (async () => {
+    state.recoveries += 1;
+    banner(`${reason}. Restarting the engine and reloading the model from the cache…`, 'info');
+    state.client?.terminate();
+    startEngine();
+    if (state.model) await loadModel(state.model.entry, { quiet: true });
+    if (state.analysed) await encodeFrames(state.analysed);
+    banner('Recovered: the GPU engine was restarted, the model reloaded from the cache and the video encoded again. Nothing was lost.', 'info');
+  })().finally(() => { state.recovering = null; });
+  return state.recovering;
+}
+
+const RESTARTABLE = new Set(['GpuDeviceLost', 'WorkerCrashed']);
+
+/** Run a step of the app; a lost device or crashed worker is recovered and the step retried once. */
+async function guarded(step, { retry = true } = {}) {
+  try {
+    return await step();
+  } catch (e) {
+    if (RESTARTABLE.has(e.name) && retry) {
+      try {
+        await recover(e.name === 'GpuDeviceLost' ? 'The GPU device was lost (a driver reset, or the browser reclaimed the GPU)' : e.message);
+      } catch (again) {
+        throw explain(again);
+      }
+      return step();
+    }
+    throw explain(e);
+  }
+}
+
+/** The message the user sees, with what to do about it. */
+function explain(e) {
+  let msg = e.message ?? String(e);
+  if (e.name === 'GpuOutOfMemory') msg += ` — with ${$('frames').value} frames this is too much for this GPU: choose fewer frames (Frames above), uniform sampling, or close other GPU-heavy tabs.`;
+  if (e.name === 'UnsupportedCodec' || e.name === 'UnsupportedContainer') msg += ' (Nothing was uploaded; the file stays on this machine.)';
+  return Object.assign(new Error(msg), { name: e.name });
+}
+
+async function busy(step) {
+  if (state.busy) return;
+  state.busy = true;
+  setButtons();
+  try {
+    await step();
+  } catch (e) {
+    stages.fail(e.message);
+    banner(e.message);
+    console.error(e);
+  } finally {
+    state.busy = false;
+    setButtons();
+  }
+}
+
+function setButtons() {
+  for (const id of ['load', 'analyse', 'check', 'sample']) $(id).disabled = state.busy;
+  $('ask').disabled = state.busy && !state.asking ? true : state.asking;
+  $('stop').disabled = !state.asking;
+}
+
+// ---- model -----------------------------------------------------------------------------------
+
+function selectedEntry() {
+  const custom = document.querySelector('input[name=model]:checked').value === 'custom';
+  if (!custom) return DEMO;
+  const url = $('model-url').value.trim();
+  if (!url) throw Object.assign(new Error('enter the model package URL (the folder with manifest.json)'), { name: 'BadInput' });
+  localStorage.setItem('model-url', url);
+  localStorage.setItem('sampler-url', $('sampler-url').value.trim());
+  return customModel(url, $('sampler-url').value.trim());
+}
+
+/** Capability check before any download: WebGPU, adapter, limits, memory estimate, storage. */
+async function checkFor(entry) {
+  const card = $('capability');
+  card.hidden = false;
+  card.textContent = 'checking…';
+  let need = null;
+  let kind = null;
+  try {
+    const m = await fetchManifest(entry.model);
+    kind = m.kind;
+    const s = entry.sampler ? await fetchManifest(entry.sampler) : null;
+    const { width, height } = state.source ?? { width: 644, height: 476 };
+    const scale = Math.min(1, DECODE_MAX_SIDE / Math.max(width, height));
+    need = await guarded(() => state.client.call('estimate', { manifestJson: m.text, frames: Number($('frames').value), width: Math.round(width * scale), height: Math.round(height * scale) }));
+    need.download_bytes = m.bytes + (s?.bytes ?? 0);
+  } catch (e) {
+    card.className = 'card cannot';
+    card.textContent = `The model package could not be read: ${e.message}`;
+    return { verdict: 'cannot' };
+  }
+  const cap = await checkCapabilities(need);
+  const words = { ok: 'This browser can run it.', slow: 'This browser can run it, slowly.', doubtful: 'This browser may not manage it.', cannot: 'This browser cannot run it.' };
+  card.className = `card ${cap.verdict}`;
+  card.replaceChildren(
+    el('div', { className: 'verdict' }, words[cap.verdict]),
+    el('div', {}, `${kind ?? 'model'}: download ${fmtBytes(need.download_bytes)}. GPU: ${cap.adapter ?? 'none'}${cap.webgpu && cap.adapter ? `, shader-f16 ${cap.f16 ? 'yes' : 'no'}, largest binding ${fmtBytes(cap.limits.maxStorageBufferBindingSize)}` : ''}.`),
+    ...cap.notes.map((n) => el('div', { className: 'muted' }, n)),
+  );
+  return cap;
+}
+
+async function loadModel(entry, { quiet = false } = {}) {
+  if (!quiet) {
+    const cap = await checkFor(entry);
+    if (cap.verdict === 'cannot') throw Object.assign(new Error('This browser cannot run this model (see the check above).'), { name: 'BadInput' });
+  }
+  const meter = new DownloadMeter();
+  $('load-progress').hidden = false;
+  const onEvent = (e) => {
+    if (e.kind !== 'progress') return;
+    $('load-bar').value = e.total ? e.done / e.total : 0;
+    $('load-text').textContent = meter.text(e);
+  };
+  const r = await state.client.call('load', { modelUrl: entry.model, samplerUrl: entry.sampler }, { onEvent });
+  const kind = (await fetchManifest(entry.model)).kind;
+  state.model = { entry, kind, device: r.device, hasSampler: r.hasSampler };
+  $('device').textContent = `Loaded ${kind} on ${r.device}.${r.hasSampler ? '' : ' No VGGT package: frames are picked uniformly and there is no 3D view.'}`;
+  $('load-text').textContent = `loaded (${$('load-text').textContent})`;
+  renderPresets();
+  refreshCache();
+}
+
+// ---- video -----------------------------------------------------------------------------------
+
+async function takeVideo(file) {
+  await releaseVideo();
+  state.source?.close?.();
+  state.source = null;
+  $('video-info').textContent = `opening ${file.name}…`;
+  const src = await openVideo(file);
+  state.source = src;
+  state.videoName = file.name;
+  $('video-info').textContent = `${file.name}: ${src.width}×${src.height}, ${src.frameCount} frames, ${src.duration.toFixed(1)} s, ${src.codec} in ${src.container}`;
+}
+
+async function releaseVideo() {
+  const a = state.analysed;
+  state.analysed = null;
+  $('see-section').hidden = true;
+  if (a?.videoId && state.client && !state.client.dead) await state.client.call('release', { videoId: a.videoId }).catch(() => {});
+}
+
+async function encodeFrames(a) {
+  const { rgba, count, width, height } = a.frames;
+  stages.start('ViT');
+  const r = await state.client.call('encode', { rgba, count, width, height, maxNew: Number($('max-new').value) }, {
+    onEvent: (e) => {
+      if (e.kind !== 'stage') return;
+      if (e.stage === 'done') stages.finish();
+      else stages.start(e.stage);
+    },
+  });
+  a.videoId = r.videoId;
+  a.tokens = r.tokens;
+}
+
+async function analyse() {
+  if (!state.model) await loadModel(selectedEntry());
+  if (!state.source) throw Object.assign(new Error('Choose a video first (drop a file, pick one, or use the sample video).'), { name: 'BadInput' });
+  await releaseVideo();
+  stages.reset();
+  const a = await guarded(() => chooseFrames({
+    client: state.client, source: state.source, wanted: Number($('frames').value), mode: $('sampling').value,
+    hasSampler: state.model.hasSampler, stage: (name, detail) => (stages.current?.name === name ? stages.note(detail ?? '') : stages.start(name, detail)),
+  }));
+  showSeen(a);
+  await guarded(() => encodeFrames(a));
+  stages.finish();
+  state.analysed = a;
+  $('video-info').textContent += ` · ${a.frames.count} frames encoded into ${a.tokens} visual tokens`;
+}
+
+async function showSeen(a) {
+  $('see-section').hidden = false;
+  showThumbnails($('thumbs'), a.frames, a.times, (i, fig) => {
+    for (const f of $('thumbs').children) f.classList.toggle('hl', f === fig && !fig.classList.contains('hl'));
+    state.view?.highlightFrame(fig.classList.contains('hl') && a.sample ? a.sample.selected[i] : null);
+  });
+  const canvas = $('view3d');
+  if (!a.sample) {
+    canvas.hidden = true;
+    $('view-note').textContent = 'The 3D view needs space-aware sampling with a VGGT package.';
+    return;
+  }
+  canvas.hidden = false;
+  try {
+    if (!state.view) {
+      const { PointCloudView } = await import('./view3d/view3d.js');
+      state.view = await PointCloudView.create(canvas, { onError: (e) => banner(`3D view: ${e.message ?? e}`) });
+    }
+    const s = a.sample;
+    state.view.setScene({ points: s.points, colors: s.colors, pointFrame: s.point_frame, cameras: s.cameras, selected: Array.from(s.selected) });
+    window.__viewRendered = true;
+  } catch (e) {
+    $('view-note').textContent = `The 3D view could not start: ${e.message}`;
+  }
+}
+
+// ---- asking ----------------------------------------------------------------------------------
+
+async function ask() {
+  const question = $('question').value.trim();
+  if (!question) throw Object.assign(new Error('Type a question, or pick one of the question types above.'), { name: 'BadInput' });
+  if (!state.analysed) await analyse();
+  const entry = logEntry($('log'), question);
+  state.asking = true;
+  state.stopRequested = false;
+  setButtons();
+  try {
+    const r = await guarded(async () => {
+      entry.answer.textContent = '';
+      stages.start('prefill');
+      const t0 = performance.now();
+      let first = null;
+      let pieces = 0;
+      const out = await state.client.call('ask', { videoId: state.analysed.videoId, question, maxNew: Number($('max-new').value) }, {
+        onEvent: (e) => {
+          if (e.kind !== 'piece') return;
+          if (first === null) { first = performance.now(); stages.start('answer'); }
+          pieces += 1;
+          entry.answer.textContent += e.piece;
+          const secs = (performance.now() - first) / 1000;
+          $('gen-stats').textContent = secs > 0 ? `${(pieces / secs).toFixed(1)} pieces/s` : '';
+        },
+      });
+      stages.finish();
+      out.ms = performance.now() - t0;
+      return out;
+    });
+    entry.answer.textContent = r.text;
+    if (state.stopRequested) entry.answer.classList.add('stopped');
+    const s = r.stats;
+    const tps = s.decode_ms > 0 ? (s.new_tokens / (s.decode_ms / 1000)).toFixed(1) : '–';
+    entry.stats.textContent = `${s.prompt_tokens} prompt tokens (${s.prefilled_tokens} prefilled in ${(s.prefill_ms / 1000).toFixed(1)} s, the rest reused from the video's cache); ${s.new_tokens} tokens at ${tps} tok/s`;
+    $('gen-stats').textContent = `${tps} tok/s`;
+  } catch (e) {
+    entry.answer.textContent += ` [failed: ${e.message}]`;
+    throw e;
+  } finally {
+    state.asking = false;
+    setButtons();
+  }
+}
+
+function renderPresets() {
+  const box = $('presets');
+  box.replaceChildren(...PRESETS.map((p) => {
+    const b = el('button', { type: 'button', title: p.type }, p.label);
+    b.onclick = () => { $('question').value = presetText(p, state.model?.kind); $('question').focus(); };
+    return b;
+  }));
+}
+
+// ---- cache panel -----------------------------------------------------------------------------
+
+async function refreshCache() {
+  const body = $('cache-table').querySelector('tbody');
+  try {
+    const pkgs = await listCachedPackages();
+    body.replaceChildren(...pkgs.map((p) => {
+      const del = el('button', { type: 'button' }, 'Delete');
+      del.onclick = async () => { await deleteCachedPackage(p.base); refreshCache(); };
+      return el('tr', {}, el('td', {}, p.base), el('td', {}, fmtBytes(p.bytes)), el('td', {}, p.complete ? 'complete' : `partial (${p.files} files)`), el('td', {}, del));
+    }));
+    $('cache-total').textContent = `(${pkgs.length}, ${fmtBytes(pkgs.reduce((a, p) => a + p.bytes, 0))})`;
+    const s = await storageSummary();
+    $('storage').textContent = s ? `This site uses ${fmtBytes(s.usage)} of ${fmtBytes(s.quota)}${s.persisted ? ' (persistent)' : ''}.` : '';
+  } catch (e) {
+    $('storage').textContent = `The cache cannot be read: ${e.message}`;
+  }
+}
+
+// ---- wiring ----------------------------------------------------------------------------------
+
+function wire() {
+  for (const r of document.querySelectorAll('input[name=model]')) {
+    r.onchange = () => { $('custom-urls').hidden = document.querySelector('input[name=model]:checked').value !== 'custom'; };
+  }
+  $('model-url').value = localStorage.getItem('model-url') ?? '';
+  $('sampler-url').value = localStorage.getItem('sampler-url') ?? '';
+  $('check').onclick = () => busy(async () => { await checkFor(selectedEntry()); });
+  $('load').onclick = () => busy(() => loadModel(selectedEntry()));
+  $('analyse').onclick = () => busy(analyse);
+  $('ask').onclick = () => busy(ask);
+  $('stop').onclick = () => {
+    state.stopRequested = true;
+    if (state.analysed) state.client.call('stop', { videoId: state.analysed.videoId }).catch(() => {});
+  };
+  $('question').onkeydown = (e) => { if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) $('ask').click(); };
+  $('file').onchange = () => $('file').files[0] && busy(() => takeVideo($('file').files[0]));
+  $('sample').onclick = () => busy(async () => {
+    const res = await fetch('samples/room.webm');
+    if (!res.ok) throw new Error(`the sample video is missing (HTTP ${res.status})`);
+    await takeVideo(new File([await res.blob()], 'room.webm', { type: 'video/webm' }));
+  });
+  const drop = $('drop');
+  drop.ondragover = (e) => { e.preventDefault(); drop.classList.add('over'); };
+  drop.ondragleave = () => drop.classList.remove('over');
+  drop.ondrop = (e) => {
+    e.preventDefault();
+    drop.classList.remove('over');
+    const f = e.dataTransfer.files[0];
+    if (f) busy(() => takeVideo(f));
+  };
+  for (const id of ['frames', 'sampling']) $(id).onchange = () => { if (state.analysed) busy(releaseVideo); };
+  $('view-reset').onclick = () => state.view?.resetView();
+  $('cache-refresh').onclick = refreshCache;
+  $('cache-clear').onclick = async () => { await caches.delete(PACKAGE_CACHE); refreshCache(); };
+  $('cache-panel').ontoggle = () => $('cache-panel').open && refreshCache();
+  document.addEventListener('visibilitychange', () => {
+    if (document.hidden && state.busy) state.hiddenAt = performance.now();
+    else if (!document.hidden && state.hiddenAt !== null) {
+      const secs = ((performance.now() - state.hiddenAt) / 1000).toFixed(0);
+      state.hiddenAt = null;
+      banner(`This tab was in the background for ${secs} s while the model worked. Browsers slow down background tabs; the work carried on and nothing was lost.`, 'info');
+    }
+  });
+  const online = () => { $('offline-state').textContent = navigator.onLine ? '' : 'Offline: the app and the models in your cache still work.'; };
+  addEventListener('online', online);
+  addEventListener('offline', online);
+  online();
+}
+
+async function registerServiceWorker() {
+  if (!('serviceWorker' in navigator) || params.has('nosw')) return;
+  try {
+    const reg = await navigator.serviceWorker.register('./sw.js');
+    await navigator.serviceWorker.ready;
+    $('sw-state').textContent = 'works offline';
+    window.__swReady = !!reg.active;
+  } catch (e) {
+    $('sw-state').textContent = `offline use unavailable (${e.message})`;
+  }
+}
+
+async function main() {
+  wire();
+  renderPresets();
+  setButtons();
+  if (!navigator.gpu) {
+    banner('This browser has no WebGPU, which the model needs. Use a recent Chrome or Edge (113+), Safari 26+, or Firefox 141+ on Windows. You can still look around; nothing will run.');
+  }
+  startEngine();
+  registerServiceWorker();
+  refreshCache();
+  // The handle the end-to-end test drives (and a console user can inspect).
+  window.app = {
+    state,
+    loseDevice: () => state.client.call('test-lose-device'),
+    crashWorker: () => state.client.call('test-crash'),
+  };
+}
+main();
