@@ -361,6 +361,9 @@ impl Video {
     /// about this video is being answered.
     pub fn ask(&self, question: String, max_new_tokens: usize, on_piece: Option<Function>) -> Promise {
         let (l, session, cancel, stats) = (self.engine.clone(), self.session.clone(), self.cancel.clone(), self.stats.clone());
+        // The session stays borrowed across the awaits on purpose: that borrow is what refuses a
+        // concurrent question (Busy).
+        #[allow(clippy::await_holding_refcell_ref)]
         run(l.clone(), async move {
             let mut s = session.try_borrow_mut().map_err(|_| Fail::new(BUSY, "a question about this video is still being answered: wait for it or stop it"))?;
             cancel.set(false);
