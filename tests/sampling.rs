@@ -30,8 +30,13 @@ fn vggt_geometry_and_selection_match_upstream_outputs() {
     let px = r.f32s("images").unwrap();
     let frames = Frames { pixels: &px, count: s, height: h, width: w };
 
-    // The released sampler's geometry: the point head.
-    let pc = pollster::block_on(vggt.point_cloud(&gpu, &frames, GeometrySource::PointHead)).unwrap();
+    // The released sampler's geometry: the point head (with the cameras for display).
+    let pc = pollster::block_on(vggt.point_cloud_with(&gpu, &frames, GeometrySource::PointHead, true)).unwrap();
+    let cams = pose_encoding_to_extri_intri(&r.f32s("pose_enc").unwrap(), h, w).unwrap();
+    let flat = |c: &[spatial_mllm_web::model::vggt::Camera]| -> Vec<f64> { c.iter().flat_map(|c| c.extrinsic.iter().flatten().copied()).collect() };
+    let ours: Vec<f32> = flat(pc.cameras.as_ref().expect("cameras asked for")).iter().map(|&v| v as f32).collect();
+    println!("{}", compare("camera extrinsics", &ours, &flat(&cams), 1e-3).unwrap());
+    assert!(pollster::block_on(vggt.point_cloud(&gpu, &frames, GeometrySource::PointHead)).unwrap().cameras.is_none());
     println!("{}", compare("world points", &pc.points, &r.f64s("world_points").unwrap(), 1e-3).unwrap());
     println!("{}", compare("world points conf", &pc.conf, &r.f64s("world_points_conf").unwrap(), 1e-3).unwrap());
     let (wp, wc) = (r.f32s("world_points").unwrap(), r.f32s("world_points_conf").unwrap());
@@ -57,7 +62,7 @@ fn vggt_geometry_and_selection_match_upstream_outputs() {
 /// distinct frame numbers among the candidates, the same on a second run, clear errors.
 #[test]
 fn sampler_picks_frames_of_a_decoded_video() {
-    use spatial_mllm_web::model::spatial::frame_sampler::{candidate_indices, sample_frames, SamplerConfig};
+    use spatial_mllm_web::model::spatial::frame_sampler::{candidate_indices, sample_frames, sample_scene, SamplerConfig};
     use spatial_mllm_web::preprocess::RgbFrames;
     let (gpu, vggt, _) = fixture();
     let (n, h, w) = (40, 60, 80);
@@ -79,6 +84,19 @@ fn sampler_picks_frames_of_a_decoded_video() {
     assert_eq!(picked.len(), 3);
     assert!(picked.windows(2).all(|p| p[0] < p[1]) && picked.iter().all(|p| idx.contains(p)));
     assert_eq!(pollster::block_on(sample_frames(&gpu, &vggt, &cands, &idx, &cfg)).unwrap(), picked);
+    // What the web app gets: the same picks (as candidate positions), the valid points with
+    // their colours and frames, and every candidate's camera.
+    let mut stages = Vec::new();
+    let scene = pollster::block_on(sample_scene(&gpu, &vggt, &cands, &cfg, 500, &mut |s| stages.push(s.to_string()))).unwrap();
+    assert_eq!(stages, ["sampling: VGGT", "sampling: selection"]);
+    assert_eq!(scene.selection.indices.iter().map(|&i| idx[i]).collect::<Vec<_>>(), picked);
+    let n = scene.point_frame.len();
+    assert!(n == 500 && scene.points.len() == 3 * n && scene.colors.len() == 3 * n, "{n} points");
+    assert!(scene.point_frame.windows(2).all(|f| f[0] <= f[1]) && scene.point_frame.iter().all(|&f| (f as usize) < idx.len()));
+    assert!(scene.points.iter().chain(&scene.cameras).all(|v| v.is_finite()));
+    assert_eq!(scene.cameras.len(), 12 * idx.len());
+    let zero = SamplerConfig { k: 0, ..cfg };
+    assert!(pollster::block_on(sample_scene(&gpu, &vggt, &cands, &zero, 500, &mut |_| {})).is_err());
     // The paper's geometry source runs too.
     let paper = SamplerConfig { source: GeometrySource::DepthAndCameras, ..cfg };
     assert_eq!(pollster::block_on(sample_frames(&gpu, &vggt, &cands, &idx, &paper)).unwrap().len(), 3);

@@ -24,7 +24,7 @@ node tests/browser/run.mjs --suite vggt
 echo "== browser: Spatial-MLLM v1.0 and v1.1 parity with the upstream code in headless Chromium"
 node tests/browser/run.mjs --suite spatial-v1.0
 node tests/browser/run.mjs --suite spatial-v1.1
-echo "== browser: the web app's engine API (load, encode once, ask, stream, stop)"
+echo "== browser: the web app's engine API (load, sample, encode once, ask, stream, stop, errors, device loss)"
 node tests/browser/engine.mjs
 echo "== browser: model package loader (HTTP, resume, cache, integrity)"
 node tests/browser/package.mjs

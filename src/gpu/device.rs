@@ -201,8 +201,21 @@ impl Gpu {
         self.lost.lock().unwrap().is_some()
     }
 
+    /// Destroy the device (to test recovery from device loss): from now on every check fails
+    /// with `DeviceLost`, at once (the browser reports the loss asynchronously), and pending
+    /// readbacks fail instead of hanging.
+    pub fn destroy(&self) {
+        self.lost.lock().unwrap().get_or_insert_with(|| "destroyed by the application".into());
+        self.device.destroy();
+    }
+
+    /// The largest buffer this device can bind (the smaller of the binding and buffer limits).
+    pub fn max_buffer_bytes(&self) -> u64 {
+        self.limits.max_storage_buffer_binding_size.min(self.limits.max_buffer_size)
+    }
+
     fn check_binding(&self, what: &str, bytes: u64) -> Result<()> {
-        let limit = self.limits.max_storage_buffer_binding_size.min(self.limits.max_buffer_size);
+        let limit = self.max_buffer_bytes();
         if bytes > limit {
             return Err(GpuError::BindingTooLarge { what: what.to_string(), bytes, limit });
         }

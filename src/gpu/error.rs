@@ -16,6 +16,9 @@ pub enum GpuError {
     OutOfMemory(String),
     #[error("{what} needs a {bytes}-byte buffer binding, but this adapter allows at most {limit} bytes; split the tensor by rows")]
     BindingTooLarge { what: String, bytes: u64, limit: u64 },
+    /// Refused before any GPU work: the work's largest buffer exceeds the adapter's limits.
+    #[error("{what} needs a buffer of {bytes} bytes, but this GPU allows at most {limit} bytes in one buffer: use fewer frames or a smaller resolution")]
+    WorkTooLarge { what: String, bytes: u64, limit: u64 },
     #[error("shape error in {kernel}: {msg}")]
     Shape { kernel: &'static str, msg: String },
     #[error("readback failed: {0}")]

@@ -143,8 +143,8 @@ pub async fn check_video(gpu: &Gpu, fx: &SpatialFixture, m: &SpatialMllm) -> Cas
 }
 
 /// Reuse: one encoding of the video, three questions. The first answer equals upstream's; the
-/// second (another question) equals a fresh session's answer while prefilling only its own
-/// tokens; asking the first again reproduces the first answer; an overflowing question is refused
+/// second (another question) equals a fresh session's answer (its video encoded stage by stage)
+/// while prefilling only its own tokens; asking the first again reproduces the first answer; an overflowing question is refused
 /// without disturbing the session.
 pub async fn check_session(gpu: &Gpu, fx: &SpatialFixture, m: &SpatialMllm) -> CaseOutcome {
     use crate::model::spatial::VideoSession;
@@ -171,10 +171,16 @@ pub async fn check_session(gpu: &Gpu, fx: &SpatialFixture, m: &SpatialMllm) -> C
     let other = "How far is the sofa from the door?";
     let second = session.ask(gpu, m, &fx.tokenizer, other, &cfg, &mut |_| true).await.map_err(err)?;
     let reused = session.last_prefill_tokens;
-    let mut fresh = VideoSession::new(gpu, m, encode()?, vgrid, capacity).map_err(err)?;
+    // The fresh session's video is encoded stage by stage (as the web engine does).
+    let mut stages = Vec::new();
+    let staged = m.encode_video_staged(gpu, &input, &mut |s| stages.push(s.to_string())).await.map_err(err)?;
+    if stages != ["ViT", "VGGT", "connector"] {
+        return Err(format!("staged encoding reported stages {stages:?}"));
+    }
+    let mut fresh = VideoSession::new(gpu, m, staged, vgrid, capacity).map_err(err)?;
     let alone = fresh.ask(gpu, m, &fx.tokenizer, other, &cfg, &mut |_| true).await.map_err(err)?;
     if second.tokens != alone.tokens {
-        return Err(format!("second question with the cached prefix: {:?}; in a fresh session: {:?}", second.tokens, alone.tokens));
+        return Err(format!("second question with the cached prefix: {:?}; in a fresh session (staged encoding): {:?}", second.tokens, alone.tokens));
     }
     if reused >= full / 2 {
         return Err(format!("the second question prefilled {reused} tokens of {full}: the video block was not reused"));

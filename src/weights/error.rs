@@ -30,6 +30,8 @@ pub enum PackageError {
     Http { url: String, msg: String },
     #[error("the browser cache could not store the model: {0}. Free space (delete cached models) or allow more storage; the model still runs but will download again next time")]
     Cache(String),
+    #[error("{url} holds a package of kind {found}, but {wanted} is needed here: check the URL")]
+    WrongKind { url: String, found: String, wanted: String },
     #[error("GPU: {0}")]
     Gpu(#[from] crate::gpu::GpuError),
 }

@@ -150,6 +150,17 @@ fn join(base: &str, file: &str) -> String {
 
 /// Load the package at `base` onto the GPU.
 pub async fn load(gpu: &Gpu, base: &str, progress: &mut ProgressFn<'_>) -> PResult<(Manifest, HashMap<String, GpuParam>, LoadReport)> {
+    load_checked(gpu, base, &|_| Ok(()), progress).await
+}
+
+/// As `load`, but `accept` sees the manifest first: an error there (a package of the wrong kind,
+/// say) ends the load before any shard is downloaded.
+pub async fn load_checked(
+    gpu: &Gpu,
+    base: &str,
+    accept: &dyn Fn(&Manifest) -> PResult<()>,
+    progress: &mut ProgressFn<'_>,
+) -> PResult<(Manifest, HashMap<String, GpuParam>, LoadReport)> {
     let cache = open_cache().await;
     let mut report = LoadReport::default();
     let murl = join(base, MANIFEST);
@@ -162,6 +173,7 @@ pub async fn load(gpu: &Gpu, base: &str, progress: &mut ProgressFn<'_>) -> PResu
     };
     let text = String::from_utf8(mbytes).map_err(|e| PackageError::BadManifest { file: murl.clone(), msg: e.to_string() })?;
     let manifest = Manifest::parse(&text, &murl)?;
+    accept(&manifest)?;
     report.model_kind = manifest.model_kind.clone();
     report.tensors = manifest.tensors.len();
     report.shards = manifest.shards.len();

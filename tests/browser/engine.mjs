@@ -1,7 +1,10 @@
 // The web app's engine API (src/web_engine.rs) in headless Chromium on the tiny Spatial-MLLM v1.1
-// fixture (converted to an f32 package by the native CLI): the reply to the fixture's question
-// equals upstream's greedy reply, streamed pieces add up to it, a concurrent question is refused,
-// stop() ends a reply early, and the same question asked again gives the same reply.
+// fixture and the tiny VGGT fixture as the frame sampler (both converted to f32 packages by the
+// native CLI): the reply to the fixture's question equals upstream's greedy reply, streamed pieces
+// add up to it, a concurrent question is refused (Busy), stop() ends a reply early, the same
+// question asked again gives the same reply with a shorter prefill; candidate indices, the memory
+// estimate, load_sampler + sample (selection, points, colours, cameras), encode_video's stage
+// callbacks, error names, and lose_device (every call then refused as GpuDeviceLost, promptly).
 import { launch } from './chromium.mjs';
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
@@ -11,8 +14,11 @@ import { serve } from '../../tools/static-server.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const pkg = 'target/browser-fixtures/engine-v1.1';
-fs.rmSync(path.join(root, pkg), { recursive: true, force: true });
-execFileSync(path.join(root, 'target/release/spatial-mllm'), ['convert', 'tests/fixtures/spatial-mllm-v1.1', pkg, '--policy', '=f32'], { cwd: root, stdio: 'inherit' });
+const vggt = 'target/browser-fixtures/engine-vggt';
+for (const [fixture, out] of [['tests/fixtures/spatial-mllm-v1.1', pkg], ['tests/fixtures/vggt', vggt]]) {
+  fs.rmSync(path.join(root, out), { recursive: true, force: true });
+  execFileSync(path.join(root, 'target/release/spatial-mllm'), ['convert', fixture, out, '--policy', '=f32'], { cwd: root, stdio: 'inherit' });
+}
 
 const fail = (msg) => { throw new Error(msg); };
 const { server, url } = await serve(root);
@@ -21,7 +27,7 @@ const page = await browser.newPage();
 page.on('console', (m) => console.log(`[browser] ${m.text()}`));
 let code = 1;
 try {
-  await page.goto(`${url}/tests/browser/engine.html?package=${encodeURIComponent(`${url}/${pkg}`)}&fixture=${encodeURIComponent(`${url}/tests/fixtures/spatial-mllm-v1.1`)}`);
+  await page.goto(`${url}/tests/browser/engine.html?package=${encodeURIComponent(`${url}/${pkg}`)}&fixture=${encodeURIComponent(`${url}/tests/fixtures/spatial-mllm-v1.1`)}&vggt=${encodeURIComponent(`${url}/${vggt}`)}`);
   await page.waitForFunction(() => window.__done === true, null, { timeout: 600_000, polling: 500 });
   const { result: r, error } = await page.evaluate(() => ({ result: window.__result, error: window.__error }));
   if (error) fail(error);
@@ -33,6 +39,57 @@ try {
   if (typeof r.stopped !== 'string') fail('a stopped reply did not resolve');
   if (r.again !== r.first) fail('the same question asked again gave another reply');
   if (r.progress < 1) fail('no load progress was reported');
+
+  // Error names.
+  const named = (what, e, name, re) => {
+    if (!e.isError || e.name !== name || (re && !re.test(e.message))) fail(`${what}: expected an Error named ${name}, got ${JSON.stringify(e)}`);
+  };
+  named('a concurrent question', r.busy, 'Busy', /still being answered/);
+  named('zero frames', r.badInput, 'BadInput');
+  named('candidates of an empty video', r.noFrames, 'BadInput');
+  named('sample() before load_sampler', r.noSampler, 'BadInput', /load_sampler/);
+  named('a Spatial-MLLM package as the sampler', r.wrongKind, 'PackageError', /vggt/);
+
+  // Candidates and the memory estimate.
+  const c = r.candidates;
+  const ascending = (a) => a.every((v, i) => i === 0 || v > a[i - 1]);
+  if (c.fast.length !== 32 || c.full.length !== 128 || c.few.length !== 10 || ![c.fast, c.full, c.few].every(ascending)) fail(`candidate indices: ${JSON.stringify(c)}`);
+  if (c.full[0] !== 0 || c.full[127] !== 999) fail('candidate indices do not span the video');
+  const e = r.estimate, e4 = r.estimateMore;
+  if (!(e.weight_bytes > 0 && e.activation_bytes > 0 && e.largest_buffer_bytes > 0 && typeof e.largest === 'string')) fail(`memory estimate: ${JSON.stringify(e)}`);
+  if (!(e4.activation_bytes > e.activation_bytes) || e4.weight_bytes !== e.weight_bytes) fail(`4x the frames: ${JSON.stringify(e4)} vs ${JSON.stringify(e)}`);
+  console.log(`estimate for ${r.frames} frames: ${JSON.stringify(e)}`);
+
+  // The frame sampler.
+  if (r.hadSampler || !r.hasSampler) fail('has_sampler() is wrong');
+  if (JSON.stringify(r.samplerStages) !== JSON.stringify(['sampling: VGGT', 'sampling: selection'])) fail(`sampler stages: ${r.samplerStages}`);
+  for (const [what, p, k] of [['k = 2', r.picked, 2], ['k = 16', r.all, Math.min(16, r.frames)]]) {
+    const sel = p.selected;
+    if (sel.length !== k || !ascending(sel) || sel.some((i) => i < 0 || i >= r.frames)) fail(`sample ${what}: selected ${sel}`);
+    const n = p.point_frame;
+    if (n < 1 || n > 120000 || p.points !== 3 * n || p.colors !== 3 * n) fail(`sample ${what}: ${n} points, ${p.points} coordinates, ${p.colors} colours`);
+    if (p.cameras !== 12 * r.frames) fail(`sample ${what}: ${p.cameras} camera values for ${r.frames} frames`);
+    if (!p.finite || !p.frames_ok) fail(`sample ${what}: non-finite values or bad point frames`);
+    if (JSON.stringify(p.types) !== JSON.stringify(['Uint32Array', 'Float32Array', 'Uint8Array', 'Uint16Array', 'Float32Array'])) fail(`sample ${what}: types ${p.types}`);
+    if (!(p.vggt_ms >= 0 && p.total_ms >= p.vggt_ms)) fail(`sample ${what}: times ${p.vggt_ms} / ${p.total_ms}`);
+    console.log(`sample ${what}: selected ${sel}, ${n} points, VGGT ${p.vggt_ms.toFixed(0)} ms of ${p.total_ms.toFixed(0)} ms`);
+  }
+
+  // Stages of encode_video, statistics of the answers.
+  const names = r.stages.map(([n]) => n);
+  if (JSON.stringify(names) !== JSON.stringify(['ViT', 'VGGT', 'connector', 'done']) || !r.stages.every(([, ms]) => typeof ms === 'number' && ms >= 0)) fail(`encode stages: ${JSON.stringify(r.stages)}`);
+  console.log(`encode stages: ${JSON.stringify(r.stages)}`);
+  const s1 = r.stats1, s2 = r.stats2;
+  if (!(s1.prompt_tokens > r.tokens && s1.prefilled_tokens === s1.prompt_tokens && s1.new_tokens > 0 && s1.prefill_ms >= 0 && s1.decode_ms >= 0)) fail(`first answer's stats: ${JSON.stringify(s1)}`);
+  if (!(s2.prompt_tokens === s1.prompt_tokens && s2.prefilled_tokens < s2.prompt_tokens - r.tokens)) fail(`the repeated question did not reuse the cached prefix: ${JSON.stringify(s2)}`);
+  console.log(`stats: ${JSON.stringify(s1)} then ${JSON.stringify(s2)}; ${r.tokens} visual tokens`);
+  if (r.oldReply !== r.first) fail('encode_video without on_stage gave another reply');
+
+  // Device loss.
+  for (const [what, e] of [['a reply in flight', r.lostInflight], ['ask', r.lostAsk], ['sample', r.lostSample], ['encode_video', r.lostEncode]]) named(`${what} after lose_device`, e, 'GpuDeviceLost');
+  if (!r.isLost) fail('is_lost() is false after lose_device()');
+  if (r.lostMs > 5000) fail(`the refusals after lose_device took ${r.lostMs} ms`);
+  console.log(`after lose_device: refused in ${r.lostMs.toFixed(0)} ms: ${r.lostAsk.message}`);
   console.log('engine API: all checks passed');
   code = 0;
 } catch (e) {

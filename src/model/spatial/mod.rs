@@ -4,6 +4,7 @@
 
 pub mod connector;
 pub mod frame_sampler;
+pub mod memory;
 pub mod model;
 pub mod sampling;
 pub mod session;

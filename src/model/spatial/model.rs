@@ -5,7 +5,7 @@ use super::connector::{Connector, Generation};
 use crate::gpu::{Gpu, Recorder, Tensor};
 use crate::model::qwen::vision_layout::Grid;
 use crate::model::qwen::{QwenConfig, TextModel, VisionModel};
-use crate::model::vggt::{Aggregator, AggregatorTaps, Frames};
+use crate::model::vggt::{Aggregator, AggregatorOutput, AggregatorTaps, Frames};
 use crate::model::{MResult, ModelError, Params};
 use crate::weights::layout::ModelKind;
 use crate::weights::shapes::VggtDims;
@@ -63,6 +63,44 @@ impl SpatialMllm {
     /// Fused visual tokens [t · h/2 · w/2, hidden] of one video; run once per video (prefill),
     /// never per decoded token.
     pub fn encode_video(&self, rec: &mut Recorder, v: &VideoInput, mut taps: Option<&mut VisualTaps>) -> MResult<Tensor> {
+        self.check_video(v)?;
+        let vit = self.vision.forward(rec, v.vit_patches, &[v.grid], None)?;
+        let out = self.vggt_features(rec, &v.frames, taps.as_deref_mut().map(|t| &mut t.aggregator))?;
+        let spatial = self.spatial_embeddings(rec, &out)?;
+        if let Some(t) = taps {
+            t.vit = Some(vit.clone());
+            t.spatial = Some(spatial.clone());
+        }
+        self.connector.fuse(rec, &vit, &spatial)
+    }
+
+    /// `encode_video` one stage at a time, each submitted and finished on the GPU before the
+    /// next starts, so that the times between `on_stage` calls ("ViT", "VGGT", "connector", each
+    /// at its start) are the stages' own.
+    pub async fn encode_video_staged(&self, gpu: &Gpu, v: &VideoInput<'_>, on_stage: &mut dyn FnMut(&str)) -> MResult<Tensor> {
+        self.check_video(v)?;
+        on_stage("ViT");
+        let mut rec = Recorder::new(gpu);
+        let vit = self.vision.forward(&mut rec, v.vit_patches, &[v.grid], None)?;
+        rec.submit()?;
+        gpu.finish().await?;
+        on_stage("VGGT");
+        let mut rec = Recorder::new(gpu);
+        let out = self.vggt_features(&mut rec, &v.frames, None)?;
+        rec.submit()?;
+        gpu.finish().await?;
+        on_stage("connector");
+        let mut rec = Recorder::new(gpu);
+        let spatial = self.spatial_embeddings(&mut rec, &out)?;
+        drop(out);
+        let fused = self.connector.fuse(&mut rec, &vit, &spatial)?;
+        rec.submit()?;
+        gpu.finish().await?;
+        Ok(fused)
+    }
+
+    /// Both encoders must see the same frames, in temporal pairs.
+    fn check_video(&self, v: &VideoInput) -> MResult<()> {
         let (g, f) = (v.grid, &v.frames);
         let p = self.aggregator.dims.patch;
         if f.count != g.t * self.cfg.vision.temporal_patch || f.height != g.h * p || f.width != g.w * p {
@@ -74,14 +112,17 @@ impl SpatialMllm {
         if f.count % 2 != 0 {
             return Err(ModelError::Input(format!("{} frames: Spatial-MLLM needs an even frame count (temporal pairs)", f.count)));
         }
-        let vit = self.vision.forward(rec, v.vit_patches, &[g], None)?;
+        Ok(())
+    }
+
+    /// The aggregator's output that the connector reads (its last layer).
+    fn vggt_features(&self, rec: &mut Recorder, f: &Frames, taps: Option<&mut AggregatorTaps>) -> MResult<AggregatorOutput> {
         let last = self.aggregator.dims.depth - 1;
-        let out = self.aggregator.forward(rec, f, &[last], taps.as_deref_mut().map(|t| &mut t.aggregator))?;
-        let spatial = self.connector.project(rec, &out.layers[0].1, f.count, out.patch_start, out.grid)?;
-        if let Some(t) = taps {
-            t.vit = Some(vit.clone());
-            t.spatial = Some(spatial.clone());
-        }
-        self.connector.fuse(rec, &vit, &spatial)
+        self.aggregator.forward(rec, f, &[last], taps)
+    }
+
+    /// The spatial embeddings e3D of the aggregator's output.
+    fn spatial_embeddings(&self, rec: &mut Recorder, out: &AggregatorOutput) -> MResult<Tensor> {
+        self.connector.project(rec, &out.layers[0].1, out.frames, out.patch_start, out.grid)
     }
 }

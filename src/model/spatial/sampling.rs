@@ -41,8 +41,8 @@ pub fn median(values: &[f32]) -> f64 {
     v[lo] + (v[hi] - v[lo]) * (pos - lo as f64)
 }
 
-/// Pick `k` of `maps.frames` candidates.
-pub fn select_frames(maps: &PointMaps, k: usize) -> MResult<Selection> {
+/// Which points the selection uses: confidence at or above the median and above 0.1, finite.
+pub fn valid_points(maps: &PointMaps) -> MResult<Vec<bool>> {
     let n = maps.frames;
     if n == 0 || maps.conf.is_empty() || maps.conf.len() % n != 0 || maps.points.len() != 3 * maps.conf.len() {
         return Err(ModelError::Input(format!(
@@ -51,9 +51,18 @@ pub fn select_frames(maps: &PointMaps, k: usize) -> MResult<Selection> {
             maps.conf.len()
         )));
     }
-    let px = maps.conf.len() / n;
     let thr = median(maps.conf);
-    let valid = |i: usize| maps.conf[i] as f64 >= thr && maps.conf[i] > MIN_CONF && maps.points[3 * i..3 * i + 3].iter().all(|v| v.is_finite());
+    Ok((0..maps.conf.len())
+        .map(|i| maps.conf[i] as f64 >= thr && maps.conf[i] > MIN_CONF && maps.points[3 * i..3 * i + 3].iter().all(|v| v.is_finite()))
+        .collect())
+}
+
+/// Pick `k` of `maps.frames` candidates.
+pub fn select_frames(maps: &PointMaps, k: usize) -> MResult<Selection> {
+    let mask = valid_points(maps)?;
+    let n = maps.frames;
+    let px = maps.conf.len() / n;
+    let valid = |i: usize| mask[i];
     let (mut lo, mut hi) = ([f32::INFINITY; 3], [f32::NEG_INFINITY; 3]);
     for i in (0..maps.conf.len()).filter(|&i| valid(i)) {
         for a in 0..3 {

@@ -20,12 +20,14 @@ pub struct VideoSession {
     cached: Vec<u32>,
     /// Tokens the last question prefilled (the rest came from the cache).
     pub last_prefill_tokens: usize,
+    /// Tokens of the last question's whole prompt (video block included).
+    pub last_prompt_tokens: usize,
 }
 
 impl VideoSession {
     /// `visual` from `SpatialMllm::encode_video`; `capacity` bounds prompt + reply tokens.
     pub fn new(gpu: &Gpu, m: &SpatialMllm, visual: Tensor, grid: VisionGrid, capacity: usize) -> MResult<VideoSession> {
-        Ok(VideoSession { visual, grid, cache: KvCache::new(gpu, &m.text.cfg, capacity)?, cached: Vec::new(), last_prefill_tokens: 0 })
+        Ok(VideoSession { visual, grid, cache: KvCache::new(gpu, &m.text.cfg, capacity)?, cached: Vec::new(), last_prefill_tokens: 0, last_prompt_tokens: 0 })
     }
 
     /// Answer `question` about the video. Only the tokens after the longest prefix already in the
@@ -70,6 +72,7 @@ impl VideoSession {
         self.cache.len = keep;
         self.cached.truncate(keep);
         self.last_prefill_tokens = suffix.len();
+        self.last_prompt_tokens = ids.len();
         let prompt = Prompt { embeds, positions: positions[keep..].to_vec(), delta };
         match generate(gpu, &m.text, &mut self.cache, prompt, cfg, on_token).await {
             Ok(g) => {

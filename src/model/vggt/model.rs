@@ -4,7 +4,7 @@
 
 use super::camera::{CameraConfig, CameraHead};
 use super::dpt::{DptHead, DptInput};
-use super::pose::pose_encoding_to_extri_intri;
+use super::pose::{pose_encoding_to_extri_intri, Camera};
 use super::{Aggregator, Frames};
 use crate::gpu::{Gpu, Recorder};
 use crate::model::{MResult, ModelError, Params};
@@ -27,6 +27,8 @@ pub struct PointCloud {
     pub frames: usize,
     pub height: usize,
     pub width: usize,
+    /// Every frame's camera from the camera head, when asked for (`point_cloud_with`) or used.
+    pub cameras: Option<Vec<Camera>>,
 }
 
 pub struct Vggt {
@@ -52,6 +54,12 @@ impl Vggt {
 
     /// World points of every frame, from `source`.
     pub async fn point_cloud(&self, gpu: &Gpu, frames: &Frames<'_>, source: GeometrySource) -> MResult<PointCloud> {
+        self.point_cloud_with(gpu, frames, source, false).await
+    }
+
+    /// As `point_cloud`; with `cameras` also every frame's camera when the package has a camera
+    /// head (for showing the cameras with the points).
+    pub async fn point_cloud_with(&self, gpu: &Gpu, frames: &Frames<'_>, source: GeometrySource, cameras: bool) -> MResult<PointCloud> {
         let missing = |what: &str| ModelError::Config(format!("this VGGT package has no {what}: convert a checkpoint with it, or use the other geometry source"));
         let head = match source {
             GeometrySource::PointHead => self.point.as_ref().ok_or_else(|| missing("point head"))?,
@@ -68,12 +76,9 @@ impl Vggt {
         let out = self.aggregator.forward(&mut rec, frames, &keep, None)?;
         let s = out.frames;
         let layer = |l: usize| out.layers.iter().find(|(i, _)| *i == l).map(|(_, t)| t.reshape(&[s, out.tokens, 2 * dims.dim]));
-        let pose = match source {
-            GeometrySource::DepthAndCameras => {
-                let last = layer(last).expect("kept");
-                Some(self.camera.as_ref().expect("checked").forward(&mut rec, &last)?)
-            }
-            GeometrySource::PointHead => None,
+        let pose = match &self.camera {
+            Some(head) if cameras || source == GeometrySource::DepthAndCameras => Some(head.forward(&mut rec, &layer(last).expect("kept"))?),
+            _ => None,
         };
         rec.submit()?;
         let layers: Vec<_> = dims.dpt_layers.iter().map(|&l| layer(l).expect("kept")).collect();
@@ -83,13 +88,14 @@ impl Vggt {
         let (h, w) = (o.conf.shape[1], o.conf.shape[2]);
         let values = gpu.read_f32(&o.values).await?;
         let conf = gpu.read_f32(&o.conf).await?;
-        let points = match pose {
-            None => values,
-            Some(p) => {
-                let cams = pose_encoding_to_extri_intri(&gpu.read_f32(&p).await?, h, w)?;
-                crate::model::spatial::sampling::unproject(&values, &cams, h, w)?
-            }
+        let cams = match pose {
+            Some(p) => Some(pose_encoding_to_extri_intri(&gpu.read_f32(&p).await?, h, w)?),
+            None => None,
         };
-        Ok(PointCloud { points, conf, frames: s, height: h, width: w })
+        let points = match (source, &cams) {
+            (GeometrySource::DepthAndCameras, Some(cams)) => crate::model::spatial::sampling::unproject(&values, cams, h, w)?,
+            _ => values,
+        };
+        Ok(PointCloud { points, conf, frames: s, height: h, width: w, cameras: cams })
     }
 }

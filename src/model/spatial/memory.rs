@@ -1,0 +1,286 @@
+//! Memory estimates from the config alone (no GPU): the weights, the activations of encoding a
+//! video and answering about it, and the largest single buffer. The largest buffer decides
+//! whether the work can run at all (WebGPU caps one storage binding, often at 128 MiB to 2 GiB),
+//! so the engine refuses work that would exceed it before any GPU work, and the page can check a
+//! model against the adapter before downloading it.
+//!
+//! The dominant buffers, with n ViT patches (frames/2 · h/14 · w/14) and T VGGT tokens
+//! (frames · (1 + registers + h/14 · w/14)): the ViT's fused qkv [n, 3 · 1280] and MLP
+//! [n, 3420]; the aggregator's kept layer [T, 2 · 1024] (frame ‖ global features); the
+//! connector's regrouped patches and first layer [n/4, 8 · 2048]; the decoder's MLP over the
+//! prompt [n/4 + text, 11008]. The aggregator's MLP runs in chunks of `MLP_CHUNK` tokens and
+//! attention keeps no score matrix, so neither grows with the square of the tokens.
+
+use crate::gpu::GpuError;
+use crate::model::qwen::QwenConfig;
+use crate::model::vggt::aggregator::MLP_CHUNK;
+use crate::model::{MResult, ModelError};
+use crate::weights::layout::ModelKind;
+use crate::weights::manifest::Manifest;
+use crate::weights::shapes::VggtDims;
+
+/// Prompt tokens besides the video's (system prompt, chat template, a question).
+pub const TEXT_TOKENS: usize = 256;
+/// Reply tokens the context is sized for in estimates.
+pub const REPLY_TOKENS: usize = 512;
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MemoryEstimate {
+    /// The weights as stored in the package (what the GPU holds).
+    pub weight_bytes: u64,
+    /// Activations at their peak (the largest stage plus what outlives it, and the KV cache).
+    pub activation_bytes: u64,
+    /// The largest single buffer (activation or weight part) and what it is.
+    pub largest_buffer_bytes: u64,
+    pub largest: String,
+}
+
+impl MemoryEstimate {
+    /// Refuse work whose largest buffer exceeds `limit` bytes (the device's binding limit).
+    pub fn check(&self, limit: u64) -> Result<(), GpuError> {
+        if self.largest_buffer_bytes > limit {
+            return Err(GpuError::WorkTooLarge { what: self.largest.clone(), bytes: self.largest_buffer_bytes, limit });
+        }
+        Ok(())
+    }
+}
+
+/// Buffers of one pass: the largest, and the sum of each stage's.
+struct Tally {
+    act: u64,
+    largest: (u64, String),
+    stage: u64,
+    peak: u64,
+}
+
+impl Tally {
+    fn new(act_bytes: usize) -> Tally {
+        Tally { act: act_bytes as u64, largest: (0, String::new()), stage: 0, peak: 0 }
+    }
+    /// A buffer of `rows` x `cols` activations, alive during the current stage.
+    fn buf(&mut self, what: &str, rows: usize, cols: usize) -> u64 {
+        let b = rows as u64 * cols as u64 * self.act;
+        if b > self.largest.0 {
+            self.largest = (b, format!("{what} [{rows} x {cols}]"));
+        }
+        self.stage += b;
+        b
+    }
+    /// End a stage, with `carried` bytes from earlier stages alive alongside it.
+    fn end_stage(&mut self, carried: u64) {
+        self.peak = self.peak.max(self.stage + carried);
+        self.stage = 0;
+    }
+}
+
+/// Encoding `frames` frames of `height` x `width` px (multiples of 28, as the ViT takes them;
+/// an odd count is padded) and answering with a context for the video plus `TEXT_TOKENS` and
+/// `REPLY_TOKENS`; `vggt` None for a plain Qwen2.5-VL. Activations of `act_bytes` (2: f16, 4: f32).
+pub fn video_activations(cfg: &QwenConfig, vggt: Option<&VggtDims>, frames: usize, height: usize, width: usize, act_bytes: usize) -> MemoryEstimate {
+    let v = &cfg.vision;
+    let t = &cfg.text;
+    let frames = frames.next_multiple_of(v.temporal_patch.max(1));
+    let (gh, gw) = (height / v.patch.max(1), width / v.patch.max(1));
+    let n = frames / v.temporal_patch.max(1) * gh * gw;
+    let unit = v.merge * v.merge;
+    let visual = n / unit.max(1);
+    let mut tl = Tally::new(act_bytes);
+
+    // ViT: patches, x / normed / attention out, fused qkv, gate and up; then the merger.
+    tl.buf("the ViT's patches", n, 3 * v.temporal_patch * v.patch * v.patch);
+    for what in ["the ViT's hidden states", "the ViT's normed states", "the ViT's attention output"] {
+        tl.buf(what, n, v.hidden);
+    }
+    tl.buf("the ViT's qkv", n, 3 * v.hidden);
+    tl.buf("the ViT's MLP gate", n, v.intermediate);
+    tl.buf("the ViT's MLP", n, v.intermediate);
+    tl.buf("the ViT's merger", visual, v.hidden * unit);
+    tl.buf("the ViT's merger", visual, v.hidden * unit);
+    let vit_out = tl.buf("the ViT's output", visual, v.out_hidden);
+    tl.end_stage(0);
+
+    let mut carried = vit_out;
+    if let Some(d) = vggt {
+        let (ph, pw) = (height / d.patch.max(1), width / d.patch.max(1));
+        let hw = ph * pw;
+        let tokens = frames * (1 + d.registers + hw);
+        // Aggregator: DINO input, block temporaries, the chunked MLP, the kept last layer.
+        tl.buf("VGGT's patches", frames * hw, 3 * d.patch * d.patch);
+        tl.buf("VGGT's positional embeddings", frames * hw, d.dim);
+        tl.buf("VGGT's patch embeddings", frames * hw, d.dim);
+        for what in ["VGGT's tokens", "VGGT's normed tokens", "VGGT's q", "VGGT's k", "VGGT's v", "VGGT's attention output", "VGGT's projection", "VGGT's block output"] {
+            tl.buf(what, tokens, d.dim);
+        }
+        let chunk = tokens.min(MLP_CHUNK);
+        tl.buf("VGGT's MLP", chunk, d.mlp);
+        tl.buf("VGGT's MLP output", chunk, d.dim);
+        let kept = tl.buf("VGGT's last layer (frame and global features)", tokens, 2 * d.dim);
+        tl.end_stage(carried);
+        // Connector: 8 patch tokens (2 frames x 2x2) per merged token, RMSNorm, MLP.
+        let wide = 8 * 2 * d.dim;
+        tl.buf("the connector's regrouped features", visual, wide);
+        tl.buf("the connector's normed features", visual, wide);
+        tl.buf("the connector's hidden layer", visual, wide);
+        carried += tl.buf("the spatial embeddings", visual, t.hidden);
+        tl.end_stage(carried + kept);
+    }
+
+    // Prefill of the prompt (the video's tokens and the text) with the KV cache.
+    let prompt = visual + TEXT_TOKENS;
+    let capacity = prompt + REPLY_TOKENS;
+    let cache = 2 * t.layers as u64 * capacity as u64 * t.kv_dim() as u64 * act_bytes as u64;
+    tl.buf("the prompt's embeddings", prompt, t.hidden);
+    tl.buf("the decoder's normed states", prompt, t.hidden);
+    tl.buf("the decoder's q", prompt, t.q_dim());
+    tl.buf("the decoder's k", prompt, t.kv_dim());
+    tl.buf("the decoder's v", prompt, t.kv_dim());
+    tl.buf("the decoder's attention output", prompt, t.q_dim());
+    tl.buf("the decoder's MLP gate", prompt, t.intermediate);
+    tl.buf("the decoder's MLP", prompt, t.intermediate);
+    tl.buf("the KV cache of one layer", capacity, t.kv_dim());
+    tl.end_stage(carried + cache);
+    MemoryEstimate { weight_bytes: 0, activation_bytes: tl.peak, largest_buffer_bytes: tl.largest.0, largest: tl.largest.1 }
+}
+
+/// VGGT's frame sampling over `frames` candidates of `height` x `width` px (after its crop
+/// preprocessing): the aggregator keeping the DPT heads' layers, then the point head (run in
+/// frame chunks that fit the binding limit, so only its per-frame size counts).
+pub fn sampler_activations(d: &VggtDims, frames: usize, height: usize, width: usize, act_bytes: usize) -> MemoryEstimate {
+    let (ph, pw) = (height / d.patch.max(1), width / d.patch.max(1));
+    let hw = ph * pw;
+    let tokens = frames * (1 + d.registers + hw);
+    let mut tl = Tally::new(act_bytes);
+    tl.buf("VGGT's patches", frames * hw, 3 * d.patch * d.patch);
+    tl.buf("VGGT's positional embeddings", frames * hw, d.dim);
+    tl.buf("VGGT's patch embeddings", frames * hw, d.dim);
+    for what in ["VGGT's tokens", "VGGT's normed tokens", "VGGT's q", "VGGT's k", "VGGT's v", "VGGT's attention output", "VGGT's projection", "VGGT's block output"] {
+        tl.buf(what, tokens, d.dim);
+    }
+    let chunk = tokens.min(MLP_CHUNK);
+    tl.buf("VGGT's MLP", chunk, d.mlp);
+    tl.buf("VGGT's MLP output", chunk, d.dim);
+    for _ in 0..5 {
+        tl.buf("one of VGGT's kept layers (frame and global features)", tokens, 2 * d.dim);
+    }
+    // The point head's outputs (f32): xyz and confidence per pixel.
+    let px = frames * ph * d.patch * pw * d.patch;
+    let mut t32 = Tally::new(4);
+    t32.buf("the point maps", px, 3);
+    t32.buf("the confidences", px, 1);
+    let heads = t32.stage;
+    tl.end_stage(heads);
+    let (mut largest, mut what) = tl.largest;
+    if t32.largest.0 > largest {
+        (largest, what) = t32.largest;
+    }
+    MemoryEstimate { weight_bytes: 0, activation_bytes: tl.peak, largest_buffer_bytes: largest, largest: what }
+}
+
+/// From a package's manifest: the weights, and the activations of `frames` frames of
+/// `height` x `width` px. For a Spatial-MLLM or Qwen2.5-VL package the frames are what
+/// `encode_video` gets (with `resize`, resized as qwen-vl-utils does for this many frames; else
+/// taken as they are, rounded down to multiples of 28); for a VGGT package they are the
+/// sampler's input after its crop preprocessing (rounded down to multiples of 14).
+pub fn estimate_package(manifest: &Manifest, frames: usize, width: usize, height: usize, act_bytes: usize, resize: bool) -> MResult<MemoryEstimate> {
+    if frames == 0 || width == 0 || height == 0 {
+        return Err(ModelError::Input(format!("{frames} frames of {width}x{height} px: nothing to estimate")));
+    }
+    let kind = ModelKind::from_id(&manifest.model_kind).ok_or_else(|| ModelError::Config(format!("unknown model kind {:?}", manifest.model_kind)))?;
+    let mut est = match kind {
+        ModelKind::Vggt => {
+            let d = VggtDims::from_config(kind, &manifest.config);
+            let (h, w) = (height / d.patch * d.patch, width / d.patch * d.patch);
+            sampler_activations(&d, frames, h, w, act_bytes)
+        }
+        _ => {
+            let cfg = QwenConfig::from_json(&manifest.config)?;
+            let frames = frames.next_multiple_of(2);
+            let (h, w) = if resize {
+                crate::preprocess::video_frame_size(height, width, frames).map_err(|e| ModelError::Input(e.to_string()))?
+            } else {
+                (height / 28 * 28, width / 28 * 28)
+            };
+            let dims = kind.has_vggt().then(|| VggtDims::from_config(kind, &manifest.config));
+            video_activations(&cfg, dims.as_ref(), frames, h, w, act_bytes)
+        }
+    };
+    let parts = manifest.tensors.iter().flat_map(|(name, t)| t.parts.iter().map(move |p| (name, p.bytes)));
+    for (name, bytes) in parts {
+        est.weight_bytes += bytes;
+        if bytes > est.largest_buffer_bytes {
+            est.largest_buffer_bytes = bytes;
+            est.largest = format!("weight {name}");
+        }
+    }
+    Ok(est)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn qwen3b() -> QwenConfig {
+        QwenConfig::from_json(&serde_json::json!({})).unwrap()
+    }
+
+    #[test]
+    fn the_largest_buffers_of_a_3b_model() {
+        // 16 frames of 476 x 644 (spec 2.1): 8 x 34 x 46 = 12 512 patches; 3 128 merged tokens.
+        let cfg = qwen3b();
+        let d = VggtDims::from_config(ModelKind::SpatialMllmV11, &serde_json::json!({}));
+        let e = video_activations(&cfg, Some(&d), 16, 476, 644, 2);
+        // VGGT: 16 x (5 + 1 564) tokens x 2048 channels x 2 bytes.
+        let kept = 16 * (5 + 34 * 46) * 2048 * 2;
+        let qkv = 12_512 * 3840 * 2;
+        assert!(kept > qkv);
+        assert_eq!(e.largest_buffer_bytes, kept as u64, "{}", e.largest);
+        assert!(e.largest.contains("VGGT's last layer"), "{}", e.largest);
+        assert!(e.activation_bytes > e.largest_buffer_bytes);
+        // Twice the frames, twice the largest buffer; f32 twice f16.
+        let e32 = video_activations(&cfg, Some(&d), 32, 476, 644, 4);
+        assert_eq!(e32.largest_buffer_bytes, 4 * kept as u64);
+        // Without VGGT the ViT's qkv is the largest.
+        let q = video_activations(&cfg, None, 16, 476, 644, 2);
+        assert_eq!(q.largest_buffer_bytes, qkv as u64, "{}", q.largest);
+        assert!(q.activation_bytes < e.activation_bytes);
+        // The refusal names the bytes and the limit.
+        let err = e.check(64 << 20).unwrap_err().to_string();
+        assert!(err.contains(&kept.to_string()) && err.contains(&(64u64 << 20).to_string()) && err.contains("fewer frames"), "{err}");
+        assert!(e.check(1 << 30).is_ok());
+    }
+
+    #[test]
+    fn estimates_from_a_manifest() {
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/spatial-mllm-v1.1/config.json")).unwrap();
+        let config: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let part = |shard, bytes| crate::weights::manifest::PartEntry { shard, offset: 0, bytes, row_start: 0, row_end: 1, scale_offset: 0 };
+        let tensor = |bytes| crate::weights::manifest::TensorEntry { shape: vec![1], rows: 1, cols: 1, format: crate::weights::quant::WeightFormat::F32, parts: vec![part(0, bytes)] };
+        let m = Manifest {
+            format_version: 1,
+            model_kind: "spatial-mllm-v1.1".into(),
+            config,
+            tokenizer: None,
+            tensors: [("a".to_string(), tensor(1000)), ("b".to_string(), tensor(24))].into_iter().collect(),
+            shards: vec![crate::weights::manifest::ShardEntry { file: "s".into(), bytes: 2000, sha256: String::new() }],
+        };
+        let e = estimate_package(&m, 4, 140, 56, 4, false).unwrap();
+        assert_eq!(e.weight_bytes, 1024);
+        assert!(e.activation_bytes > 0 && e.largest_buffer_bytes >= 1000, "{e:?}");
+        // More frames need more.
+        let more = estimate_package(&m, 8, 140, 56, 4, false).unwrap();
+        assert!(more.activation_bytes > e.activation_bytes);
+        // With resize, a large frame is scaled down to the video budget first.
+        let big = estimate_package(&m, 16, 1920, 1080, 4, true).unwrap();
+        let raw = estimate_package(&m, 16, 1920, 1080, 4, false).unwrap();
+        assert!(big.activation_bytes < raw.activation_bytes);
+        assert!(estimate_package(&m, 0, 140, 56, 4, false).is_err());
+        let mut bad = m.clone();
+        bad.model_kind = "llama".into();
+        assert!(estimate_package(&bad, 4, 140, 56, 4, false).is_err());
+        let mut v = m.clone();
+        v.model_kind = "vggt".into();
+        v.config = serde_json::json!({});
+        let s = estimate_package(&v, 32, 224, 168, 2, false).unwrap();
+        assert!(s.largest.contains("VGGT"), "{s:?}");
+    }
+}
