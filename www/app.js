@@ -73,7 +73,10 @@ function explain(e) {
 }
 
 async function busy(step) {
-  if (state.busy) return;
+  if (state.busy) {
+    banner('Still working on the previous step: wait for it (or stop the answer) and try again.', 'info');
+    return;
+  }
   state.busy = true;
   setButtons();
   try {
@@ -165,7 +168,13 @@ async function takeVideo(file) {
   state.source?.close?.();
   state.source = null;
   $('video-info').textContent = `opening ${file.name}…`;
-  const src = await openVideo(file);
+  let src;
+  try {
+    src = await openVideo(file);
+  } catch (e) {
+    $('video-info').textContent = `${file.name} could not be opened.`;
+    throw e;
+  }
   state.source = src;
   state.videoName = file.name;
   $('video-info').textContent = `${file.name}: ${src.width}×${src.height}, ${src.frameCount} frames, ${src.duration.toFixed(1)} s, ${src.codec} in ${src.container}`;

@@ -38,7 +38,7 @@ fs.writeFileSync(notVideo, 'these are my notes, not a video\n'.repeat(20));
 
 const fail = (msg) => { throw new Error(msg); };
 const { server, url, requests } = await serve(www);
-const browser = await launch();
+const browser = await launch({ canvas: true });
 const context = await browser.newContext({ viewport: { width: 1100, height: 1400 } });
 const page = await context.newPage();
 page.on('console', (m) => { if (m.type() === 'error') console.log(`[browser] ${m.text()}`); });
@@ -106,14 +106,18 @@ try {
   console.log(`   capability: ${cap.replace(/\n/g, ' | ')}`);
 
   // --- bad videos: clear messages, the app keeps working ---
-  await page.setInputFiles('#file', notVideo);
-  console.log(`ok: not a video -> ${await waitBanner(/(not|unsupported|could not|no video)/i)}`);
-  if (haveHevc) {
-    await page.setInputFiles('#file', hevc);
-    const b = await waitBanner(/(hvc1|hev1|HEVC|H\.265|decode)/i);
-    console.log(`ok: HEVC -> ${b}`);
+  async function badFile(file, re) {
+    await page.evaluate(() => { document.getElementById('banner').hidden = true; });
+    await page.setInputFiles('#file', file);
+    const b = await waitBanner(re);
+    await idle();
+    return b;
   }
+  console.log(`ok: not a video -> ${await badFile(notVideo, /not a video/i)}`);
+  if (haveHevc) console.log(`ok: HEVC -> ${await badFile(hevc, /cannot decode/i)}`);
+  await page.evaluate(() => { document.getElementById('banner').hidden = true; });
   await page.setInputFiles('#file', still);
+  await page.waitForFunction(() => /still\.webm: /.test(document.getElementById('video-info').textContent), null, { timeout: 60_000 });
   await idle();
   await page.click('#analyse');
   console.log(`ok: one-frame video -> ${await waitBanner(/at least 2/)}`);

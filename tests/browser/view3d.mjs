@@ -6,8 +6,7 @@
 // reported; devicePixelRatio 2 doubles the drawing buffer; bad scenes are refused; create()
 // without WebGPU rejects with a clear error. Saves the first screenshot to target/view3d.png (and
 // target/view3d-{focused,orbited}.png). Under a minute.
-import { chromium } from 'playwright-core';
-import { executablePath, webgpuArgs } from './chromium.mjs';
+import { launch } from './chromium.mjs';
 import path from 'node:path';
 import fs from 'node:fs';
 import zlib from 'node:zlib';
@@ -91,11 +90,7 @@ const NAMED = {
 const BACKGROUND = [18, 20, 26]; // opts.background [0.07, 0.08, 0.1] in 8 bits
 
 const { server, url } = await serve(root);
-// Presenting a WebGPU canvas needs a compositor that can share the swap chain's images: without
-// these flags headless Chromium has none (GPU log: "Could not find SharedImageBackingFactory ...
-// WebgpuSwapChainTexture") and the first present loses the device. Compute-only tests don't care.
-const canvasArgs = ['--use-vulkan=swiftshader', '--use-angle=swiftshader', '--enable-unsafe-swiftshader'];
-const browser = await chromium.launch({ executablePath, headless: true, args: [...webgpuArgs, ...canvasArgs] });
+const browser = await launch({ canvas: true });
 let code = 1;
 try {
   const page = await browser.newPage({ viewport: { width: 640, height: 480 }, deviceScaleFactor: 1 });
