@@ -10,5 +10,5 @@ pub mod pose;
 
 pub use aggregator::{Aggregator, AggregatorOutput, AggregatorTaps, Frames};
 pub use camera::{CameraConfig, CameraHead};
-pub use model::{GeometrySource, PointCloud, Vggt};
+pub use model::{Geometry, GeometrySource, PointCloud, Vggt};
 pub use pose::{pose_encoding_to_extri_intri, Camera};

@@ -3,10 +3,10 @@
 //! cameras (the paper's variant).
 
 use super::camera::{CameraConfig, CameraHead};
-use super::dpt::{DptHead, DptInput};
+use super::dpt::{DptHead, DptInput, DptOutput};
 use super::pose::pose_encoding_to_extri_intri;
 use super::{Aggregator, Frames};
-use crate::gpu::{Gpu, Recorder};
+use crate::gpu::{Gpu, Recorder, Tensor};
 use crate::model::{MResult, ModelError, Params};
 use crate::weights::layout::ModelKind;
 use crate::weights::shapes::VggtDims;
@@ -27,6 +27,12 @@ pub struct PointCloud {
     pub frames: usize,
     pub height: usize,
     pub width: usize,
+}
+
+/// The heads' outputs on the GPU (see `Vggt::geometry`).
+pub struct Geometry {
+    pub dpt: DptOutput,
+    pub pose: Option<Tensor>,
 }
 
 pub struct Vggt {
@@ -52,6 +58,23 @@ impl Vggt {
 
     /// World points of every frame, from `source`.
     pub async fn point_cloud(&self, gpu: &Gpu, frames: &Frames<'_>, source: GeometrySource) -> MResult<PointCloud> {
+        let g = self.geometry(gpu, frames, source)?;
+        let (h, w) = (g.dpt.conf.shape[1], g.dpt.conf.shape[2]);
+        let values = gpu.read_f32(&g.dpt.values).await?;
+        let conf = gpu.read_f32(&g.dpt.conf).await?;
+        let points = match g.pose {
+            None => values,
+            Some(p) => {
+                let cams = pose_encoding_to_extri_intri(&gpu.read_f32(&p).await?, h, w)?;
+                crate::model::spatial::sampling::unproject(&values, &cams, h, w)?
+            }
+        };
+        Ok(PointCloud { points, conf, frames: frames.count, height: h, width: w })
+    }
+
+    /// The GPU part of `point_cloud`, submitted: the aggregator, then the heads of `source` (the
+    /// DPT head's activated outputs, and the pose encoding [frames, 9] for `DepthAndCameras`).
+    pub fn geometry(&self, gpu: &Gpu, frames: &Frames<'_>, source: GeometrySource) -> MResult<Geometry> {
         let missing = |what: &str| ModelError::Config(format!("this VGGT package has no {what}: convert a checkpoint with it, or use the other geometry source"));
         let head = match source {
             GeometrySource::PointHead => self.point.as_ref().ok_or_else(|| missing("point head"))?,
@@ -79,17 +102,6 @@ impl Vggt {
         let layers: Vec<_> = dims.dpt_layers.iter().map(|&l| layer(l).expect("kept")).collect();
         let sizes = vec![(frames.height, frames.width); s];
         let input = DptInput { layers: [&layers[0], &layers[1], &layers[2], &layers[3]], frame_sizes: &sizes, patch_start: out.patch_start };
-        let o = head.forward(gpu, &input)?;
-        let (h, w) = (o.conf.shape[1], o.conf.shape[2]);
-        let values = gpu.read_f32(&o.values).await?;
-        let conf = gpu.read_f32(&o.conf).await?;
-        let points = match pose {
-            None => values,
-            Some(p) => {
-                let cams = pose_encoding_to_extri_intri(&gpu.read_f32(&p).await?, h, w)?;
-                crate::model::spatial::sampling::unproject(&values, &cams, h, w)?
-            }
-        };
-        Ok(PointCloud { points, conf, frames: s, height: h, width: w })
+        Ok(Geometry { dpt: head.forward(gpu, &input)?, pose })
     }
 }
