@@ -248,11 +248,11 @@ impl Gpu {
     /// bytes when poisoning).
     pub fn alloc(&self, shape: &[usize], dtype: DType) -> Result<Tensor> {
         let bytes = ((shape.iter().product::<usize>() * dtype.size()) as u64).max(4);
-        self.check_binding("tensor", bytes)?;
         // Kernels bind the whole buffer, so its bucket must fit too (a limit that is not a power
         // of two can fall inside a bucket): then the exact size.
         let bucket = Some(BufferPool::bucket(bytes)).filter(|&b| b <= self.binding_limit()).unwrap_or(bytes.div_ceil(4) * 4);
-        self.stats.allocated(bucket, shape);
+        self.stats.allocated(bucket, shape); // also when too large: it names the culprit
+        self.check_binding("tensor", bytes)?;
         let raw = self.pool.lock().unwrap().take(bucket);
         let raw = match raw {
             Some(b) => b,

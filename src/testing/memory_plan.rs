@@ -81,6 +81,18 @@ pub fn plan_geometry(gpu: &Gpu, vggt: &Vggt, count: usize, height: usize, width:
     largest_tensor(gpu, || vggt.geometry(gpu, &f, source))
 }
 
+/// The aggregator alone on `count` frames of `height` x `width` px, keeping `keep`.
+pub fn plan_aggregator(gpu: &Gpu, agg: &Aggregator, count: usize, height: usize, width: usize, keep: &[usize]) -> Result<(u64, Vec<usize>), String> {
+    let px = frames(count, height, width);
+    let f = Frames { pixels: &px, count, height, width };
+    largest_tensor(gpu, || {
+        let mut rec = Recorder::new(gpu);
+        let out = agg.forward(&mut rec, &f, keep, None)?;
+        rec.submit()?;
+        Ok(out)
+    })
+}
+
 /// The aggregator and a connector of Spatial-MLLM (VGGT-1B dims, hidden 2048) with placeholder
 /// weights.
 pub async fn spatial_encoder(gpu: &Gpu, generation: Generation) -> Result<(Aggregator, Connector), String> {

@@ -90,7 +90,7 @@ impl Vggt {
         let mut rec = Recorder::new(gpu);
         let out = self.aggregator.forward(&mut rec, frames, &keep, None)?;
         let s = out.frames;
-        let layer = |l: usize| out.layers.iter().find(|(i, _)| *i == l).map(|(_, t)| t.reshape(&[s, out.tokens, 2 * dims.dim]));
+        let layer = |l: usize| out.layers.iter().find(|(i, _)| *i == l).map(|(_, t)| t.reshape(&[s, out.tokens, dims.dim]));
         let pose = match source {
             GeometrySource::DepthAndCameras => {
                 let last = layer(last).expect("kept");
