@@ -1,7 +1,8 @@
 //! The connectors that turn VGGT's last aggregator layer into language-space embeddings added to
 //! the ViT's merged tokens (spec section 3): 8 patch tokens (2 frames x 2x2 patches) per merged
 //! token, regrouped in the generation's order, RMSNorm, Linear → GELU → Linear; v1.0 adds a second
-//! RMSNorm + MLP in language space.
+//! RMSNorm + MLP in language space. Every step is per merged token, so long videos run in passes of
+//! merged tokens whose 8·channels-wide rows fit one buffer binding.
 
 use std::ops::Range;
 
@@ -125,9 +126,10 @@ impl Connector {
     pub fn project(&self, rec: &mut Recorder, layer: &LayerOutput, frames: usize, patch_start: usize, grid: (usize, usize)) -> MResult<Tensor> {
         let n = frames / 2 * (grid.0 / 2) * (grid.1 / 2);
         let gpu = rec.gpu;
-        // The widest rows are the regrouped features and fc1's output, 8·channels each.
+        // The widest tensors are the regrouped features and fc1's output, 8·channels per row.
+        let widest = n * self.merge.fc1.out * gpu.act.size();
         let limit = gpu.limits.max_storage_buffer_binding_size.min(gpu.limits.max_buffer_size) as usize;
-        let passes = (n * self.merge.fc1.out * gpu.act.size()).div_ceil(limit).max(n.div_ceil(self.rows_per_pass.max(1))).max(1);
+        let passes = widest.div_ceil(limit).max(n.div_ceil(self.rows_per_pass.max(1))).max(1);
         if passes == 1 {
             return self.project_rows(rec, layer, frames, patch_start, grid, 0..n);
         }

@@ -17,8 +17,8 @@
 //! * Residual units use upstream's in-place ReLU semantics: `nn.ReLU(inplace=True)` rewrites the
 //!   unit's input, so the skip connection adds relu(x), not x.
 
-use crate::gpu::{DType, Gpu, Recorder, Tensor};
 use super::LayerOutput;
+use crate::gpu::{DType, Gpu, Recorder, Tensor};
 use crate::kernels::conv::{conv2d, conv_transpose2d, ConvEpilogue, ImageView, SeparablePos};
 use crate::kernels::gather::place_cols;
 use crate::kernels::head_act::{head_activation, ConfAct, ValueAct};
