@@ -1,11 +1,16 @@
-// Row gather: Y[i, :] = X[IDX[i], :] (a permutation or selection of activation rows); and column
-// placement: Y[r, off + j] = X[r, j] for Y of `wide` columns (a concatenation along channels).
+// Row gather: Y[i, off + j] = X[IDX[i], j] (a permutation or selection of activation rows, into
+// columns off.. of Y, which has `wide` columns); and column placement: Y[r, off + j] = X[row0 + r, j]
+// (a concatenation along channels, of a range of X's rows).
 
 struct Params {
     n_rows: u32,
     dim: u32,
     off: u32,
     wide: u32,
+    row0: u32,
+    _p0: u32,
+    _p1: u32,
+    _p2: u32,
 }
 
 @group(0) @binding(0) var<uniform> P: Params;
@@ -20,7 +25,7 @@ fn gather(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
         return;
     }
     let r = i / P.dim;
-    Y[i] = X[IDX[r] * P.dim + i % P.dim];
+    Y[r * P.wide + P.off + i % P.dim] = X[IDX[r] * P.dim + i % P.dim];
 }
 
 @compute @workgroup_size(256)
@@ -30,5 +35,5 @@ fn place_cols(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
         return;
     }
     let r = i / P.dim;
-    Y[r * P.wide + P.off + i % P.dim] = X[i];
+    Y[r * P.wide + P.off + i % P.dim] = X[P.row0 * P.dim + i];
 }

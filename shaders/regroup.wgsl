@@ -3,7 +3,10 @@
 // of C channels each into 8*C features, in one of the two checkpoint generations' orders:
 //   order 0 (v1.0 VGGTEmbeddingMerger): f = ((tf*2 + sh)*2 + sw)*C + d
 //   order 1 (v1.1 MLPAddConnector):     f = ((sh*2 + sw)*C + d)*2 + tf
-// X is [frames * P, C] with P tokens per frame, patches from `patch_start` in row-major (h, w).
+// The C channels come in two halves, A (channels 0 .. C/2) and B (C/2 .. C), each [frames * P, C/2]
+// with P tokens per frame, patches from `patch_start` in row-major (h, w): VGGT's frame and global
+// outputs, never concatenated into one buffer (at 32 frames that would exceed a 128 MiB binding).
+// Y holds output rows r0 .. r0 + n_rows.
 
 struct Params {
     n_rows: u32,
@@ -13,11 +16,12 @@ struct Params {
     grid_h: u32,
     grid_w: u32,
     order: u32,
-    _p: u32,
+    r0: u32,
 }
 
 @group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(1) var<storage, read> X: array<Act>;
+@group(0) @binding(1) var<storage, read> A: array<Act>;
+@group(0) @binding(2) var<storage, read> B: array<Act>;
 @group(0) @binding(3) var<storage, read_write> Y: array<Act>;
 
 @compute @workgroup_size(256)
@@ -27,7 +31,7 @@ fn regroup(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
     if (i >= P.n_rows * width) {
         return;
     }
-    let r = i / width;
+    let r = P.r0 + i / width;
     let f = i % width;
     var tf: u32;
     var sh: u32;
@@ -53,5 +57,10 @@ fn regroup(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
     let t = r / (mw * mh);
     let frame = 2u * t + tf;
     let tok = frame * P.p + P.patch_start + (2u * ii + sh) * P.grid_w + 2u * jj + sw;
-    Y[i] = X[tok * P.c + d];
+    let half = P.c / 2u;
+    if (d < half) {
+        Y[i] = A[tok * half + d];
+    } else {
+        Y[i] = B[tok * half + d - half];
+    }
 }

@@ -44,6 +44,18 @@ fn v11_with_the_connector_matrix_split_into_parts() {
     println!("{}", pollster::block_on(spatial_parity::check_video(&gpu, &fx, &model)).unwrap());
 }
 
+/// Long videos run the connector in passes of merged tokens (each pass's 8·channels-wide rows
+/// within one binding): forced here at the tiny size, both generations still match upstream.
+#[test]
+fn connector_in_passes_matches_upstream() {
+    let gpu = common::gpu(false);
+    for name in ["spatial-mllm-v1.0", "spatial-mllm-v1.1"] {
+        let (mut model, fx) = load(&gpu, name);
+        model.connector.rows_per_pass = 5;
+        println!("{name}: {}", pollster::block_on(spatial_parity::check_video(&gpu, &fx, &model)).unwrap());
+    }
+}
+
 /// A package of another kind is refused with a message that names the kind.
 #[test]
 fn wrong_model_kind_is_a_clear_error() {

@@ -11,6 +11,7 @@ use common::gpu;
 
 use spatial_mllm_web::gpu::{DType, Recorder, Tensor};
 use spatial_mllm_web::model::vggt::camera::{CameraConfig, CameraHead};
+use spatial_mllm_web::model::vggt::LayerOutput;
 use spatial_mllm_web::model::ModelError;
 use spatial_mllm_web::testing::vggt_camera_parity::{aggregator_output, check_camera_head, run_head};
 use spatial_mllm_web::weights::layout::ModelKind;
@@ -47,20 +48,25 @@ fn bad_input_is_a_clear_error() {
     let ccfg = CameraConfig::from_config(ModelKind::Vggt, &cfg);
     let head = CameraHead::new(&ccfg, &params).unwrap();
     let d = ccfg.dim;
+    // Both halves the same tensor.
     let run = |t: &Tensor| -> ModelError {
         let mut rec = Recorder::new(&gpu);
-        head.forward(&mut rec, t).err().expect("bad input must fail")
+        head.forward(&mut rec, &LayerOutput { frame: t.clone(), global: t.clone() }).err().expect("bad input must fail")
     };
-    let narrow = gpu.upload_act(&vec![0.5; 3 * 17 * (d / 2)], &[3, 17, d / 2]).unwrap();
+    let narrow = gpu.upload_act(&vec![0.5; 3 * 17 * (d / 4)], &[3, 17, d / 4]).unwrap();
     let e = run(&narrow);
-    assert!(matches!(e, ModelError::Input(_)) && e.to_string().contains(&format!("{} wide", d / 2)), "{e}");
+    assert!(matches!(e, ModelError::Input(_)) && e.to_string().contains(&format!("{} wide", d / 4)), "{e}");
     println!("{e}");
-    let some = gpu.upload_act(&vec![0.5; 17 * d], &[1, 17, d]).unwrap();
-    let empty = Tensor { buf: Arc::clone(&some.buf), shape: vec![0, 17, d], dtype: some.dtype };
+    let some = gpu.upload_act(&vec![0.5; 17 * d / 2], &[1, 17, d / 2]).unwrap();
+    let mismatched = LayerOutput { frame: some.clone(), global: narrow.clone() };
+    let e = head.forward(&mut Recorder::new(&gpu), &mismatched).err().expect("halves of different shapes must fail");
+    assert!(matches!(e, ModelError::Input(_)), "{e}");
+    println!("{e}");
+    let empty = Tensor { buf: Arc::clone(&some.buf), shape: vec![0, 17, d / 2], dtype: some.dtype };
     let e = run(&empty);
     assert!(matches!(e, ModelError::Input(_)) && e.to_string().contains("no tokens"), "{e}");
     println!("{e}");
-    let e = run(&some.reshape(&[17, d]));
+    let e = run(&some.reshape(&[17, d / 2]));
     assert!(matches!(e, ModelError::Input(_)) && e.to_string().contains("[frames, tokens per frame"), "{e}");
     println!("{e}");
 

@@ -9,6 +9,7 @@ mod common;
 use common::{gpu, load_params};
 use spatial_mllm_web::gpu::{DType, Gpu};
 use spatial_mllm_web::model::vggt::dpt::{DptHead, DptInput, DEPTH_HEAD, POINT_HEAD};
+use spatial_mllm_web::model::vggt::LayerOutput;
 use spatial_mllm_web::model::Params;
 use spatial_mllm_web::testing::vggt_dpt_parity::{check_head, HeadInputs};
 
@@ -65,7 +66,8 @@ fn bad_input_is_a_clear_error() {
     let e = expect(&[(42, 56); 2], inputs.patch_start, "frame count");
     assert!(e.contains("2 frame sizes for 3 frames"), "{e}");
     // Layers of different shapes.
-    let short = gpu.upload_act(&vec![0.0; 2 * 17 * 64], &[2, 17, 64]).unwrap();
+    let short = gpu.upload_act(&vec![0.0; 2 * 17 * 32], &[2, 17, 32]).unwrap();
+    let short = LayerOutput { frame: short.clone(), global: short };
     let e = head
         .forward(&gpu, &DptInput { layers: [layers[0], &short, layers[2], layers[3]], frame_sizes: &[(42, 56); 3], patch_start: 5 })
         .err()
@@ -107,7 +109,14 @@ fn real_width_head(h: usize, w: usize, frames: usize, allow_f16: bool, runs: usi
     let head = DptHead::new(&gpu, &params, DEPTH_HEAD, &dims).unwrap();
     let (ph, pw) = (h / 14, w / 14);
     let tokens = 5 + ph * pw;
-    let layers: Vec<_> = (0..4).map(|_| gpu.upload_act(&rng.normals(frames * tokens * 2048, 1.0), &[frames, tokens, 2048]).unwrap()).collect();
+    // Each token's 2048 features drawn in one row, then split into the frame and global halves.
+    let mut layer = || {
+        let cat = rng.normals(frames * tokens * 2048, 1.0);
+        let half = |h: usize| cat.chunks(1024).skip(h).step_by(2).flatten().copied().collect::<Vec<f32>>();
+        let up = |v: Vec<f32>| gpu.upload_act(&v, &[frames, tokens, 1024]).unwrap();
+        LayerOutput { frame: up(half(0)), global: up(half(1)) }
+    };
+    let layers: Vec<_> = (0..4).map(|_| layer()).collect();
     let sizes = vec![(h, w); frames];
     let input = DptInput { layers: [&layers[0], &layers[1], &layers[2], &layers[3]], frame_sizes: &sizes, patch_start: 5 };
     let mut secs = 0.0;

@@ -1,6 +1,7 @@
 //! VGGT's aggregator at a real config (random weights from a package): time per frame count and
-//! size, the FLOP rate as a fraction of the same device's best GEMM rate, and peak activation
-//! memory (the buffer pool's high-water mark; weights are counted separately).
+//! size, the FLOP rate as a fraction of the same device's best GEMM rate, peak activation memory
+//! (the buffer pool's high-water mark; weights are counted separately) and the largest single
+//! tensor (which must fit the storage-binding limit: 128 MiB by WebGPU's default).
 
 use super::{gemm_row, Row};
 use crate::gpu::{Gpu, Recorder};
@@ -16,6 +17,7 @@ pub struct VggtRun {
     pub ms: f64,
     pub flops: f64,
     pub activation_bytes: u64,
+    pub largest_tensor: u64,
 }
 
 /// FLOPs of one forward: linear maps 24·n·d² per block (qkv, proj, 4·d MLP) for DINO's, the frame
@@ -46,14 +48,16 @@ pub async fn run(gpu: &Gpu, agg: &Aggregator, frames: usize, height: usize, widt
         Ok::<_, String>((crate::gpu::clock::now_ms() - t0, out.tokens))
     };
     gpu.clear_pool();
+    gpu.stats.reset_largest();
     let (_, tokens) = once().await?; // warm-up: pipelines compiled, pool filled
     let activation_bytes = gpu.stats.activation_bytes();
+    let largest_tensor = gpu.stats.largest_alloc().0;
     let mut ms = f64::INFINITY;
     for _ in 0..reps.max(1) {
         ms = ms.min(once().await?.0);
     }
     let patch_dim = 3 * agg.dims.patch * agg.dims.patch;
-    Ok(VggtRun { frames, height, width, tokens, ms, flops: flops(agg.dims.dim, depth, frames, tokens, patch_dim), activation_bytes })
+    Ok(VggtRun { frames, height, width, tokens, ms, flops: flops(agg.dims.dim, depth, frames, tokens, patch_dim), activation_bytes, largest_tensor })
 }
 
 /// The device's best GEMM rate at the aggregator's shapes (q8 weights, as the default policy stores them).
@@ -63,11 +67,11 @@ pub fn gemm_floor(gpu: &Gpu, d: usize, rows: usize) -> Result<Row, String> {
 
 pub fn format_table(gpu: &Gpu, weights_bytes: u64, runs: &[VggtRun], gemm: &Row) -> String {
     let mut s = format!("device: {}\npath: {:?} activations\nweights: {:.2} GB\n\n", gpu.info, gpu.act, weights_bytes as f64 / 1e9);
-    s += "| frames | size | tokens | ms | ms/frame | TFLOP | GFLOP/s | % of GEMM floor | peak activations (GB) |\n|---|---|---|---|---|---|---|---|---|\n";
+    s += "| frames | size | tokens | ms | ms/frame | TFLOP | GFLOP/s | % of GEMM floor | peak activations (GB) | largest tensor (MiB) |\n|---|---|---|---|---|---|---|---|---|---|\n";
     for r in runs {
         let gf = r.flops / r.ms / 1e6;
         s += &format!(
-            "| {} | {}x{} | {} | {:.0} | {:.1} | {:.2} | {:.1} | {:.0}% | {:.2} |\n",
+            "| {} | {}x{} | {} | {:.0} | {:.1} | {:.2} | {:.1} | {:.0}% | {:.2} | {:.1} |\n",
             r.frames,
             r.width,
             r.height,
@@ -77,7 +81,8 @@ pub fn format_table(gpu: &Gpu, weights_bytes: u64, runs: &[VggtRun], gemm: &Row)
             r.flops / 1e12,
             gf,
             100.0 * gf / gemm.gflops(),
-            r.activation_bytes as f64 / 1e9
+            r.activation_bytes as f64 / 1e9,
+            r.largest_tensor as f64 / (1u64 << 20) as f64
         );
     }
     s += &format!("\nGEMM floor measured in the same run: {} {:.1} GFLOP/s\n", gemm.name, gemm.gflops());

@@ -2,6 +2,7 @@
 //! offers, optional features recorded, errors and device loss captured instead of panicking.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::buffer::{BufferPool, GpuBuffer, SharedPool};
@@ -75,6 +76,7 @@ pub struct Gpu {
     lost: Arc<Mutex<Option<String>>>,
     errors: Arc<Mutex<Vec<GpuError>>>,
     poison: bool,
+    dry_run: AtomicBool,
 }
 
 impl Gpu {
@@ -180,6 +182,7 @@ impl Gpu {
             lost,
             errors,
             poison: opts.poison,
+            dry_run: AtomicBool::new(false),
         })
     }
 
@@ -195,6 +198,25 @@ impl Gpu {
             return Err(first);
         }
         Ok(())
+    }
+
+    /// While on, recorders drop their work instead of submitting it: a forward pass allocates,
+    /// checks shapes and plans its chunks exactly as it would, but computes nothing. This measures
+    /// the memory plan of inputs far too large to run on the test machines (outputs are garbage).
+    pub fn set_dry_run(&self, on: bool) {
+        self.dry_run.store(on, Ordering::Relaxed);
+    }
+
+    pub fn is_dry_run(&self) -> bool {
+        self.dry_run.load(Ordering::Relaxed)
+    }
+
+    /// Plan for a smaller storage-binding limit than the adapter's (e.g. WebGPU's default 128 MiB,
+    /// to check that the engine fits adapters that offer no more): allocations larger than this
+    /// fail, and chunk sizes derived from the limit shrink to it.
+    pub fn limit_binding(&mut self, bytes: u64) {
+        self.limits.max_storage_buffer_binding_size = self.limits.max_storage_buffer_binding_size.min(bytes);
+        self.info.max_binding = self.limits.max_storage_buffer_binding_size;
     }
 
     pub fn is_lost(&self) -> bool {
@@ -235,8 +257,11 @@ impl Gpu {
     /// bytes when poisoning).
     pub fn alloc(&self, shape: &[usize], dtype: DType) -> Result<Tensor> {
         let bytes = ((shape.iter().product::<usize>() * dtype.size()) as u64).max(4);
+        // Kernels bind the whole buffer, so its bucket must fit too (a limit that is not a power
+        // of two can fall inside a bucket): then the exact size.
+        let bucket = Some(BufferPool::bucket(bytes)).filter(|&b| b <= self.max_buffer_bytes()).unwrap_or(bytes.div_ceil(4) * 4);
+        self.stats.allocated(bucket, shape); // also when too large: it names the culprit
         self.check_binding("tensor", bytes)?;
-        let bucket = BufferPool::bucket(bytes);
         let raw = self.pool.lock().unwrap().take(bucket);
         let raw = match raw {
             Some(b) => b,
@@ -245,7 +270,7 @@ impl Gpu {
                 self.raw_buffer(bucket, "activation")
             }
         };
-        if self.poison {
+        if self.poison && !self.is_dry_run() {
             self.queue.write_buffer(&raw, 0, &vec![0xFFu8; bucket as usize]);
         }
         let buf = Arc::new(GpuBuffer::new(raw, Some(Arc::downgrade(&self.pool))));

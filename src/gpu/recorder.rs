@@ -83,6 +83,9 @@ impl<'g> Recorder<'g> {
         let ops = std::mem::take(&mut self.ops);
         let uniforms = std::mem::take(&mut self.uniforms);
         let dispatches = std::mem::take(&mut self.dispatches);
+        if self.gpu.is_dry_run() {
+            return Ok(()); // see Gpu::set_dry_run
+        }
         self.encode_and_submit(&ops, &uniforms, dispatches)
     }
 

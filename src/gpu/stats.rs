@@ -1,6 +1,7 @@
 //! Work counters of a device (the benchmarks report dispatches and submits per decoded token).
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 #[derive(Default)]
 pub struct GpuStats {
@@ -9,6 +10,9 @@ pub struct GpuStats {
     /// Bytes of activation buffers the pool has created: they stay allocated (in use or pooled),
     /// so this is the high-water mark of activation memory since the pool was last cleared.
     activation_bytes: AtomicU64,
+    /// The largest single tensor allocated (bytes of its buffer, shape) since the last reset: it
+    /// must fit the binding limit, whatever the total.
+    largest: Mutex<(u64, Vec<usize>)>,
 }
 
 /// A reading of the counters; subtract two to count what happened between them.
@@ -26,6 +30,22 @@ impl GpuStats {
 
     pub(super) fn activation_created(&self, bytes: u64) {
         self.activation_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    pub(super) fn allocated(&self, bytes: u64, shape: &[usize]) {
+        let mut l = self.largest.lock().unwrap();
+        if bytes > l.0 {
+            *l = (bytes, shape.to_vec());
+        }
+    }
+
+    /// The largest tensor buffer handed out since the last `reset_largest`: (bytes, shape).
+    pub fn largest_alloc(&self) -> (u64, Vec<usize>) {
+        self.largest.lock().unwrap().clone()
+    }
+
+    pub fn reset_largest(&self) {
+        *self.largest.lock().unwrap() = (0, Vec::new());
     }
 
     pub(super) fn pool_cleared(&self) {

@@ -1,4 +1,5 @@
-//! Row gather of activations: Y[i, :] = X[idx[i], :] (window permutations and their inverse).
+//! Row gather of activations, Y[i, :] = X[idx[i], :] (window permutations and their inverse), and
+//! column placement (concatenation along channels).
 
 use bytemuck::{Pod, Zeroable};
 
@@ -12,34 +13,48 @@ struct Params {
     dim: u32,
     off: u32,
     wide: u32,
+    row0: u32,
+    _p: [u32; 3],
 }
 
 /// `idx` is U32 with every entry below `x.rows()` (checked by the caller that built it).
 pub fn gather_rows(rec: &mut Recorder, x: &Tensor, idx: &Tensor) -> Result<Tensor> {
+    let y = rec.gpu.alloc_act(&[idx.numel(), x.cols()])?;
+    gather_rows_into(rec, x, idx, &y, 0)?;
+    Ok(y)
+}
+
+/// Y[i, off..off + X.cols] = X[idx[i], :]: gathered rows side by side with others (for example
+/// the camera tokens of both halves of a VGGT layer output).
+pub fn gather_rows_into(rec: &mut Recorder, x: &Tensor, idx: &Tensor, y: &Tensor, off: usize) -> Result<()> {
     let gpu = rec.gpu;
     check_act("gather", "X", x, gpu)?;
+    check_act("gather", "Y", y, gpu)?;
     if idx.dtype != DType::U32 {
         return Err(shape_err("gather", format!("indices must be U32, got {:?}", idx.dtype)));
     }
     let (n, d) = (idx.numel(), x.cols());
-    let y = gpu.alloc_act(&[n, d])?;
+    if y.rows() != n || off + d > y.cols() {
+        return Err(shape_err("gather", format!("{n} rows of {d} do not fit Y {:?} at column {off}", y.shape)));
+    }
     let pipe = gpu.pipeline(PipelineKey { src: &GATHER, entry: "gather", variant: &Variant::new(gpu.act) });
-    let p = Params { n_rows: n as u32, dim: d as u32, off: 0, wide: d as u32 };
-    rec.dispatch_flat(pipe, &p, &[Binding::t(1, x), Binding::t(2, idx), Binding::t(3, &y)], ((n * d) as u32).div_ceil(256));
-    Ok(y)
+    let p = Params { n_rows: n as u32, dim: d as u32, off: off as u32, wide: y.cols() as u32, row0: 0, _p: [0; 3] };
+    rec.dispatch_flat(pipe, &p, &[Binding::t(1, x), Binding::t(2, idx), Binding::t(3, y)], ((n * d) as u32).div_ceil(256));
+    Ok(())
 }
 
-/// Y[r, off..off + X.cols] = X[r, :] for every row: two calls concatenate two tensors along columns.
-pub fn place_cols(rec: &mut Recorder, x: &Tensor, y: &Tensor, off: usize) -> Result<()> {
+/// Y[r, off..off + X.cols] = X[row0 + r, :] for every row of Y: two calls concatenate two tensors
+/// (or the same rows of two tensors) along columns.
+pub fn place_cols(rec: &mut Recorder, x: &Tensor, row0: usize, y: &Tensor, off: usize) -> Result<()> {
     let gpu = rec.gpu;
     check_act("place_cols", "X", x, gpu)?;
     check_act("place_cols", "Y", y, gpu)?;
-    let (n, d) = (x.rows(), x.cols());
-    if y.rows() != n || off + d > y.cols() {
-        return Err(shape_err("place_cols", format!("X {:?} does not fit Y {:?} at column {off}", x.shape, y.shape)));
+    let (n, d) = (y.rows(), x.cols());
+    if row0 + n > x.rows() || off + d > y.cols() {
+        return Err(shape_err("place_cols", format!("rows {row0}..{} of X {:?} do not fit Y {:?} at column {off}", row0 + n, x.shape, y.shape)));
     }
     let pipe = gpu.pipeline(PipelineKey { src: &GATHER, entry: "place_cols", variant: &Variant::new(gpu.act) });
-    let p = Params { n_rows: n as u32, dim: d as u32, off: off as u32, wide: y.cols() as u32 };
+    let p = Params { n_rows: n as u32, dim: d as u32, off: off as u32, wide: y.cols() as u32, row0: row0 as u32, _p: [0; 3] };
     rec.dispatch_flat(pipe, &p, &[Binding::t(1, x), Binding::t(3, y)], ((n * d) as u32).div_ceil(256));
     Ok(())
 }

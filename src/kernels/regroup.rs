@@ -1,5 +1,7 @@
 //! The connectors' regrouping of VGGT patch tokens into merged-token rows (see shaders/regroup.wgsl).
 
+use std::ops::Range;
+
 use bytemuck::{Pod, Zeroable};
 
 use super::{check_act, REGROUP};
@@ -24,24 +26,32 @@ struct Params {
     grid_h: u32,
     grid_w: u32,
     order: u32,
-    _p: u32,
+    r0: u32,
 }
 
-/// `x` is [frames * tokens, C] (tokens per frame = patch_start + grid_h * grid_w); returns
-/// [frames/2 * grid_h/2 * grid_w/2, 8 * C] in the merged tokens' (t, I, J) raster order.
-pub fn regroup(rec: &mut Recorder, x: &Tensor, frames: usize, patch_start: usize, grid: (usize, usize), order: RegroupOrder) -> Result<Tensor> {
+/// `halves` are the two halves of the C channels (A = 0 .. C/2, B = C/2 .. C), each
+/// [frames * tokens, C/2] (tokens per frame = patch_start + grid_h * grid_w); returns rows `rows`
+/// of the [frames/2 * grid_h/2 * grid_w/2, 8 * C] regrouping, in the merged tokens' (t, I, J)
+/// raster order.
+pub fn regroup(rec: &mut Recorder, halves: [&Tensor; 2], frames: usize, patch_start: usize, grid: (usize, usize), order: RegroupOrder, rows: Range<usize>) -> Result<Tensor> {
     let gpu = rec.gpu;
-    check_act("regroup", "X", x, gpu)?;
+    let [a, b] = halves;
+    check_act("regroup", "A", a, gpu)?;
+    check_act("regroup", "B", b, gpu)?;
     let (gh, gw) = grid;
     let p = patch_start + gh * gw;
     if frames == 0 || frames % 2 != 0 || gh % 2 != 0 || gw % 2 != 0 {
         return Err(shape_err("regroup", format!("{frames} frames of {gh}x{gw} patches: the merge needs even counts")));
     }
-    if x.rows() != frames * p {
-        return Err(shape_err("regroup", format!("X has {} rows, {frames} frames of {p} tokens have {}", x.rows(), frames * p)));
+    if a.rows() != frames * p || a.shape != b.shape {
+        return Err(shape_err("regroup", format!("halves {:?} and {:?}: {frames} frames of {p} tokens have {} rows in each", a.shape, b.shape, frames * p)));
     }
-    let c = x.cols();
-    let n = frames / 2 * (gh / 2) * (gw / 2);
+    let c = 2 * a.cols();
+    let total = frames / 2 * (gh / 2) * (gw / 2);
+    if rows.start >= rows.end || rows.end > total {
+        return Err(shape_err("regroup", format!("rows {rows:?} of {total} merged tokens")));
+    }
+    let n = rows.len();
     let y = gpu.alloc_act(&[n, 8 * c])?;
     let pipe = gpu.pipeline(PipelineKey { src: &REGROUP, entry: "regroup", variant: &Variant::new(gpu.act) });
     let prm = Params {
@@ -52,8 +62,8 @@ pub fn regroup(rec: &mut Recorder, x: &Tensor, frames: usize, patch_start: usize
         grid_h: gh as u32,
         grid_w: gw as u32,
         order: (order == RegroupOrder::V11) as u32,
-        _p: 0,
+        r0: rows.start as u32,
     };
-    rec.dispatch_flat(pipe, &prm, &[Binding::t(1, x), Binding::t(3, &y)], ((n * 8 * c) as u32).div_ceil(256));
+    rec.dispatch_flat(pipe, &prm, &[Binding::t(1, a), Binding::t(2, b), Binding::t(3, &y)], ((n * 8 * c) as u32).div_ceil(256));
     Ok(y)
 }

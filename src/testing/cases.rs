@@ -15,7 +15,7 @@ use crate::kernels::rope::{inv_freq, rope_inplace, RopeKind, RopeTable};
 use crate::kernels::sample::{argmax, repetition_penalty, sample, Sampling};
 use crate::kernels::conv::{conv2d, conv_transpose2d, ConvEpilogue, ImageView, SeparablePos};
 use crate::kernels::embed::{embed, embed_parts};
-use crate::kernels::gather::{gather_rows, place_cols};
+use crate::kernels::gather::{gather_rows, gather_rows_into, place_cols};
 use crate::kernels::regroup::{regroup, RegroupOrder};
 use crate::kernels::head_act::{head_activation, ConfAct, ValueAct};
 use crate::kernels::resize::bilinear;
@@ -566,36 +566,60 @@ async fn gather_place_case(g: &Gpu, r: &mut Rng) -> CaseOutcome {
     let a = as_stored(g, &r.normals(n * d1, 1.0));
     let b = as_stored(g, &r.normals(n * d2, 1.0));
     let idx: Vec<u32> = (0..n + 5).map(|_| r.below(n) as u32).collect();
+    let row = |i: usize| a[i * d1..(i + 1) * d1].iter().chain(&b[i * d2..(i + 1) * d2]).map(|&v| v as f64).collect::<Vec<_>>();
     let want_g: Vec<f64> = idx.iter().flat_map(|&i| a[i as usize * d1..(i as usize + 1) * d1].iter().map(|&v| v as f64)).collect();
-    let want_c: Vec<f64> = (0..n).flat_map(|i| a[i * d1..(i + 1) * d1].iter().chain(&b[i * d2..(i + 1) * d2]).map(|&v| v as f64).collect::<Vec<_>>()).collect();
+    let want_gi: Vec<f64> = idx.iter().flat_map(|&i| row(i as usize)).collect();
+    let want_c: Vec<f64> = (0..n).flat_map(row).collect();
+    let (r0, rows) = (41, 60);
+    let want_cr: Vec<f64> = (r0..r0 + rows).flat_map(row).collect();
     let at = g.upload_act(&a, &[n, d1]).map_err(e2s)?;
     let bt = g.upload_act(&b, &[n, d2]).map_err(e2s)?;
     let it = g.upload_u32(&idx, &[idx.len()]).map_err(e2s)?;
     let got_g = run(g, |rec| gather_rows(rec, &at, &it)).await?;
-    let got_c = run(g, |rec| {
-        let y = rec.gpu.alloc_act(&[n, d1 + d2])?;
-        place_cols(rec, &at, &y, 0)?;
-        place_cols(rec, &bt, &y, d1)?;
+    let got_gi = run(g, |rec| {
+        let y = rec.gpu.alloc_act(&[idx.len(), d1 + d2])?;
+        gather_rows_into(rec, &at, &it, &y, 0)?;
+        gather_rows_into(rec, &bt, &it, &y, d1)?;
         Ok(y)
     })
     .await?;
-    summary(vec![compare("gather rows", &got_g, &want_g, 0.0)?, compare("concat columns", &got_c, &want_c, 0.0)?])
+    let concat = |r0: usize, rows: usize| {
+        let (at, bt) = (&at, &bt);
+        move |rec: &mut crate::gpu::Recorder| {
+            let y = rec.gpu.alloc_act(&[rows, d1 + d2])?;
+            place_cols(rec, at, r0, &y, 0)?;
+            place_cols(rec, bt, r0, &y, d1)?;
+            Ok(y)
+        }
+    };
+    let got_c = run(g, concat(0, n)).await?;
+    let got_cr = run(g, concat(r0, rows)).await?;
+    summary(vec![
+        compare("gather rows", &got_g, &want_g, 0.0)?,
+        compare("gather rows into columns", &got_gi, &want_gi, 0.0)?,
+        compare("concat columns", &got_c, &want_c, 0.0)?,
+        compare(&format!("concat columns of rows {r0}..{}", r0 + rows), &got_cr, &want_cr, 0.0)?,
+    ])
 }
 
 /// The connectors' regrouping, both orders, against index arithmetic written from the upstream
-/// permutes: v1.0 permute(0,1,3,5,2,4,6,7) of (B,T',2,h',2,w',2,C); v1.1 (sh, sw, d, tf).
+/// permutes: v1.0 permute(0,1,3,5,2,4,6,7) of (B,T',2,h',2,w',2,C); v1.1 (sh, sw, d, tf). The
+/// channels come in two halves (VGGT's frame and global outputs); all rows, and a range of them.
 async fn regroup_case(g: &Gpu, r: &mut Rng) -> CaseOutcome {
-    let (frames, ps, gh, gw, c) = (4, 5, 6, 10, 13);
-    let p = ps + gh * gw;
-    let x = as_stored(g, &r.normals(frames * p * c, 1.0));
-    let xt = g.upload_act(&x, &[frames * p, c]).map_err(e2s)?;
+    let (frames, ps, gh, gw, c) = (4, 5, 6, 10, 26);
+    let (p, half) = (ps + gh * gw, c / 2);
+    let a = as_stored(g, &r.normals(frames * p * half, 1.0));
+    let b = as_stored(g, &r.normals(frames * p * half, 1.0));
+    let x = |tok: usize, d: usize| if d < half { a[tok * half + d] } else { b[tok * half + d - half] } as f64;
+    let at = g.upload_act(&a, &[frames * p, half]).map_err(e2s)?;
+    let bt = g.upload_act(&b, &[frames * p, half]).map_err(e2s)?;
     let mut notes = Vec::new();
     for order in [RegroupOrder::V10, RegroupOrder::V11] {
         let mut want = Vec::new();
         for t in 0..frames / 2 {
             for i in 0..gh / 2 {
                 for j in 0..gw / 2 {
-                    let at = |tf: usize, sh: usize, sw: usize, d: usize| x[((2 * t + tf) * p + ps + (2 * i + sh) * gw + 2 * j + sw) * c + d] as f64;
+                    let at = |tf: usize, sh: usize, sw: usize, d: usize| x((2 * t + tf) * p + ps + (2 * i + sh) * gw + 2 * j + sw, d);
                     match order {
                         RegroupOrder::V10 => (0..2).for_each(|tf| (0..2).for_each(|sh| (0..2).for_each(|sw| (0..c).for_each(|d| want.push(at(tf, sh, sw, d)))))),
                         RegroupOrder::V11 => (0..2).for_each(|sh| (0..2).for_each(|sw| (0..c).for_each(|d| (0..2).for_each(|tf| want.push(at(tf, sh, sw, d)))))),
@@ -603,8 +627,12 @@ async fn regroup_case(g: &Gpu, r: &mut Rng) -> CaseOutcome {
                 }
             }
         }
-        let got = run(g, |rec| regroup(rec, &xt, frames, ps, (gh, gw), order)).await?;
+        let n = frames / 2 * (gh / 2) * (gw / 2);
+        let got = run(g, |rec| regroup(rec, [&at, &bt], frames, ps, (gh, gw), order, 0..n)).await?;
         notes.push(compare(&format!("regroup {order:?}"), &got, &want, 0.0)?);
+        let rows = 7..n - 3;
+        let got = run(g, |rec| regroup(rec, [&at, &bt], frames, ps, (gh, gw), order, rows.clone())).await?;
+        notes.push(compare(&format!("regroup {order:?} rows {rows:?}"), &got, &want[rows.start * 8 * c..rows.end * 8 * c], 0.0)?);
     }
     summary(notes)
 }

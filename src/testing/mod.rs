@@ -3,6 +3,8 @@
 //! inputs with odd sizes, outputs poisoned before each run.
 
 pub mod cases;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod memory_plan;
 pub mod qwen_parity;
 pub mod reference_file;
 pub mod sampling_cases;

@@ -1,6 +1,7 @@
 //! VGGT's camera head against the upstream code on the tiny fixture (`tests/fixtures/vggt`),
 //! shared by the native test (`tests/vggt_camera.rs`) and the browser harness. The head gets the
-//! reference's last aggregator output (frame.L ‖ global.L), so it is checked on its own; its
+//! reference's last aggregator output (frame.L ‖ global.L, as the two halves), so it is checked
+//! on its own; its
 //! pose encoding must match the reference's, also with the frames given twice (attention across
 //! frames has no positions, so duplicated frames change nothing: this runs the many-row kernels),
 //! and the cameras converted from both encodings must agree.
@@ -12,6 +13,7 @@ use super::util::{compare, CaseOutcome};
 use crate::gpu::{DType, Gpu, Recorder};
 use crate::model::vggt::camera::{CameraConfig, CameraHead, POSE_DIM};
 use crate::model::vggt::pose::pose_encoding_to_extri_intri;
+use crate::model::vggt::LayerOutput;
 use crate::model::Params;
 use crate::weights::layout::ModelKind;
 use crate::weights::shapes::VggtDims;
@@ -25,9 +27,9 @@ fn err(e: impl Display) -> String {
     e.to_string()
 }
 
-/// The aggregator's output `layer` as the heads take it: [frames, tokens, 2 * dim], each token's
-/// frame-block features followed by its global-block features.
-pub fn aggregator_output(reference: &ReferenceFile, layer: usize) -> Result<(Vec<f32>, [usize; 3]), String> {
+/// The aggregator's output `layer` as the heads take it: its halves (the frame-block and the
+/// global-block features of each token) and their shape [frames, tokens, dim].
+pub fn aggregator_output(reference: &ReferenceFile, layer: usize) -> Result<([Vec<f32>; 2], [usize; 3]), String> {
     let (fname, gname) = (format!("frame.{layer}"), format!("global.{layer}"));
     let fs = reference.shape(&fname)?;
     let &[frames, tokens, dim] = &fs[..] else {
@@ -37,18 +39,14 @@ pub fn aggregator_output(reference: &ReferenceFile, layer: usize) -> Result<(Vec
     if gs.iter().product::<usize>() != frames * tokens * dim || gs.last() != Some(&dim) {
         return Err(format!("{gname} has shape {gs:?}, expected [1, {}, {dim}]", frames * tokens));
     }
-    let (f, g) = (reference.f32s(&fname)?, reference.f32s(&gname)?);
-    let mut out = Vec::with_capacity(2 * f.len());
-    for t in 0..frames * tokens {
-        out.extend_from_slice(&f[t * dim..(t + 1) * dim]);
-        out.extend_from_slice(&g[t * dim..(t + 1) * dim]);
-    }
-    Ok((out, [frames, tokens, 2 * dim]))
+    Ok(([reference.f32s(&fname)?, reference.f32s(&gname)?], [frames, tokens, dim]))
 }
 
-/// Run the head on `tokens` [frames, per frame, width] and read the pose encoding back.
-pub async fn run_head(gpu: &Gpu, head: &CameraHead, tokens: &[f32], shape: [usize; 3]) -> Result<Vec<f32>, String> {
-    let t = gpu.upload_act(tokens, &shape).map_err(err)?;
+/// Run the head on the halves `tokens` of shape [frames, per frame, width] and read the pose
+/// encoding back.
+pub async fn run_head(gpu: &Gpu, head: &CameraHead, tokens: &[Vec<f32>; 2], shape: [usize; 3]) -> Result<Vec<f32>, String> {
+    let up = |v: &[f32]| gpu.upload_act(v, &shape).map_err(err);
+    let t = LayerOutput { frame: up(&tokens[0])?, global: up(&tokens[1])? };
     let mut rec = Recorder::new(gpu);
     let pose = head.forward(&mut rec, &t).map_err(err)?;
     rec.submit().map_err(err)?;
@@ -72,7 +70,7 @@ pub async fn check_camera_head(gpu: &Gpu, reference: &ReferenceFile, params: &Pa
     notes.push(compare(&format!("pose_enc of {frames} frames"), &got, &want, tol)?);
 
     // Every frame twice: more rows than the GEMV and single-query attention paths take.
-    let twice: Vec<f32> = tokens.iter().chain(&tokens).copied().collect();
+    let twice = tokens.clone().map(|h| h.iter().chain(&h).copied().collect::<Vec<f32>>());
     let got2 = run_head(gpu, &head, &twice, [2 * frames, shape[1], shape[2]]).await?;
     let want2: Vec<f64> = want.iter().chain(&want).copied().collect();
     notes.push(compare(&format!("pose_enc of {} frames (each twice)", 2 * frames), &got2, &want2, tol)?);

@@ -1,13 +1,14 @@
 //! VGGT's DPT depth and point heads against the upstream code on the tiny fixture
 //! (`tests/fixtures/vggt`), shared by the native test (`tests/vggt_heads.rs`) and, later, the
 //! browser harness. The heads are fed the reference aggregator outputs (layer i = frame.i ‖
-//! global.i along channels), so that they are checked on their own; their outputs are compared
+//! global.i along channels, given as the two halves), so that they are checked on their own; their outputs are compared
 //! with upstream's `depth`, `depth_conf`, `world_points`, `world_points_conf`.
 
 use super::reference_file::ReferenceFile;
 use super::util::{compare, CaseOutcome};
-use crate::gpu::{DType, Gpu, Tensor};
+use crate::gpu::{DType, Gpu};
 use crate::model::vggt::dpt::{DptHead, DptInput, DEPTH_HEAD, POINT_HEAD};
+use crate::model::vggt::LayerOutput;
 use crate::model::Params;
 use crate::weights::layout::ModelKind;
 use crate::weights::shapes::VggtDims;
@@ -31,9 +32,9 @@ pub fn tolerance(gpu: &Gpu) -> f64 {
 }
 
 /// The fixture's images (frames and their size) and the aggregator outputs the heads read,
-/// uploaded: layer i = concat(frame.i [S, T, D], global.i [1, S*T, D] seen as [S, T, D]).
+/// uploaded: layer i = frame.i [S, T, D] ‖ global.i [1, S*T, D] seen as [S, T, D], as halves.
 pub struct HeadInputs {
-    pub layers: Vec<Tensor>,
+    pub layers: Vec<LayerOutput>,
     pub frame_sizes: Vec<(usize, usize)>,
     pub patch_start: usize,
     pub dims: VggtDims,
@@ -56,8 +57,8 @@ impl HeadInputs {
             if gl.len() != fr.len() {
                 return Err(format!("global.{l} does not hold {frames} frames of {t} tokens"));
             }
-            let cat: Vec<f32> = fr.chunks(d).zip(gl.chunks(d)).flat_map(|(a, b)| a.iter().chain(b).copied()).collect();
-            layers.push(gpu.upload_act(&cat, &[s, t, 2 * d]).map_err(err)?);
+            let up = |v: &[f32]| gpu.upload_act(v, &[s, t, d]).map_err(err);
+            layers.push(LayerOutput { frame: up(&fr)?, global: up(&gl)? });
         }
         Ok(HeadInputs { layers, frame_sizes: vec![(h, w); frames], patch_start: 1 + dims.registers, dims })
     }

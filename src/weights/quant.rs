@@ -204,6 +204,22 @@ impl Weight {
         padded_cols(self.cols)
     }
 
+    /// A weight of this format and shape whose buffer is never written (it reads as zeros): for
+    /// planning the memory of a full-size model without its weights (see `Gpu::set_dry_run`).
+    pub fn placeholder(gpu: &Gpu, format: WeightFormat, rows: usize, cols: usize, name: &str) -> Result<Weight> {
+        let mut w = Weight { buf: gpu.upload_raw(&[0; 4], name)?, format, rows, cols, scale_offset: 0 };
+        let codes = rows * w.code_words_per_row();
+        let quant = matches!(format, WeightFormat::Q8 | WeightFormat::Q4);
+        let scales = if quant { (rows * w.padded_cols() / BLOCK).div_ceil(2) } else { 0 };
+        let bytes = ((codes + scales) * 4) as u64;
+        if bytes > gpu.limits.max_storage_buffer_binding_size.min(gpu.limits.max_buffer_size) {
+            return Err(crate::gpu::error::shape_err("placeholder", format!("{name}: {rows}x{cols} {format:?} is {bytes} bytes, above the binding limit")));
+        }
+        w.buf = Arc::new(crate::gpu::GpuBuffer::new(gpu.raw_buffer(bytes, name), None));
+        w.scale_offset = if quant { codes as u32 } else { 0 };
+        Ok(w)
+    }
+
     /// Words of packed codes per row (scales of quantised formats live after all rows' codes).
     fn code_words_per_row(&self) -> usize {
         let kp = self.padded_cols();

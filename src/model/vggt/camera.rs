@@ -1,5 +1,6 @@
 //! VGGT's camera head (spec 7.2; upstream `heads/camera_head.py`): the camera token (token 0) of
-//! every frame of the aggregator's last output, `token_norm`, then 4 refinement iterations, each
+//! every frame of the aggregator's last output (frame ‖ global features, gathered from the two
+//! halves the aggregator keeps), `token_norm`, then 4 refinement iterations, each
 //!   m = Linear(SiLU(embed_pose(p)))                 shift | scale | gate, p the encoding so far
 //!   x = tokens + gate * (LN(tokens) * (1 + scale) + shift)       LN without affine, eps 1e-6
 //!   x = trunk(x)                                     pre-norm blocks, attention across frames
@@ -12,9 +13,10 @@ use crate::gpu::{Recorder, Tensor};
 use crate::kernels::attention::{attention, Attention, HeadsView};
 use crate::kernels::elementwise::{layer_scale_add, modulate, relu_columns};
 use crate::kernels::embed::embed;
-use crate::kernels::gather::gather_rows;
+use crate::kernels::gather::gather_rows_into;
 use crate::kernels::matmul::{linear, Activation, Epilogue};
 use crate::kernels::norm::layer_norm;
+use crate::model::vggt::LayerOutput;
 use crate::model::{MResult, ModelError, Params};
 use crate::weights::layout::ModelKind;
 use crate::weights::shapes::VggtDims;
@@ -172,24 +174,28 @@ impl CameraHead {
     }
 
     /// The pose encoding [frames, 9] of the last of `ITERATIONS` refinements, from the
-    /// aggregator's last output `tokens` [frames, tokens per frame, 2 * embed_dim] (frame-block
-    /// output ‖ global-block output along channels).
-    pub fn forward(&self, rec: &mut Recorder, tokens: &Tensor) -> MResult<Tensor> {
+    /// aggregator's last output `tokens`: its halves [frames, tokens per frame, embed_dim] are the
+    /// frame-block and the global-block outputs (the head's input is the two side by side).
+    pub fn forward(&self, rec: &mut Recorder, tokens: &LayerOutput) -> MResult<Tensor> {
         Ok(self.forward_iterations(rec, tokens, ITERATIONS)?.pop().expect("at least one iteration"))
     }
 
     /// The activated encoding after each of `iterations` refinements (upstream's pose_enc_list).
-    pub fn forward_iterations(&self, rec: &mut Recorder, tokens: &Tensor, iterations: usize) -> MResult<Vec<Tensor>> {
+    pub fn forward_iterations(&self, rec: &mut Recorder, tokens: &LayerOutput, iterations: usize) -> MResult<Vec<Tensor>> {
         let d = self.cfg.dim;
-        let [frames, per_frame, width] = tokens.shape[..] else {
+        let [frames, per_frame, width] = tokens.frame.shape[..] else {
             return Err(ModelError::Input(format!(
-                "camera head: tokens of shape {:?}, expected [frames, tokens per frame, {d}]",
-                tokens.shape
+                "camera head: tokens of shape {:?}, expected [frames, tokens per frame, {}]",
+                tokens.frame.shape,
+                d / 2
             )));
         };
-        if width != d {
+        if 2 * width != d || tokens.global.shape != tokens.frame.shape {
             return Err(ModelError::Input(format!(
-                "camera head: tokens are {width} wide, the head takes {d} (the aggregator's frame and global outputs side by side)"
+                "camera head: the frame and global outputs are {width} wide (shapes {:?} and {:?}); the head takes {} of each (side by side, {d})",
+                tokens.frame.shape,
+                tokens.global.shape,
+                d / 2
             )));
         }
         if frames == 0 || per_frame == 0 {
@@ -202,7 +208,10 @@ impl CameraHead {
         // The camera token of each frame, normalised; its adaLN form is the same every iteration.
         let firsts: Vec<u32> = (0..frames).map(|f| (f * per_frame) as u32).collect();
         let firsts = gpu.upload_u32(&firsts, &[frames])?;
-        let cam = gather_rows(rec, &tokens.reshape(&[frames * per_frame, d]), &firsts)?;
+        let cam = gpu.alloc_act(&[frames, d])?;
+        for (half, t) in tokens.halves().into_iter().enumerate() {
+            gather_rows_into(rec, &t.reshape(&[frames * per_frame, width]), &firsts, &cam, half * width)?;
+        }
         let cam = self.token_norm.apply(rec, &cam)?;
         let cam_adaln = layer_norm(rec, &cam, None, None, ADALN_EPS)?;
 

@@ -17,8 +17,10 @@
 //! * Residual units use upstream's in-place ReLU semantics: `nn.ReLU(inplace=True)` rewrites the
 //!   unit's input, so the skip connection adds relu(x), not x.
 
+use super::LayerOutput;
 use crate::gpu::{DType, Gpu, Recorder, Tensor};
 use crate::kernels::conv::{conv2d, conv_transpose2d, ConvEpilogue, ImageView, SeparablePos};
+use crate::kernels::gather::place_cols;
 use crate::kernels::head_act::{head_activation, ConfAct, ValueAct};
 use crate::kernels::norm::layer_norm;
 use crate::kernels::resize::bilinear;
@@ -68,9 +70,10 @@ struct Fusion {
 
 /// Images and patch tokens of one forward pass.
 pub struct DptInput<'a> {
-    /// The aggregator outputs of the layers `VggtDims::dpt_layers` (in that order), each
-    /// [frames, tokens, 2 * dim] (frame-attention output ‖ global-attention output).
-    pub layers: [&'a Tensor; 4],
+    /// The aggregator outputs of the layers `VggtDims::dpt_layers` (in that order), each as its
+    /// halves [frames, tokens, dim] (the head reads frame-attention output ‖ global-attention
+    /// output, concatenated chunk by chunk).
+    pub layers: [&'a LayerOutput; 4],
     /// (height, width) in pixels of each frame's image.
     pub frame_sizes: &'a [(usize, usize)],
     /// Index of the first patch token in a frame (1 camera token + the register tokens).
@@ -190,7 +193,7 @@ impl DptHead {
     }
 
     /// The aggregator layers this head reads, from the list of all layer outputs.
-    pub fn select_layers<'a>(&self, all: &'a [Tensor]) -> MResult<[&'a Tensor; 4]> {
+    pub fn select_layers<'a>(&self, all: &'a [LayerOutput]) -> MResult<[&'a LayerOutput; 4]> {
         if all.len() != self.depth {
             return Err(ModelError::Input(format!("the DPT head needs all {} aggregator layer outputs, got {}", self.depth, all.len())));
         }
@@ -199,16 +202,18 @@ impl DptHead {
 
     fn geometry(&self, gpu: &Gpu, input: &DptInput) -> MResult<Geom> {
         let bad = |m: String| Err(ModelError::Input(m));
-        let shape0 = &input.layers[0].shape;
+        let shape0 = &input.layers[0].frame.shape;
         let [frames, tokens, c] = shape0[..] else {
             return bad(format!("aggregator layer outputs must be [frames, tokens, channels], got {shape0:?}"));
         };
-        if c != self.dim_in {
-            return bad(format!("aggregator layer outputs have {c} channels, the DPT head takes {}", self.dim_in));
+        if 2 * c != self.dim_in {
+            return bad(format!("aggregator layer outputs have 2 x {c} channels, the DPT head takes {}", self.dim_in));
         }
-        for (i, t) in input.layers.iter().enumerate() {
-            if t.shape != *shape0 || t.dtype != gpu.act {
-                return bad(format!("aggregator layer {} output is {:?} {:?}, layer {} output {shape0:?} {:?}", self.layers[i], t.shape, t.dtype, self.layers[0], gpu.act));
+        for (i, l) in input.layers.iter().enumerate() {
+            for t in l.halves() {
+                if t.shape != *shape0 || t.dtype != gpu.act {
+                    return bad(format!("aggregator layer {} output is {:?} {:?}, layer {} output {shape0:?} {:?}", self.layers[i], t.shape, t.dtype, self.layers[0], gpu.act));
+                }
             }
         }
         if input.frame_sizes.len() != frames {
@@ -338,14 +343,14 @@ impl DptHead {
         Ok(conv2d(rec, ImageView::of(&x)?, &self.layer_rn[i].w, 3, 1, false, ConvEpilogue::default())?)
     }
 
-    /// Frames f0 .. f0 + n of a layer output (the tensor itself when that is all of it).
-    fn chunk_rows(&self, rec: &mut Recorder, layer: &Tensor, g: &Geom, f0: usize, n: usize) -> MResult<Tensor> {
-        if f0 == 0 && n == g.frames {
-            return Ok(layer.clone());
+    /// Frames f0 .. f0 + n of a layer output, its halves side by side: [n, tokens, 2 * dim]
+    /// (one chunk's worth, which `chunk` keeps within the binding limit).
+    fn chunk_rows(&self, rec: &mut Recorder, layer: &LayerOutput, g: &Geom, f0: usize, n: usize) -> MResult<Tensor> {
+        let half = self.dim_in / 2;
+        let t = rec.gpu.alloc_act(&[n, g.tokens, self.dim_in])?;
+        for (i, h) in layer.halves().into_iter().enumerate() {
+            place_cols(rec, &h.reshape(&[g.frames * g.tokens, half]), f0 * g.tokens, &t, i * half)?;
         }
-        let per_frame = (g.tokens * self.dim_in * layer.dtype.size()) as u64;
-        let t = rec.gpu.alloc(&[n, g.tokens, self.dim_in], layer.dtype)?;
-        rec.copy(layer, f0 as u64 * per_frame, &t, 0, n as u64 * per_frame);
         Ok(t)
     }
 

@@ -8,7 +8,7 @@ pub mod model;
 pub mod pos_embed;
 pub mod pose;
 
-pub use aggregator::{Aggregator, AggregatorOutput, AggregatorTaps, Frames};
+pub use aggregator::{Aggregator, AggregatorOutput, AggregatorTaps, Frames, LayerOutput};
 pub use camera::{CameraConfig, CameraHead};
-pub use model::{GeometrySource, PointCloud, Vggt};
+pub use model::{Geometry, GeometrySource, PointCloud, Vggt};
 pub use pose::{pose_encoding_to_extri_intri, Camera};

@@ -3,10 +3,10 @@
 //! cameras (the paper's variant).
 
 use super::camera::{CameraConfig, CameraHead};
-use super::dpt::{DptHead, DptInput};
+use super::dpt::{DptHead, DptInput, DptOutput};
 use super::pose::{pose_encoding_to_extri_intri, Camera};
 use super::{Aggregator, Frames};
-use crate::gpu::{Gpu, Recorder};
+use crate::gpu::{Gpu, Recorder, Tensor};
 use crate::model::{MResult, ModelError, Params};
 use crate::weights::layout::ModelKind;
 use crate::weights::shapes::VggtDims;
@@ -29,6 +29,12 @@ pub struct PointCloud {
     pub width: usize,
     /// Every frame's camera from the camera head, when asked for (`point_cloud_with`) or used.
     pub cameras: Option<Vec<Camera>>,
+}
+
+/// The heads' outputs on the GPU (see `Vggt::geometry`).
+pub struct Geometry {
+    pub dpt: DptOutput,
+    pub pose: Option<Tensor>,
 }
 
 pub struct Vggt {
@@ -60,6 +66,30 @@ impl Vggt {
     /// As `point_cloud`; with `cameras` also every frame's camera when the package has a camera
     /// head (for showing the cameras with the points).
     pub async fn point_cloud_with(&self, gpu: &Gpu, frames: &Frames<'_>, source: GeometrySource, cameras: bool) -> MResult<PointCloud> {
+        let g = self.geometry_with(gpu, frames, source, cameras)?;
+        let (h, w) = (g.dpt.conf.shape[1], g.dpt.conf.shape[2]);
+        let values = gpu.read_f32(&g.dpt.values).await?;
+        let conf = gpu.read_f32(&g.dpt.conf).await?;
+        let cams = match g.pose {
+            Some(p) => Some(pose_encoding_to_extri_intri(&gpu.read_f32(&p).await?, h, w)?),
+            None => None,
+        };
+        let points = match (source, &cams) {
+            (GeometrySource::DepthAndCameras, Some(cams)) => crate::model::spatial::sampling::unproject(&values, cams, h, w)?,
+            _ => values,
+        };
+        Ok(PointCloud { points, conf, frames: frames.count, height: h, width: w, cameras: cams })
+    }
+
+    /// The GPU part of `point_cloud`, submitted: the aggregator, then the heads of `source` (the
+    /// DPT head's activated outputs, and the pose encoding [frames, 9] for `DepthAndCameras`).
+    pub fn geometry(&self, gpu: &Gpu, frames: &Frames<'_>, source: GeometrySource) -> MResult<Geometry> {
+        self.geometry_with(gpu, frames, source, false)
+    }
+
+    /// As `geometry`; with `cameras` the pose encoding also for the point head when the package
+    /// has a camera head.
+    pub fn geometry_with(&self, gpu: &Gpu, frames: &Frames<'_>, source: GeometrySource, cameras: bool) -> MResult<Geometry> {
         let missing = |what: &str| ModelError::Config(format!("this VGGT package has no {what}: convert a checkpoint with it, or use the other geometry source"));
         let head = match source {
             GeometrySource::PointHead => self.point.as_ref().ok_or_else(|| missing("point head"))?,
@@ -75,7 +105,7 @@ impl Vggt {
         let mut rec = Recorder::new(gpu);
         let out = self.aggregator.forward(&mut rec, frames, &keep, None)?;
         let s = out.frames;
-        let layer = |l: usize| out.layers.iter().find(|(i, _)| *i == l).map(|(_, t)| t.reshape(&[s, out.tokens, 2 * dims.dim]));
+        let layer = |l: usize| out.layers.iter().find(|(i, _)| *i == l).map(|(_, t)| t.reshape(&[s, out.tokens, dims.dim]));
         let pose = match &self.camera {
             Some(head) if cameras || source == GeometrySource::DepthAndCameras => Some(head.forward(&mut rec, &layer(last).expect("kept"))?),
             _ => None,
@@ -84,18 +114,6 @@ impl Vggt {
         let layers: Vec<_> = dims.dpt_layers.iter().map(|&l| layer(l).expect("kept")).collect();
         let sizes = vec![(frames.height, frames.width); s];
         let input = DptInput { layers: [&layers[0], &layers[1], &layers[2], &layers[3]], frame_sizes: &sizes, patch_start: out.patch_start };
-        let o = head.forward(gpu, &input)?;
-        let (h, w) = (o.conf.shape[1], o.conf.shape[2]);
-        let values = gpu.read_f32(&o.values).await?;
-        let conf = gpu.read_f32(&o.conf).await?;
-        let cams = match pose {
-            Some(p) => Some(pose_encoding_to_extri_intri(&gpu.read_f32(&p).await?, h, w)?),
-            None => None,
-        };
-        let points = match (source, &cams) {
-            (GeometrySource::DepthAndCameras, Some(cams)) => crate::model::spatial::sampling::unproject(&values, cams, h, w)?,
-            _ => values,
-        };
-        Ok(PointCloud { points, conf, frames: s, height: h, width: w, cameras: cams })
+        Ok(Geometry { dpt: head.forward(gpu, &input)?, pose })
     }
 }
