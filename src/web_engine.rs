@@ -170,8 +170,11 @@ pub struct Engine {
     sampler: Rc<RefCell<Option<Rc<Vggt>>>>,
 }
 
-async fn load_engine(base_url: String, on_progress: Option<Function>) -> Result<Engine, Fail> {
-    let gpu = Gpu::new(GpuOptions::default()).await?;
+async fn load_engine(base_url: String, on_progress: Option<Function>, max_binding_bytes: Option<f64>) -> Result<Engine, Fail> {
+    let mut gpu = Gpu::new(GpuOptions::default()).await?;
+    if let Some(b) = max_binding_bytes.filter(|b| *b >= 1.0) {
+        gpu.limit_binding(b as u64);
+    }
     let mut progress = progress_fn(on_progress);
     let accept = want_kind(&base_url, "a Spatial-MLLM model (spatial-mllm-v1.0 or spatial-mllm-v1.1)", |k| {
         matches!(k, Some(ModelKind::SpatialMllmV10 | ModelKind::SpatialMllmV11))
@@ -189,9 +192,10 @@ async fn load_engine(base_url: String, on_progress: Option<Function>) -> Result<
 #[wasm_bindgen]
 impl Engine {
     /// Load the package at `base_url` (Cache Storage first, then the network); `on_progress` as
-    /// `load_package`'s. Resolves to an `Engine`.
-    pub fn load(base_url: String, on_progress: Option<Function>) -> Promise {
-        future_to_promise(async move { Ok(load_engine(base_url, on_progress).await?.into()) })
+    /// `load_package`'s. `max_binding_bytes` plans for a smaller GPU than this one (a lower
+    /// binding limit: work beyond it is refused as out of memory). Resolves to an `Engine`.
+    pub fn load(base_url: String, on_progress: Option<Function>, max_binding_bytes: Option<f64>) -> Promise {
+        future_to_promise(async move { Ok(load_engine(base_url, on_progress, max_binding_bytes).await?.into()) })
     }
 
     /// Load a VGGT package (aggregator, point head, and the camera / depth heads it has) for

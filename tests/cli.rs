@@ -54,6 +54,22 @@ fn run_answers_about_a_video_and_a_folder_of_frames() {
         .unwrap();
     assert!(out.status.success(), "run on frames: {}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim_end_matches('\n'), j["answer"].as_str().unwrap());
+
+    // The same frames given as image files: the same answer again.
+    let mut images: Vec<String> = std::fs::read_dir(&frames).unwrap().map(|e| e.unwrap().path().to_str().unwrap().to_string()).collect();
+    images.sort();
+    let out = cli()
+        .args(["run", "--model", pkg.to_str().unwrap(), "-q", "How many chairs are there?", "--frames", "4", "--max-new-tokens", "8"])
+        .args(&images)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "run on images: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim_end_matches('\n'), j["answer"].as_str().unwrap());
+
+    // A video among several inputs is refused clearly.
+    let out = cli().args(["run", "--model", pkg.to_str().unwrap(), "-q", "?", &images[0], video.to_str().unwrap()]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("must all be .png / .jpg images"), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
 /// A single image (a folder with one frame) and a portrait video are answered: the image is

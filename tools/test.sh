@@ -28,4 +28,11 @@ echo "== browser: the web app's engine API (load, sample, encode once, ask, stre
 node tests/browser/engine.mjs
 echo "== browser: model package loader (HTTP, resume, cache, integrity)"
 node tests/browser/package.mjs
+echo "== browser: video input (MP4/MOV/WebM demuxing, WebCodecs decoding of chosen frames, bad files)"
+node tests/browser/video.mjs
+echo "== browser: the 3D view (WebGPU point cloud, cameras, controls, device loss)"
+node tests/browser/view3d.mjs
+echo "== web app: assemble www/ (wasm engine, demo model, precache list), then end to end in Chromium"
+bash tools/assemble-app.sh
+node tests/browser/app.mjs
 echo "== all tests passed"

@@ -152,7 +152,9 @@ async function loadModel(entry, { quiet = false } = {}) {
     $('load-bar').value = e.total ? e.done / e.total : 0;
     $('load-text').textContent = meter.text(e);
   };
-  const r = await state.client.call('load', { modelUrl: entry.model, samplerUrl: entry.sampler }, { onEvent });
+  // ?maxBinding=BYTES plans for a smaller GPU than this one (work beyond it is refused as out of memory).
+  const maxBindingBytes = Number(params.get('maxBinding')) || null;
+  const r = await state.client.call('load', { modelUrl: entry.model, samplerUrl: entry.sampler, maxBindingBytes }, { onEvent });
   const kind = (await fetchManifest(entry.model)).kind;
   state.model = { entry, kind, device: r.device, hasSampler: r.hasSampler };
   $('device').textContent = `Loaded ${kind} on ${r.device}.${r.hasSampler ? '' : ' No VGGT package: frames are picked uniformly and there is no 3D view.'}`;
@@ -189,8 +191,11 @@ async function releaseVideo() {
 
 async function encodeFrames(a) {
   const { rgba, count, width, height } = a.frames;
-  stages.start('ViT');
-  const r = await state.client.call('encode', { rgba, count, width, height, maxNew: Number($('max-new').value) }, {
+  stages.start('preprocessing');
+  // The context is sized for the longest answer on offer, so changing it later needs no re-encode
+  // (the KV cache of 1 024 more tokens is about 37 MB for the 3B model).
+  const maxNew = Math.max(...[...$('max-new').options].map((o) => Number(o.value)));
+  const r = await state.client.call('encode', { rgba, count, width, height, maxNew }, {
     onEvent: (e) => {
       if (e.kind !== 'stage') return;
       if (e.stage === 'done') stages.finish();
@@ -214,7 +219,7 @@ async function analyse() {
   await guarded(() => encodeFrames(a));
   stages.finish();
   state.analysed = a;
-  $('video-info').textContent += ` · ${a.frames.count} frames encoded into ${a.tokens} visual tokens`;
+  $('video-info').textContent += ` · ${a.frames.count} frame${a.frames.count === 1 ? '' : 's'} encoded into ${a.tokens} visual tokens`;
 }
 
 async function showSeen(a) {

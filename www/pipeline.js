@@ -18,11 +18,11 @@ export function uniformIndices(total, n) {
   return out;
 }
 
-/** How many frames to use: the wanted count, at most the video's, even (the ViT pairs frames). */
+/** How many frames to use: the wanted count, at most the video's, even (the ViT pairs frames); a
+ * one-frame video is used as it is (the engine repeats the frame into one pair, as the CLI does). */
 export function frameCount(total, wanted) {
-  if (total < 2) {
-    throw Object.assign(new Error(`this video has ${total} frame${total === 1 ? '' : 's'}; the model needs at least 2 (a still image will not do)`), { name: 'BadInput' });
-  }
+  if (total < 1) throw Object.assign(new Error('this video has no frames'), { name: 'BadInput' });
+  if (total === 1) return 1;
   const n = Math.min(wanted, total);
   return n - (n % 2);
 }
@@ -44,7 +44,7 @@ export async function chooseFrames({ client, source, wanted, mode, hasSampler, s
   const total = source.frameCount;
   const k = frameCount(total, wanted);
   const onProgress = (done, n) => stage('decoding frames', `${done} of ${n}`);
-  if (mode !== 'uniform' && hasSampler) {
+  if (mode !== 'uniform' && hasSampler && k > 1) {
     const fast = mode === 'fast';
     const candidates = await client.call('candidates', { total, fast });
     stage('decoding frames', `0 of ${candidates.length}`);

@@ -33,14 +33,15 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Answer a question about a video file (decoded with the system's ffmpeg) or a folder of
-    /// frames, streaming the reply.
+    /// Answer a question about a video file (decoded with the system's ffmpeg), a folder of
+    /// frames, or image files, streaming the reply.
     Run {
         /// The Spatial-MLLM model package (from `convert`).
         #[arg(long)]
         model: PathBuf,
-        /// A video file, or a folder of .png / .jpg frames.
-        input: PathBuf,
+        /// A video file, a folder of .png / .jpg frames, or several .png / .jpg images (in order).
+        #[arg(required = true, num_args = 1..)]
+        input: Vec<PathBuf>,
         /// The question.
         #[arg(long, short)]
         question: String,
@@ -369,7 +370,7 @@ fn main() {
             use spatial_mllm_web::model::spatial::frame_sampler::SamplerConfig;
             use spatial_mllm_web::native::answer::{answer, load_model, load_vggt, FrameChoice, Source};
             use std::io::Write;
-            let source = Source::from_path(&input).unwrap_or_else(|e| fail(1, e));
+            let source = Source::from_paths(&input).unwrap_or_else(|e| fail(1, e));
             let gpu = gpu(cli.f32);
             let (m, tok) = load_model(&gpu, &model).unwrap_or_else(|e| fail(1, e));
             let choice = match sampling {

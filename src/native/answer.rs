@@ -24,7 +24,31 @@ pub enum Source {
     Images(Vec<PathBuf>),
 }
 
+fn is_image(p: &Path) -> bool {
+    p.extension().and_then(|x| x.to_str()).is_some_and(|x| matches!(x.to_ascii_lowercase().as_str(), "png" | "jpg" | "jpeg"))
+}
+
 impl Source {
+    /// One path: a video file or a folder of PNG / JPEG frames. Several: image files, in the order
+    /// given, used as the video's frames.
+    pub fn from_paths(paths: &[PathBuf]) -> Result<Source, String> {
+        match paths {
+            [] => Err("give a video file, a folder of frames, or image files".into()),
+            [one] if !is_image(one) => Source::from_path(one),
+            many => {
+                for p in many {
+                    if !p.is_file() {
+                        return Err(format!("{}: no such image file", p.display()));
+                    }
+                    if !is_image(p) {
+                        return Err(format!("{}: several inputs must all be .png / .jpg images (a video is given alone)", p.display()));
+                    }
+                }
+                Ok(Source::Images(many.to_vec()))
+            }
+        }
+    }
+
     /// A video file, or a folder of PNG / JPEG frames.
     pub fn from_path(path: &Path) -> Result<Source, String> {
         if !path.exists() {
@@ -36,7 +60,7 @@ impl Source {
         let mut files: Vec<PathBuf> = std::fs::read_dir(path)
             .map_err(|e| format!("{}: {e}", path.display()))?
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().and_then(|x| x.to_str()).is_some_and(|x| matches!(x.to_ascii_lowercase().as_str(), "png" | "jpg" | "jpeg")))
+            .filter(|p| is_image(p))
             .collect();
         files.sort();
         if files.is_empty() {

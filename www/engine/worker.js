@@ -27,13 +27,13 @@ function needVideo(id) {
 }
 
 const ops = {
-  async load({ modelUrl, samplerUrl }, event) {
+  async load({ modelUrl, samplerUrl, maxBindingBytes }, event) {
     for (const v of videos.values()) v.free();
     videos.clear();
     engine?.free();
     engine = null;
     const progress = (which) => (i, n, done, total, cached) => event({ kind: 'progress', which, i, n, done, total, cached });
-    const e = await Engine.load(modelUrl, progress('model'));
+    const e = await Engine.load(modelUrl, progress('model'), maxBindingBytes ?? null);
     if (samplerUrl) await e.load_sampler(samplerUrl, progress('sampler'));
     engine = e;
     return { device: e.device(), hasSampler: e.has_sampler() };
