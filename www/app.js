@@ -179,7 +179,7 @@ async function takeVideo(file) {
   }
   state.source = src;
   state.videoName = file.name;
-  $('video-info').textContent = `${file.name}: ${src.width}×${src.height}, ${src.frameCount} frames, ${src.duration.toFixed(1)} s, ${src.codec} in ${src.container}`;
+  $('video-info').textContent = `${file.name}: ${src.width}×${src.height}, ${src.frameCount} frame${src.frameCount === 1 ? '' : 's'}, ${src.duration.toFixed(1)} s, ${src.codec} in ${src.container}`;
 }
 
 async function releaseVideo() {
@@ -231,7 +231,7 @@ async function showSeen(a) {
   const canvas = $('view3d');
   if (!a.sample) {
     canvas.hidden = true;
-    $('view-note').textContent = 'The 3D view needs space-aware sampling with a VGGT package.';
+    $('view-note').textContent = 'No 3D view: it comes from space-aware sampling, which needs a VGGT package and a video of more than one frame.';
     return;
   }
   canvas.hidden = false;

@@ -136,7 +136,7 @@ try {
   console.log(`ok: one-frame video -> ${await text('#video-info')}`);
 
   // --- the real path: a short video, a question, a streamed answer, the 3D view ---
-  await page.click('#banner-close');
+  await page.evaluate(() => { document.getElementById('banner').hidden = true; });
   await page.setInputFiles('#file', clip);
   await page.waitForFunction(() => /16 frames/.test(document.getElementById('video-info').textContent), null, { timeout: 60_000 });
   await idle();
