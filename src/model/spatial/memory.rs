@@ -101,20 +101,7 @@ pub fn video_activations(cfg: &QwenConfig, vggt: Option<&VggtDims>, frames: usiz
 
     let mut carried = vit_out;
     if let Some(d) = vggt {
-        let (ph, pw) = (height / d.patch.max(1), width / d.patch.max(1));
-        let hw = ph * pw;
-        let tokens = frames * (1 + d.registers + hw);
-        // Aggregator: DINO input, block temporaries, the chunked MLP, the kept last layer.
-        tl.buf("VGGT's patches", frames * hw, 3 * d.patch * d.patch);
-        tl.buf("VGGT's positional embeddings", frames * hw, d.dim);
-        tl.buf("VGGT's patch embeddings", frames * hw, d.dim);
-        for what in ["VGGT's tokens", "VGGT's normed tokens", "VGGT's q", "VGGT's k", "VGGT's v", "VGGT's attention output", "VGGT's projection", "VGGT's block output"] {
-            tl.buf(what, tokens, d.dim);
-        }
-        let chunk = tokens.min(MLP_CHUNK);
-        tl.buf("VGGT's MLP", chunk, d.mlp);
-        tl.buf("VGGT's MLP output", chunk, d.dim);
-        let kept = tl.buf("VGGT's last layer (frame and global features)", tokens, 2 * d.dim);
+        let kept = aggregator(&mut tl, d, frames, height, width, 1);
         tl.end_stage(carried);
         // Connector: 8 patch tokens (2 frames x 2x2) per merged token, RMSNorm, MLP.
         let wide = 8 * 2 * d.dim;
@@ -142,14 +129,11 @@ pub fn video_activations(cfg: &QwenConfig, vggt: Option<&VggtDims>, frames: usiz
     MemoryEstimate { weight_bytes: 0, activation_bytes: tl.peak, largest_buffer_bytes: tl.largest.0, largest: tl.largest.1 }
 }
 
-/// VGGT's frame sampling over `frames` candidates of `height` x `width` px (after its crop
-/// preprocessing): the aggregator keeping the DPT heads' layers, then the point head (run in
-/// frame chunks that fit the binding limit, so only its per-frame size counts).
-pub fn sampler_activations(d: &VggtDims, frames: usize, height: usize, width: usize, act_bytes: usize) -> MemoryEstimate {
-    let (ph, pw) = (height / d.patch.max(1), width / d.patch.max(1));
-    let hw = ph * pw;
+/// The aggregator's buffers (DINO input, block temporaries, the chunked MLP) and `kept` layers,
+/// each kept as its frame and global halves; returns the kept layers' bytes.
+fn aggregator(tl: &mut Tally, d: &VggtDims, frames: usize, height: usize, width: usize, kept: usize) -> u64 {
+    let hw = (height / d.patch.max(1)) * (width / d.patch.max(1));
     let tokens = frames * (1 + d.registers + hw);
-    let mut tl = Tally::new(act_bytes);
     tl.buf("VGGT's patches", frames * hw, 3 * d.patch * d.patch);
     tl.buf("VGGT's positional embeddings", frames * hw, d.dim);
     tl.buf("VGGT's patch embeddings", frames * hw, d.dim);
@@ -159,9 +143,21 @@ pub fn sampler_activations(d: &VggtDims, frames: usize, height: usize, width: us
     let chunk = tokens.min(MLP_CHUNK);
     tl.buf("VGGT's MLP", chunk, d.mlp);
     tl.buf("VGGT's MLP output", chunk, d.dim);
-    for _ in 0..5 {
-        tl.buf("one of VGGT's kept layers (frame and global features)", tokens, 2 * d.dim);
+    let mut bytes = 0;
+    for _ in 0..kept {
+        bytes += tl.buf("a kept VGGT layer's frame half", tokens, d.dim);
+        bytes += tl.buf("a kept VGGT layer's global half", tokens, d.dim);
     }
+    bytes
+}
+
+/// VGGT's frame sampling over `frames` candidates of `height` x `width` px (after its crop
+/// preprocessing): the aggregator keeping the DPT heads' layers, then the point head (run in
+/// frame chunks that fit the binding limit, so only its per-frame size counts).
+pub fn sampler_activations(d: &VggtDims, frames: usize, height: usize, width: usize, act_bytes: usize) -> MemoryEstimate {
+    let (ph, pw) = (height / d.patch.max(1), width / d.patch.max(1));
+    let mut tl = Tally::new(act_bytes);
+    aggregator(&mut tl, d, frames, height, width, 5);
     // The point head's outputs (f32): xyz and confidence per pixel.
     let px = frames * ph * d.patch * pw * d.patch;
     let mut t32 = Tally::new(4);
@@ -229,12 +225,14 @@ mod tests {
         let cfg = qwen3b();
         let d = VggtDims::from_config(ModelKind::SpatialMllmV11, &serde_json::json!({}));
         let e = video_activations(&cfg, Some(&d), 16, 476, 644, 2);
-        // VGGT: 16 x (5 + 1 564) tokens x 2048 channels x 2 bytes.
-        let kept = 16 * (5 + 34 * 46) * 2048 * 2;
+        // VGGT's kept layer is two halves of 16 x (5 + 1 564) tokens x 1024 channels, so the largest
+        // buffer is the connector's regrouped features: 3 128 merged tokens x 16 384 x 2 bytes.
+        let half = 16 * (5 + 34 * 46) * 1024 * 2;
+        let kept = 3128 * 16384 * 2;
         let qkv = 12_512 * 3840 * 2;
-        assert!(kept > qkv);
+        assert!(kept > qkv && kept > half);
         assert_eq!(e.largest_buffer_bytes, kept as u64, "{}", e.largest);
-        assert!(e.largest.contains("VGGT's last layer"), "{}", e.largest);
+        assert!(e.largest.contains("the connector's regrouped features"), "{}", e.largest);
         assert!(e.activation_bytes > e.largest_buffer_bytes);
         // Twice the frames, twice the largest buffer; f32 twice f16.
         let e32 = video_activations(&cfg, Some(&d), 32, 476, 644, 4);
