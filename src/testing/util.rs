@@ -27,6 +27,9 @@ impl Rng {
     pub fn unit(&mut self) -> f64 {
         self.0.f64()
     }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0.u64(..)
+    }
 }
 
 /// Outcome of one case.

@@ -166,7 +166,13 @@ pub fn write_random(
         // Uniform with the normal's standard deviation: as good for speed tests, and cheap
         // enough that a 5 B-parameter package is written in minutes.
         let half_width = scale * 3f32.sqrt();
-        let data: Vec<f32> = (0..n).map(|_| base + rng.uniform(-half_width, half_width)).collect();
+        // Each 4M-value chunk draws from its own stream, so all cores can fill it.
+        let tensor_seed = rng.next_u64();
+        let mut data = vec![0f32; n];
+        super::parallel::for_each_chunk_mut(&mut data, 1 << 22, |c, chunk| {
+            let mut r = crate::testing::Rng::new(tensor_seed ^ (c as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+            chunk.iter_mut().for_each(|x| *x = base + r.uniform(-half_width, half_width));
+        });
         writer.add(&e.name, &e.shape, &data, opts.policy.format(&e.name, &e.shape))?;
     }
     progress(Progress { done: list.len(), total: list.len(), name: "" });

@@ -8,6 +8,8 @@ pub mod policy;
 pub mod quant;
 pub mod shapes;
 #[cfg(not(target_arch = "wasm32"))]
+pub mod parallel;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod writer;
 
 pub use error::{PResult, PackageError};

@@ -81,6 +81,43 @@ pub struct PackedWeight {
 impl PackedWeight {
     pub fn pack(format: WeightFormat, w: &[f32], rows: usize, cols: usize) -> PackedWeight {
         assert_eq!(w.len(), rows * cols, "pack: data and shape disagree");
+        #[cfg(not(target_arch = "wasm32"))]
+        if rows * cols >= 1 << 20 && rows >= 16 {
+            return Self::pack_parallel(format, w, rows, cols);
+        }
+        Self::pack_serial(format, w, rows, cols)
+    }
+
+    /// `pack` over row chunks on all cores; the same words as `pack_serial`. Chunks hold an even
+    /// number of rows, so each chunk's scales fill whole words and concatenate in order.
+    #[cfg(not(target_arch = "wasm32"))]
+    fn pack_parallel(format: WeightFormat, w: &[f32], rows: usize, cols: usize) -> PackedWeight {
+        let rows_per = (((1 << 18) / cols).max(2) + 1) & !1;
+        let starts: Vec<usize> = (0..rows).step_by(rows_per).collect();
+        let parts = super::parallel::map(&starts, |&r0| {
+            let r1 = (r0 + rows_per).min(rows);
+            Self::pack_serial(format, &w[r0 * cols..r1 * cols], r1 - r0, cols)
+        });
+        let mut words = Vec::with_capacity(parts.iter().map(|p| p.words.len()).sum());
+        for p in &parts {
+            words.extend_from_slice(&p.words[..p.scale_offset_or_len()]);
+        }
+        let scale_offset = words.len();
+        for p in &parts {
+            words.extend_from_slice(&p.words[p.scale_offset_or_len()..]);
+        }
+        PackedWeight { format, rows, cols, words, scale_offset }
+    }
+
+    /// Where the scales start, or the end of the words where there are none.
+    #[cfg(not(target_arch = "wasm32"))]
+    fn scale_offset_or_len(&self) -> usize {
+        if matches!(self.format, WeightFormat::Q8 | WeightFormat::Q4) { self.scale_offset } else { self.words.len() }
+    }
+
+    /// One thread's packing: rows in order, then the scales (two f16 per word).
+    pub fn pack_serial(format: WeightFormat, w: &[f32], rows: usize, cols: usize) -> PackedWeight {
+        assert_eq!(w.len(), rows * cols, "pack: data and shape disagree");
         let kp = padded_cols(cols);
         let blocks = rows * kp / BLOCK;
         let row_block = |r: usize, b: usize| -> [f32; BLOCK] {
@@ -273,6 +310,21 @@ pub fn roundtrip_error(format: WeightFormat, w: &[f32], rows: usize, cols: usize
 mod tests {
     use super::*;
     use crate::testing::Rng;
+
+    /// Packing on all cores gives the serial words, for odd row counts and block counts.
+    #[test]
+    fn parallel_packing_matches_serial() {
+        let mut rng = Rng::new(11);
+        for (rows, cols) in [(1031, 1029), (517, 2050), (4097, 300)] {
+            let w: Vec<f32> = (0..rows * cols).map(|_| rng.uniform(-1.0, 1.0)).collect();
+            for format in [WeightFormat::F32, WeightFormat::F16, WeightFormat::Q8, WeightFormat::Q4] {
+                let serial = PackedWeight::pack_serial(format, &w, rows, cols);
+                let parallel = PackedWeight::pack_parallel(format, &w, rows, cols);
+                assert_eq!(serial.scale_offset, parallel.scale_offset, "{format:?} {rows}x{cols}");
+                assert!(serial.words == parallel.words, "{format:?} {rows}x{cols}: words differ");
+            }
+        }
+    }
 
     /// Student-t (5 degrees of freedom) weights: heavy tails like trained LLM matrices.
     fn heavy(rng: &mut Rng, n: usize) -> Vec<f32> {
