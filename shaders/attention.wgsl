@@ -4,7 +4,8 @@
 // h / (hq / hkv) (grouped-query attention). Masks: causal (key j visible to query i when
 // j <= q_pos0 + i) and block-diagonal (VARLEN: query and key in the same segment of SEG, the
 // cumulative segment starts, as for the ViT windows).
-// `flash_tile`: 64 queries per workgroup, one per thread, K/V tiles staged in workgroup memory.
+// `flash_tile`: 64 queries per workgroup, one per thread, K/V tiles staged in workgroup memory,
+// keys taken four at a time (BKV is a multiple of 4).
 // `flash_rows`: one query per workgroup of 128 threads (decode): keys split across threads for
 // the scores, head dims across threads for the weighted sum of V.
 
@@ -114,32 +115,43 @@ fn flash_tile(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_i
             if (j < last) {
                 Ks[e] = load4(true, j * P.k_stride + P.k_off + hk * HD + d);
                 Vs[e] = load4(false, j * P.v_stride + P.v_off + hk * HD + d);
+            } else {
+                Ks[e] = vec4<f32>(0.0); // keys past the end: masked, but never stale
+                Vs[e] = vec4<f32>(0.0);
             }
         }
         workgroupBarrier();
-        // Online softmax key by key; the accumulator is rescaled only when the maximum grows.
+        // Online softmax over four keys at a time: four independent dot products keep the ALUs
+        // busy, and the accumulator is rescaled once per group instead of once per key.
         let jn = min(BKV, last - j0);
-        for (var jj = 0u; jj < jn; jj++) {
-            let j = j0 + jj;
-            if (j >= mine.x && j < mine.y) {
-                var dv = vec4<f32>(0.0);
-                for (var d = 0u; d < HD4; d++) {
-                    dv += q[d] * Ks[jj * HD4 + d];
-                }
-                let dot = dv.x + dv.y + dv.z + dv.w;
-                if (dot > m) {
-                    let corr = exp(m - dot);
-                    l *= corr;
-                    for (var d = 0u; d < HD4; d++) {
-                        acc[d] *= corr;
-                    }
-                    m = dot;
-                }
-                let p = exp(dot - m);
-                l += p;
-                for (var d = 0u; d < HD4; d++) {
-                    acc[d] += p * Vs[jj * HD4 + d];
-                }
+        for (var jj = 0u; jj < jn; jj += 4u) {
+            // One short loop per key (not one loop of four): compilers unroll loops this small, and
+            // lavapipe bounds every invocation to 65 535 loop iterations in all, unrolled ones aside.
+            let kb = jj * HD4;
+            var d0 = vec4<f32>(0.0);
+            for (var d = 0u; d < HD4; d++) { d0 += q[d] * Ks[kb + d]; }
+            var d1 = vec4<f32>(0.0);
+            for (var d = 0u; d < HD4; d++) { d1 += q[d] * Ks[kb + HD4 + d]; }
+            var d2 = vec4<f32>(0.0);
+            for (var d = 0u; d < HD4; d++) { d2 += q[d] * Ks[kb + 2u * HD4 + d]; }
+            var d3 = vec4<f32>(0.0);
+            for (var d = 0u; d < HD4; d++) { d3 += q[d] * Ks[kb + 3u * HD4 + d]; }
+            let dots = vec4<f32>(dot(d0, vec4<f32>(1.0)), dot(d1, vec4<f32>(1.0)), dot(d2, vec4<f32>(1.0)), dot(d3, vec4<f32>(1.0)));
+            let js = vec4<u32>(j0 + jj) + vec4<u32>(0u, 1u, 2u, 3u);
+            let ok = (js >= vec4<u32>(mine.x)) & (js < vec4<u32>(min(mine.y, j0 + jn)));
+            if (any(ok)) {
+                let sc = select(vec4<f32>(NEG), dots, ok);
+                let mn = max(m, max(max(sc.x, sc.y), max(sc.z, sc.w)));
+                // Exactly 1 unless the maximum grew, whatever a GPU's approximate exp gives for 0:
+                // over thousands of groups any shortfall would fade the older keys.
+                let corr = select(1.0, exp(m - mn), mn > m);
+                let p = select(vec4<f32>(0.0), exp(sc - vec4<f32>(mn)), ok);
+                l = l * corr + (p.x + p.y + p.z + p.w);
+                for (var d = 0u; d < HD4; d++) { acc[d] = acc[d] * corr + p.x * Vs[kb + d]; }
+                for (var d = 0u; d < HD4; d++) { acc[d] += p.y * Vs[kb + HD4 + d]; }
+                for (var d = 0u; d < HD4; d++) { acc[d] += p.z * Vs[kb + 2u * HD4 + d]; }
+                for (var d = 0u; d < HD4; d++) { acc[d] += p.w * Vs[kb + 3u * HD4 + d]; }
+                m = mn;
             }
         }
         workgroupBarrier();

@@ -1,7 +1,8 @@
 // Y[M, N] = X[M, K] · W[N, K]^T with W packed (f16 / q8 / q4) and dequantised in the kernel,
 // f32 accumulation, and a fused epilogue: + bias, then GELU or SiLU, then * MUL, then + ADD.
 // `gemm`: 64x64 output tiles, 16x16 threads of 4x4 outputs each, K in steps of 16.
-// `gemv`: one row of X (decode); 8 output rows per workgroup, 32 lanes split K, tree reduction.
+// `gemv`: one row of X (decode); 8 output rows per workgroup, 32 lanes split K, tree reduction;
+// for q4 weights (X4) each lane takes whole blocks and reads X four values at a time.
 
 struct Params {
     M: u32,
@@ -15,7 +16,11 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> P: Params;
+#ifdef X4
+@group(0) @binding(1) var<storage, read> X: array<Act4>;
+#else
 @group(0) @binding(1) var<storage, read> X: array<Act>;
+#endif
 @group(0) @binding(2) var<storage, read> W: array<u32>;
 @group(0) @binding(3) var<storage, read_write> Y: array<Act>;
 #ifdef BIAS
@@ -48,12 +53,22 @@ fn epilogue(m: u32, n: u32, acc: f32) -> Act {
     return Act(v);
 }
 
+#ifdef X4
+// Columns 4i..4i+3 of row m (K is a multiple of 4); zero past K, where the padded weights are.
+fn x4(m: u32, i: u32) -> vec4<f32> {
+    if (4u * i < P.K) {
+        return vec4<f32>(X[m * (P.K / 4u) + i]);
+    }
+    return vec4<f32>(0.0);
+}
+#else
 fn x_at(m: u32, k: u32) -> f32 {
     if (m < P.M && k < P.K) {
         return f32(X[m * P.K + k]);
     }
     return 0.0;
 }
+#endif
 
 #ifdef GEMM
 const BM: u32 = 64u;
@@ -117,6 +132,25 @@ fn gemv(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     let n = flat_wg(wid, nwg) * 8u + lid.y;
     let m = wid.z;
     var sum = 0.0;
+#ifdef X4
+    // q4 with K a multiple of 4: each lane takes whole blocks (32 weights: four words and one
+    // scale) and reads X as vec4s, a quarter of the loads of the general loop below.
+    let nb = P.KP / 32u;
+    if (n < P.N) {
+        for (var b = lid.x; b < nb; b += 32u) {
+            let blk = n * nb + b;
+            var part = 0.0;
+            for (var w = 0u; w < 4u; w++) {
+                let word = vec4<u32>(W[blk * 4u + w]);
+                let lo = vec4<f32>((word >> vec4<u32>(0u, 4u, 8u, 12u)) & vec4<u32>(15u)) - 8.0;
+                let hi = vec4<f32>((word >> vec4<u32>(16u, 20u, 24u, 28u)) & vec4<u32>(15u)) - 8.0;
+                let i = b * 8u + w * 2u;
+                part += dot(lo, x4(m, i)) + dot(hi, x4(m, i + 1u));
+            }
+            sum += w_scale(blk, P.soff) * part;
+        }
+    }
+#else
     if (n < P.N) {
         for (var k = lid.x * 8u; k < P.K; k += 256u) {
             let w0 = load_w4(n, k, P.KP, P.soff);
@@ -126,6 +160,7 @@ fn gemv(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
             sum += dot(w0, x0) + dot(w1, x1);
         }
     }
+#endif
     let r = lid.y * 32u;
     red[r + lid.x] = sum;
     workgroupBarrier();

@@ -469,6 +469,10 @@ fn main() {
             eprintln!("loading {} ({:.2} GB)", dir.display(), pkg.manifest.total_bytes() as f64 / 1e9);
             let params = Params::new(pkg.load(&gpu, &mut |_| {}).unwrap_or_else(|e| fail(1, e)));
             let m = pollster::block_on(SpatialMllm::new(&gpu, &pkg.manifest.model_kind, &pkg.manifest.config, &params)).unwrap_or_else(|e| fail(1, e));
+            // A small warm-up compiles every stage's pipelines, so the timed run measures the
+            // steady state (the first video after loading a model also pays for compilation).
+            eprintln!("warming up (2 frames of 56x56)");
+            pollster::block_on(spatial_bench::run(&gpu, &m, 2, 56, 56, 2)).unwrap_or_else(|e| fail(3, e));
             eprintln!("running {frames} frames of {w}x{h}");
             let run = pollster::block_on(spatial_bench::run(&gpu, &m, frames, h, w, tokens)).unwrap_or_else(|e| fail(3, e));
             let weights = format!("{} language model", qwen_bench::formats(&pkg.manifest));

@@ -27,10 +27,14 @@ impl Gpu {
             return p.clone();
         }
         let code = assemble(key.src, key.variant);
-        let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some(&id),
-            source: wgpu::ShaderSource::Wgsl(code.into()),
-        });
+        let desc = wgpu::ShaderModuleDescriptor { label: Some(&id), source: wgpu::ShaderSource::Wgsl(code.into()) };
+        let module = match shader_checks() {
+            None => self.device.create_shader_module(desc),
+            // SAFETY: every loop of this project's kernels ends (bounded by uniform sizes), which
+            // is what dropping loop bounding asks; `none` leans on the launchers' shape checks
+            // and the driver's robust buffer access instead of wgpu's bounds checks.
+            Some(checks) => unsafe { self.device.create_shader_module_trusted(desc, checks) },
+        };
         let raw = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
             label: Some(&id),
             layout: None,
@@ -44,4 +48,21 @@ impl Gpu {
         self.pipelines.lock().unwrap().insert(id, p.clone());
         p
     }
+}
+
+/// The runtime checks wgpu compiles into native shaders. By default every check except loop
+/// bounding: the counter wgpu puts in each loop stops the driver from unrolling it, which made
+/// VGGT 2.4x slower on an H200 (1.68 s instead of 4.02 s for 8 frames; see README), and every
+/// loop of these kernels ends anyway. `SPATIAL_MLLM_SHADER_CHECKS=full` keeps loop bounding
+/// too; `none` also drops wgpu's own bounds checks (leaving the driver's robust buffer access),
+/// which is for measuring only. In the browser, WebGPU applies its own checks whatever this says.
+fn shader_checks() -> Option<wgpu::ShaderRuntimeChecks> {
+    #[cfg(not(target_arch = "wasm32"))]
+    match std::env::var("SPATIAL_MLLM_SHADER_CHECKS").as_deref() {
+        Ok("full") => None,
+        Ok("none") => Some(wgpu::ShaderRuntimeChecks::unchecked()),
+        _ => Some(wgpu::ShaderRuntimeChecks { force_loop_bounding: false, ..wgpu::ShaderRuntimeChecks::checked() }),
+    }
+    #[cfg(target_arch = "wasm32")]
+    None
 }

@@ -128,8 +128,8 @@ pub fn attention_with(rec: &mut Recorder, a: &Attention, kernel: Kernel) -> Resu
         .constant("RED_N", 128)
         .flag_if(a.segments.is_some(), "VARLEN")
         .constant("HD", d as u32)
-        .constant("BKV", (2048 / d).max(1) as u32)
-        .constant("KV_TILE", ((2048 / d).max(1) * d) as u32);
+        .constant("BKV", kv_tile_keys(d) as u32)
+        .constant("KV_TILE", (kv_tile_keys(d) * d) as u32);
     let entry = if rows { "flash_rows" } else { "flash_tile" };
     let pipe = gpu.pipeline(PipelineKey { src: &ATTENTION, entry, variant: &variant });
     let p = Params {
@@ -160,4 +160,10 @@ pub fn attention_with(rec: &mut Recorder, a: &Attention, kernel: Kernel) -> Resu
         rec.dispatch(pipe, &p, &binds, [(a.q.tokens as u32).div_ceil(64), a.q.heads as u32, 1]);
     }
     Ok(out)
+}
+
+/// Keys per K/V tile of `flash_tile`: 2048 values of K and of V (16 KiB as f32, both), rounded
+/// down to the four keys the kernel takes at a time.
+fn kv_tile_keys(d: usize) -> usize {
+    ((2048 / d) & !3).max(4)
 }

@@ -5,7 +5,7 @@ use bytemuck::{Pod, Zeroable};
 
 use super::{check_act, MATMUL};
 use crate::gpu::{error::shape_err, Binding, PipelineKey, Recorder, Result, Tensor, Variant};
-use crate::weights::Weight;
+use crate::weights::{Weight, WeightFormat};
 
 /// Largest row count for which the GEMV path is used.
 pub const GEMV_MAX_ROWS: usize = 4;
@@ -105,7 +105,8 @@ pub fn linear_with(rec: &mut Recorder, x: &Tensor, w: &Weight, epi: Epilogue, pa
         .flag_if(epi.act == Activation::Gelu, "GELU")
         .flag_if(epi.act == Activation::Silu, "SILU")
         .flag_if(epi.mul.is_some(), "MUL")
-        .flag_if(epi.add.is_some(), "ADD");
+        .flag_if(epi.add.is_some(), "ADD")
+        .flag_if(gemv && w.format == WeightFormat::Q4 && k % 4 == 0, "X4");
     let entry = if gemv { "gemv" } else { "gemm" };
     let pipe = gpu.pipeline(PipelineKey { src: &MATMUL, entry, variant: &variant });
     let params = Params { m: m as u32, n: n as u32, k: k as u32, kp: w.padded_cols() as u32, soff: w.scale_offset, _p: [0; 3] };

@@ -108,6 +108,7 @@ async fn matmul_case(g: &Gpu, r: &mut Rng, fmt: WeightFormat) -> CaseOutcome {
         (67, 19, 1176, Path::Gemm),
         (1, 300, 517, Path::Gemv),
         (3, 71, 45, Path::Gemv),
+        (1, 77, 1060, Path::Gemv),
         (2, 1031, 2048, Path::Auto),
     ];
     let mut notes = Vec::new();
