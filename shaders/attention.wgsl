@@ -7,7 +7,9 @@
 // `flash_tile`: 64 queries per workgroup, one per thread, K/V tiles staged in workgroup memory,
 // keys taken four at a time (BKV is a multiple of 4).
 // `flash_rows`: one query per workgroup of 128 threads (decode): keys split across threads for
-// the scores, head dims across threads for the weighted sum of V.
+// the scores, head dims across threads for the weighted sum of V. With SPLIT each workgroup takes
+// one range of the keys and leaves a partial result, and `flash_combine` merges the ranges
+// (flash-decoding): a decode step has only one query per head, too few workgroups for a GPU.
 
 struct Params {
     n_q: u32,
@@ -26,6 +28,11 @@ struct Params {
     q_pos0: u32,
     n_seg: u32,
     scale: f32,
+    // SPLIT / COMBINE: the keys are cut into n_split ranges of split_len keys.
+    split_len: u32,
+    n_split: u32,
+    _p0: u32,
+    _p1: u32,
 }
 
 @group(0) @binding(0) var<uniform> P: Params;
@@ -35,6 +42,11 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> O: array<Act>;
 #ifdef VARLEN
 @group(0) @binding(5) var<storage, read> SEG: array<u32>;
+#endif
+#ifdef SPLIT|COMBINE
+// Per (query, head, key range): the unnormalised weighted sum of V, and its running max and sum.
+@group(0) @binding(6) var<storage, read_write> PART: array<f32>;
+@group(0) @binding(7) var<storage, read_write> ML: array<vec2<f32>>;
 #endif
 
 const NEG: f32 = -3.0e38;
@@ -179,15 +191,24 @@ var<workgroup> ps: array<f32, 128>;
 fn flash_rows(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,
               @builtin(num_workgroups) nwg: vec3<u32>) {
     let t = lid.x;
-    let i = flat_wg(wid, nwg) / P.hq;
-    let h = flat_wg(wid, nwg) % P.hq;
+#ifdef SPLIT
+    let qh = flat_wg(wid, nwg) / P.n_split;
+    let part = flat_wg(wid, nwg) % P.n_split;
+#else
+    let qh = flat_wg(wid, nwg);
+#endif
+    let i = qh / P.hq;
+    let h = qh % P.hq;
     let hk = h / (P.hq / P.hkv);
     let iq = min(i, P.n_q - 1u);
     if (t < HD) {
         qs[t] = f32(Q[iq * P.q_stride + P.q_off + h * HD + t]) * P.scale;
     }
     workgroupBarrier();
-    let r = key_range(iq);
+    var r = key_range(iq);
+#ifdef SPLIT
+    r = vec2<u32>(max(r.x, part * P.split_len), min(r.y, (part + 1u) * P.split_len));
+#endif
     var m = NEG;
     var l = 0.0;
     var acc = 0.0;
@@ -218,7 +239,52 @@ fn flash_rows(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_i
         m = mt;
         workgroupBarrier();
     }
+#ifdef SPLIT
+    let slot = qh * P.n_split + part;
     if (i < P.n_q && t < HD) {
+        PART[slot * HD + t] = acc;
+    }
+    if (i < P.n_q && t == 0u) {
+        ML[slot] = vec2<f32>(m, l);
+    }
+#else
+    if (i < P.n_q && t < HD) {
+        O[i * P.o_stride + P.o_off + h * HD + t] = Act(select(0.0, acc / l, l > 0.0));
+    }
+#endif
+}
+#endif
+
+#ifdef COMBINE
+// One workgroup per (query, head): the key ranges' partial results rescaled to their common
+// maximum and summed.
+@compute @workgroup_size(128)
+fn flash_combine(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,
+                 @builtin(num_workgroups) nwg: vec3<u32>) {
+    let t = lid.x;
+    let qh = flat_wg(wid, nwg);
+    let i = qh / P.hq;
+    let h = qh % P.hq;
+    if (i >= P.n_q) {
+        return;
+    }
+    let base = qh * P.n_split;
+    var mx = NEG;
+    for (var s = 0u; s < P.n_split; s++) {
+        mx = max(mx, ML[base + s].x);
+    }
+    var l = 0.0;
+    var acc = 0.0;
+    for (var s = 0u; s < P.n_split; s++) {
+        let ml = ML[base + s];
+        // Empty ranges (max NEG, sum 0) weigh nothing.
+        let w = select(0.0, exp(ml.x - mx), ml.y > 0.0);
+        l += w * ml.y;
+        if (t < HD) {
+            acc += w * PART[(base + s) * HD + t];
+        }
+    }
+    if (t < HD) {
         O[i * P.o_stride + P.o_off + h * HD + t] = Act(select(0.0, acc / l, l > 0.0));
     }
 }

@@ -66,6 +66,9 @@ struct Params {
     q_pos0: u32,
     n_seg: u32,
     scale: f32,
+    split_len: u32,
+    n_split: u32,
+    _p: [u32; 2],
 }
 
 /// Output [q.tokens, q.heads * head_dim].
@@ -122,8 +125,13 @@ pub fn attention_with(rec: &mut Recorder, a: &Attention, kernel: Kernel) -> Resu
         return Err(shape_err("attention", format!("head dim {d} > 128 is not supported by the decode kernel")));
     }
     let out = gpu.alloc_act(&[a.q.tokens, a.q.heads * d])?;
+    // Decode over a long cache: one workgroup per (query, head) would leave most of a GPU idle,
+    // so the keys are cut into ranges of SPLIT_KEYS or more, merged by `flash_combine`.
+    let n_split = if rows && a.q.tokens * a.q.heads < SPLIT_MAX_WORKGROUPS { a.k.tokens.div_ceil(SPLIT_KEYS).min(MAX_SPLITS) } else { 1 };
+    let split_len = a.k.tokens.div_ceil(n_split);
     let variant = Variant::new(gpu.act)
         .flag(if rows { "ROWS" } else { "TILE" })
+        .flag_if(n_split > 1, "SPLIT")
         .flag_if(rows, "REDUCE")
         .constant("RED_N", 128)
         .flag_if(a.segments.is_some(), "VARLEN")
@@ -149,18 +157,39 @@ pub fn attention_with(rec: &mut Recorder, a: &Attention, kernel: Kernel) -> Resu
         q_pos0: a.q_pos0 as u32,
         n_seg: n_seg as u32,
         scale: a.scale,
+        split_len: split_len as u32,
+        n_split: n_split as u32,
+        _p: [0; 2],
     };
     let mut binds = vec![Binding::t(1, a.q.t), Binding::t(2, a.k.t), Binding::t(3, a.v.t), Binding::t(4, &out)];
     if let Some(s) = a.segments {
         binds.push(Binding::t(5, s));
     }
-    if rows {
+    if n_split > 1 {
+        let slots = a.q.tokens * a.q.heads * n_split;
+        let part = gpu.alloc(&[slots, d], DType::F32)?;
+        let ml = gpu.alloc(&[slots, 2], DType::F32)?;
+        binds.retain(|b| b.0 != 4); // the first pass writes partial results, not O
+        binds.push(Binding::t(6, &part));
+        binds.push(Binding::t(7, &ml));
+        rec.dispatch_flat(pipe, &p, &binds, slots as u32);
+        let combine = Variant::new(gpu.act).flag("COMBINE").constant("HD", d as u32);
+        let pipe = gpu.pipeline(PipelineKey { src: &ATTENTION, entry: "flash_combine", variant: &combine });
+        let binds = [Binding::t(4, &out), Binding::t(6, &part), Binding::t(7, &ml)];
+        rec.dispatch_flat(pipe, &p, &binds, (a.q.tokens * a.q.heads) as u32);
+    } else if rows {
         rec.dispatch_flat(pipe, &p, &binds, (a.q.tokens * a.q.heads) as u32);
     } else {
         rec.dispatch(pipe, &p, &binds, [(a.q.tokens as u32).div_ceil(64), a.q.heads as u32, 1]);
     }
     Ok(out)
 }
+
+/// Split a decode step's keys when fewer (query, head) pairs than this would run.
+const SPLIT_MAX_WORKGROUPS: usize = 256;
+/// Keys per range of a split decode step, at least; and the most ranges.
+const SPLIT_KEYS: usize = 256;
+const MAX_SPLITS: usize = 64;
 
 /// Keys per K/V tile of `flash_tile`: 2048 values of K and of V (16 KiB as f32, both), rounded
 /// down to the four keys the kernel takes at a time.

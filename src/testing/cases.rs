@@ -220,6 +220,9 @@ async fn attention_causal_gqa(g: &Gpu, r: &mut Rng) -> CaseOutcome {
         (1, 300, 299, Kernel::Rows),
         (3, 130, 127, Kernel::Auto),
         (37, 37, 0, Kernel::Rows),
+        // Decode over a long cache: keys cut into ranges and merged (20 ranges; 2 queries).
+        (1, 5003, 5002, Kernel::Rows),
+        (2, 2999, 2997, Kernel::Auto),
     ] {
         let label = format!("causal q{n_q} kv{n_kv} pos0 {q0} {kern:?}");
         notes.push(attention_check(g, r, &label, n_q, n_kv, 16, 2, 128, true, q0, None, kern).await?);
