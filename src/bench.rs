@@ -8,7 +8,7 @@ pub mod vggt;
 
 use std::time::Instant;
 
-use crate::gpu::{Gpu, Recorder, Result, Tensor};
+use crate::gpu::{Gpu, GpuTimer, Recorder, Result, Tensor};
 use crate::kernels::attention::{attention_with, Attention, HeadsView, Kernel};
 use crate::kernels::elementwise::add;
 use crate::kernels::matmul::{linear_with, Epilogue, Path};
@@ -50,14 +50,25 @@ fn time(gpu: &Gpu, reps: usize, mut f: impl FnMut(&mut Recorder) -> Result<()>) 
     let per = warm.dispatches;
     warm.submit()?;
     pollster::block_on(gpu.finish())?;
-    let mut rec = Recorder::new(gpu);
+    // GPU timestamps around the repetitions where the adapter has them, else the wall clock
+    // around their submission and a fence.
+    let timer = GpuTimer::new(gpu)?;
+    let mut rec = match &timer {
+        Some(t) => Recorder::timed(gpu, t),
+        None => Recorder::new(gpu),
+    };
     for _ in 0..reps {
         f(&mut rec)?;
     }
     let t0 = Instant::now();
     rec.submit()?;
     pollster::block_on(gpu.finish())?;
-    Ok((t0.elapsed().as_secs_f64() * 1e3 / reps as f64, per))
+    let wall = t0.elapsed().as_secs_f64() * 1e3;
+    let ms = match &timer {
+        Some(t) => pollster::block_on(t.elapsed_ms(gpu))?,
+        None => wall,
+    };
+    Ok((ms / reps as f64, per))
 }
 
 /// Device-to-device copy bandwidth (read + write bytes per second).
@@ -177,8 +188,10 @@ pub fn format_table(gpu: &Gpu, rows: &[Row]) -> String {
     let copy = rows.iter().find(|r| r.name.starts_with("copy")).map(|r| r.gbps()).unwrap_or(f64::NAN);
     let best = rows.iter().filter(|r| r.name.starts_with("gemm")).map(|r| r.gflops()).fold(0.0, f64::max);
     let mut s = format!(
-        "device: {}\npath: {:?} activations\nfloors: copy bandwidth {copy:.1} GB/s, best GEMM {best:.1} GFLOP/s (both measured in this run)\n\n",
-        gpu.info, gpu.act
+        "device: {}\npath: {:?} activations\ntimes: {}\nfloors: copy bandwidth {copy:.1} GB/s, best GEMM {best:.1} GFLOP/s (both measured in this run)\n\n",
+        gpu.info,
+        gpu.act,
+        if gpu.info.has_timestamps { "GPU timestamps around the repetitions" } else { "wall clock around the repetitions' submission and fence" }
     );
     s += &format!("{:<40} {:>10} {:>10} {:>10} {:>8} {:>8} {:>5}\n", "kernel", "ms", "GB/s", "GFLOP/s", "%copy", "%gemm", "disp");
     for r in rows {

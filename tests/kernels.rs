@@ -75,3 +75,34 @@ fn suite_is_covered() {
         assert!(listed.contains(&c.name), "case {} has no native test", c.name);
     }
 }
+
+/// The benchmarks' GPU timer: it measures the recording (more work, more time) and never more
+/// than the wall clock around it; without timestamp queries there is no timer.
+#[test]
+fn gpu_timer_measures_the_recording() {
+    use spatial_mllm_web::gpu::{GpuTimer, Recorder};
+    use spatial_mllm_web::kernels::elementwise::add;
+    let gpu = pollster::block_on(Gpu::new(GpuOptions { allow_f16: false, allow_subgroups: true, poison: false })).expect("a GPU adapter");
+    let Some(timer) = GpuTimer::new(&gpu).unwrap() else {
+        assert!(!gpu.info.has_timestamps, "the adapter has timestamp queries but no timer was made");
+        return;
+    };
+    let x = gpu.upload_f32(&vec![1.0; 1 << 20], &[1024, 1024]).unwrap();
+    let mut measure = |reps: usize| {
+        let mut rec = Recorder::timed(&gpu, &timer);
+        let mut y = add(&mut rec, &x, &x).unwrap();
+        for _ in 1..reps {
+            y = add(&mut rec, &y, &x).unwrap();
+        }
+        let t0 = std::time::Instant::now();
+        rec.submit().unwrap();
+        pollster::block_on(gpu.finish()).unwrap();
+        let wall = t0.elapsed().as_secs_f64() * 1e3;
+        let ms = pollster::block_on(timer.elapsed_ms(&gpu)).unwrap();
+        assert_eq!(pollster::block_on(gpu.read_f32(&y)).unwrap()[12345], (reps + 1) as f32);
+        assert!(ms > 0.0 && ms <= wall * 1.01 + 0.01, "{reps} adds: GPU {ms} ms, wall clock {wall} ms");
+        ms
+    };
+    let (one, many) = (measure(1), measure(40));
+    assert!(many > 4.0 * one, "40 adds took {many} ms on the GPU, one took {one} ms");
+}

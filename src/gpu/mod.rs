@@ -11,6 +11,7 @@ mod recorder;
 mod shader;
 mod stats;
 mod tensor;
+mod timer;
 
 pub use buffer::{BufferPool, GpuBuffer};
 pub use device::{Gpu, GpuOptions, GpuInfo};
@@ -20,3 +21,4 @@ pub use recorder::{flat_groups as recorder_flat_groups, Binding, Recorder};
 pub use shader::{ShaderSource, Variant};
 pub use stats::{GpuStats, StatsSnapshot};
 pub use tensor::{DType, Tensor};
+pub use timer::GpuTimer;

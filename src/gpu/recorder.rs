@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use super::timer::GpuTimer;
 use super::buffer::GpuBuffer;
 use super::device::Gpu;
 use super::error::Result;
@@ -29,11 +30,18 @@ pub struct Recorder<'g> {
     ops: Vec<Op>,
     /// Dispatches recorded so far (reported by the benchmarks).
     pub dispatches: usize,
+    /// Stamps the start of the first submission and the end of each (benchmarks).
+    timer: Option<(&'g GpuTimer, bool)>,
 }
 
 impl<'g> Recorder<'g> {
     pub fn new(gpu: &'g Gpu) -> Self {
-        Recorder { gpu, uniforms: Vec::new(), ops: Vec::new(), dispatches: 0 }
+        Recorder { gpu, uniforms: Vec::new(), ops: Vec::new(), dispatches: 0, timer: None }
+    }
+
+    /// A recorder whose submissions `timer` measures, from the first command to the last.
+    pub fn timed(gpu: &'g Gpu, timer: &'g GpuTimer) -> Self {
+        Recorder { timer: Some((timer, false)), ..Recorder::new(gpu) }
     }
 
     /// Record one dispatch: `params` goes to binding 0 (uniform), `bufs` are storage bindings.
@@ -89,7 +97,7 @@ impl<'g> Recorder<'g> {
         self.encode_and_submit(&ops, &uniforms, dispatches)
     }
 
-    fn encode_and_submit(&self, ops: &[Op], uniforms: &[u8], dispatches: usize) -> Result<()> {
+    fn encode_and_submit(&mut self, ops: &[Op], uniforms: &[u8], dispatches: usize) -> Result<()> {
         self.gpu.check()?;
         let device = &self.gpu.device;
         let uniform = device.create_buffer(&wgpu::BufferDescriptor {
@@ -102,6 +110,12 @@ impl<'g> Recorder<'g> {
             self.gpu.queue.write_buffer(&uniform, 0, uniforms);
         }
         let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("forward") });
+        if let Some((timer, begun)) = &mut self.timer {
+            if !*begun {
+                timer.stamp(&mut enc, 0);
+                *begun = true;
+            }
+        }
         let mut i = 0;
         while i < ops.len() {
             match &ops[i] {
@@ -137,6 +151,9 @@ impl<'g> Recorder<'g> {
                     }
                 }
             }
+        }
+        if let Some((timer, _)) = &self.timer {
+            timer.stamp(&mut enc, 1);
         }
         self.gpu.queue.submit(Some(enc.finish()));
         self.gpu.stats.submitted(dispatches);
