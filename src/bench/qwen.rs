@@ -95,7 +95,11 @@ pub async fn run(gpu: &Gpu, m: &Manifest, params: std::collections::HashMap<Stri
         if decoded > 0 {
             decode_ms = decode_ms.min(g.decode_ms / decoded as f64);
             let d = last - first;
-            per_token = StatsSnapshot { submits: d.submits / decoded as u64, dispatches: d.dispatches / decoded as u64 };
+            per_token = StatsSnapshot {
+                submits: d.submits / decoded as u64,
+                dispatches: d.dispatches / decoded as u64,
+                encode_us: d.encode_us / decoded as u64,
+            };
         }
     }
 
@@ -127,14 +131,14 @@ pub async fn run(gpu: &Gpu, m: &Manifest, params: std::collections::HashMap<Stri
 /// The table of one or more runs.
 pub fn format_table(gpu: &Gpu, runs: &[QwenReport]) -> String {
     let mut s = format!("device: {}\npath: {:?} activations\n\n", gpu.info, gpu.act);
-    s += "| weights | prompt | prefill tok/s | prefill GFLOP/s | % of GEMM floor | decode tok/s | ms/token | dispatches/token | submits/token | MB read/token | GB/s | % of copy floor |\n";
-    s += "|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+    s += "| weights | prompt | prefill tok/s | prefill GFLOP/s | % of GEMM floor | decode tok/s | ms/token | dispatches/token | submits/token | CPU encode ms/token | MB read/token | GB/s | % of copy floor |\n";
+    s += "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
     for r in runs {
         let prefill_gflops = r.prefill_flops / r.prefill_ms / 1e6;
         let bytes = r.weight_bytes + r.kv_bytes;
         let gbps = bytes / r.decode_ms_per_token / 1e6;
         s += &format!(
-            "| {} | {} | {:.1} | {:.1} | {:.0}% | {:.2} | {:.1} | {} | {} | {:.0} | {:.1} | {:.0}% |\n",
+            "| {} | {} | {:.1} | {:.1} | {:.0}% | {:.2} | {:.1} | {} | {} | {:.2} | {:.0} | {:.1} | {:.0}% |\n",
             r.label,
             r.prompt,
             r.prompt as f64 / r.prefill_ms * 1e3,
@@ -144,6 +148,7 @@ pub fn format_table(gpu: &Gpu, runs: &[QwenReport]) -> String {
             r.decode_ms_per_token,
             r.per_token.dispatches,
             r.per_token.submits,
+            r.per_token.encode_us as f64 / 1e3,
             bytes / 1e6,
             gbps,
             100.0 * gbps / r.copy.gbps(),
@@ -152,6 +157,6 @@ pub fn format_table(gpu: &Gpu, runs: &[QwenReport]) -> String {
     s += "\nfloors measured in the same run: ";
     let floors: Vec<String> = runs.iter().map(|r| format!("{}: copy {:.1} GB/s, {} {:.1} GFLOP/s", r.label, r.copy.gbps(), r.gemm.name, r.gemm.gflops())).collect();
     s += &floors.join("; ");
-    s += &format!("\n(decode: {} tokens after the prompt, best of the repetitions; prefill includes the first token's logits and readback)\n", runs.first().map_or(0, |r| r.decoded));
+    s += &format!("\n(decode: {} tokens after the prompt, best of the repetitions; prefill includes the first token's logits and readback; CPU encode: recording the step's uniforms, bind groups and passes, which the GPU waits for)\n", runs.first().map_or(0, |r| r.decoded));
     s
 }

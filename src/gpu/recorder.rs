@@ -99,6 +99,7 @@ impl<'g> Recorder<'g> {
 
     fn encode_and_submit(&mut self, ops: &[Op], uniforms: &[u8], dispatches: usize) -> Result<()> {
         self.gpu.check()?;
+        let t0 = super::clock::now_ms();
         let device = &self.gpu.device;
         let uniform = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("uniform arena"),
@@ -155,8 +156,11 @@ impl<'g> Recorder<'g> {
         if let Some((timer, _)) = &self.timer {
             timer.stamp(&mut enc, 1);
         }
-        self.gpu.queue.submit(Some(enc.finish()));
-        self.gpu.stats.submitted(dispatches);
+        let commands = enc.finish();
+        // Recording time only: a CPU adapter executes the work inside `submit`.
+        let encode_ms = super::clock::now_ms() - t0;
+        self.gpu.queue.submit(Some(commands));
+        self.gpu.stats.submitted(dispatches, encode_ms);
         Ok(())
     }
 }

@@ -7,6 +7,8 @@ use std::sync::Mutex;
 pub struct GpuStats {
     submits: AtomicU64,
     dispatches: AtomicU64,
+    /// CPU time spent recording command buffers, in microseconds.
+    encode_us: AtomicU64,
     /// Bytes of activation buffers the pool has created: they stay allocated (in use or pooled),
     /// so this is the high-water mark of activation memory since the pool was last cleared.
     activation_bytes: AtomicU64,
@@ -20,12 +22,15 @@ pub struct GpuStats {
 pub struct StatsSnapshot {
     pub submits: u64,
     pub dispatches: u64,
+    /// CPU microseconds spent recording command buffers (uniforms, bind groups, passes).
+    pub encode_us: u64,
 }
 
 impl GpuStats {
-    pub(super) fn submitted(&self, dispatches: usize) {
+    pub(super) fn submitted(&self, dispatches: usize, encode_ms: f64) {
         self.submits.fetch_add(1, Ordering::Relaxed);
         self.dispatches.fetch_add(dispatches as u64, Ordering::Relaxed);
+        self.encode_us.fetch_add((encode_ms.max(0.0) * 1e3) as u64, Ordering::Relaxed);
     }
 
     pub(super) fn activation_created(&self, bytes: u64) {
@@ -58,13 +63,21 @@ impl GpuStats {
     }
 
     pub fn snapshot(&self) -> StatsSnapshot {
-        StatsSnapshot { submits: self.submits.load(Ordering::Relaxed), dispatches: self.dispatches.load(Ordering::Relaxed) }
+        StatsSnapshot {
+            submits: self.submits.load(Ordering::Relaxed),
+            dispatches: self.dispatches.load(Ordering::Relaxed),
+            encode_us: self.encode_us.load(Ordering::Relaxed),
+        }
     }
 }
 
 impl std::ops::Sub for StatsSnapshot {
     type Output = StatsSnapshot;
     fn sub(self, earlier: StatsSnapshot) -> StatsSnapshot {
-        StatsSnapshot { submits: self.submits - earlier.submits, dispatches: self.dispatches - earlier.dispatches }
+        StatsSnapshot {
+            submits: self.submits - earlier.submits,
+            dispatches: self.dispatches - earlier.dispatches,
+            encode_us: self.encode_us - earlier.encode_us,
+        }
     }
 }
