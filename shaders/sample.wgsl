@@ -83,6 +83,27 @@ fn mass_at(t: u32, tau: f32) -> f32 {
     return wg_sum(t, s);
 }
 
+// A threshold that keeps the probabilities >= tau, halfway between the smallest of them and the
+// largest below. Bisection leaves tau within 1e-9 of a kept probability, and a GPU may round
+// exp((l - mx) / T) differently where it is inlined again, flipping that token (seen on an H200
+// at T = 1.3); the slack here and the halfway point make a rounding step harmless.
+fn settle(t: u32, tau: f32) -> f32 {
+    let cut = tau * (1.0 - 1e-6);
+    var kept_min = 2.0;
+    var below_max = 0.0;
+    for (var i = t; i < P.n; i += WG) {
+        let p = prob(i);
+        if (p >= cut) {
+            kept_min = min(kept_min, p);
+        } else {
+            below_max = max(below_max, p);
+        }
+    }
+    let a = -wg_max(t, -kept_min);
+    let b = wg_max(t, below_max);
+    return 0.5 * (a + b);
+}
+
 fn count_at(t: u32, tau: f32) -> f32 {
     var c = 0.0;
     for (var i = t; i < P.n; i += WG) {
@@ -109,7 +130,7 @@ fn sample(@builtin(local_invocation_id) lid: vec3<u32>) {
                 hi = mid;
             }
         }
-        tau = lo;
+        tau = settle(t, lo);
     }
     // top-p: the largest tau' >= tau whose kept mass still reaches top_p of the top-k mass.
     if (P.top_p < 1.0) {
@@ -124,7 +145,7 @@ fn sample(@builtin(local_invocation_id) lid: vec3<u32>) {
                 hi = mid;
             }
         }
-        tau = lo;
+        tau = settle(t, lo);
     }
     // Draw: chunk sums, a serial prefix over the 256 chunks, a serial walk of one chunk.
     let chunk = (P.n + WG - 1u) / WG;

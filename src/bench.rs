@@ -100,6 +100,15 @@ pub fn gemm_row(gpu: &Gpu, rng: &mut Rng, fmt: WeightFormat, m: usize, n: usize,
     Ok(Row { name: format!("gemm {} {m}x{n}x{k}", fmt.name()), ms, bytes, flops: 2.0 * (m * n * k) as f64, dispatches: d })
 }
 
+/// A one-row GEMV [1, k] x [n, k]^T (a decode step's matrix) with weights in `fmt`.
+fn gemv_row(gpu: &Gpu, rng: &mut Rng, fmt: WeightFormat, n: usize, k: usize, reps: usize) -> Result<Row> {
+    let w = weight(gpu, rng, fmt, n, k)?;
+    let x = act(gpu, rng, &[1, k])?;
+    let (ms, d) = time(gpu, reps, |rec| linear_with(rec, &x, &w, Epilogue::none(), Path::Gemv).map(|_| ()))?;
+    let bytes = (n * k) as f64 * fmt.bits_per_weight() / 8.0 + (k + n) as f64 * gpu.act.size() as f64;
+    Ok(Row { name: format!("gemv {} 1x{n}x{k}", fmt.name()), ms, bytes, flops: 2.0 * (n * k) as f64, dispatches: d })
+}
+
 pub fn run_all(gpu: &Gpu, scale: Scale, reps: usize) -> Result<Vec<Row>> {
     let mut rng = Rng::new(7);
     let act_b = gpu.act.size() as f64;
@@ -113,13 +122,10 @@ pub fn run_all(gpu: &Gpu, scale: Scale, reps: usize) -> Result<Vec<Row>> {
     let (vn, vk) = if full { (11008, 2048) } else { (2048, 1024) };
     for fmt in WeightFormat::all() {
         rows.push(gemm_row(gpu, &mut rng, fmt, gm, gn, gk, reps)?);
-
-        let w = weight(gpu, &mut rng, fmt, vn, vk)?;
-        let x = act(gpu, &mut rng, &[1, vk])?;
-        let (ms, d) = time(gpu, reps, |rec| linear_with(rec, &x, &w, Epilogue::none(), Path::Gemv).map(|_| ()))?;
-        let bytes = (vn * vk) as f64 * fmt.bits_per_weight() / 8.0 + (vk + vn) as f64 * act_b;
-        rows.push(Row { name: format!("gemv {} 1x{vn}x{vk}", fmt.name()), ms, bytes, flops: 2.0 * (vn * vk) as f64, dispatches: d });
+        rows.push(gemv_row(gpu, &mut rng, fmt, vn, vk, reps)?);
     }
+    // q4 with K a multiple of 4 reads X as vec4s, block by block; the general loop otherwise.
+    rows.push(gemv_row(gpu, &mut rng, WeightFormat::Q4, vn, vk - 2, reps)?);
 
     // Attention: VGGT-like full attention (head dim 64) and Qwen decode over a KV cache.
     let (an, ah) = if full { (4096, 16) } else { (512, 4) };

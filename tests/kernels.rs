@@ -88,7 +88,7 @@ fn gpu_timer_measures_the_recording() {
         return;
     };
     let x = gpu.upload_f32(&vec![1.0; 1 << 20], &[1024, 1024]).unwrap();
-    let mut measure = |reps: usize| {
+    let measure = |reps: usize| {
         let mut rec = Recorder::timed(&gpu, &timer);
         let mut y = add(&mut rec, &x, &x).unwrap();
         for _ in 1..reps {

@@ -28,6 +28,8 @@ pub struct QwenReport {
     pub prefill_flops: f64,
     pub decode_ms_per_token: f64,
     pub per_token: StatsSnapshot,
+    /// Bind groups created per decoded token (the rest came from the cache).
+    pub bind_groups_per_token: f64,
     pub decoded: usize,
     /// Weights read per decoded token (every layer matrix and the tied embedding as lm_head).
     pub weight_bytes: f64,
@@ -86,6 +88,7 @@ pub async fn run(gpu: &Gpu, m: &Manifest, params: std::collections::HashMap<Stri
     let mut prefill_ms = f64::INFINITY;
     let mut decode_ms = f64::INFINITY;
     let mut per_token = StatsSnapshot::default();
+    let mut bind_groups_per_token = 0.0;
     let mut decoded = 0;
     for _ in 0..b.reps.max(1) {
         cache.len = 0;
@@ -98,8 +101,10 @@ pub async fn run(gpu: &Gpu, m: &Manifest, params: std::collections::HashMap<Stri
             per_token = StatsSnapshot {
                 submits: d.submits / decoded as u64,
                 dispatches: d.dispatches / decoded as u64,
+                bind_groups: d.bind_groups / decoded as u64,
                 encode_us: d.encode_us / decoded as u64,
             };
+            bind_groups_per_token = d.bind_groups as f64 / decoded as f64;
         }
     }
 
@@ -120,6 +125,7 @@ pub async fn run(gpu: &Gpu, m: &Manifest, params: std::collections::HashMap<Stri
         prefill_flops,
         decode_ms_per_token: decode_ms,
         per_token,
+        bind_groups_per_token,
         decoded,
         weight_bytes: llm_bytes(m),
         kv_bytes,
@@ -131,14 +137,14 @@ pub async fn run(gpu: &Gpu, m: &Manifest, params: std::collections::HashMap<Stri
 /// The table of one or more runs.
 pub fn format_table(gpu: &Gpu, runs: &[QwenReport]) -> String {
     let mut s = format!("device: {}\npath: {:?} activations\n\n", gpu.info, gpu.act);
-    s += "| weights | prompt | prefill tok/s | prefill GFLOP/s | % of GEMM floor | decode tok/s | ms/token | dispatches/token | submits/token | CPU encode ms/token | MB read/token | GB/s | % of copy floor |\n";
-    s += "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+    s += "| weights | prompt | prefill tok/s | prefill GFLOP/s | % of GEMM floor | decode tok/s | ms/token | dispatches/token | submits/token | bind groups created/token | CPU encode ms/token | MB read/token | GB/s | % of copy floor |\n";
+    s += "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
     for r in runs {
         let prefill_gflops = r.prefill_flops / r.prefill_ms / 1e6;
         let bytes = r.weight_bytes + r.kv_bytes;
         let gbps = bytes / r.decode_ms_per_token / 1e6;
         s += &format!(
-            "| {} | {} | {:.1} | {:.1} | {:.0}% | {:.2} | {:.1} | {} | {} | {:.2} | {:.0} | {:.1} | {:.0}% |\n",
+            "| {} | {} | {:.1} | {:.1} | {:.0}% | {:.2} | {:.1} | {} | {} | {:.1} | {:.2} | {:.0} | {:.1} | {:.0}% |\n",
             r.label,
             r.prompt,
             r.prompt as f64 / r.prefill_ms * 1e3,
@@ -148,6 +154,7 @@ pub fn format_table(gpu: &Gpu, runs: &[QwenReport]) -> String {
             r.decode_ms_per_token,
             r.per_token.dispatches,
             r.per_token.submits,
+            r.bind_groups_per_token,
             r.per_token.encode_us as f64 / 1e3,
             bytes / 1e6,
             gbps,
@@ -157,6 +164,6 @@ pub fn format_table(gpu: &Gpu, runs: &[QwenReport]) -> String {
     s += "\nfloors measured in the same run: ";
     let floors: Vec<String> = runs.iter().map(|r| format!("{}: copy {:.1} GB/s, {} {:.1} GFLOP/s", r.label, r.copy.gbps(), r.gemm.name, r.gemm.gflops())).collect();
     s += &floors.join("; ");
-    s += &format!("\n(decode: {} tokens after the prompt, best of the repetitions; prefill includes the first token's logits and readback; CPU encode: recording the step's uniforms, bind groups and passes, which the GPU waits for)\n", runs.first().map_or(0, |r| r.decoded));
+    s += &format!("\n(decode: {} tokens after the prompt, best of the repetitions; prefill includes the first token's logits and readback; CPU encode: recording the step's uniforms, bind groups and passes, which the GPU waits for; bind groups are cached across steps)\n", runs.first().map_or(0, |r| r.decoded));
     s
 }

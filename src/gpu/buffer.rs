@@ -1,18 +1,29 @@
 //! GPU buffers and a size-bucketed pool. A dropped activation buffer goes back to the pool; queue
-//! ordering makes reuse by a later submission safe.
+//! ordering makes reuse by a later submission safe. The pool also holds the bind-group cache,
+//! whose groups must not outlive the buffers they bind.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, Weak};
+
+use super::bind_cache::BindCache;
 
 #[derive(Debug)]
 pub struct GpuBuffer {
     pub raw: wgpu::Buffer,
-    pool: Option<Weak<Mutex<BufferPool>>>,
+    pool: Weak<Mutex<BufferPool>>,
+    /// Pooled buffers go back to the pool when dropped; the others (weights, caches) are
+    /// released, and the cached bind groups over them forgotten.
+    pooled: bool,
 }
 
 impl GpuBuffer {
-    pub fn new(raw: wgpu::Buffer, pool: Option<Weak<Mutex<BufferPool>>>) -> Self {
-        GpuBuffer { raw, pool }
+    /// A buffer that returns to `pool` when dropped.
+    pub fn pooled(raw: wgpu::Buffer, pool: Weak<Mutex<BufferPool>>) -> Self {
+        GpuBuffer { raw, pool, pooled: true }
+    }
+    /// A buffer of its own, released when dropped (`pool` is told, to drop its bind groups).
+    pub fn owned(raw: wgpu::Buffer, pool: Weak<Mutex<BufferPool>>) -> Self {
+        GpuBuffer { raw, pool, pooled: false }
     }
     pub fn size(&self) -> u64 {
         self.raw.size()
@@ -21,9 +32,13 @@ impl GpuBuffer {
 
 impl Drop for GpuBuffer {
     fn drop(&mut self) {
-        if let Some(pool) = self.pool.as_ref().and_then(Weak::upgrade) {
+        if let Some(pool) = self.pool.upgrade() {
             if let Ok(mut pool) = pool.lock() {
-                pool.put(self.raw.clone());
+                if self.pooled {
+                    pool.put(self.raw.clone());
+                } else {
+                    pool.binds.forget(&self.raw);
+                }
             }
         }
     }
@@ -31,10 +46,14 @@ impl Drop for GpuBuffer {
 
 /// Free storage buffers by bucketed size. Buckets: powers of two up to 1 MiB, then steps of an
 /// eighth of the power of two, so that waste stays under 12.5 % for large activations.
+/// A bucket hands out its lowest buffer (by wgpu's id order), not the last one returned: a step
+/// that repeats the previous one then gets the same buffers whatever order they came back in,
+/// and finds its bind groups in the cache.
 #[derive(Debug, Default)]
 pub struct BufferPool {
-    free: HashMap<u64, Vec<wgpu::Buffer>>,
+    free: HashMap<u64, BTreeSet<wgpu::Buffer>>,
     pub pooled_bytes: u64,
+    pub binds: BindCache,
 }
 
 impl BufferPool {
@@ -48,18 +67,19 @@ impl BufferPool {
         b.div_ceil(step) * step
     }
     pub fn take(&mut self, bucket: u64) -> Option<wgpu::Buffer> {
-        let buf = self.free.get_mut(&bucket)?.pop()?;
+        let buf = self.free.get_mut(&bucket)?.pop_first()?;
         self.pooled_bytes -= bucket;
         Some(buf)
     }
     fn put(&mut self, buf: wgpu::Buffer) {
         self.pooled_bytes += buf.size();
-        self.free.entry(buf.size()).or_default().push(buf);
+        self.free.entry(buf.size()).or_default().insert(buf);
     }
     /// Release every pooled buffer (for example before loading a larger model).
     pub fn clear(&mut self) {
         self.free.clear();
         self.pooled_bytes = 0;
+        self.binds.clear();
     }
 }
 

@@ -244,6 +244,11 @@ impl Gpu {
         Ok(())
     }
 
+    /// Wrap a buffer of its own (not pooled): dropping it forgets the bind groups over it.
+    pub(crate) fn owned_buffer(&self, raw: wgpu::Buffer) -> GpuBuffer {
+        GpuBuffer::owned(raw, Arc::downgrade(&self.pool))
+    }
+
     pub(crate) fn raw_buffer(&self, size: u64, label: &str) -> wgpu::Buffer {
         self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
@@ -273,7 +278,7 @@ impl Gpu {
         if self.poison && !self.is_dry_run() {
             self.queue.write_buffer(&raw, 0, &vec![0xFFu8; bucket as usize]);
         }
-        let buf = Arc::new(GpuBuffer::new(raw, Some(Arc::downgrade(&self.pool))));
+        let buf = Arc::new(GpuBuffer::pooled(raw, Arc::downgrade(&self.pool)));
         Ok(Tensor { buf, shape: shape.to_vec(), dtype })
     }
 
@@ -296,7 +301,7 @@ impl Gpu {
             &padded
         };
         self.queue.write_buffer(&raw, 0, data);
-        Ok(Arc::new(GpuBuffer::new(raw, None)))
+        Ok(Arc::new(self.owned_buffer(raw)))
     }
 
     /// Upload raw bytes as a tensor of a given type.
@@ -328,6 +333,16 @@ impl Gpu {
     }
     pub fn upload_i32(&self, data: &[i32], shape: &[usize]) -> Result<Tensor> {
         self.upload(bytemuck::cast_slice(data), shape, DType::I32)
+    }
+
+    /// Compiled pipelines so far (one per family, entry point and variant).
+    pub fn pipeline_count(&self) -> usize {
+        self.pipelines.lock().unwrap().len()
+    }
+
+    /// Bind groups the device keeps for reuse (see `bind_cache.rs`).
+    pub fn cached_bind_groups(&self) -> usize {
+        self.pool.lock().unwrap().binds.len()
     }
 
     /// Bytes currently held by the pool for reuse.

@@ -1,6 +1,7 @@
 //! GPU runtime: one negotiated device, buffers and their pool, shader variants and the pipeline
 //! cache, a recorder that batches a whole forward pass into one submission, async readback.
 
+mod bind_cache;
 mod buffer;
 pub mod clock;
 mod device;

@@ -25,7 +25,7 @@ impl Gpu {
         let mut enc = self.device.create_command_encoder(&Default::default());
         enc.copy_buffer_to_buffer(&t.buf.raw, offset, &staging, 0, size);
         self.queue.submit(Some(enc.finish()));
-        self.stats.submitted(0, 0.0);
+        self.stats.submitted(0, 0, 0.0);
         let (tx, rx) = futures_channel::oneshot::channel();
         staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
             let _ = tx.send(r);

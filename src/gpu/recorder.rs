@@ -1,5 +1,6 @@
 //! The recorder collects a whole forward pass (dispatches and copies) and submits it as one
-//! command buffer. Kernel parameters go into one uniform arena written once per submission.
+//! command buffer. Kernel parameters go into one uniform arena written once per submission; bind
+//! groups come from the device's cache (`bind_cache.rs`), so a repeated step creates none.
 
 use std::sync::Arc;
 
@@ -101,14 +102,12 @@ impl<'g> Recorder<'g> {
         self.gpu.check()?;
         let t0 = super::clock::now_ms();
         let device = &self.gpu.device;
-        let uniform = device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("uniform arena"),
-            size: (uniforms.len() as u64).max(16),
-            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
+        // Held until the submission: the uniform buffer is shared by every recorder.
+        let mut pool = self.gpu.pool.lock().unwrap();
+        let binds = &mut pool.binds;
+        let uniform = binds.uniform(device, uniforms.len() as u64);
         if !uniforms.is_empty() {
-            self.gpu.queue.write_buffer(&uniform, 0, uniforms);
+            self.gpu.queue.write_buffer(uniform, 0, uniforms);
         }
         let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("forward") });
         if let Some((timer, begun)) = &mut self.timer {
@@ -117,6 +116,8 @@ impl<'g> Recorder<'g> {
                 *begun = true;
             }
         }
+        let mut created = 0;
+        let mut storage: Vec<(u32, &wgpu::Buffer)> = Vec::with_capacity(8);
         let mut i = 0;
         while i < ops.len() {
             match &ops[i] {
@@ -128,23 +129,11 @@ impl<'g> Recorder<'g> {
                     // One compute pass for a run of consecutive dispatches.
                     let mut pass =
                         enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None });
-                    while let Some(Op::Dispatch { pipe, uniform: (off, size), bufs, groups }) = ops.get(i) {
-                        let mut entries = vec![wgpu::BindGroupEntry {
-                            binding: 0,
-                            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                                buffer: &uniform,
-                                offset: *off,
-                                size: wgpu::BufferSize::new(*size),
-                            }),
-                        }];
-                        for (b, buf) in bufs {
-                            entries.push(wgpu::BindGroupEntry { binding: *b, resource: buf.raw.as_entire_binding() });
-                        }
-                        let bg = device.create_bind_group(&wgpu::BindGroupDescriptor {
-                            label: None,
-                            layout: &pipe.layout,
-                            entries: &entries,
-                        });
+                    while let Some(Op::Dispatch { pipe, uniform, bufs, groups }) = ops.get(i) {
+                        storage.clear();
+                        storage.extend(bufs.iter().map(|(b, buf)| (*b, &buf.raw)));
+                        let (bg, new) = binds.group(device, pipe, *uniform, &storage);
+                        created += new as usize;
                         pass.set_pipeline(&pipe.raw);
                         pass.set_bind_group(0, &bg, &[]);
                         pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
@@ -160,7 +149,8 @@ impl<'g> Recorder<'g> {
         // Recording time only: a CPU adapter executes the work inside `submit`.
         let encode_ms = super::clock::now_ms() - t0;
         self.gpu.queue.submit(Some(commands));
-        self.gpu.stats.submitted(dispatches, encode_ms);
+        drop(pool);
+        self.gpu.stats.submitted(dispatches, created, encode_ms);
         Ok(())
     }
 }

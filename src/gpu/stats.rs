@@ -7,6 +7,7 @@ use std::sync::Mutex;
 pub struct GpuStats {
     submits: AtomicU64,
     dispatches: AtomicU64,
+    bind_groups: AtomicU64,
     /// CPU time spent recording command buffers, in microseconds.
     encode_us: AtomicU64,
     /// Bytes of activation buffers the pool has created: they stay allocated (in use or pooled),
@@ -22,14 +23,17 @@ pub struct GpuStats {
 pub struct StatsSnapshot {
     pub submits: u64,
     pub dispatches: u64,
+    /// Bind groups created (the others came from the cache).
+    pub bind_groups: u64,
     /// CPU microseconds spent recording command buffers (uniforms, bind groups, passes).
     pub encode_us: u64,
 }
 
 impl GpuStats {
-    pub(super) fn submitted(&self, dispatches: usize, encode_ms: f64) {
+    pub(super) fn submitted(&self, dispatches: usize, bind_groups: usize, encode_ms: f64) {
         self.submits.fetch_add(1, Ordering::Relaxed);
         self.dispatches.fetch_add(dispatches as u64, Ordering::Relaxed);
+        self.bind_groups.fetch_add(bind_groups as u64, Ordering::Relaxed);
         self.encode_us.fetch_add((encode_ms.max(0.0) * 1e3) as u64, Ordering::Relaxed);
     }
 
@@ -66,6 +70,7 @@ impl GpuStats {
         StatsSnapshot {
             submits: self.submits.load(Ordering::Relaxed),
             dispatches: self.dispatches.load(Ordering::Relaxed),
+            bind_groups: self.bind_groups.load(Ordering::Relaxed),
             encode_us: self.encode_us.load(Ordering::Relaxed),
         }
     }
@@ -77,6 +82,7 @@ impl std::ops::Sub for StatsSnapshot {
         StatsSnapshot {
             submits: self.submits - earlier.submits,
             dispatches: self.dispatches - earlier.dispatches,
+            bind_groups: self.bind_groups - earlier.bind_groups,
             encode_us: self.encode_us - earlier.encode_us,
         }
     }

@@ -179,7 +179,10 @@ pub async fn check_text_greedy(gpu: &Gpu, fx: &Fixture, model: &TextModel) -> Ca
     let mut stream = TextStream::new();
     let mut text = String::new();
     let mut stream_err = None;
+    // Bind groups created so far, at each token: repeated decode steps must find theirs cached.
+    let mut bind_groups = Vec::new();
     let mut on_token = |id: u32| {
+        bind_groups.push(gpu.stats.snapshot().bind_groups);
         match stream.push(tok, id) {
             Ok(Some(p)) => text += &p,
             Ok(None) => {}
@@ -207,7 +210,17 @@ pub async fn check_text_greedy(gpu: &Gpu, fx: &Fixture, model: &TextModel) -> Ca
     if cache.len != ids.len() + NEW_TOKENS - 1 {
         return Err(format!("the KV cache holds {} positions, expected {}", cache.len, ids.len() + NEW_TOKENS - 1));
     }
-    Ok(format!("{NEW_TOKENS} tokens identical, {:.1} ms prefill, {:.1} ms decode", gen.prefill_ms, gen.decode_ms))
+    // Token i is seen after decode step i - 1; from the third step on the layout repeats.
+    let late = bind_groups[NEW_TOKENS - 1] - bind_groups[3];
+    if late != 0 {
+        return Err(format!("decode steps 3..{} created {late} bind groups; repeated steps should reuse theirs", NEW_TOKENS - 1));
+    }
+    Ok(format!(
+        "{NEW_TOKENS} tokens identical, {:.1} ms prefill, {:.1} ms decode, bind groups created by the first decode steps: {:?}, later: 0",
+        gen.prefill_ms,
+        gen.decode_ms,
+        bind_groups.windows(2).take(3).map(|w| w[1] - w[0]).collect::<Vec<_>>()
+    ))
 }
 
 /// Every ViT block (in window order) and the merger output, for the image and the video.
