@@ -122,3 +122,62 @@ fn bad_input_is_a_clear_error() {
     // The model still answers after the errors.
     println!("{}", pollster::block_on(qwen_parity::run_check(&gpu, &fx, &text, &vision, "image prompt")).unwrap());
 }
+
+/// Decode steps are pipelined (the step feeding a token runs before the token is read back); a
+/// reply that ends early must leave the KV cache as step-by-step decoding would. Stopping on a
+/// stop token or cancelling drops the speculative step's row, and continuing from that cache with
+/// the stop token gives the same tokens as the uninterrupted reply. A repetition penalty of
+/// of 1 + 1e-7, which takes the step-by-step path, gives the same tokens too.
+#[test]
+fn replies_that_end_early_leave_the_cache_as_step_by_step() {
+    use spatial_mllm_web::model::qwen::generate::StopReason;
+    use spatial_mllm_web::model::qwen::rope_index::decode_position;
+    let gpu = gpu(false);
+    let (params, cfg) = load_params(&gpu);
+    let text = TextModel::new(&gpu, &cfg.text, &params).unwrap();
+    let fx = fixture();
+    let ids = fx.tokenizer.prompt_ids(&[Message::text("user", "Where is the chair?")], &[]).unwrap();
+    let n = ids.len();
+    let embed = |toks: &[u32]| {
+        let mut rec = Recorder::new(&gpu);
+        let e = text.embed(&mut rec, &gpu.upload_u32(toks, &[toks.len()]).unwrap()).unwrap();
+        rec.submit().unwrap();
+        e
+    };
+    let prompt = || Prompt { embeds: embed(&ids), positions: (0..n as i32).map(|i| [i; 3]).collect(), delta: 0 };
+    let run = |cache: &mut KvCache, p: Prompt, cfg: GenerationConfig, cancel_at: usize| {
+        let mut seen = 0;
+        pollster::block_on(generate(&gpu, &text, cache, p, &cfg, &mut |_| {
+            seen += 1;
+            seen != cancel_at
+        }))
+        .unwrap()
+    };
+    let max = 24;
+    let mut cache = KvCache::new(&gpu, &cfg.text, n + max).unwrap();
+    let full = run(&mut cache, prompt(), GenerationConfig::greedy(max, vec![]), 0);
+    assert_eq!((full.tokens.len(), full.reason, cache.len), (max, StopReason::MaxTokens, n + max - 1));
+
+    // Step by step (the penalty path) gives the same reply.
+    cache.clear();
+    let stepwise = run(&mut cache, prompt(), GenerationConfig { repetition_penalty: 1.0 + f32::EPSILON, ..GenerationConfig::greedy(max, vec![]) }, 0);
+    assert_eq!(cache.len, n + max - 1);
+    assert_eq!(stepwise.tokens, full.tokens, "step by step (a penalty of 1 + 1e-7)");
+
+    // Stop on a token that first appears at index k: the reply is the k tokens before it.
+    let k = (5..max).find(|&k| !full.tokens[..k].contains(&full.tokens[k])).expect("a token new at its index");
+    cache.clear();
+    let stopped = run(&mut cache, prompt(), GenerationConfig::greedy(max, vec![full.tokens[k]]), 0);
+    assert_eq!(stopped.tokens, full.tokens[..k]);
+    assert_eq!((stopped.reason, cache.len), (StopReason::StopToken, n + k));
+    // Feeding the stop token now continues the uninterrupted reply.
+    let next = Prompt { embeds: embed(&full.tokens[k..k + 1]), positions: vec![decode_position(cache.len, 0)], delta: 0 };
+    let rest = run(&mut cache, next, GenerationConfig::greedy(max - k - 1, vec![]), 0);
+    assert_eq!(rest.tokens, full.tokens[k + 1..], "continuing after the stop token");
+
+    // Cancel after the 5th token: 5 tokens, 4 of them fed to the cache.
+    cache.clear();
+    let cancelled = run(&mut cache, prompt(), GenerationConfig::greedy(max, vec![]), 5);
+    assert_eq!(cancelled.tokens, full.tokens[..5]);
+    assert_eq!((cancelled.reason, cache.len), (StopReason::Cancelled, n + 4));
+}

@@ -50,7 +50,10 @@ pub fn formats(m: &Manifest) -> String {
     format!("{} layers, {} embedding / lm_head", of("llm.layers.0.mlp.up_proj.weight"), of("llm.embed_tokens.weight"))
 }
 
-/// Prefill `ids` and decode `tokens` greedily; the device counters at the first token and at the end.
+/// Prefill `ids` and decode `tokens` greedily. Also returns the device counters over the decode
+/// steps between the first token and the second to last, and how many steps that is: whether
+/// steps are pipelined (recorded before the token they feed is read) or not, exactly one step is
+/// recorded between reading one token and the next, except before the last.
 async fn one_run(
     gpu: &Gpu,
     model: &TextModel,
@@ -58,20 +61,21 @@ async fn one_run(
     positions: &[[i32; 3]],
     cache: &mut KvCache,
     tokens: usize,
-) -> Result<(Generated, StatsSnapshot, StatsSnapshot), String> {
+) -> Result<(Generated, StatsSnapshot, u64), String> {
     let err = |e: &dyn std::fmt::Display| e.to_string();
     let mut rec = Recorder::new(gpu);
     let embeds = model.embed(&mut rec, &gpu.upload_u32(ids, &[ids.len()]).map_err(|e| err(&e))?).map_err(|e| err(&e))?;
     rec.submit().map_err(|e| err(&e))?;
-    let mut at_first_token = None;
+    let mut at_token = Vec::new();
     let mut on_token = |_| {
-        at_first_token.get_or_insert(gpu.stats.snapshot());
+        at_token.push(gpu.stats.snapshot());
         true
     };
     let prompt = Prompt { embeds, positions: positions.to_vec(), delta: 0 };
     let g = generate(gpu, model, cache, prompt, &GenerationConfig::greedy(tokens, vec![]), &mut on_token).await.map_err(|e| err(&e))?;
-    let first = at_first_token.unwrap_or_default();
-    Ok((g, first, gpu.stats.snapshot()))
+    let steps = at_token.len().saturating_sub(2);
+    let counted = if steps > 0 { at_token[steps] - at_token[0] } else { StatsSnapshot::default() };
+    Ok((g, counted, steps as u64))
 }
 
 pub async fn run(gpu: &Gpu, m: &Manifest, params: std::collections::HashMap<String, GpuParam>, b: &QwenBench) -> Result<QwenReport, String> {
@@ -92,19 +96,20 @@ pub async fn run(gpu: &Gpu, m: &Manifest, params: std::collections::HashMap<Stri
     let mut decoded = 0;
     for _ in 0..b.reps.max(1) {
         cache.len = 0;
-        let (g, first, last) = one_run(gpu, &model, &ids, &positions, &mut cache, b.new_tokens).await?;
+        let (g, d, steps) = one_run(gpu, &model, &ids, &positions, &mut cache, b.new_tokens).await?;
         prefill_ms = prefill_ms.min(g.prefill_ms);
         decoded = g.tokens.len().saturating_sub(1);
         if decoded > 0 {
             decode_ms = decode_ms.min(g.decode_ms / decoded as f64);
-            let d = last - first;
+        }
+        if steps > 0 {
             per_token = StatsSnapshot {
-                submits: d.submits / decoded as u64,
-                dispatches: d.dispatches / decoded as u64,
-                bind_groups: d.bind_groups / decoded as u64,
-                encode_us: d.encode_us / decoded as u64,
+                submits: d.submits / steps,
+                dispatches: d.dispatches / steps,
+                bind_groups: d.bind_groups / steps,
+                encode_us: d.encode_us / steps,
             };
-            bind_groups_per_token = d.bind_groups as f64 / decoded as f64;
+            bind_groups_per_token = d.bind_groups as f64 / steps as f64;
         }
     }
 

@@ -18,6 +18,7 @@ pub use buffer::{BufferPool, GpuBuffer};
 pub use device::{Gpu, GpuOptions, GpuInfo};
 pub use error::{GpuError, Result};
 pub use pipelines::PipelineKey;
+pub use readback::Staged;
 pub use recorder::{flat_groups as recorder_flat_groups, Binding, Recorder};
 pub use shader::{ShaderSource, Variant};
 pub use stats::{GpuStats, StatsSnapshot};

@@ -2,8 +2,9 @@
 //! command buffer. Kernel parameters go into one uniform arena written once per submission; bind
 //! groups come from the device's cache (`bind_cache.rs`), so a repeated step creates none.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
+use super::readback::Staged;
 use super::timer::GpuTimer;
 use super::buffer::GpuBuffer;
 use super::device::Gpu;
@@ -23,6 +24,7 @@ impl<'a> Binding<'a> {
 enum Op {
     Dispatch { pipe: Arc<Pipeline>, uniform: (u64, u64), bufs: Vec<(u32, Arc<GpuBuffer>)>, groups: [u32; 3] },
     Copy { src: Arc<GpuBuffer>, src_off: u64, dst: Arc<GpuBuffer>, dst_off: u64, bytes: u64 },
+    Stage { src: Arc<GpuBuffer>, dst: wgpu::Buffer, bytes: u64, submitted: Arc<Mutex<Option<wgpu::SubmissionIndex>>> },
 }
 
 pub struct Recorder<'g> {
@@ -77,6 +79,17 @@ impl<'g> Recorder<'g> {
         self.ops.push(Op::Copy { src: src.buf.clone(), src_off, dst: dst.buf.clone(), dst_off, bytes });
     }
 
+    /// Copy a small tensor (a token id) into a mappable buffer at this point of the pass; read it
+    /// with `Gpu::read_staged` once the pass is submitted.
+    pub fn stage(&mut self, t: &Tensor) -> Staged {
+        let bytes = t.bytes();
+        let size = bytes.div_ceil(4).max(1) * 4;
+        let buf = self.gpu.staging_buffer(size);
+        let submitted = Arc::new(Mutex::new(None));
+        self.ops.push(Op::Stage { src: t.buf.clone(), dst: buf.clone(), bytes: size, submitted: submitted.clone() });
+        Staged { buf, bytes, submitted }
+    }
+
     /// Encode everything into one command buffer and submit it.
     pub fn submit(mut self) -> Result<()> {
         self.flush()
@@ -125,6 +138,10 @@ impl<'g> Recorder<'g> {
                     enc.copy_buffer_to_buffer(&src.raw, *src_off, &dst.raw, *dst_off, *bytes);
                     i += 1;
                 }
+                Op::Stage { src, dst, bytes, .. } => {
+                    enc.copy_buffer_to_buffer(&src.raw, 0, dst, 0, *bytes);
+                    i += 1;
+                }
                 Op::Dispatch { .. } => {
                     // One compute pass for a run of consecutive dispatches.
                     let mut pass =
@@ -148,8 +165,13 @@ impl<'g> Recorder<'g> {
         let commands = enc.finish();
         // Recording time only: a CPU adapter executes the work inside `submit`.
         let encode_ms = super::clock::now_ms() - t0;
-        self.gpu.queue.submit(Some(commands));
+        let index = self.gpu.queue.submit(Some(commands));
         drop(pool);
+        for op in ops {
+            if let Op::Stage { submitted, .. } = op {
+                *submitted.lock().unwrap() = Some(index.clone());
+            }
+        }
         self.gpu.stats.submitted(dispatches, created, encode_ms);
         Ok(())
     }

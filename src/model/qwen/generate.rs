@@ -4,7 +4,7 @@
 
 use super::rope_index::decode_position;
 use super::{KvCache, TextModel};
-use crate::gpu::{Gpu, Recorder, Tensor};
+use crate::gpu::{Gpu, Recorder, Staged, Tensor};
 use crate::kernels::sample::{argmax, repetition_penalty, sample, Sampling};
 use crate::model::{MResult, ModelError};
 
@@ -67,6 +67,11 @@ fn positions_tensor(gpu: &Gpu, pos: &[[i32; 3]]) -> MResult<Tensor> {
 
 /// Generate after `prompt` (the cache must be empty or hold an earlier turn that the prompt
 /// continues). `on_token` sees each new id; returning false cancels.
+///
+/// Without a repetition penalty the steps are pipelined: the step that feeds a token is recorded
+/// and submitted, reading that token straight from the GPU, before the token is read back, so
+/// the CPU's recording and the readback overlap the GPU's work. If the token ends the reply, that
+/// step's KV row is dropped again (`cache.len` steps back); the tokens are the same either way.
 pub async fn generate(
     gpu: &Gpu,
     model: &TextModel,
@@ -80,6 +85,8 @@ pub async fn generate(
         return Err(ModelError::Input(format!("a prompt of {} embeddings and {n} positions", prompt.embeds.rows())));
     }
     cache.check_room(n + cfg.max_new_tokens.saturating_sub(1))?;
+    // The penalty needs every earlier id on the CPU (unique), so it runs step by step.
+    let pipelined = cfg.repetition_penalty == 1.0;
     let mut rng = fastrand::Rng::with_seed(cfg.seed);
     let mut tokens: Vec<u32> = Vec::new();
     let clock = crate::gpu::clock::now_ms;
@@ -88,32 +95,74 @@ pub async fn generate(
     let pos = positions_tensor(gpu, &prompt.positions)?;
     let hidden = model.forward(&mut rec, prompt.embeds, &pos, cache, None)?;
     let last = model.last_row(&mut rec, &hidden)?;
-    let mut id = pick(gpu, model, rec, &last, cfg, &tokens, &mut rng).await?;
-    let prefill_ms = clock() - t0;
-    let t1 = clock();
+    let mut step = choose(gpu, model, rec, &last, cfg, &tokens, &mut rng)?;
+    let mut prefill_ms = None;
     let reason = loop {
-        if cfg.stop.contains(&id) {
-            break StopReason::StopToken;
+        // The step feeding this token is only needed if the reply goes on after it.
+        let ahead = if pipelined && tokens.len() + 1 < cfg.max_new_tokens {
+            Some(feed(gpu, model, cache, &step.id, prompt.delta, cfg, &tokens, &mut rng)?)
+        } else {
+            None
+        };
+        let id = read_id(gpu, model, &step).await?;
+        prefill_ms.get_or_insert_with(|| clock() - t0);
+        let end = if cfg.stop.contains(&id) {
+            Some(StopReason::StopToken)
+        } else {
+            tokens.push(id);
+            if !on_token(id) {
+                Some(StopReason::Cancelled)
+            } else if tokens.len() >= cfg.max_new_tokens {
+                Some(StopReason::MaxTokens)
+            } else {
+                None
+            }
+        };
+        if let Some(reason) = end {
+            if ahead.is_some() {
+                cache.len -= 1;
+            }
+            break reason;
         }
-        tokens.push(id);
-        if !on_token(id) {
-            break StopReason::Cancelled;
-        }
-        if tokens.len() >= cfg.max_new_tokens {
-            break StopReason::MaxTokens;
-        }
-        let mut rec = Recorder::new(gpu);
-        let ids = gpu.upload_u32(&[id], &[1])?;
-        let x = model.embed(&mut rec, &ids)?;
-        let pos = positions_tensor(gpu, &[decode_position(cache.len, prompt.delta)])?;
-        let hidden = model.forward(&mut rec, x, &pos, cache, None)?;
-        id = pick(gpu, model, rec, &hidden, cfg, &tokens, &mut rng).await?;
+        step = match ahead {
+            Some(s) => s,
+            None => {
+                let ids = gpu.upload_u32(&[id], &[1])?;
+                feed(gpu, model, cache, &ids, prompt.delta, cfg, &tokens, &mut rng)?
+            }
+        };
     };
-    Ok(Generated { tokens, reason, prompt_tokens: n, prefill_ms, decode_ms: clock() - t1 })
+    let prefill_ms = prefill_ms.unwrap_or(0.0);
+    Ok(Generated { tokens, reason, prompt_tokens: n, prefill_ms, decode_ms: clock() - t0 - prefill_ms })
 }
 
-/// Logits of the one hidden row, penalty, choice; submits the recorder and reads the id.
-async fn pick(
+/// A submitted step: the chosen id on the GPU and its staged copy for the CPU.
+struct Step {
+    id: Tensor,
+    staged: Staged,
+}
+
+/// Record and submit one decode step over the token in `ids` (U32 [1], on the GPU).
+#[allow(clippy::too_many_arguments)]
+fn feed(
+    gpu: &Gpu,
+    model: &TextModel,
+    cache: &mut KvCache,
+    ids: &Tensor,
+    delta: i64,
+    cfg: &GenerationConfig,
+    seen: &[u32],
+    rng: &mut fastrand::Rng,
+) -> MResult<Step> {
+    let mut rec = Recorder::new(gpu);
+    let x = model.embed(&mut rec, ids)?;
+    let pos = positions_tensor(gpu, &[decode_position(cache.len, delta)])?;
+    let hidden = model.forward(&mut rec, x, &pos, cache, None)?;
+    choose(gpu, model, rec, &hidden, cfg, seen, rng)
+}
+
+/// Logits of the one hidden row, penalty, choice; submits the recorder with the id staged.
+fn choose(
     gpu: &Gpu,
     model: &TextModel,
     mut rec: Recorder<'_>,
@@ -121,7 +170,7 @@ async fn pick(
     cfg: &GenerationConfig,
     seen: &[u32],
     rng: &mut fastrand::Rng,
-) -> MResult<u32> {
+) -> MResult<Step> {
     let logits = model.logits(&mut rec, hidden)?;
     if cfg.repetition_penalty != 1.0 && !seen.is_empty() {
         let mut ids = seen.to_vec();
@@ -130,12 +179,19 @@ async fn pick(
         let t = gpu.upload_u32(&ids, &[ids.len()])?;
         repetition_penalty(&mut rec, &logits, 0, &t, cfg.repetition_penalty)?;
     }
-    let out = match &cfg.sampling {
+    let id = match &cfg.sampling {
         None => argmax(&mut rec, &logits, 0)?,
         Some(s) => sample(&mut rec, &logits, 0, Sampling { temperature: s.temperature, top_p: s.top_p, top_k: s.top_k, u: rng.f32() })?,
     };
+    let staged = rec.stage(&id);
     rec.submit()?;
-    let id = gpu.read_u32(&out).await?[0];
+    Ok(Step { id, staged })
+}
+
+/// The id a step chose, read back and checked.
+async fn read_id(gpu: &Gpu, model: &TextModel, step: &Step) -> MResult<u32> {
+    let raw = gpu.read_staged(&step.staged).await?;
+    let id = u32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]]);
     if id as usize >= model.cfg.vocab {
         return Err(ModelError::Gpu(crate::gpu::GpuError::Shape { kernel: "sample", msg: format!("token id {id} out of range") }));
     }
