@@ -104,7 +104,15 @@ pub async fn generate(
         } else {
             None
         };
-        let id = read_id(gpu, model, &step).await?;
+        let id = match read_id(gpu, model, &step).await {
+            Ok(id) => id,
+            Err(e) => {
+                if ahead.is_some() {
+                    cache.len -= 1; // as if decoding step by step
+                }
+                return Err(e);
+            }
+        };
         prefill_ms.get_or_insert_with(|| clock() - t0);
         let end = if cfg.stop.contains(&id) {
             Some(StopReason::StopToken)
