@@ -17,3 +17,5 @@ pub mod weights;
 pub mod web;
 #[cfg(feature = "web")]
 pub mod web_engine;
+#[cfg(feature = "web")]
+pub mod web_convert;

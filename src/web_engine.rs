@@ -1,8 +1,9 @@
-//! The engine as the web app uses it (issue 7's engine side): load a Spatial-MLLM package by URL
-//! (and optionally a VGGT package for space-aware frame sampling, on the same GPU), pick frames,
-//! encode a video's frames once (RGBA from WebCodecs or a canvas), then ask questions about it,
-//! the reply streamed piece by piece. State lives behind `Rc`s so that the promises JavaScript
-//! awaits own what they use; a question asked while another runs is refused, not queued.
+//! The engine as the web app uses it (issue 7's engine side): load a Spatial-MLLM or plain
+//! Qwen2.5-VL package by URL (and optionally a VGGT package for space-aware frame sampling, on the
+//! same GPU), pick frames, encode a video's frames once (RGBA from WebCodecs or a canvas), then ask
+//! questions about it (or text-only questions, `text_session`), the reply streamed piece by piece.
+//! State lives behind `Rc`s so that the promises JavaScript awaits own what they use; a question
+//! asked while another runs is refused, not queued.
 //!
 //! Every rejection is a JS `Error` whose `name` says what kind of failure it is: `GpuDeviceLost`
 //! (the device was lost or destroyed: make a new `Engine`), `GpuOutOfMemory` (out of GPU memory,
@@ -176,8 +177,8 @@ async fn load_engine(base_url: String, on_progress: Option<Function>, max_bindin
         gpu.limit_binding(b as u64);
     }
     let mut progress = progress_fn(on_progress);
-    let accept = want_kind(&base_url, "a Spatial-MLLM model (spatial-mllm-v1.0 or spatial-mllm-v1.1)", |k| {
-        matches!(k, Some(ModelKind::SpatialMllmV10 | ModelKind::SpatialMllmV11))
+    let accept = want_kind(&base_url, "a Spatial-MLLM model (spatial-mllm-v1.0 or spatial-mllm-v1.1) or a Qwen2.5-VL model (qwen2.5-vl)", |k| {
+        matches!(k, Some(ModelKind::SpatialMllmV10 | ModelKind::SpatialMllmV11 | ModelKind::QwenVl))
     });
     let (manifest, params, _) = crate::weights::http::load_checked(&gpu, &base_url, &accept, &mut progress).await?;
     let tok_file = manifest.tokenizer.clone().ok_or_else(|| Fail::new(PACKAGE, "the package has no tokenizer.json: convert the checkpoint with its tokenizer"))?;
@@ -216,6 +217,17 @@ impl Engine {
             *slot.borrow_mut() = Some(Rc::new(vggt));
             Ok(JsValue::UNDEFINED)
         })
+    }
+
+    /// The loaded model's kind: "spatial-mllm-v1.0", "spatial-mllm-v1.1" or "qwen2.5-vl".
+    pub fn model_kind(&self) -> String {
+        self.inner.model.kind.id().to_string()
+    }
+
+    /// Whether the model has the spatial encoder (VGGT + connector); false for a plain
+    /// Qwen2.5-VL, whose videos are encoded by the ViT alone.
+    pub fn has_spatial_encoder(&self) -> bool {
+        self.inner.model.has_spatial_encoder()
     }
 
     /// Whether a frame sampler is loaded.
@@ -274,9 +286,9 @@ impl Engine {
     /// Encode `count` RGBA frames of `width` x `height` (the sampled frames, in order). With
     /// `resize`, they are resized as qwen-vl-utils does for this many frames; without, they must
     /// already be a multiple of 28 on each side. Resolves to a `Video`; `max_new_tokens` sizes its
-    /// context. `on_stage(name, ms)` hears "ViT", "VGGT", "connector" as each stage starts and
-    /// "done" at the end, with the milliseconds of the stage before (for "ViT": the CPU
-    /// preprocessing). Work whose largest buffer exceeds the device's limit is refused first.
+    /// context. `on_stage(name, ms)` hears "ViT", "VGGT", "connector" (only "ViT" without the
+    /// spatial encoder) as each stage starts and "done" at the end, with the milliseconds of the
+    /// stage before (for "ViT": the CPU preprocessing). Work whose largest buffer exceeds the device's limit is refused first.
     #[allow(clippy::too_many_arguments)]
     pub fn encode_video(&self, rgba: Vec<u8>, count: usize, width: usize, height: usize, resize: bool, max_new_tokens: usize, on_stage: Option<Function>) -> Promise {
         let inner = self.inner.clone();
@@ -288,7 +300,8 @@ impl Engine {
             // Refuse what cannot fit before any work (the size the frames will have, odd counts padded).
             let padded = count.next_multiple_of(2);
             let (h, w) = if resize { video_frame_size(height, width, padded)? } else { (height, width) };
-            let est = memory::video_activations(&l.model.cfg, Some(&l.model.aggregator.dims), padded, h, w, l.gpu.act.size());
+            let dims = l.model.spatial.as_ref().map(|s| &s.aggregator.dims);
+            let est = memory::video_activations(&l.model.cfg, dims, padded, h, w, l.gpu.act.size());
             est.check(l.gpu.max_buffer_bytes())?;
             let (vit, vggt) = if resize {
                 let p = prepare_video(&frames, TorchFloat::Fma)?;
@@ -315,14 +328,18 @@ impl Engine {
             let session = VideoSession::new(&l.gpu, &l.model, visual, vgrid, capacity)?;
             l.gpu.check()?;
             stage("done");
-            let video = Video {
-                engine: inner.clone(),
-                session: Rc::new(RefCell::new(session)),
-                cancel: Rc::new(Cell::new(false)),
-                stats: Rc::new(Cell::new(AskStats::default())),
-                tokens,
-            };
-            Ok(video.into())
+            Ok(Video::new(inner.clone(), session).into())
+        })
+    }
+
+    /// A session without a video, for text-only questions (the chat template with no visual
+    /// block); resolves to a `Video` whose `tokens()` is 0. `max_new_tokens` sizes its context.
+    pub fn text_session(&self, max_new_tokens: usize) -> Promise {
+        let inner = self.inner.clone();
+        run(inner.clone(), async move {
+            let session = VideoSession::text_only(&inner.gpu, &inner.model, 512 + max_new_tokens)?;
+            inner.gpu.check()?;
+            Ok(Video::new(inner.clone(), session).into())
         })
     }
 
@@ -348,7 +365,7 @@ struct AskStats {
     decode_ms: f64,
 }
 
-/// An encoded video: questions about it run only the language model.
+/// An encoded video (or a text-only session): questions run only the language model.
 #[wasm_bindgen]
 pub struct Video {
     engine: Rc<Loaded>,
@@ -356,6 +373,13 @@ pub struct Video {
     cancel: Rc<Cell<bool>>,
     stats: Rc<Cell<AskStats>>,
     tokens: usize,
+}
+
+impl Video {
+    fn new(engine: Rc<Loaded>, session: VideoSession) -> Video {
+        let tokens = session.visual_tokens();
+        Video { engine, session: Rc::new(RefCell::new(session)), cancel: Rc::new(Cell::new(false)), stats: Rc::new(Cell::new(AskStats::default())), tokens }
+    }
 }
 
 #[wasm_bindgen]
@@ -421,7 +445,7 @@ impl Video {
         o
     }
 
-    /// The video's visual tokens (what its block of the prompt holds).
+    /// The video's visual tokens (what its block of the prompt holds; 0 without a video).
     pub fn tokens(&self) -> usize {
         self.tokens
     }
@@ -438,9 +462,9 @@ pub fn candidate_indices_js(total_frames: usize, fast: bool) -> Result<Vec<u32>,
 /// Memory a model package needs for `frames` frames of `width` x `height` px, from its manifest
 /// alone (fetch `manifest.json` first: nothing is downloaded or put on a GPU):
 /// `{weight_bytes, activation_bytes, largest_buffer_bytes, largest}` (`largest`: what the largest
-/// buffer is). For a Spatial-MLLM package the frames are what `encode_video` gets, resized as it
-/// does unless `resize` is false; for a VGGT package they are the sampler's input after its crop.
-/// `f16` (default true): the adapter has `shader-f16` (activations of 2 bytes, else 4).
+/// buffer is). For a Spatial-MLLM or Qwen2.5-VL package the frames are what `encode_video` gets,
+/// resized as it does unless `resize` is false; for a VGGT package they are the sampler's input
+/// after its crop. `f16` (default true): the adapter has `shader-f16` (activations of 2 bytes, else 4).
 #[wasm_bindgen]
 pub fn estimate_memory(manifest_json: &str, frames: usize, width: usize, height: usize, f16: Option<bool>, resize: Option<bool>) -> Result<Object, JsValue> {
     let m = Manifest::parse(manifest_json, "manifest.json").map_err(Fail::from)?;

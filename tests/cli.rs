@@ -1,5 +1,6 @@
 //! The command line's `run` on the tiny Spatial-MLLM v1.1 fixture: a video made by ffmpeg and a
-//! folder of frames, streamed and `--json` output, and clear errors with distinct exit codes.
+//! folder of frames, streamed and `--json` output, and clear errors with distinct exit codes; the
+//! tiny Qwen2.5-VL fixture (no spatial encoder) on a text-only question, a video, an image and `eval`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -17,10 +18,15 @@ fn ffmpeg(args: &[&str]) {
     assert!(ok.success(), "ffmpeg {args:?}");
 }
 
-/// The fixture converted to a package (f32, as the parity tests use it).
+/// The Spatial-MLLM v1.1 fixture converted to a package (f32, as the parity tests use it).
 fn package(dir: &Path) -> PathBuf {
-    let pkg = dir.join("pkg");
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/spatial-mllm-v1.1");
+    package_of(dir, "spatial-mllm-v1.1", "pkg")
+}
+
+/// A fixture converted to an f32 package at `dir/name`.
+fn package_of(dir: &Path, fixture: &str, name: &str) -> PathBuf {
+    let pkg = dir.join(name);
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(fixture);
     let out = cli().args(["convert", fixture.to_str().unwrap(), pkg.to_str().unwrap(), "--policy", "=f32"]).output().unwrap();
     assert!(out.status.success(), "convert: {}", String::from_utf8_lossy(&out.stderr));
     pkg
@@ -39,6 +45,7 @@ fn run_answers_about_a_video_and_a_folder_of_frames() {
     assert!(out.status.success(), "run: {}", String::from_utf8_lossy(&out.stderr));
     let j: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
     println!("{j}");
+    assert_eq!((j["model_kind"].as_str(), j["spatial_encoder"].as_bool(), j["input"].as_str()), (Some("spatial-mllm-v1.1"), Some(true), Some("video")));
     // linspace(0, 11, 4) rounded half to even: 0, 3.67, 7.33, 11.
     assert_eq!(j["frames"], serde_json::json!([0, 4, 7, 11]));
     assert!(j["tokens"].as_u64().unwrap() <= 8 && j["answer"].is_string());
@@ -211,4 +218,89 @@ fn sample_compares_the_full_and_fast_modes() {
     }
     let a = j["agreement"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&a));
+}
+
+/// Run `args` with `--json`; the parsed output.
+fn run_json(args: &[&str]) -> serde_json::Value {
+    let out = cli().arg("run").args(args).arg("--json").output().unwrap();
+    assert!(out.status.success(), "run {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    println!("{j}");
+    j
+}
+
+/// A plain Qwen2.5-VL package answers everywhere a Spatial-MLLM one does: a text-only question
+/// (transformers' greedy reply to the fixture's text prompt), a video (uniform, and space-aware
+/// with the separate VGGT package), one image (Qwen2.5-VL's image path) and `eval`; a Spatial-MLLM
+/// package takes text-only questions too.
+#[test]
+fn run_and_eval_with_a_qwen_package() {
+    let tmp = tempfile::tempdir().unwrap();
+    let qwen = package_of(tmp.path(), "qwen2.5-vl", "qwen");
+    let q = qwen.to_str().unwrap();
+    let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/qwen2.5-vl/reference.json")).unwrap()).unwrap();
+
+    // Text only: no input. The reference generated 32 tokens without a stop token; none is <|im_end|>.
+    let j = run_json(&["--model", q, "-q", "How many chairs are there? 房间 123  !", "--max-new-tokens", "32"]);
+    assert_eq!((j["model_kind"].as_str(), j["spatial_encoder"].as_bool(), j["input"].as_str()), (Some("qwen2.5-vl"), Some(false), Some("text")));
+    assert_eq!(j["answer"], meta["cases"]["text"]["generated_text"], "transformers' greedy reply");
+    assert_eq!((j["tokens"].as_u64(), j["frames"].as_array().map(|f| f.len())), (Some(32), Some(0)));
+
+    // A video, uniformly sampled; and space-aware with the tiny VGGT package as the sampler.
+    let video = tmp.path().join("room.mp4");
+    ffmpeg(&["-f", "lavfi", "-i", "testsrc=size=140x56:rate=4", "-frames:v", "12", "-pix_fmt", "yuv420p", video.to_str().unwrap()]);
+    let v = video.to_str().unwrap();
+    let j = run_json(&["--model", q, v, "-q", "How far is the sofa?", "--frames", "4", "--max-new-tokens", "8"]);
+    assert_eq!((j["model_kind"].as_str(), j["input"].as_str()), (Some("qwen2.5-vl"), Some("video")));
+    assert_eq!(j["frames"], serde_json::json!([0, 4, 7, 11]));
+    assert!(!j["answer"].as_str().unwrap().is_empty() && j["tokens"].as_u64().unwrap() > 0, "{j}");
+    // The same frames as a folder: the same answer.
+    let frames = tmp.path().join("frames");
+    std::fs::create_dir(&frames).unwrap();
+    ffmpeg(&["-i", v, "-vf", "select='eq(n\\,0)+eq(n\\,4)+eq(n\\,7)+eq(n\\,11)'", "-vsync", "0", frames.join("f%03d.png").to_str().unwrap()]);
+    let f = run_json(&["--model", q, frames.to_str().unwrap(), "-q", "How far is the sofa?", "--frames", "4", "--max-new-tokens", "8"]);
+    assert_eq!((&f["answer"], f["input"].as_str()), (&j["answer"], Some("video")));
+    let vggt = package_of(tmp.path(), "vggt", "vggt");
+    let j = run_json(&["--model", q, v, "-q", "How far is the sofa?", "--frames", "4", "--max-new-tokens", "8", "--sampling", "fast", "--vggt", vggt.to_str().unwrap()]);
+    assert_eq!(j["frames"].as_array().unwrap().len(), 4, "{j}");
+    assert!(!j["answer"].as_str().unwrap().is_empty(), "{j}");
+
+    // One image: Qwen2.5-VL's image path (the HF processor's resize to multiples of 28).
+    let image = tmp.path().join("image.png");
+    ffmpeg(&["-f", "lavfi", "-i", "testsrc=size=139x61:rate=1", "-frames:v", "1", image.to_str().unwrap()]);
+    let j = run_json(&["--model", q, image.to_str().unwrap(), "-q", "What is this?", "--max-new-tokens", "8"]);
+    assert_eq!((j["input"].as_str(), &j["frame_size"]), (Some("image"), &serde_json::json!([140, 56])));
+    assert!(!j["answer"].as_str().unwrap().is_empty(), "{j}");
+
+    // Space-aware sampling needs a video.
+    let out = cli().args(["run", "--model", q, "-q", "why?", "--sampling", "fast"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+
+    // A Spatial-MLLM package answers a text-only question with its language model.
+    let spatial = package(tmp.path());
+    let j = run_json(&["--model", spatial.to_str().unwrap(), "-q", "How many chairs are there?", "--max-new-tokens", "4"]);
+    assert_eq!((j["model_kind"].as_str(), j["input"].as_str()), (Some("spatial-mllm-v1.1"), Some("text")));
+
+    // eval: the same VSI-Bench prompts, one result line per sample.
+    let videos = tmp.path().join("videos");
+    std::fs::create_dir_all(videos.join("scannet")).unwrap();
+    std::fs::copy(&video, videos.join("scannet/scene0001_00.mp4")).unwrap();
+    let ann = tmp.path().join("vsi.jsonl");
+    std::fs::write(
+        &ann,
+        r#"{"id": 1, "dataset": "scannet", "scene_name": "scene0001_00", "question_type": "object_counting", "question": "How many chair(s) are in this room?", "ground_truth": "2"}
+{"id": 2, "dataset": "scannet", "scene_name": "scene0001_00", "question_type": "object_rel_distance", "question": "Which is closest to the bed?", "options": ["A. desk", "B. door"], "ground_truth": "A"}
+"#,
+    )
+    .unwrap();
+    let results = tmp.path().join("results.jsonl");
+    let out = cli()
+        .args(["eval", "--model", q, "--annotations", ann.to_str().unwrap(), "--videos", videos.to_str().unwrap(), "--results", results.to_str().unwrap()])
+        .args(["--frames", "4", "--max-new-tokens", "6"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    assert!(out.status.success() && stdout.contains("2 evaluated, 0 resumed"), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::read_to_string(&results).unwrap().lines().count(), 2);
 }

@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
 # The test command: the native kernel suite (f32 and f16 paths) on the first Vulkan/Metal/DX12
 # adapter (Mesa lavapipe in CI), then the same suite built to wasm inside headless Chromium on
-# SwiftShader's WebGPU adapter. Any failure, or a missing adapter, fails the run.
+# SwiftShader's WebGPU adapter. Any failure, or a missing adapter, fails the run. It first installs
+# what the tests need and is missing (tools/setup.sh test); SKIP_SETUP=1 skips that.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+[ "${SKIP_SETUP:-0}" = 1 ] || bash tools/setup.sh test
+echo "== setup script: its branches on stub commands"
+bash tests/setup/setup-test.sh
 # The Vulkan loader's WSI probe prints "XDG_RUNTIME_DIR is invalid" on headless machines: give it one.
 if [ -z "${XDG_RUNTIME_DIR:-}" ]; then
   XDG_RUNTIME_DIR=$(mktemp -d) && export XDG_RUNTIME_DIR
   trap 'rm -rf "$XDG_RUNTIME_DIR"' EXIT
 fi
+echo "== the mock Hugging Face hub the hub tests use"
+node --test tools/hub/mock-hub.test.mjs
 echo "== native: cargo test --release --features cli"
 cargo test --release --features cli
 echo "== native CLI (writes the browser tests' model packages)"
@@ -35,4 +41,8 @@ node tests/browser/view3d.mjs
 echo "== web app: assemble www/ (wasm engine, demo model, precache list), then end to end in Chromium"
 bash tools/assemble-app.sh
 node tests/browser/app.mjs
+echo "== web app: the model catalogue against a stand-in hub (check, settings, errors, progress, cache list)"
+node tests/browser/catalogue.mjs
+echo "== browser: models from the hub (a mock hub): conversion byte-identical to the CLI's, package repositories, resume, retries, integrity, bad input"
+node tests/browser/hub.mjs
 echo "== all tests passed"

@@ -80,17 +80,18 @@ pub async fn run(gpu: &Gpu, m: &SpatialMllm, frames: usize, height: usize, width
     })
     .await?;
     let mut agg = None;
-    let last = m.aggregator.dims.depth - 1;
+    let s = m.spatial_encoder("bench spatial").map_err(|e| err(&e))?;
+    let last = s.aggregator.dims.depth - 1;
     let vggt_ms = stage(&mut |rec| {
-        agg = Some(m.aggregator.forward(rec, &f, &[last], None).map_err(|e| err(&e))?);
+        agg = Some(s.aggregator.forward(rec, &f, &[last], None).map_err(|e| err(&e))?);
         Ok(())
     })
     .await?;
     let (vit, agg) = (vit.expect("ran"), agg.expect("ran"));
     let mut fused = None;
     let connector_ms = stage(&mut |rec| {
-        let spatial = m.connector.project(rec, &agg.layers[0].1, frames, agg.patch_start, agg.grid).map_err(|e| err(&e))?;
-        fused = Some(m.connector.fuse(rec, &vit, &spatial).map_err(|e| err(&e))?);
+        let spatial = s.connector.project(rec, &agg.layers[0].1, frames, agg.patch_start, agg.grid).map_err(|e| err(&e))?;
+        fused = Some(s.connector.fuse(rec, &vit, &spatial).map_err(|e| err(&e))?);
         Ok(())
     })
     .await?;

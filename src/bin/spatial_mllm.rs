@@ -20,6 +20,7 @@ use spatial_mllm_web::weights::package::Package;
 use spatial_mllm_web::weights::policy::Policy;
 use spatial_mllm_web::weights::quant::roundtrip_error;
 use spatial_mllm_web::weights::WeightFormat;
+use spatial_mllm_web::native::hub::{model_source, resolve_model, HubClient, HubProgress, ModelSource};
 
 #[derive(Parser)]
 #[command(name = "spatial-mllm", version, about = "Spatial-MLLM on WebGPU (native)")]
@@ -34,13 +35,17 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Answer a question about a video file (decoded with the system's ffmpeg), a folder of
-    /// frames, or image files, streaming the reply.
+    /// frames, or image files, streaming the reply; with no input, a text-only question. The model
+    /// is a Spatial-MLLM package or a plain Qwen2.5-VL one (no spatial encoder; one image is then
+    /// encoded as Qwen2.5-VL's image).
     Run {
-        /// The Spatial-MLLM model package (from `convert`).
+        /// The Spatial-MLLM model package (from `convert`), or a Hugging Face repository
+        /// ORG/NAME[@REVISION] (downloaded and converted once into the package cache).
         #[arg(long)]
-        model: PathBuf,
-        /// A video file, a folder of .png / .jpg frames, or several .png / .jpg images (in order).
-        #[arg(required = true, num_args = 1..)]
+        model: String,
+        /// A video file, a folder of .png / .jpg frames, or several .png / .jpg images (in order);
+        /// none for a text-only question.
+        #[arg(num_args = 0..)]
         input: Vec<PathBuf>,
         /// The question.
         #[arg(long, short)]
@@ -51,9 +56,10 @@ enum Cmd {
         /// uniform, space-aware (128 candidates at 518 px) or fast (32 candidates at 224 px).
         #[arg(long, value_enum, default_value_t = SamplingArg::Uniform)]
         sampling: SamplingArg,
-        /// The VGGT-1B package (with its point head) for space-aware sampling.
+        /// The VGGT-1B package (with its point head) for space-aware sampling, or a Hugging Face
+        /// repository (e.g. facebook/VGGT-1B).
         #[arg(long)]
-        vggt: Option<PathBuf>,
+        vggt: Option<String>,
         /// Most new tokens.
         #[arg(long, default_value_t = 128)]
         max_new_tokens: usize,
@@ -76,9 +82,9 @@ enum Cmd {
     /// multiple choice by normalised exact match, numbers by Mean Relative Accuracy; per-task, micro
     /// and macro averages. One result line per sample is appended to RESULTS; a rerun resumes.
     Eval {
-        /// The Spatial-MLLM model package.
+        /// The Spatial-MLLM model package, or a Hugging Face repository ORG/NAME[@REVISION].
         #[arg(long)]
-        model: PathBuf,
+        model: String,
         /// The annotation file.
         #[arg(long)]
         annotations: PathBuf,
@@ -108,9 +114,9 @@ enum Cmd {
     /// Space-aware frame sampling of a video with a VGGT package: the frames the full mode (128
     /// candidates at 518 px) and the fast mode (32 at 224 px) pick, and how far they agree.
     Sample {
-        /// The VGGT package (VGGT-1B with its point head).
+        /// The VGGT package (VGGT-1B with its point head), or a Hugging Face repository.
         #[arg(long)]
-        vggt: PathBuf,
+        vggt: String,
         /// The video file.
         video: PathBuf,
         /// Frames to pick.
@@ -125,8 +131,10 @@ enum Cmd {
     /// Convert a Hugging Face checkpoint directory (Spatial-MLLM v1.0 / v1.1, Qwen2.5-VL, VGGT-1B)
     /// into a model package, or write a package of random weights with --random.
     Convert {
-        /// The checkpoint directory (safetensors + config.json), or with --random a config.json.
-        src: PathBuf,
+        /// The checkpoint directory (safetensors + config.json), a Hugging Face repository
+        /// ORG/NAME[@REVISION] (downloaded with resume into the Hugging Face cache, HF_TOKEN for
+        /// private or gated ones), or with --random a config.json.
+        src: String,
         /// The package directory to write.
         dst: PathBuf,
         /// Write random weights at the config SRC instead of converting.
@@ -262,6 +270,63 @@ fn gpu(f32_only: bool) -> Gpu {
     pollster::block_on(Gpu::new(GpuOptions { allow_f16: !f32_only, ..Default::default() })).unwrap_or_else(|e| fail(2, e))
 }
 
+/// A --model / --vggt argument as a package directory: a local path as it is, or a Hugging Face
+/// repository ORG/NAME[@REVISION] downloaded and converted once into the package cache.
+fn hub_model(arg: &str) -> PathBuf {
+    let mut hb = HubBar::new();
+    resolve_model(arg, &mut |e| hb.update(e)).unwrap_or_else(|e| fail(1, e))
+}
+
+/// Progress of hub downloads (bytes, rate, time left) and of the conversion that follows.
+struct HubBar {
+    bar: ProgressBar,
+    converting: bool,
+}
+
+impl HubBar {
+    fn new() -> Self {
+        HubBar { bar: ProgressBar::hidden(), converting: false }
+    }
+    fn update(&mut self, e: HubProgress) {
+        match e {
+            HubProgress::Message(m) => self.bar.suspend(|| eprintln!("{m}")),
+            HubProgress::Plan { files, bytes } => {
+                self.bar.finish_and_clear();
+                self.bar = ProgressBar::new(bytes);
+                self.bar.set_style(
+                    ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta} {msg}").unwrap(),
+                );
+                self.bar.set_message(format!("({files} files)"));
+                self.converting = false;
+            }
+            HubProgress::Bytes { file, done, total } => {
+                self.bar.set_length(total);
+                self.bar.set_position(done);
+                self.bar.set_message(file.to_string());
+            }
+            HubProgress::Retry { url, attempt, wait, why } => {
+                self.bar.suspend(|| eprintln!("{url}: {why}; retry {attempt} in {:.1} s", wait.as_secs_f64()))
+            }
+            HubProgress::Convert { done, total, name } => {
+                if !self.converting {
+                    self.bar.finish_and_clear();
+                    self.bar = bar();
+                    self.converting = true;
+                }
+                self.bar.set_length(total as u64);
+                self.bar.set_position(done as u64);
+                self.bar.set_message(name.to_string());
+            }
+        }
+    }
+}
+
+impl Drop for HubBar {
+    fn drop(&mut self) {
+        self.bar.finish_and_clear();
+    }
+}
+
 fn bar() -> ProgressBar {
     let b = ProgressBar::new(0);
     b.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} tensors {elapsed} {msg}").unwrap());
@@ -278,7 +343,7 @@ fn main() {
             use spatial_mllm_web::native::answer::load_vggt;
             use spatial_mllm_web::native::video::{decode_frames, probe};
             let gpu = gpu(cli.f32);
-            let v = load_vggt(&gpu, &vggt).unwrap_or_else(|e| fail(1, e));
+            let v = load_vggt(&gpu, &hub_model(&vggt)).unwrap_or_else(|e| fail(1, e));
             let info = probe(&video).unwrap_or_else(|e| fail(1, e));
             let mut picks = Vec::new();
             for (name, cfg) in [("full", SamplerConfig::full()), ("fast", SamplerConfig::fast())] {
@@ -315,7 +380,7 @@ fn main() {
             };
             let read_err = |e: std::io::Error| -> ! { fail(1, format!("{}: {e}", annotations.display())) };
             let gpu = gpu(cli.f32);
-            let (m, tok) = load_model(&gpu, &model).unwrap_or_else(|e| fail(1, e));
+            let (m, tok) = load_model(&gpu, &hub_model(&model)).unwrap_or_else(|e| fail(1, e));
             // Greedy, stopping at the end-of-turn tokens: the reference's do_sample with top_p 0.001.
             let gen = GenerationConfig::greedy(max_new_tokens, m.cfg.tokens.eos.clone());
             let bar = ProgressBar::new(0);
@@ -370,14 +435,18 @@ fn main() {
             use spatial_mllm_web::model::spatial::frame_sampler::SamplerConfig;
             use spatial_mllm_web::native::answer::{answer, load_model, load_vggt, FrameChoice, Source};
             use std::io::Write;
-            let source = Source::from_paths(&input).unwrap_or_else(|e| fail(1, e));
+            // No input: a text-only question (no visual block in the prompt).
+            let source = (!input.is_empty()).then(|| Source::from_paths(&input).unwrap_or_else(|e| fail(1, e)));
+            if source.is_none() && sampling != SamplingArg::Uniform {
+                fail(1, "space-aware sampling needs an input video");
+            }
             let gpu = gpu(cli.f32);
-            let (m, tok) = load_model(&gpu, &model).unwrap_or_else(|e| fail(1, e));
+            let (m, tok) = load_model(&gpu, &hub_model(&model)).unwrap_or_else(|e| fail(1, e));
             let choice = match sampling {
                 SamplingArg::Uniform => FrameChoice::Uniform,
                 mode => {
                     let dir = vggt.unwrap_or_else(|| fail(1, "space-aware sampling needs --vggt PACKAGE (VGGT-1B with its point head)"));
-                    let v = load_vggt(&gpu, &dir).unwrap_or_else(|e| fail(1, e));
+                    let v = load_vggt(&gpu, &hub_model(&dir)).unwrap_or_else(|e| fail(1, e));
                     let cfg = if mode == SamplingArg::Fast { SamplerConfig::fast() } else { SamplerConfig::full() };
                     FrameChoice::SpaceAware { vggt: Box::new(v), cfg }
                 }
@@ -396,9 +465,10 @@ fn main() {
                     let _ = out.flush();
                 }
             };
-            let a = answer(&gpu, &m, &tok, &source, &question, frames, &choice, &gen, &mut print).unwrap_or_else(|e| fail(1, e));
+            let a = answer(&gpu, &m, &tok, source.as_ref(), &question, frames, &choice, &gen, &mut print).unwrap_or_else(|e| fail(1, e));
             if json {
                 let j = serde_json::json!({
+                    "model_kind": m.kind.id(), "spatial_encoder": m.has_spatial_encoder(), "input": a.input,
                     "question": question, "answer": a.text, "tokens": a.tokens.len(), "stop": format!("{:?}", a.stop),
                     "frames": a.frames, "frame_size": [a.frame_size.0, a.frame_size.1],
                     "ms": {"preprocess": a.preprocess_ms, "encode": a.encode_ms, "prefill": a.prefill_ms, "decode": a.decode_ms},
@@ -418,11 +488,25 @@ fn main() {
             };
             let result = if random {
                 let kind = ModelKind::from_id(&kind).unwrap_or_else(|| fail(1, format!("unknown model kind {kind:?}")));
-                let text = std::fs::read_to_string(&src).unwrap_or_else(|e| fail(1, format!("{}: {e}", src.display())));
-                let cfg = serde_json::from_str(&text).unwrap_or_else(|e| fail(1, format!("{}: {e}", src.display())));
+                let text = std::fs::read_to_string(&src).unwrap_or_else(|e| fail(1, format!("{src}: {e}")));
+                let cfg = serde_json::from_str(&text).unwrap_or_else(|e| fail(1, format!("{src}: {e}")));
                 write_random(&dst, kind, cfg, &opts, 0x5eed, &mut progress)
             } else {
-                convert(&src, &dst, &opts, &mut progress)
+                match model_source(&src).unwrap_or_else(|e| fail(1, e)) {
+                    ModelSource::Local(src) => convert(&src, &dst, &opts, &mut progress),
+                    ModelSource::Hub(repo) => {
+                        let client = HubClient::from_env();
+                        let mut hb = HubBar::new();
+                        let snap = client.download(&repo, &mut |e| hb.update(e)).unwrap_or_else(|e| fail(1, e));
+                        drop(hb);
+                        if snap.package {
+                            client.package_into(&snap, &dst, None, &mut |_| {}).unwrap_or_else(|e| fail(1, e));
+                            Package::open(&dst).map(|p| p.manifest)
+                        } else {
+                            convert(&snap.dir, &dst, &opts, &mut progress)
+                        }
+                    }
+                }
             };
             b.finish_and_clear();
             let m = result.unwrap_or_else(|e| fail(1, e));

@@ -2,4 +2,5 @@
 //! question-answering pipeline over a video file, a folder of frames or images.
 
 pub mod answer;
+pub mod hub;
 pub mod video;

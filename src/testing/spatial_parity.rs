@@ -123,7 +123,7 @@ pub async fn check_video(gpu: &Gpu, fx: &SpatialFixture, m: &SpatialMllm) -> Cas
         report.push(compare(&format!("vggt global {i}"), &read(gpu, gl).await?, &r.f64s(&format!("video.vggt.global.{i}"))?, F32_TOL)?);
     }
     // v1.1's hook saw the connector's sum; v1.0's the merger's spatial embeddings alone.
-    let (what, t) = match m.generation {
+    let (what, t) = match m.spatial_encoder("the spatial parity check").map_err(err)?.generation {
         Generation::V11 => ("fused tokens", &fused),
         Generation::V10 => ("spatial embeddings", taps.spatial.as_ref().ok_or("no spatial tap")?),
     };

@@ -1,31 +1,35 @@
 //! Converter: an upstream Hugging Face checkpoint directory (safetensors, any supported key
-//! layout) → a model package. Tensors are read one at a time from memory-mapped files, so the
-//! whole bf16 model is never held in memory. Also writes packages of random weights at any config.
+//! layout) → a model package. The conversion is planned from the files' headers
+//! (`conversion::ConversionPlan`, shared with the browser's converter), then each shard is written
+//! part by part from memory-mapped files, a bounded slice of rows at a time. Also writes packages
+//! of random weights at any config.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use safetensors::tensor::Dtype;
-use safetensors::SafeTensors;
-
+use super::conversion::{ConversionPlan, TOKENIZER};
 use super::error::{io_err, PResult, PackageError};
-use super::layout::{canonical, detect, ModelKind};
+use super::layout::ModelKind;
 use super::manifest::Manifest;
+use super::packer::PartPacker;
 use super::policy::Policy;
 use super::shapes::expected;
-use super::writer::PackageWriter;
+use super::source::{header_len, SourceFile};
+use super::writer::{prepare_dir, write_manifest, PackageWriter, ShardSink};
 
 pub struct ConvertOptions {
     pub policy: Policy,
     pub max_shard: u64,
 }
 
-/// Progress of a conversion: tensors done of total, bytes of source read.
+/// Progress of a conversion: parts done of total, and the tensor being written.
 pub struct Progress<'a> {
     pub done: usize,
     pub total: usize,
     pub name: &'a str,
 }
+
+/// Source bytes packed at a time: bounds the memory a conversion holds beyond the mapped files.
+const CHUNK_BYTES: u64 = 64 << 20;
 
 fn read_json(path: &Path) -> PResult<serde_json::Value> {
     let text = std::fs::read_to_string(path).map_err(io_err(path))?;
@@ -34,7 +38,7 @@ fn read_json(path: &Path) -> PResult<serde_json::Value> {
 
 /// The checkpoint's safetensors files: those the index names, else `model.safetensors`, else
 /// every `.safetensors` file in the directory.
-fn shard_files(dir: &Path) -> PResult<Vec<PathBuf>> {
+pub fn shard_files(dir: &Path) -> PResult<Vec<PathBuf>> {
     let index = dir.join("model.safetensors.index.json");
     let single = dir.join("model.safetensors");
     let files: Vec<PathBuf> = if single.exists() && !index.exists() {
@@ -67,78 +71,56 @@ fn shard_files(dir: &Path) -> PResult<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// Upstream data as f32.
-fn to_f32(what: &str, dtype: Dtype, bytes: &[u8]) -> PResult<Vec<f32>> {
-    Ok(match dtype {
-        Dtype::BF16 => bytes.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
-        Dtype::F16 => bytes.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
-        Dtype::F32 => bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
-        other => return Err(PackageError::Dtype { what: what.into(), dtype: format!("{other:?}") }),
-    })
+/// A mapped source file and its parsed header.
+fn open_source(index: usize, path: &Path) -> PResult<(memmap2::Mmap, SourceFile)> {
+    let f = std::fs::File::open(path).map_err(io_err(path))?;
+    // SAFETY: read-only map of a file that the converter does not modify.
+    let map = unsafe { memmap2::Mmap::map(&f) }.map_err(io_err(path))?;
+    let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let n = header_len(&name, &map)?;
+    let header = map.get(8..8 + n as usize).ok_or_else(|| PackageError::Safetensors { file: name.clone(), msg: "truncated inside its header".into() })?;
+    let source = SourceFile::parse(index, &name, header)?;
+    if (map.len() as u64) < source.size {
+        return Err(PackageError::Truncated { file: path.display().to_string(), expected: source.size, got: map.len() as u64 });
+    }
+    Ok((map, source))
 }
 
 pub fn convert(src: &Path, dst: &Path, opts: &ConvertOptions, progress: &mut dyn FnMut(Progress)) -> PResult<Manifest> {
     let files = shard_files(src)?;
-    let maps: Vec<memmap2::Mmap> = files
-        .iter()
-        .map(|p| {
-            let f = std::fs::File::open(p).map_err(io_err(p))?;
-            // SAFETY: read-only map of a file that the converter does not modify.
-            unsafe { memmap2::Mmap::map(&f) }.map_err(io_err(p))
-        })
-        .collect::<PResult<_>>()?;
-    let tensors: Vec<SafeTensors> = maps
-        .iter()
-        .zip(&files)
-        .map(|(m, p)| SafeTensors::deserialize(m).map_err(|e| PackageError::Safetensors { file: p.display().to_string(), msg: e.to_string() }))
-        .collect::<PResult<_>>()?;
-    // Upstream key → (file index).
-    let mut keys: Vec<(String, usize)> =
-        tensors.iter().enumerate().flat_map(|(i, t)| t.names().into_iter().map(move |n| (n.to_string(), i))).collect();
-    keys.sort();
-    let kind = detect(keys.iter().map(|(k, _)| k.as_str())).ok_or_else(|| PackageError::UnknownLayout {
-        dir: src.display().to_string(),
-        sample: keys.iter().take(5).map(|(k, _)| k.clone()).collect(),
-    })?;
+    let (maps, sources): (Vec<memmap2::Mmap>, Vec<SourceFile>) =
+        files.iter().enumerate().map(|(i, p)| open_source(i, p)).collect::<PResult<Vec<_>>>()?.into_iter().unzip();
     let config_path = src.join("config.json");
     let config = if config_path.exists() { read_json(&config_path)? } else { serde_json::json!({}) };
-    let tied = config.get("tie_word_embeddings").and_then(|v| v.as_bool()).unwrap_or(true);
-
-    let want: HashMap<String, (Vec<usize>, bool)> =
-        expected(kind, &config).into_iter().map(|e| (e.name, (e.shape, e.required))).collect();
-    let mut plan: Vec<(String, String, usize)> = Vec::new(); // canonical, upstream, file
-    for (key, file) in &keys {
-        let Some(name) = canonical(kind, key) else { continue };
-        if name == "llm.lm_head.weight" && tied {
-            continue; // the tied head is the embedding
-        }
-        plan.push((name, key.clone(), *file));
-    }
-    for (name, (_, required)) in &want {
-        if *required && !plan.iter().any(|(n, _, _)| n == name) {
-            return Err(PackageError::MissingTensor { name: name.clone(), file: src.display().to_string() });
-        }
-    }
-    let mut writer = PackageWriter::new(dst, kind.id(), config.clone(), opts.max_shard)?;
-    let total = plan.len();
-    for (i, (name, key, file)) in plan.iter().enumerate() {
-        progress(Progress { done: i, total, name });
-        let view = tensors[*file].tensor(key).expect("listed key");
-        let shape = view.shape().to_vec();
-        if let Some((exp, _)) = want.get(name) {
-            if *exp != shape {
-                return Err(PackageError::ShapeMismatch { name: key.clone(), expected: exp.clone(), got: shape });
+    let tok = src.join(TOKENIZER);
+    let plan = ConversionPlan::new(&src.display().to_string(), sources, config, tok.exists(), &opts.policy, opts.max_shard)?;
+    prepare_dir(dst)?;
+    let total = plan.parts.len();
+    let mut hashes = Vec::new();
+    let mut done = 0;
+    for (i, shard) in plan.shards.iter().enumerate() {
+        let mut sink = ShardSink::create(dst, shard)?;
+        for part in plan.parts.iter().filter(|p| p.shard == i) {
+            progress(Progress { done, total, name: &part.tensor });
+            let mut packer = PartPacker::new(&part.key, part.format, part.dtype, part.rows, part.cols)?;
+            let row = packer.source_row_bytes() as u64;
+            let step = (CHUNK_BYTES / row).max(1) * row;
+            let data = &maps[part.file][part.start as usize..part.end as usize];
+            for chunk in data.chunks(step as usize) {
+                sink.write(&packer.push(chunk)?)?;
             }
+            sink.write(&packer.finish()?)?;
+            done += 1;
         }
-        let data = to_f32(key, view.dtype(), view.data())?;
-        writer.add(name, &shape, &data, opts.policy.format(name, &shape))?;
+        hashes.push(sink.finish()?.sha256);
     }
     progress(Progress { done: total, total, name: "" });
-    let tok = src.join("tokenizer.json");
-    if tok.exists() {
-        writer.add_file(&tok, "tokenizer.json")?;
+    if plan.tokenizer.is_some() {
+        std::fs::copy(&tok, dst.join(TOKENIZER)).map_err(io_err(&tok))?;
     }
-    writer.finish()
+    let manifest = plan.manifest(&hashes)?;
+    write_manifest(dst, &manifest)?;
+    Ok(manifest)
 }
 
 /// A package of random weights (uniform with std 0.02; norms and LayerScale near 1 and 0.01) at any

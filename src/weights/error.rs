@@ -18,8 +18,8 @@ pub enum PackageError {
     MissingTensor { name: String, file: String },
     #[error("tensor {name} has shape {got:?} but the config implies {expected:?}: the checkpoint and its config.json disagree")]
     ShapeMismatch { name: String, expected: Vec<usize>, got: Vec<usize> },
-    #[error("unknown checkpoint layout in {dir}: keys like {sample:?} match none of Spatial-MLLM v1.0 (vggt., vggt_embedding_merger.), v1.1 (spatial_encoder.vggt_model., connector.), Qwen2.5-VL (visual., model.) or VGGT-1B (aggregator.)")]
-    UnknownLayout { dir: String, sample: Vec<String> },
+    #[error("{dir} holds an unsupported architecture ({arch}): its keys, like {sample:?}, match none of Spatial-MLLM v1.0 (vggt., vggt_embedding_merger.), v1.1 (spatial_encoder.vggt_model., connector.), Qwen2.5-VL (visual., model.) or VGGT-1B (aggregator.). Choose one of those checkpoints")]
+    UnknownLayout { dir: String, arch: String, sample: Vec<String> },
     #[error("{file}: {msg}")]
     Safetensors { file: String, msg: String },
     #[error("{what}: unsupported dtype {dtype} (expected BF16, F16 or F32)")]

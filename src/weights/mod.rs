@@ -1,12 +1,17 @@
 //! Weights: block quantisation formats, the model package (manifest + safetensors shards), the
 //! converter from upstream checkpoints and the loaders.
 
+pub mod conversion;
 pub mod error;
 pub mod layout;
 pub mod manifest;
+pub mod package_layout;
+pub mod packer;
 pub mod policy;
 pub mod quant;
+pub mod sha;
 pub mod shapes;
+pub mod source;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod parallel;
 #[cfg(not(target_arch = "wasm32"))]

@@ -82,107 +82,21 @@ impl PackedWeight {
     pub fn pack(format: WeightFormat, w: &[f32], rows: usize, cols: usize) -> PackedWeight {
         assert_eq!(w.len(), rows * cols, "pack: data and shape disagree");
         #[cfg(not(target_arch = "wasm32"))]
-        if rows * cols >= 1 << 20 && rows >= 16 {
-            return Self::pack_parallel(format, w, rows, cols);
-        }
-        Self::pack_serial(format, w, rows, cols)
-    }
-
-    /// `pack` over row chunks on all cores; the same words as `pack_serial`. Chunks hold an even
-    /// number of rows, so each chunk's scales fill whole words and concatenate in order.
-    #[cfg(not(target_arch = "wasm32"))]
-    fn pack_parallel(format: WeightFormat, w: &[f32], rows: usize, cols: usize) -> PackedWeight {
-        let rows_per = (((1 << 18) / cols).max(2) + 1) & !1;
-        let starts: Vec<usize> = (0..rows).step_by(rows_per).collect();
-        let parts = super::parallel::map(&starts, |&r0| {
-            let r1 = (r0 + rows_per).min(rows);
-            Self::pack_serial(format, &w[r0 * cols..r1 * cols], r1 - r0, cols)
-        });
-        let mut words = Vec::with_capacity(parts.iter().map(|p| p.words.len()).sum());
-        for p in &parts {
-            words.extend_from_slice(&p.words[..p.scale_offset_or_len()]);
-        }
-        let scale_offset = words.len();
-        for p in &parts {
-            words.extend_from_slice(&p.words[p.scale_offset_or_len()..]);
-        }
-        PackedWeight { format, rows, cols, words, scale_offset }
-    }
-
-    /// Where the scales start, or the end of the words where there are none.
-    #[cfg(not(target_arch = "wasm32"))]
-    fn scale_offset_or_len(&self) -> usize {
-        if matches!(self.format, WeightFormat::Q8 | WeightFormat::Q4) { self.scale_offset } else { self.words.len() }
+        let (codes, scales) = pack_rows_parallel(format, w, rows, cols);
+        #[cfg(target_arch = "wasm32")]
+        let (codes, scales) = pack_rows(format, w, rows, cols);
+        Self::assemble(format, rows, cols, codes, scales)
     }
 
     /// One thread's packing: rows in order, then the scales (two f16 per word).
     pub fn pack_serial(format: WeightFormat, w: &[f32], rows: usize, cols: usize) -> PackedWeight {
-        assert_eq!(w.len(), rows * cols, "pack: data and shape disagree");
-        let kp = padded_cols(cols);
-        let blocks = rows * kp / BLOCK;
-        let row_block = |r: usize, b: usize| -> [f32; BLOCK] {
-            let mut v = [0f32; BLOCK];
-            for (e, x) in v.iter_mut().enumerate() {
-                let c = b * BLOCK + e;
-                if c < cols {
-                    *x = w[r * cols + c];
-                }
-            }
-            v
-        };
-        let mut words = Vec::new();
-        let mut scales: Vec<f16> = Vec::with_capacity(blocks);
-        match format {
-            WeightFormat::F32 => {
-                for r in 0..rows {
-                    for b in 0..kp / BLOCK {
-                        words.extend(row_block(r, b).iter().map(|x| x.to_bits()));
-                    }
-                }
-            }
-            WeightFormat::F16 => {
-                let mut h = Vec::with_capacity(rows * kp);
-                for r in 0..rows {
-                    for b in 0..kp / BLOCK {
-                        h.extend(row_block(r, b).iter().map(|&x| f16::from_f32(x)));
-                    }
-                }
-                words = bytemuck::cast_slice::<f16, u32>(&h).to_vec();
-            }
-            WeightFormat::Q8 => {
-                for r in 0..rows {
-                    for b in 0..kp / BLOCK {
-                        let v = row_block(r, b);
-                        let amax = v.iter().fold(0f32, |a, &x| a.max(x.abs()));
-                        let d = f16::from_f32(amax / 127.0);
-                        let id = if d.to_f32() > 0.0 { 1.0 / d.to_f32() } else { 0.0 };
-                        let q: Vec<u8> = v.iter().map(|&x| ((x * id).round().clamp(-127.0, 127.0) as i8) as u8).collect();
-                        words.extend(q.chunks(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])));
-                        scales.push(d);
-                    }
-                }
-            }
-            WeightFormat::Q4 => {
-                for r in 0..rows {
-                    for b in 0..kp / BLOCK {
-                        let v = row_block(r, b);
-                        let m = v.iter().fold(0f32, |a, &x| if x.abs() > a.abs() { x } else { a });
-                        let d = f16::from_f32(m / -8.0);
-                        let id = if d.to_f32() != 0.0 { 1.0 / d.to_f32() } else { 0.0 };
-                        let q: Vec<u32> = v.iter().map(|&x| ((x * id + 8.5).floor().clamp(0.0, 15.0)) as u32).collect();
-                        words.extend(q.chunks(8).map(|c| c.iter().enumerate().fold(0u32, |acc, (i, &n)| acc | (n << (4 * i)))));
-                        scales.push(d);
-                    }
-                }
-            }
-        }
+        let (codes, scales) = pack_rows(format, w, rows, cols);
+        Self::assemble(format, rows, cols, codes, scales)
+    }
+
+    fn assemble(format: WeightFormat, rows: usize, cols: usize, mut words: Vec<u32>, scales: Vec<f16>) -> PackedWeight {
         let scale_offset = words.len();
-        if matches!(format, WeightFormat::Q8 | WeightFormat::Q4) {
-            if scales.len() % 2 == 1 {
-                scales.push(f16::ZERO);
-            }
-            words.extend_from_slice(bytemuck::cast_slice::<f16, u32>(&scales));
-        }
+        words.extend(scale_words(&scales));
         PackedWeight { format, rows, cols, words, scale_offset }
     }
 
@@ -220,6 +134,92 @@ impl PackedWeight {
     pub fn bytes(&self) -> usize {
         self.words.len() * 4
     }
+}
+
+/// The codes of `rows` rows (row-major, each row padded to whole blocks) and, for the quantised
+/// formats, one f16 scale per block, in row order. Packing a matrix in row chunks and
+/// concatenating the codes, then the scales, gives the same words as packing it whole.
+pub fn pack_rows(format: WeightFormat, w: &[f32], rows: usize, cols: usize) -> (Vec<u32>, Vec<f16>) {
+    assert_eq!(w.len(), rows * cols, "pack: data and shape disagree");
+    let kp = padded_cols(cols);
+    let blocks = rows * kp / BLOCK;
+    let row_block = |r: usize, b: usize| -> [f32; BLOCK] {
+        let mut v = [0f32; BLOCK];
+        for (e, x) in v.iter_mut().enumerate() {
+            let c = b * BLOCK + e;
+            if c < cols {
+                *x = w[r * cols + c];
+            }
+        }
+        v
+    };
+    let mut words = Vec::new();
+    let mut scales: Vec<f16> = Vec::with_capacity(blocks);
+    match format {
+        WeightFormat::F32 => {
+            for r in 0..rows {
+                for b in 0..kp / BLOCK {
+                    words.extend(row_block(r, b).iter().map(|x| x.to_bits()));
+                }
+            }
+        }
+        WeightFormat::F16 => {
+            let mut h = Vec::with_capacity(rows * kp);
+            for r in 0..rows {
+                for b in 0..kp / BLOCK {
+                    h.extend(row_block(r, b).iter().map(|&x| f16::from_f32(x)));
+                }
+            }
+            words = bytemuck::cast_slice::<f16, u32>(&h).to_vec();
+        }
+        WeightFormat::Q8 => {
+            for r in 0..rows {
+                for b in 0..kp / BLOCK {
+                    let v = row_block(r, b);
+                    let amax = v.iter().fold(0f32, |a, &x| a.max(x.abs()));
+                    let d = f16::from_f32(amax / 127.0);
+                    let id = if d.to_f32() > 0.0 { 1.0 / d.to_f32() } else { 0.0 };
+                    let q: Vec<u8> = v.iter().map(|&x| ((x * id).round().clamp(-127.0, 127.0) as i8) as u8).collect();
+                    words.extend(q.chunks(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])));
+                    scales.push(d);
+                }
+            }
+        }
+        WeightFormat::Q4 => {
+            for r in 0..rows {
+                for b in 0..kp / BLOCK {
+                    let v = row_block(r, b);
+                    let m = v.iter().fold(0f32, |a, &x| if x.abs() > a.abs() { x } else { a });
+                    let d = f16::from_f32(m / -8.0);
+                    let id = if d.to_f32() != 0.0 { 1.0 / d.to_f32() } else { 0.0 };
+                    let q: Vec<u32> = v.iter().map(|&x| ((x * id + 8.5).floor().clamp(0.0, 15.0)) as u32).collect();
+                    words.extend(q.chunks(8).map(|c| c.iter().enumerate().fold(0u32, |acc, (i, &n)| acc | (n << (4 * i)))));
+                    scales.push(d);
+                }
+            }
+        }
+    }
+    (words, scales)
+}
+
+/// `pack_rows` over row chunks on all cores (the same codes and scales).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn pack_rows_parallel(format: WeightFormat, w: &[f32], rows: usize, cols: usize) -> (Vec<u32>, Vec<f16>) {
+    if rows * cols < 1 << 20 || rows < 16 {
+        return pack_rows(format, w, rows, cols);
+    }
+    let rows_per = ((1 << 18) / cols).max(1);
+    let starts: Vec<usize> = (0..rows).step_by(rows_per).collect();
+    let parts = super::parallel::map(&starts, |&r0| {
+        let r1 = (r0 + rows_per).min(rows);
+        pack_rows(format, &w[r0 * cols..r1 * cols], r1 - r0, cols)
+    });
+    (parts.iter().flat_map(|p| p.0.iter().copied()).collect(), parts.iter().flat_map(|p| p.1.iter().copied()).collect())
+}
+
+/// Scales as stored: two f16 per word, the last word zero-padded.
+pub fn scale_words(scales: &[f16]) -> impl Iterator<Item = u32> + '_ {
+    scales.chunks(2).map(|c| c[0].to_bits() as u32 | (c.get(1).map_or(0, |h| h.to_bits() as u32) << 16))
 }
 
 /// A packed weight matrix resident on the GPU.
@@ -319,7 +319,7 @@ mod tests {
             let w: Vec<f32> = (0..rows * cols).map(|_| rng.uniform(-1.0, 1.0)).collect();
             for format in [WeightFormat::F32, WeightFormat::F16, WeightFormat::Q8, WeightFormat::Q4] {
                 let serial = PackedWeight::pack_serial(format, &w, rows, cols);
-                let parallel = PackedWeight::pack_parallel(format, &w, rows, cols);
+                let parallel = PackedWeight::pack(format, &w, rows, cols);
                 assert_eq!(serial.scale_offset, parallel.scale_offset, "{format:?} {rows}x{cols}");
                 assert!(serial.words == parallel.words, "{format:?} {rows}x{cols}: words differ");
             }

@@ -5,6 +5,8 @@
 // question asked again gives the same reply with a shorter prefill; candidate indices, the memory
 // estimate, load_sampler + sample (selection, points, colours, cameras), encode_video's stage
 // callbacks, error names, and lose_device (every call then refused as GpuDeviceLost, promptly).
+// Then a plain Qwen2.5-VL package (tests/fixtures/qwen2.5-vl, no spatial encoder): its kind, a
+// text-only question and the fixture's video (ViT alone) answered with transformers' greedy replies.
 import { launch } from './chromium.mjs';
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
@@ -15,7 +17,8 @@ import { serve } from '../../tools/static-server.mjs';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const pkg = 'target/browser-fixtures/engine-v1.1';
 const vggt = 'target/browser-fixtures/engine-vggt';
-for (const [fixture, out] of [['tests/fixtures/spatial-mllm-v1.1', pkg], ['tests/fixtures/vggt', vggt]]) {
+const qwen = 'target/browser-fixtures/engine-qwen';
+for (const [fixture, out] of [['tests/fixtures/spatial-mllm-v1.1', pkg], ['tests/fixtures/vggt', vggt], ['tests/fixtures/qwen2.5-vl', qwen]]) {
   fs.rmSync(path.join(root, out), { recursive: true, force: true });
   execFileSync(path.join(root, 'target/release/spatial-mllm'), ['convert', fixture, out, '--policy', '=f32'], { cwd: root, stdio: 'inherit' });
 }
@@ -27,7 +30,7 @@ const page = await browser.newPage();
 page.on('console', (m) => console.log(`[browser] ${m.text()}`));
 let code = 1;
 try {
-  await page.goto(`${url}/tests/browser/engine.html?package=${encodeURIComponent(`${url}/${pkg}`)}&fixture=${encodeURIComponent(`${url}/tests/fixtures/spatial-mllm-v1.1`)}&vggt=${encodeURIComponent(`${url}/${vggt}`)}`);
+  await page.goto(`${url}/tests/browser/engine.html?package=${encodeURIComponent(`${url}/${pkg}`)}&fixture=${encodeURIComponent(`${url}/tests/fixtures/spatial-mllm-v1.1`)}&vggt=${encodeURIComponent(`${url}/${vggt}`)}&qwen=${encodeURIComponent(`${url}/${qwen}`)}&qwenFixture=${encodeURIComponent(`${url}/tests/fixtures/qwen2.5-vl`)}`);
   await page.waitForFunction(() => window.__done === true, null, { timeout: 600_000, polling: 500 });
   const { result: r, error } = await page.evaluate(() => ({ result: window.__result, error: window.__error }));
   if (error) fail(error);
@@ -84,6 +87,19 @@ try {
   if (!(s2.prompt_tokens === s1.prompt_tokens && s2.prefilled_tokens < s2.prompt_tokens - r.tokens)) fail(`the repeated question did not reuse the cached prefix: ${JSON.stringify(s2)}`);
   console.log(`stats: ${JSON.stringify(s1)} then ${JSON.stringify(s2)}; ${r.tokens} visual tokens`);
   if (r.oldReply !== r.first) fail('encode_video without on_stage gave another reply');
+
+  // A plain Qwen2.5-VL package: no spatial encoder, transformers' greedy replies (32 tokens, none a stop token).
+  const qw = r.qwen;
+  if (qw.kind !== 'qwen2.5-vl' || qw.spatial !== false) fail(`qwen package: kind ${qw.kind}, spatial encoder ${qw.spatial}`);
+  if (/VGGT/.test(qw.estimate.largest) || !(qw.estimate.activation_bytes > 0)) fail(`qwen memory estimate: ${JSON.stringify(qw.estimate)}`);
+  console.log(`qwen text-only reply: ${JSON.stringify(qw.text)}; transformers: ${JSON.stringify(qw.textWant)}`);
+  if (qw.text !== qw.textWant) fail('the text-only reply differs from transformers\' greedy reply');
+  if (qw.textPieces.join('') !== qw.text) fail('the text-only pieces do not add up to the reply');
+  if (qw.textTokens !== 0 || qw.textStats.prompt_tokens !== qw.textLen || qw.textStats.new_tokens !== 32) fail(`text-only session: ${qw.textTokens} visual tokens, stats ${JSON.stringify(qw.textStats)}, transformers' prompt ${qw.textLen}`);
+  if (JSON.stringify(qw.stages) !== JSON.stringify(['ViT', 'done'])) fail(`qwen encode stages: ${JSON.stringify(qw.stages)}`);
+  console.log(`qwen video reply: ${JSON.stringify(qw.video)}; transformers: ${JSON.stringify(qw.videoWant)}`);
+  if (qw.video !== qw.videoWant) fail('the video reply without VGGT differs from transformers\' greedy reply');
+  if (!(qw.videoTokens > 0) || qw.videoStats.prompt_tokens !== qw.videoLen) fail(`qwen video: ${qw.videoTokens} visual tokens, stats ${JSON.stringify(qw.videoStats)}, transformers' prompt ${qw.videoLen}`);
 
   // Device loss.
   for (const [what, e] of [['a reply in flight', r.lostInflight], ['ask', r.lostAsk], ['sample', r.lostSample], ['encode_video', r.lostEncode]]) named(`${what} after lose_device`, e, 'GpuDeviceLost');

@@ -1,11 +1,16 @@
 // The engine's Web Worker: the wasm engine (src/web_engine.rs) and its GPU device live here, so the
 // page stays responsive while the model loads, samples frames, encodes a video and answers.
 // Protocol (see client.js): {id, op, ...args} in; {id, type: 'event' | 'result' | 'error', ...} out.
-import init, { Engine, candidate_indices, estimate_memory } from '../pkg/spatial_mllm_web.js';
+import init, * as wasm from '../pkg/spatial_mllm_web.js';
+import { HubClient } from '../hub/hub.js';
+import { inspect, prepare } from '../hub/convert.js';
+
+const { Engine, candidate_indices, estimate_memory } = wasm;
 
 let engine = null;
 const videos = new Map(); // id -> wasm Video
 let nextVideo = 1;
+let preparing = null; // the AbortController of the running `prepare`
 
 const post = (msg, transfer = []) => self.postMessage(msg, transfer);
 
@@ -36,7 +41,34 @@ const ops = {
     const e = await Engine.load(modelUrl, progress('model'), maxBindingBytes ?? null);
     if (samplerUrl) await e.load_sampler(samplerUrl, progress('sampler'));
     engine = e;
-    return { device: e.device(), hasSampler: e.has_sampler() };
+    return { device: e.device(), hasSampler: e.has_sampler(), modelKind: e.model_kind(), hasSpatialEncoder: e.has_spatial_encoder() };
+  },
+
+  // A hub repository: what it holds (no weights downloaded), then the package prepared in the
+  // cache (downloaded, or converted while it streams); `load` then reads it from the cache.
+  async inspect({ repo, revision, endpoint, token, maxShard }) {
+    const info = await inspect(new HubClient({ endpoint, token }), wasm, repo, revision, { maxShard });
+    info.plan?.free();
+    const { plan, files, names, ...plain } = info;
+    return plain;
+  },
+
+  async prepare({ repo, revision, endpoint, token, maxShard }, event) {
+    const client = new HubClient({ endpoint, token });
+    preparing?.abort();
+    const abort = (preparing = new AbortController());
+    try {
+      const out = await prepare(client, wasm, repo, revision, { maxShard, signal: abort.signal, onProgress: (p) => event({ kind: 'hub', ...p }) });
+      return { ...out, retries: client.retries };
+    } finally {
+      if (preparing === abort) preparing = null;
+    }
+  },
+
+  /** Stop a `prepare` (it rejects with an AbortError); what is done stays cached for a resume. */
+  'cancel-prepare'() {
+    preparing?.abort(new DOMException('the download was stopped; loading the model again resumes it', 'AbortError'));
+    return true;
   },
 
   candidates({ total, fast }) {
@@ -58,6 +90,14 @@ const ops = {
     const id = nextVideo++;
     videos.set(id, video);
     return { videoId: id, tokens: video.tokens() };
+  },
+
+  // A session without a video: text-only questions (asked and stopped like a video's).
+  async text({ maxNew }) {
+    const session = await needEngine().text_session(maxNew);
+    const id = nextVideo++;
+    videos.set(id, session);
+    return { videoId: id, tokens: 0 };
   },
 
   async ask({ videoId, question, maxNew }, event) {

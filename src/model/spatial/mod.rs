@@ -1,6 +1,7 @@
 //! Spatial-MLLM (spec sections 1 to 5): Qwen2.5-VL's ViT and VGGT's aggregator see the same frames;
 //! the connector's spatial embeddings are added to the ViT's merged tokens, which replace the
-//! prompt's video pad tokens; the Qwen2.5 decoder answers.
+//! prompt's video pad tokens; the Qwen2.5 decoder answers. A plain Qwen2.5-VL package runs as the
+//! same model without the spatial encoder (VGGT and the connector).
 
 pub mod connector;
 pub mod frame_sampler;
@@ -10,5 +11,5 @@ pub mod sampling;
 pub mod session;
 
 pub use connector::{Connector, Generation};
-pub use model::{SpatialMllm, VideoInput, VisualTaps};
+pub use model::{SpatialEncoder, SpatialMllm, VideoInput, VisualTaps};
 pub use session::VideoSession;

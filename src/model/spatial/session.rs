@@ -1,6 +1,8 @@
-//! Questions about one video: the video is encoded once (its fused visual tokens are kept on the
-//! GPU), and the KV cache of the prompt prefix that questions share (system prompt, user turn start,
-//! the whole video block) is kept too, so a later question prefills only its own tokens.
+//! Questions about one video (or one image, or none): the visual block is encoded once (its
+//! tokens are kept on the GPU), and the KV cache of the prompt prefix that questions share (system
+//! prompt, user turn start, the whole visual block) is kept too, so a later question prefills only
+//! its own tokens. A session without a visual block asks text-only questions, with the chat
+//! template Qwen2.5-VL uses for a text prompt.
 
 use crate::gpu::{Gpu, Recorder, Tensor};
 use crate::model::qwen::chat::{Content, Message, QwenTokenizer};
@@ -11,27 +13,70 @@ use crate::model::qwen::KvCache;
 use crate::model::spatial::SpatialMllm;
 use crate::model::MResult;
 
-pub struct VideoSession {
-    /// The fused visual tokens [tokens, hidden] of the video.
-    visual: Tensor,
+/// The visual block of the prompt: its tokens, grid and placeholder (image or video).
+struct VisualBlock {
+    /// The visual tokens [tokens, hidden] (fused for Spatial-MLLM, the ViT's for Qwen2.5-VL).
+    tokens: Tensor,
     grid: VisionGrid,
+    content: Content,
+}
+
+/// A question's prompt: ids, M-RoPE positions and the rope delta.
+pub struct PromptIds {
+    pub ids: Vec<u32>,
+    pub positions: Vec<[i32; 3]>,
+    pub delta: i64,
+}
+
+pub struct VideoSession {
+    visual: Option<VisualBlock>,
     cache: KvCache,
     /// The token ids whose keys and values the cache holds, in order.
     cached: Vec<u32>,
     /// Tokens the last question prefilled (the rest came from the cache).
     pub last_prefill_tokens: usize,
-    /// Tokens of the last question's whole prompt (video block included).
+    /// Tokens of the last question's whole prompt (visual block included).
     pub last_prompt_tokens: usize,
 }
 
 impl VideoSession {
     /// `visual` from `SpatialMllm::encode_video`; `capacity` bounds prompt + reply tokens.
     pub fn new(gpu: &Gpu, m: &SpatialMllm, visual: Tensor, grid: VisionGrid, capacity: usize) -> MResult<VideoSession> {
-        Ok(VideoSession { visual, grid, cache: KvCache::new(gpu, &m.text.cfg, capacity)?, cached: Vec::new(), last_prefill_tokens: 0, last_prompt_tokens: 0 })
+        Self::with_block(gpu, m, Some(VisualBlock { tokens: visual, grid, content: Content::Video }), capacity)
+    }
+
+    /// One image: `visual` from `SpatialMllm::encode_image` (grid t = 1, second_per_grid_t 0).
+    pub fn image(gpu: &Gpu, m: &SpatialMllm, visual: Tensor, grid: VisionGrid, capacity: usize) -> MResult<VideoSession> {
+        Self::with_block(gpu, m, Some(VisualBlock { tokens: visual, grid, content: Content::Image }), capacity)
+    }
+
+    /// No visual block: text-only questions.
+    pub fn text_only(gpu: &Gpu, m: &SpatialMllm, capacity: usize) -> MResult<VideoSession> {
+        Self::with_block(gpu, m, None, capacity)
+    }
+
+    fn with_block(gpu: &Gpu, m: &SpatialMllm, visual: Option<VisualBlock>, capacity: usize) -> MResult<VideoSession> {
+        Ok(VideoSession { visual, cache: KvCache::new(gpu, &m.text.cfg, capacity)?, cached: Vec::new(), last_prefill_tokens: 0, last_prompt_tokens: 0 })
+    }
+
+    /// Visual tokens in the prompt (0 for a text-only session).
+    pub fn visual_tokens(&self) -> usize {
+        self.visual.as_ref().map_or(0, |v| v.tokens.rows())
+    }
+
+    /// The prompt of `question`: the user turn holds the visual block (if any), then the question.
+    pub fn prompt(&self, m: &SpatialMllm, tok: &QwenTokenizer, question: &str) -> MResult<PromptIds> {
+        let (content, counts, grids) = match &self.visual {
+            Some(v) => (vec![v.content.clone(), Content::Text(question.into())], vec![v.tokens.rows()], vec![v.grid]),
+            None => (vec![Content::Text(question.into())], vec![], vec![]),
+        };
+        let ids = tok.prompt_ids(&[Message::user(content)], &counts)?;
+        let (positions, delta) = rope_index(&ids, &grids, &m.cfg.tokens, m.cfg.vision.merge, m.cfg.vision.tokens_per_second)?;
+        Ok(PromptIds { ids, positions, delta })
     }
 
     /// Answer `question` about the video. Only the tokens after the longest prefix already in the
-    /// cache are prefilled (the video block is never encoded or prefilled again while it is shared).
+    /// cache are prefilled (the visual block is never encoded or prefilled again while it is shared).
     pub async fn ask(
         &mut self,
         gpu: &Gpu,
@@ -41,10 +86,8 @@ impl VideoSession {
         cfg: &GenerationConfig,
         on_token: &mut dyn FnMut(u32) -> bool,
     ) -> MResult<Generated> {
-        let messages = [Message::user(vec![Content::Video, Content::Text(question.into())])];
-        let ids = tok.prompt_ids(&messages, &[self.visual.rows()])?;
+        let PromptIds { ids, positions, delta } = self.prompt(m, tok, question)?;
         let t = &m.cfg.tokens;
-        let (positions, delta) = rope_index(&ids, &[self.grid], t, m.cfg.vision.merge, m.cfg.vision.tokens_per_second)?;
         let need = ids.len() + cfg.max_new_tokens.saturating_sub(1);
         if need > self.cache.capacity {
             // Checked before anything changes: the session stays as it was.
@@ -56,7 +99,7 @@ impl VideoSession {
             )));
         }
         // Reuse the shared prefix, but prefill at least one token (its logits start the reply), and
-        // never start inside the video block (its rows are merged whole).
+        // never start inside the visual block (its rows are merged whole).
         let mut keep = self.cached.iter().zip(&ids).take_while(|(a, b)| a == b).count().min(ids.len() - 1);
         let pads = [t.image_pad, t.video_pad];
         if ids[keep..].iter().any(|i| pads.contains(i)) && ids[..keep].iter().any(|i| pads.contains(i)) {
@@ -65,8 +108,8 @@ impl VideoSession {
         let suffix = &ids[keep..];
         let mut rec = Recorder::new(gpu);
         let embeds = m.text.embed(&mut rec, &gpu.upload_u32(suffix, &[suffix.len()])?)?;
-        if suffix.iter().any(|i| pads.contains(i)) {
-            merge_into_prompt(&mut rec, &embeds, suffix, pads, &self.visual)?;
+        if let Some(v) = self.visual.as_ref().filter(|_| suffix.iter().any(|i| pads.contains(i))) {
+            merge_into_prompt(&mut rec, &embeds, suffix, pads, &v.tokens)?;
         }
         rec.submit()?;
         self.cache.len = keep;
