@@ -3,7 +3,8 @@
 // GPU device or a crashed worker restarts the engine, reloads the model from the cache, encodes
 // the same frames again and retries the interrupted step once.
 import { EngineClient } from './engine/client.js';
-import { DEMO, customModel, fetchManifest, checkCapabilities, listCachedPackages, deleteCachedPackage, storageSummary, fmtBytes, PACKAGE_CACHE } from './models.js';
+import { DEMO, customModel, fetchManifest, checkCapabilities, listCachedPackages, deleteCachedPackage, storageSummary, fmtBytes, PACKAGE_CACHE, HUB_DEFAULT } from './models.js';
+import { HubChooser, errorNodes } from './catalogue.js';
 import { PRESETS, presetText } from './questions.js';
 import { chooseFrames, DECODE_MAX_SIDE } from './pipeline.js';
 import { $, el, banner, StageList, DownloadMeter, showThumbnails, logEntry } from './ui.js';
@@ -39,7 +40,7 @@ function recover(reason) {
     state.client?.terminate();
     startEngine();
     if (state.model) await loadModel(state.model.entry, { quiet: true });
-    if (state.analysed) await encodeFrames(state.analysed);
+    if (state.analysed) await (state.analysed.textOnly ? openTextSession(state.analysed) : encodeFrames(state.analysed));
     banner('Recovered: the GPU engine was restarted, the model reloaded from the cache and the video encoded again. Nothing was lost.', 'info');
   })().finally(() => { state.recovering = null; });
   return state.recovering;
@@ -99,9 +100,13 @@ function setButtons() {
 
 // ---- model -----------------------------------------------------------------------------------
 
+const modelChoice = () => document.querySelector('input[name=model]:checked').value;
+let hub = null; // the hub's catalogue and settings (catalogue.js), made in wire()
+
 function selectedEntry() {
-  const custom = document.querySelector('input[name=model]:checked').value === 'custom';
-  if (!custom) return DEMO;
+  const choice = modelChoice();
+  if (choice === 'hub') return hub.entry();
+  if (choice !== 'custom') return DEMO;
   const url = $('model-url').value.trim();
   if (!url) throw Object.assign(new Error('enter the model package URL (the folder with manifest.json)'), { name: 'BadInput' });
   localStorage.setItem('model-url', url);
@@ -109,44 +114,110 @@ function selectedEntry() {
   return customModel(url, $('sampler-url').value.trim());
 }
 
+/** What the entry's packages are, before any weights are downloaded: {kind, modelManifest,
+ * samplerManifest, downloadBytes, storageBytes (hub only), lines (the hub's per-repository facts)}. */
+async function describe(entry) {
+  if (entry.hub) return hub.describe(entry);
+  const m = await fetchManifest(entry.model);
+  const s = entry.sampler ? await fetchManifest(entry.sampler) : null;
+  return { kind: m.kind, modelManifest: m.text, samplerManifest: s?.text ?? null, downloadBytes: m.bytes + (s?.bytes ?? 0), lines: [] };
+}
+
+/** GPU memory for the chosen frames: the model's, plus the sampler's weights and, when frames are
+ * sampled by space, its activations over the candidates (freed before the model's run). */
+async function estimateNeed(d) {
+  const est = (manifestJson, frames, width, height) => guarded(() => state.client.call('estimate', { manifestJson, frames, width, height }));
+  const frames = Number($('frames').value);
+  const { width, height } = state.source ?? { width: 644, height: 476 };
+  const scale = Math.min(1, DECODE_MAX_SIDE / Math.max(width, height));
+  const [w, h] = [Math.round(width * scale), Math.round(height * scale)];
+  const need = await est(d.modelManifest, frames, w, h);
+  if (d.samplerManifest) {
+    const mode = $('sampling').value;
+    const side = mode === 'full' ? 518 : 224; // the sampler's input (engine: vggt_frame_size)
+    const short = Math.max(14, Math.min(side, Math.round((Math.min(w, h) * side) / Math.max(w, h) / 14) * 14));
+    const s = await est(d.samplerManifest, Math.min(mode === 'full' ? 128 : 32, state.source?.frameCount ?? Infinity), side, short);
+    need.weight_bytes += s.weight_bytes;
+    if (mode !== 'uniform') need.activation_bytes = Math.max(need.activation_bytes, s.activation_bytes);
+    if (s.largest_buffer_bytes > need.largest_buffer_bytes) Object.assign(need, { largest_buffer_bytes: s.largest_buffer_bytes, largest: s.largest });
+  }
+  return Object.assign(need, { frames, download_bytes: d.downloadBytes, storage_bytes: d.storageBytes });
+}
+
+let checkSeq = 0; // a newer check's card replaces an older one's, never the other way round
+
 /** Capability check before any download: WebGPU, adapter, limits, memory estimate, storage. */
 async function checkFor(entry) {
+  const seq = ++checkSeq;
   const card = $('capability');
-  card.hidden = false;
-  card.textContent = 'checking…';
-  let need = null;
-  let kind = null;
+  const show = (verdict, ...nodes) => {
+    if (seq !== checkSeq) return;
+    card.hidden = false;
+    card.className = `card ${verdict}`;
+    card.replaceChildren(...nodes);
+  };
+  show('', 'checking…');
+  let d;
+  let need;
   try {
-    const m = await fetchManifest(entry.model);
-    kind = m.kind;
-    const s = entry.sampler ? await fetchManifest(entry.sampler) : null;
-    const { width, height } = state.source ?? { width: 644, height: 476 };
-    const scale = Math.min(1, DECODE_MAX_SIDE / Math.max(width, height));
-    need = await guarded(() => state.client.call('estimate', { manifestJson: m.text, frames: Number($('frames').value), width: Math.round(width * scale), height: Math.round(height * scale) }));
-    need.download_bytes = m.bytes + (s?.bytes ?? 0);
+    d = await describe(entry);
+    need = await estimateNeed(d);
   } catch (e) {
-    card.className = 'card cannot';
-    card.textContent = `The model package could not be read: ${e.message}`;
-    return { verdict: 'cannot' };
+    show('cannot', ...(entry.hub ? errorNodes(e) : [`The model package could not be read: ${e.message}`]));
+    return { verdict: 'cannot', error: entry.hub ? e : null };
   }
   const cap = await checkCapabilities(need);
   const words = { ok: 'This browser can run it.', slow: 'This browser can run it, slowly.', doubtful: 'This browser may not manage it.', cannot: 'This browser cannot run it.' };
-  card.className = `card ${cap.verdict}`;
-  card.replaceChildren(
+  const download = d.lines.length ? (d.lines.length > 1 && need.download_bytes ? `Download in all: ${fmtBytes(need.download_bytes)}. ` : '') : `${d.kind ?? 'model'}: download ${fmtBytes(need.download_bytes)}. `;
+  show(cap.verdict,
     el('div', { className: 'verdict' }, words[cap.verdict]),
-    el('div', {}, `${kind ?? 'model'}: download ${fmtBytes(need.download_bytes)}. GPU: ${cap.adapter ?? 'none'}${cap.webgpu && cap.adapter ? `, shader-f16 ${cap.f16 ? 'yes' : 'no'}, largest binding ${fmtBytes(cap.limits.maxStorageBufferBindingSize)}` : ''}.`),
+    ...d.lines,
+    el('div', {}, `${download}GPU: ${cap.adapter ?? 'none'}${cap.webgpu && cap.adapter ? `, shader-f16 ${cap.f16 ? 'yes' : 'no'}, largest binding ${fmtBytes(cap.limits.maxStorageBufferBindingSize)}` : ''}.`),
     ...cap.notes.map((n) => el('div', { className: 'muted' }, n)),
   );
   return cap;
 }
 
+/** Checks the choice again when it (or the frame count) changes; the hub's check reads only
+ * metadata. `always`: even when no check is showing yet. */
+function recheck({ always = false } = {}) {
+  if (!always && $('capability').hidden) return;
+  let entry;
+  try {
+    entry = selectedEntry();
+  } catch (e) {
+    checkSeq += 1;
+    $('capability').hidden = false;
+    $('capability').className = 'card cannot';
+    $('capability').replaceChildren(...errorNodes(e));
+    return;
+  }
+  checkFor(entry).catch((e) => console.error(e));
+}
+
 async function loadModel(entry, { quiet = false } = {}) {
   if (!quiet) {
     const cap = await checkFor(entry);
+    if (cap.error) throw cap.error;
     if (cap.verdict === 'cannot') throw Object.assign(new Error('This browser cannot run this model (see the check above).'), { name: 'BadInput' });
   }
-  const meter = new DownloadMeter();
   $('load-progress').hidden = false;
+  // A hub model is downloaded (and converted when needed) into the cache first; the engine then
+  // loads it from there like any package.
+  if (entry.hub && !entry.model) {
+    // Stopping keeps what is done in the cache: loading again resumes.
+    $('load-stop').hidden = false;
+    $('load-stop').onclick = () => state.client.call('cancel-prepare').catch(() => {});
+    try {
+      await hub.prepare(entry, ({ fraction, text }) => {
+        $('load-bar').value = fraction;
+        $('load-text').textContent = text;
+      });
+    } finally {
+      $('load-stop').hidden = true;
+    }
+  }
+  const meter = new DownloadMeter();
   const onEvent = (e) => {
     if (e.kind !== 'progress') return;
     $('load-bar').value = e.total ? e.done / e.total : 0;
@@ -157,7 +228,7 @@ async function loadModel(entry, { quiet = false } = {}) {
   const r = await state.client.call('load', { modelUrl: entry.model, samplerUrl: entry.sampler, maxBindingBytes }, { onEvent });
   const kind = (await fetchManifest(entry.model)).kind;
   state.model = { entry, kind, device: r.device, hasSampler: r.hasSampler };
-  $('device').textContent = `Loaded ${kind} on ${r.device}.${r.hasSampler ? '' : ' No VGGT package: frames are picked uniformly and there is no 3D view.'}`;
+  $('device').textContent = `Loaded ${entry.hub ? `${entry.label} (${kind})` : kind} on ${r.device}.${r.hasSampler ? '' : ' No VGGT package: frames are picked uniformly and there is no 3D view.'}`;
   $('load-text').textContent = `loaded (${$('load-text').textContent})`;
   renderPresets();
   refreshCache();
@@ -204,6 +275,14 @@ async function encodeFrames(a) {
   });
   a.videoId = r.videoId;
   a.tokens = r.tokens;
+}
+
+/** A session without a video (text-only questions), sized like a video's for the longest answer. */
+async function openTextSession(a) {
+  const maxNew = Math.max(...[...$('max-new').options].map((o) => Number(o.value)));
+  const r = await state.client.call('text', { maxNew });
+  a.videoId = r.videoId;
+  a.tokens = 0;
 }
 
 async function analyse() {
@@ -253,7 +332,14 @@ async function showSeen(a) {
 async function ask() {
   const question = $('question').value.trim();
   if (!question) throw Object.assign(new Error('Type a question, or pick one of the question types above.'), { name: 'BadInput' });
-  if (!state.analysed) await analyse();
+  if (!state.analysed) {
+    // A loaded model and no video: a text-only question (the prompt has no visual block).
+    if (state.model && !state.source) {
+      const a = { textOnly: true };
+      await guarded(() => openTextSession(a));
+      state.analysed = a;
+    } else await analyse();
+  }
   const entry = logEntry($('log'), question);
   state.asking = true;
   state.stopRequested = false;
@@ -283,7 +369,7 @@ async function ask() {
     if (state.stopRequested) entry.answer.classList.add('stopped');
     const s = r.stats;
     const tps = s.decode_ms > 0 ? (s.new_tokens / (s.decode_ms / 1000)).toFixed(1) : '–';
-    entry.stats.textContent = `${s.prompt_tokens} prompt tokens (${s.prefilled_tokens} prefilled in ${(s.prefill_ms / 1000).toFixed(1)} s, the rest reused from the video's cache); ${s.new_tokens} tokens at ${tps} tok/s`;
+    entry.stats.textContent = `${s.prompt_tokens} prompt tokens (${s.prefilled_tokens} prefilled in ${(s.prefill_ms / 1000).toFixed(1)} s, the rest reused from the ${state.analysed?.textOnly ? "conversation's" : "video's"} cache); ${s.new_tokens} tokens at ${tps} tok/s`;
     $('gen-stats').textContent = `${tps} tok/s`;
   } catch (e) {
     entry.answer.textContent += ` [failed: ${e.message}]`;
@@ -311,8 +397,11 @@ async function refreshCache() {
     const pkgs = await listCachedPackages();
     body.replaceChildren(...pkgs.map((p) => {
       const del = el('button', { type: 'button' }, 'Delete');
-      del.onclick = async () => { await deleteCachedPackage(p.base); refreshCache(); };
-      return el('tr', {}, el('td', {}, p.base), el('td', {}, fmtBytes(p.bytes)), el('td', {}, p.complete ? 'complete' : `partial (${p.files} files)`), el('td', {}, del));
+      del.onclick = async () => { await deleteCachedPackage(p.base); hub?.cacheChanged(); refreshCache(); };
+      const name = p.hub
+        ? el('td', { title: p.base }, p.hub.repo, el('span', { className: 'muted' }, ` · commit ${p.hub.commit.slice(0, 10)}${p.hub.endpoint === HUB_DEFAULT ? '' : ` · ${p.hub.endpoint}`}`))
+        : el('td', {}, p.base);
+      return el('tr', {}, name, el('td', {}, fmtBytes(p.bytes)), el('td', {}, p.complete ? 'complete' : `partial (${p.files} files)`), el('td', {}, del));
     }));
     $('cache-total').textContent = `(${pkgs.length}, ${fmtBytes(pkgs.reduce((a, p) => a + p.bytes, 0))})`;
     const s = await storageSummary();
@@ -325,9 +414,21 @@ async function refreshCache() {
 // ---- wiring ----------------------------------------------------------------------------------
 
 function wire() {
+  const showChoice = () => {
+    $('custom-urls').hidden = modelChoice() !== 'custom';
+    $('hub-panel').hidden = modelChoice() !== 'hub';
+  };
+  const saved = document.querySelector(`input[name=model][value="${CSS.escape(localStorage.getItem('model-choice') ?? 'demo')}"]`);
+  if (saved) saved.checked = true;
+  showChoice();
   for (const r of document.querySelectorAll('input[name=model]')) {
-    r.onchange = () => { $('custom-urls').hidden = document.querySelector('input[name=model]:checked').value !== 'custom'; };
+    r.onchange = () => {
+      showChoice();
+      localStorage.setItem('model-choice', modelChoice());
+      recheck({ always: modelChoice() === 'hub' });
+    };
   }
+  hub = new HubChooser({ client: () => state.client, onChange: () => modelChoice() === 'hub' && recheck({ always: true }) });
   $('model-url').value = localStorage.getItem('model-url') ?? '';
   $('sampler-url').value = localStorage.getItem('sampler-url') ?? '';
   $('check').onclick = () => busy(async () => { await checkFor(selectedEntry()); });
@@ -354,10 +455,15 @@ function wire() {
     const f = e.dataTransfer.files[0];
     if (f) busy(() => takeVideo(f));
   };
-  for (const id of ['frames', 'sampling']) $(id).onchange = () => { if (state.analysed) busy(releaseVideo); };
+  for (const id of ['frames', 'sampling']) {
+    $(id).onchange = () => {
+      if (state.analysed) busy(releaseVideo);
+      recheck(); // the memory needed depends on both
+    };
+  }
   $('view-reset').onclick = () => state.view?.resetView();
   $('cache-refresh').onclick = refreshCache;
-  $('cache-clear').onclick = async () => { await caches.delete(PACKAGE_CACHE); refreshCache(); };
+  $('cache-clear').onclick = async () => { await caches.delete(PACKAGE_CACHE); hub?.cacheChanged(); refreshCache(); };
   $('cache-panel').ontoggle = () => $('cache-panel').open && refreshCache();
   document.addEventListener('visibilitychange', () => {
     if (document.hidden && state.busy) state.hiddenAt = performance.now();
@@ -395,6 +501,7 @@ async function main() {
   startEngine();
   registerServiceWorker();
   refreshCache();
+  if (modelChoice() === 'hub') recheck({ always: true }); // what the remembered choice needs, at once
   // The handle the end-to-end test drives (and a console user can inspect).
   window.app = {
     state,

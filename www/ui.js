@@ -1,6 +1,6 @@
 // Small DOM helpers of the app: the banner, the stage list, the download line, thumbnails, the
 // question log. No state of the app lives here.
-import { fmtBytes } from './models.js';
+import { fmtBytes, fmtDuration } from './models.js';
 
 export const $ = (id) => document.getElementById(id);
 
@@ -72,6 +72,36 @@ export class DownloadMeter {
     const eta = done >= total ? 'done' : Number.isFinite(left) && this.networkBytes > 0 ? `${Math.ceil(left)} s left` : '';
     const src = cached ? 'from the cache' : rate > 0 ? `${fmtBytes(rate)}/s` : '';
     return `${which}: ${fmtBytes(done)} of ${fmtBytes(total)} (file ${Math.min(i + 1, n)} of ${n}) ${src} ${eta}`.trim();
+  }
+}
+
+const PHASES = { download: 'downloading', convert: 'converting', assemble: 'assembling the package', verify: 'verifying' };
+
+/** The line of a hub job (download and conversion together): bytes over the whole job, the rate
+ * over the last few seconds (so one slow chunk or a phase change does not swing the time left),
+ * the time left and the phase. */
+export class JobMeter {
+  static WINDOW_MS = 8000;
+  constructor(label = '') {
+    this.label = label;
+    this.samples = []; // [t, done]
+  }
+  update({ phase, done, total, file }) {
+    const now = performance.now();
+    if (this.samples.length && done < this.samples.at(-1)[1]) this.samples = []; // a restarted job
+    this.samples.push([now, done]);
+    while (this.samples.length > 2 && now - this.samples[1][0] > JobMeter.WINDOW_MS) this.samples.shift();
+    const [t0, d0] = this.samples[0];
+    const rate = now - t0 >= 1000 ? ((done - d0) * 1000) / (now - t0) : null;
+    const left = rate > 0 ? (total - done) / rate : null;
+    const parts = [
+      `${this.label ? `${this.label}: ` : ''}${PHASES[phase] ?? phase ?? 'working'}`,
+      total ? `${fmtBytes(done)} of ${fmtBytes(total)}` : fmtBytes(done),
+      rate !== null ? `${fmtBytes(rate)}/s` : null,
+      total && done >= total ? null : left !== null ? `${fmtDuration(left)} left` : 'estimating time left…',
+      file || null,
+    ];
+    return { fraction: total ? Math.min(1, done / total) : 0, text: parts.filter(Boolean).join(' · ') };
   }
 }
 

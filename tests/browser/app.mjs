@@ -1,5 +1,6 @@
 // The web app end to end in headless Chromium on SwiftShader's WebGPU: open the page, load the
-// bundled tiny demo model, give it a short generated video, ask a question and see the answer
+// bundled tiny demo model, ask a question with no video (text-only), give it a short generated
+// video, ask a question and see the answer
 // stream, see the 3D view render (a screenshot that is not blank), ask again without encoding the
 // video again, stop a reply, survive a lost GPU device and a crashed worker, then go offline,
 // reload, and answer from the caches with no network request. Also the error paths a test can
@@ -115,6 +116,14 @@ try {
   if (!/can run it/.test(cap)) fail(`capability verdict: ${cap}`);
   console.log(`ok: demo model loaded: ${await text('#device')}`);
   console.log(`   capability: ${cap.replace(/\n/g, ' | ')}`);
+
+  // --- a model and no video: Ask runs a text-only question ---
+  {
+    const t = await ask('What is two plus two?');
+    const textOnly = await page.evaluate(() => window.app.state.analysed?.textOnly === true);
+    if (!textOnly || !/conversation's cache/.test(t.stats)) fail(`a question without a video did not run text-only: ${JSON.stringify(t)}`);
+    console.log(`ok: without a video the question is answered text-only: ${JSON.stringify(t.answer)} (${t.stats})`);
+  }
 
   // --- bad videos: clear messages, the app keeps working ---
   async function badFile(file, re) {

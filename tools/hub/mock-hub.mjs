@@ -23,6 +23,8 @@
 //   {match, status: 429|500|503|..., times, retryAfter?}  an error answer (429: Retry-After, default 1)
 //   {match, dropAfter: n, times}   a file body cut after n bytes (the socket is destroyed); bodies
 //                                  of n bytes or fewer pass (and do not use the fault up)
+//   {match, stallAfter: n, ms, times}  a file body paused for `ms` after n bytes (a slow
+//                                  connection; bodies of n bytes or fewer pass)
 //   {match, corrupt: true, times}  an LFS blob served with its middle byte flipped (times: Infinity
 //                                  allowed); answers to ranges without that byte pass
 // Status faults apply to any request but OPTIONS preflights; dropAfter to answers that carry file
@@ -170,7 +172,7 @@ export async function startMockHub({ repos = {}, port = 0, lfsPort = 0, host = '
       const f = faults[i];
       const times = f.times === undefined ? 1 : Number(f.times);
       if (!(times > 0)) continue;
-      const type = f.status ? 'status' : f.dropAfter !== undefined ? 'drop' : f.corrupt ? 'corrupt' : null;
+      const type = f.status ? 'status' : f.dropAfter !== undefined ? 'drop' : f.stallAfter !== undefined ? 'stall' : f.corrupt ? 'corrupt' : null;
       if (type !== kind || !matches(f, url)) continue;
       if (!applies(f)) continue;
       f.times = times - 1;
@@ -208,7 +210,7 @@ export async function startMockHub({ repos = {}, port = 0, lfsPort = 0, host = '
 
   /** Stream bytes [start, end] of a file, with optional corruption (one flipped byte at `flipAt`)
    *  and an early cut after `dropAfter` body bytes. */
-  async function streamFile(res, abs, start, end, { flipAt = -1, dropAfter = -1 } = {}) {
+  async function streamFile(res, abs, start, end, { flipAt = -1, dropAfter = -1, stallAfter = -1, stallMs = 0 } = {}) {
     if (res.req.method === 'HEAD' || end < start) return res.end();
     let pos = start;
     let sent = 0;
@@ -229,6 +231,14 @@ export async function startMockHub({ repos = {}, port = 0, lfsPort = 0, host = '
           res.socket?.destroy();
           res.destroy();
           return;
+        }
+        if (stallAfter >= 0 && sent < stallAfter && sent + chunk.length >= stallAfter) {
+          const head = chunk.subarray(0, stallAfter - sent);
+          if (!res.write(head)) await new Promise((r) => res.once('drain', r));
+          await new Promise((r) => setTimeout(r, stallMs));
+          if (res.destroyed) return stream.destroy();
+          chunk = chunk.subarray(head.length);
+          sent += head.length;
         }
         sent += chunk.length;
         if (!res.write(chunk)) await new Promise((r) => res.once('drain', r));
@@ -255,6 +265,7 @@ export async function startMockHub({ repos = {}, port = 0, lfsPort = 0, host = '
     // bytes it lets through: neither to a header read.
     const corrupt = corruptOk && req.method === 'GET' ? takeFault(url, 'corrupt', () => start <= flipAt && flipAt <= end) : null;
     const drop = req.method === 'GET' ? takeFault(url, 'drop', (f) => Number(f.dropAfter) < end - start + 1) : null;
+    const stall = req.method === 'GET' ? takeFault(url, 'stall', (f) => Number(f.stallAfter) < end - start + 1) : null;
     const h = {
       ...CORS,
       ...headers,
@@ -268,6 +279,8 @@ export async function startMockHub({ repos = {}, port = 0, lfsPort = 0, host = '
     await streamFile(res, file.abs, start, end, {
       flipAt: corrupt ? flipAt : -1,
       dropAfter: drop ? Number(drop.dropAfter) : -1,
+      stallAfter: stall ? Number(stall.stallAfter) : -1,
+      stallMs: stall ? Number(stall.ms ?? 10_000) : 0,
     });
   }
 

@@ -171,7 +171,8 @@ async function convertCheckpoint(client, wasm, info, onProgress, signal) {
   const sources = plan.sources();
   const sourceBytes = plan.source_bytes();
   const total = sourceBytes + plan.package_bytes();
-  const need = 2 * plan.package_bytes();
+  // Storage at the peak: the package, plus one shard's parts until that shard is assembled.
+  const need = plan.package_bytes() + Math.max(...shards.map((s) => s.bytes));
   // A state from another plan (another shard size, engine version) is not resumed.
   const key = `${plan.kind()}:${parts.length}:${shards.map((s) => s.bytes).join(',')}`;
   let state = await readJson(cache, stateUrl);
@@ -215,21 +216,28 @@ async function convertCheckpoint(client, wasm, info, onProgress, signal) {
     }
     if (at < src.size) segments.push({ start: at, end: src.size });
     let pos = st.pos;
-    for (const seg of segments) {
-      if (seg.end <= pos) continue;
-      const iter = client.stream(repo, commit, src.name, seg.start, seg.end, signal);
-      const count = (n) => { done += n; onProgress({ phase: 'convert', done, total, file: src.name }); };
-      if (!seg.part) {
-        await pump(iter, (c) => { hasher.update(c); count(c.length); });
-      } else {
-        const packer = plan.packer(seg.part.id);
-        let failure = null;
-        const body = packedBody(iter, packer, hasher, count, (e) => { failure = e; });
-        try { await put(cache, partUrl(seg.part.id), new Response(body), need); } catch (e) { throw failure ?? e; }
+    // One request for the rest of the file (resumed by the client if it drops), cut at the
+    // segments' boundaries.
+    const cursor = new ByteCursor(client.stream(repo, commit, src.name, pos, src.size, signal));
+    try {
+      for (const seg of segments) {
+        if (seg.end <= pos) continue;
+        const bytes = cursor.take(seg.end - pos);
+        const count = (n) => { done += n; onProgress({ phase: 'convert', done, total, file: src.name }); };
+        if (!seg.part) {
+          await pump(bytes, (c) => { hasher.update(c); count(c.length); });
+        } else {
+          const packer = plan.packer(seg.part.id);
+          let failure = null;
+          const body = packedBody(bytes, packer, hasher, count, (e) => { failure = e; });
+          try { await put(cache, partUrl(seg.part.id), new Response(body), need); } catch (e) { throw failure ?? e; }
+        }
+        pos = seg.end;
+        state.files[src.name] = { pos, hash: hasher.state() };
+        await save();
       }
-      pos = seg.end;
-      state.files[src.name] = { pos, hash: hasher.state() };
-      await save();
+    } finally {
+      cursor.close();
     }
     const got = hasher.hex();
     hasher.free();
@@ -284,6 +292,36 @@ async function convertCheckpoint(client, wasm, info, onProgress, signal) {
   await put(cache, `${base}manifest.json`, new Response(plan.manifest_json(state.shards)), need);
   await cache.delete(stateUrl);
   plan.free();
+}
+
+/** Sequential reads from an async iterator of byte chunks: `take(n)` yields exactly the next n bytes. */
+class ByteCursor {
+  constructor(iter) {
+    this.iter = iter;
+    this.rest = null;
+  }
+
+  async *take(n) {
+    while (n > 0) {
+      let c = this.rest;
+      this.rest = null;
+      if (!c) {
+        const { done, value } = await this.iter.next();
+        if (done) throw new HubError('HubError', `a file ended ${n} bytes early`);
+        c = value;
+      }
+      if (c.length > n) {
+        this.rest = c.subarray(n);
+        c = c.subarray(0, n);
+      }
+      n -= c.length;
+      yield c;
+    }
+  }
+
+  close() {
+    this.iter.return?.();
+  }
 }
 
 /** A part's packed bytes as a stream: source rows hashed, gathered into whole rows and packed by wasm. */
