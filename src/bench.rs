@@ -15,7 +15,7 @@ use crate::kernels::matmul::{linear_with, Epilogue, Path};
 use crate::kernels::norm::rms_norm;
 use crate::kernels::rope::{rope_inplace, RopeKind, RopeTable};
 use crate::kernels::sample::{argmax, sample, Sampling};
-use crate::testing::Rng;
+use crate::rng::Rng;
 use crate::weights::{PackedWeight, Weight, WeightFormat};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -10,6 +10,7 @@ pub mod model;
 #[cfg(all(not(target_arch = "wasm32"), feature = "cli"))]
 pub mod native;
 pub mod preprocess;
+pub mod rng;
 pub mod testing;
 pub mod weights;
 

@@ -13,7 +13,7 @@ use spatial_mllm_web::weights::layout::{canonical, ModelKind};
 use spatial_mllm_web::weights::loader::GpuParam;
 use spatial_mllm_web::weights::package::Package;
 use spatial_mllm_web::weights::policy::Policy;
-use spatial_mllm_web::weights::shapes::expected;
+use spatial_mllm_web::weights::shapes::{expected, vggt_section, VggtDims};
 use spatial_mllm_web::weights::WeightFormat;
 
 fn fixture(name: &str) -> PathBuf {
@@ -61,6 +61,7 @@ fn roundtrip(name: &str, kind: ModelKind, policy: &str) {
     pkg.verify().unwrap();
     let config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(src.join("config.json")).unwrap()).unwrap();
     let tied = config.get("tie_word_embeddings").and_then(|v| v.as_bool()).unwrap_or(true);
+    config_is_kept(name, kind, &config, &m.config);
 
     let source = source_tensors(&src);
     let mut stored = 0;
@@ -94,6 +95,29 @@ fn roundtrip(name: &str, kind: ModelKind, policy: &str) {
             GpuParam::Matrix(parts) => assert_eq!(parts.iter().map(|w| w.rows).sum::<usize>(), t.rows, "{n}"),
         }
     }
+}
+
+/// The package's config is the checkpoint's plus, with VGGT, a `vggt_config` of the sizes read
+/// from the tensors: equal to every size the checkpoint's config names, so the model built from
+/// the package is the one its config describes.
+fn config_is_kept(name: &str, kind: ModelKind, source: &serde_json::Value, package: &serde_json::Value) {
+    let without = |v: &serde_json::Value| {
+        let mut v = v.clone();
+        v.as_object_mut().unwrap().remove("vggt_config");
+        v
+    };
+    assert_eq!(without(package), without(source), "{name}: the config is kept");
+    if !kind.has_vggt() {
+        assert_eq!(package, source, "{name}: no VGGT, nothing added");
+        return;
+    }
+    let derived = &package["vggt_config"];
+    for (key, value) in vggt_section(kind, source).as_object().unwrap() {
+        if let Some(d) = derived.get(key) {
+            assert_eq!(d, value, "{name}: vggt_config.{key}");
+        }
+    }
+    assert_eq!(VggtDims::from_config(kind, package), VggtDims::from_config(kind, source), "{name}: the same structure");
 }
 
 #[test]

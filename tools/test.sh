@@ -41,7 +41,7 @@ node tests/browser/view3d.mjs
 echo "== web app: assemble www/ (wasm engine, demo model, precache list), then end to end in Chromium"
 bash tools/assemble-app.sh
 node tests/browser/app.mjs
-echo "== web app: the model catalogue against a stand-in hub (check, settings, errors, progress, cache list)"
+echo "== web app: the model catalogue against the real worker and the mock hub (check, settings, errors, progress, stop, a question, cache list)"
 node tests/browser/catalogue.mjs
 echo "== browser: models from the hub (a mock hub): conversion byte-identical to the CLI's, package repositories, resume, retries, integrity, bad input"
 node tests/browser/hub.mjs

@@ -83,6 +83,11 @@ async function busy(step) {
   try {
     await step();
   } catch (e) {
+    // The user's own Stop of a download is news, not a failure.
+    if (e.name === 'AbortError') {
+      banner(e.message, 'info');
+      return;
+    }
     stages.fail(e.message);
     banner(e.message);
     console.error(e);
@@ -397,7 +402,7 @@ async function refreshCache() {
     const pkgs = await listCachedPackages();
     body.replaceChildren(...pkgs.map((p) => {
       const del = el('button', { type: 'button' }, 'Delete');
-      del.onclick = async () => { await deleteCachedPackage(p.base); hub?.cacheChanged(); refreshCache(); };
+      del.onclick = async () => { await deleteCachedPackage(p.base); hub?.cacheChanged(); refreshCache(); recheck(); };
       const name = p.hub
         ? el('td', { title: p.base }, p.hub.repo, el('span', { className: 'muted' }, ` · commit ${p.hub.commit.slice(0, 10)}${p.hub.endpoint === HUB_DEFAULT ? '' : ` · ${p.hub.endpoint}`}`))
         : el('td', {}, p.base);
@@ -463,7 +468,7 @@ function wire() {
   }
   $('view-reset').onclick = () => state.view?.resetView();
   $('cache-refresh').onclick = refreshCache;
-  $('cache-clear').onclick = async () => { await caches.delete(PACKAGE_CACHE); hub?.cacheChanged(); refreshCache(); };
+  $('cache-clear').onclick = async () => { await caches.delete(PACKAGE_CACHE); hub?.cacheChanged(); refreshCache(); recheck(); };
   $('cache-panel').ontoggle = () => $('cache-panel').open && refreshCache();
   document.addEventListener('visibilitychange', () => {
     if (document.hidden && state.busy) state.hiddenAt = performance.now();

@@ -94,7 +94,6 @@ function hubError(e, pick, endpoint) {
   const what = `${pick.repo}${pick.revision !== 'main' ? ` @ ${pick.revision}` : ''}`;
   const out = Object.assign(new Error(msg.includes(pick.repo) ? msg : `${what}: ${msg}`), { name: e.name });
   if (['AccessDenied', 'RepoNotFound', 'RevisionNotFound'].includes(e.name)) out.page = pageOf(endpoint, pick.repo);
-  if (e.name === 'AccessDenied' && !hubSettings().token && !/token/i.test(msg)) out.hint = 'No access token is set: add one under Advanced (below).';
   return out;
 }
 
@@ -262,7 +261,6 @@ function describeLine(pick, info) {
 export function errorNodes(e) {
   return [
     el('div', {}, e.message),
-    e.hint ? el('div', { className: 'muted' }, e.hint) : null,
     e.page ? el('div', {}, el('a', { href: e.page, target: '_blank', rel: 'noopener noreferrer' }, 'Open the repository page')) : null,
   ].filter(Boolean);
 }

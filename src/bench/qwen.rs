@@ -7,7 +7,7 @@ use crate::gpu::{Gpu, Recorder, StatsSnapshot};
 use crate::model::qwen::generate::{generate, GenerationConfig, Generated, Prompt};
 use crate::model::qwen::{KvCache, QwenConfig, TextModel};
 use crate::model::Params;
-use crate::testing::Rng;
+use crate::rng::Rng;
 use crate::weights::manifest::Manifest;
 use crate::weights::loader::GpuParam;
 use crate::weights::WeightFormat;

@@ -11,7 +11,7 @@ use crate::model::qwen::{KvCache, VisionModel};
 use crate::model::spatial::SpatialMllm;
 use crate::model::vggt::Frames;
 use crate::preprocess::{prepare_video, RgbFrames, TorchFloat};
-use crate::testing::Rng;
+use crate::rng::Rng;
 
 pub struct SpatialRun {
     pub frames: usize,

@@ -6,7 +6,7 @@
 use super::{gemm_row, Row};
 use crate::gpu::{Gpu, Recorder};
 use crate::model::vggt::{Aggregator, Frames};
-use crate::testing::Rng;
+use crate::rng::Rng;
 use crate::weights::WeightFormat;
 
 pub struct VggtRun {

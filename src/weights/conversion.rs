@@ -1,8 +1,9 @@
 //! A conversion planned before any weight is read: from the checkpoint's safetensors headers and
-//! config.json, which model it is, which upstream tensor becomes which package tensor in which
-//! format, and where each part's bytes come from (a row range of one source tensor) and go (a
-//! shard, an offset). The CLI executes a plan from mapped files, the browser from Range requests
-//! as the files stream; both then write the same bytes.
+//! config.json, which model it is (with VGGT: its structure, read from the tensors' shapes, see
+//! `structure`), which upstream tensor becomes which package tensor in which format, and where
+//! each part's bytes come from (a row range of one source tensor) and go (a shard, an offset). The
+//! CLI executes a plan from mapped files, the browser from Range requests as the files stream;
+//! both then write the same bytes.
 
 use std::collections::HashMap;
 
@@ -16,6 +17,7 @@ use super::policy::Policy;
 use super::quant::WeightFormat;
 use super::shapes::expected;
 use super::source::{element_bytes, SourceFile};
+use super::structure::{complete_config, Shapes};
 
 pub const TOKENIZER: &str = "tokenizer.json";
 
@@ -39,6 +41,8 @@ pub struct PlannedPart {
 
 pub struct ConversionPlan {
     pub kind: ModelKind,
+    /// The checkpoint's config.json; with VGGT, completed by the structure its tensors show
+    /// (`structure::complete_config`), as the manifest records it.
     pub config: serde_json::Value,
     pub tokenizer: Option<String>,
     pub sources: Vec<SourceFile>,
@@ -73,7 +77,6 @@ impl ConversionPlan {
             sample: keys.iter().take(5).map(|k| k.0.to_string()).collect(),
         })?;
         let tied = config.get("tie_word_embeddings").and_then(|v| v.as_bool()).unwrap_or(true);
-        let want: HashMap<String, (Vec<usize>, bool)> = expected(kind, &config).into_iter().map(|e| (e.name, (e.shape, e.required))).collect();
         let mut chosen = Vec::new(); // (canonical, file, tensor index)
         for &(key, file, index) in &keys {
             let Some(name) = canonical(kind, key) else { continue };
@@ -82,6 +85,13 @@ impl ConversionPlan {
             }
             chosen.push((name, file, index));
         }
+        let config = if kind.has_vggt() {
+            let shapes: Shapes = chosen.iter().map(|(n, f, i)| (n.as_str(), sources[*f].tensors[*i].shape.as_slice())).collect();
+            complete_config(kind, &shapes, config, label)?
+        } else {
+            config
+        };
+        let want: HashMap<String, (Vec<usize>, bool)> = expected(kind, &config).into_iter().map(|e| (e.name, (e.shape, e.required))).collect();
         for (name, (_, required)) in &want {
             if *required && !chosen.iter().any(|(n, _, _)| n == name) {
                 return Err(PackageError::MissingTensor { name: name.clone(), file: label.into() });

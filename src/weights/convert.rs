@@ -135,7 +135,7 @@ pub fn write_random(
 ) -> PResult<Manifest> {
     let list = expected(kind, &config);
     let mut writer = PackageWriter::new(dst, kind.id(), config, opts.max_shard)?;
-    let mut rng = crate::testing::Rng::new(seed);
+    let mut rng = crate::rng::Rng::new(seed);
     for (i, e) in list.iter().enumerate() {
         progress(Progress { done: i, total: list.len(), name: &e.name });
         let n: usize = e.shape.iter().product();
@@ -152,7 +152,7 @@ pub fn write_random(
         let tensor_seed = rng.next_u64();
         let mut data = vec![0f32; n];
         super::parallel::for_each_chunk_mut(&mut data, 1 << 22, |c, chunk| {
-            let mut r = crate::testing::Rng::new(tensor_seed ^ (c as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+            let mut r = crate::rng::Rng::new(tensor_seed ^ (c as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
             chunk.iter_mut().for_each(|x| *x = base + r.uniform(-half_width, half_width));
         });
         writer.add(&e.name, &e.shape, &data, opts.policy.format(&e.name, &e.shape))?;

@@ -16,8 +16,11 @@ pub enum PackageError {
     BadManifest { file: String, msg: String },
     #[error("tensor {name} is missing from {file}")]
     MissingTensor { name: String, file: String },
-    #[error("tensor {name} has shape {got:?} but the config implies {expected:?}: the checkpoint and its config.json disagree")]
+    #[error("tensor {name} has shape {got:?} but the config and the checkpoint's other tensors imply {expected:?}: the checkpoint disagrees with its config.json or with itself")]
     ShapeMismatch { name: String, expected: Vec<usize>, got: Vec<usize> },
+    /// Tensors that agree with each other but describe a model that cannot run.
+    #[error("{file}: {msg}")]
+    Structure { file: String, msg: String },
     #[error("{dir} holds an unsupported architecture ({arch}): its keys, like {sample:?}, match none of Spatial-MLLM v1.0 (vggt., vggt_embedding_merger.), v1.1 (spatial_encoder.vggt_model., connector.), Qwen2.5-VL (visual., model.) or VGGT-1B (aggregator.). Choose one of those checkpoints")]
     UnknownLayout { dir: String, arch: String, sample: Vec<String> },
     #[error("{file}: {msg}")]

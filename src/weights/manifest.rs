@@ -20,7 +20,9 @@ pub struct Manifest {
     pub format_version: u32,
     /// "spatial-mllm-v1.0", "spatial-mllm-v1.1", "qwen2.5-vl" or "vggt".
     pub model_kind: String,
-    /// The checkpoint's config.json (VGGT: its defaults), verbatim.
+    /// The checkpoint's config.json; where the model has VGGT, its `vggt_config` holds every size
+    /// of VGGT as the converter read it from the tensors (`weights::structure`). Packages written
+    /// before may lack keys (`VggtDims::from_config` defaults them as those packages were built).
     pub config: serde_json::Value,
     /// The tokenizer file inside the package, if the checkpoint had one.
     pub tokenizer: Option<String>,

@@ -12,6 +12,7 @@ pub mod quant;
 pub mod sha;
 pub mod shapes;
 pub mod source;
+pub mod structure;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod parallel;
 #[cfg(not(target_arch = "wasm32"))]

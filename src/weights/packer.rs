@@ -63,7 +63,7 @@ impl PartPacker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::Rng;
+    use crate::rng::Rng;
     use crate::weights::quant::PackedWeight;
 
     /// Rows pushed in uneven chunks give `pack`'s bytes, for every format and odd block counts.

@@ -309,7 +309,7 @@ pub fn roundtrip_error(format: WeightFormat, w: &[f32], rows: usize, cols: usize
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::Rng;
+    use crate::rng::Rng;
 
     /// Packing on all cores gives the serial words, for odd row counts and block counts.
     #[test]

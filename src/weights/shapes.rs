@@ -1,5 +1,6 @@
 //! The tensors each model kind must have, with shapes derived from its config (spec Appendix A).
-//! Used to check a checkpoint against its config.json and to write random-weight packages.
+//! Used to check a checkpoint against its config.json (with VGGT, the config completed by the
+//! structure its tensors show: `structure`) and to write random-weight packages.
 
 use serde_json::Value;
 
@@ -26,16 +27,24 @@ fn sub<'a>(cfg: &'a Value, key: &str) -> &'a Value {
     cfg.get(key).unwrap_or(&Value::Null)
 }
 
-/// VGGT hyper-parameters: `vggt_config` (this project's key, for small test models), else the
-/// v1.1 `spatial_config`, else VGGT-1B's defaults. The camera head works at `2 * dim` (frame and
-/// global features side by side); upstream builds it with `CameraHead`'s defaults (trunk depth 4,
-/// 16 heads, MLP ratio 4), which the `camera_*` keys can override.
-#[derive(Clone, Debug)]
+/// VGGT hyper-parameters: `vggt_config` (this project's key: the converter writes it into every
+/// package, see `weights::structure`), else the v1.1 `spatial_config`, else VGGT-1B's defaults.
+/// The camera head works at `2 * dim` (frame and global features side by side); upstream builds
+/// it with `CameraHead`'s defaults (trunk depth 4, 16 heads, MLP ratio 4), which the `camera_*`
+/// keys can override.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VggtDims {
     pub dim: usize,
+    /// `depth`: frame/global block pairs of the aggregator.
     pub depth: usize,
+    /// `dino_depth`: blocks of the DINO patch embedding (default `depth`, as in VGGT-1B, and what
+    /// packages written before this key existed were built with).
+    pub dino_depth: usize,
     pub heads: usize,
+    /// `mlp_hidden`: MLP width of the frame and global blocks.
     pub mlp: usize,
+    /// `dino_mlp_hidden`: MLP width of the DINO blocks (default `mlp`).
+    pub dino_mlp: usize,
     pub patch: usize,
     pub img: usize,
     pub registers: usize,
@@ -43,7 +52,7 @@ pub struct VggtDims {
     pub camera_depth: usize,
     /// `camera_num_heads`: attention heads of the trunk blocks.
     pub camera_heads: usize,
-    /// MLP width of the trunk blocks (`camera_mlp_ratio` times `2 * dim`).
+    /// MLP width of the trunk blocks: `camera_mlp_hidden`, else `camera_mlp_ratio` times `2 * dim`.
     pub camera_mlp: usize,
     /// DPT heads: feature width (`dpt_features`, VGGT-1B: 256), the projections' widths
     /// (`dpt_out_channels`: 256, 512, 1024, 1024) and the aggregator layers they read
@@ -60,34 +69,69 @@ fn four(cfg: &Value, key: &str, default: [usize; 4]) -> [usize; 4] {
     v.try_into().unwrap_or(default)
 }
 
+/// The part of a config that holds VGGT's keys (see `VggtDims`).
+pub fn vggt_section(kind: ModelKind, cfg: &Value) -> &Value {
+    if cfg.get("vggt_config").is_some() {
+        sub(cfg, "vggt_config")
+    } else if kind == ModelKind::Vggt {
+        cfg
+    } else {
+        sub(cfg, "spatial_config")
+    }
+}
+
 impl VggtDims {
     pub fn from_config(kind: ModelKind, cfg: &Value) -> VggtDims {
-        let v = if cfg.get("vggt_config").is_some() {
-            sub(cfg, "vggt_config")
-        } else if kind == ModelKind::Vggt {
-            cfg
-        } else {
-            sub(cfg, "spatial_config")
-        };
+        let v = vggt_section(kind, cfg);
         let dim = num(v, "embed_dim", 1024);
+        let (depth, mlp) = (num(v, "depth", 24), num(v, "mlp_hidden", dim * 4));
         VggtDims {
             dim,
-            depth: num(v, "depth", 24),
+            depth,
+            dino_depth: num(v, "dino_depth", depth),
             heads: num(v, "num_heads", 16),
-            mlp: num(v, "mlp_hidden", dim * 4),
+            mlp,
+            dino_mlp: num(v, "dino_mlp_hidden", mlp),
             patch: num(v, "patch_size", 14),
             img: num(v, "img_size", 518),
             registers: num(v, "num_register_tokens", 4),
             camera_depth: num(v, "camera_trunk_depth", 4),
             camera_heads: num(v, "camera_num_heads", 16),
-            camera_mlp: num(v, "camera_mlp_ratio", 4) * 2 * dim,
+            camera_mlp: num(v, "camera_mlp_hidden", num(v, "camera_mlp_ratio", 4) * 2 * dim),
             dpt_features: num(v, "dpt_features", 256),
             dpt_out_channels: four(v, "dpt_out_channels", [256, 512, 1024, 1024]),
             dpt_layers: four(v, "dpt_layers", [4, 11, 17, 23]),
         }
     }
+
+    /// Every field under the key `from_config` reads it from, so that `from_config` of a
+    /// `vggt_config` holding these gives back exactly `self`.
+    pub fn to_config(&self) -> serde_json::Map<String, Value> {
+        let v = serde_json::json!({
+            "embed_dim": self.dim,
+            "depth": self.depth,
+            "dino_depth": self.dino_depth,
+            "num_heads": self.heads,
+            "mlp_hidden": self.mlp,
+            "dino_mlp_hidden": self.dino_mlp,
+            "patch_size": self.patch,
+            "img_size": self.img,
+            "num_register_tokens": self.registers,
+            "camera_trunk_depth": self.camera_depth,
+            "camera_num_heads": self.camera_heads,
+            "camera_mlp_hidden": self.camera_mlp,
+            "dpt_features": self.dpt_features,
+            "dpt_out_channels": self.dpt_out_channels,
+            "dpt_layers": self.dpt_layers,
+        });
+        match v {
+            Value::Object(m) => m,
+            _ => unreachable!("a JSON object literal"),
+        }
+    }
 }
 
+/// The tensors a checkpoint of `kind` with config `cfg` must have (VGGT's sizes: `VggtDims`).
 pub fn expected(kind: ModelKind, cfg: &Value) -> Vec<Expected> {
     let mut out = Vec::new();
     let mut add = |name: String, shape: Vec<usize>, required: bool| out.push(Expected { name, shape, required });
@@ -219,8 +263,8 @@ fn vggt(add: &mut impl FnMut(String, Vec<usize>, bool), v: &VggtDims) {
     add(format!("{a}patch_embed.register_tokens"), vec![1, v.registers, d], true);
     add(format!("{a}patch_embed.patch_embed.proj.weight"), vec![d, 3, v.patch, v.patch], true);
     add(format!("{a}patch_embed.patch_embed.proj.bias"), vec![d], true);
-    for b in 0..v.depth {
-        block(add, &format!("{a}patch_embed.blocks.{b}."), d, v.mlp, None, true);
+    for b in 0..v.dino_depth {
+        block(add, &format!("{a}patch_embed.blocks.{b}."), d, v.dino_mlp, None, true);
     }
     add(format!("{a}patch_embed.norm.weight"), vec![d], true);
     add(format!("{a}patch_embed.norm.bias"), vec![d], true);

@@ -149,7 +149,7 @@ fn aggregator(tl: &mut Tally, d: &VggtDims, frames: usize, height: usize, width:
         tl.buf(what, tokens, d.dim);
     }
     let chunk = tokens.min(MLP_CHUNK);
-    tl.buf("VGGT's MLP", chunk, d.mlp);
+    tl.buf("VGGT's MLP", chunk, d.mlp.max(d.dino_mlp));
     tl.buf("VGGT's MLP output", chunk, d.dim);
     let mut bytes = 0;
     for _ in 0..kept {

@@ -1,8 +1,8 @@
 //! VGGT's aggregator (spec 4.3): ImageNet-normalised frames → DINOv2 patch embedding (conv 14x14 as
-//! a linear map of patches, cls + registers, resampled positional embedding, ViT blocks, final
-//! LayerNorm) → camera and register tokens (frame 0 has its own) + patch tokens → `depth` pairs
-//! of a frame block (attention within each frame) and a global block (attention over all frames),
-//! both with per-head q/k LayerNorm, 2D RoPE (θ = 100) and LayerScale. Layer i's output is the
+//! a linear map of patches, cls + registers, resampled positional embedding, `dino_depth` ViT
+//! blocks, final LayerNorm) → camera and register tokens (frame 0 has its own) + patch tokens →
+//! `depth` pairs of a frame block (attention within each frame) and a global block (attention over
+//! all frames), both with per-head q/k LayerNorm, 2D RoPE (θ = 100) and LayerScale. Layer i's output is the
 //! frame block's and the global block's outputs concatenated along channels, [frames·P, 2·dim],
 //! which is kept as its two halves (`LayerOutput`) so that no buffer is twice as wide.
 
@@ -239,7 +239,7 @@ impl Aggregator {
             specials.extend_from_slice(&camera[f * d..(f + 1) * d]);
             specials.extend_from_slice(&registers[f * r * d..(f + 1) * r * d]);
         }
-        let load = |prefix: String, qk: Option<usize>, eps| Block::load(gpu, p, &prefix, d, dims.mlp, qk, eps);
+        let load = |prefix: String, mlp, qk: Option<usize>, eps| Block::load(gpu, p, &prefix, d, mlp, qk, eps);
         Ok(Aggregator {
             patch_embed: p.matrix(&format!("{a}patch_embed.patch_embed.proj.weight"), d, 3 * dims.patch * dims.patch)?,
             patch_embed_bias: p.vector(&format!("{a}patch_embed.patch_embed.proj.bias"), d)?,
@@ -247,10 +247,10 @@ impl Aggregator {
             pos_table: pos[d..].to_vec(),
             pos_grid: m,
             specials,
-            dino: (0..dims.depth).map(|b| load(format!("{a}patch_embed.blocks.{b}."), None, DINO_EPS)).collect::<MResult<_>>()?,
+            dino: (0..dims.dino_depth).map(|b| load(format!("{a}patch_embed.blocks.{b}."), dims.dino_mlp, None, DINO_EPS)).collect::<MResult<_>>()?,
             dino_norm: (p.vector(&format!("{a}patch_embed.norm.weight"), d)?, p.vector(&format!("{a}patch_embed.norm.bias"), d)?),
-            frame: (0..dims.depth).map(|b| load(format!("{a}frame_blocks.{b}."), Some(hd), BLOCK_EPS)).collect::<MResult<_>>()?,
-            global: (0..dims.depth).map(|b| load(format!("{a}global_blocks.{b}."), Some(hd), BLOCK_EPS)).collect::<MResult<_>>()?,
+            frame: (0..dims.depth).map(|b| load(format!("{a}frame_blocks.{b}."), dims.mlp, Some(hd), BLOCK_EPS)).collect::<MResult<_>>()?,
+            global: (0..dims.depth).map(|b| load(format!("{a}global_blocks.{b}."), dims.mlp, Some(hd), BLOCK_EPS)).collect::<MResult<_>>()?,
             rope: RopeTable::new(gpu, RopeKind::Vggt { theta: ROPE_THETA }, hd)?,
             pos_cache: Mutex::new(HashMap::new()),
             mlp_chunk: MLP_CHUNK,

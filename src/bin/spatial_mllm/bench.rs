@@ -1,0 +1,222 @@
+//! `bench`: kernels, the Qwen2.5-VL language model, Spatial-MLLM end to end and VGGT's
+//! aggregator, on a package or on random weights written once under target/bench-packages.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Subcommand, ValueEnum};
+use spatial_mllm_web::bench::qwen::{self as qwen_bench, QwenBench};
+use spatial_mllm_web::bench::spatial as spatial_bench;
+use spatial_mllm_web::bench::vggt as vggt_bench;
+use spatial_mllm_web::bench::{format_table, run_all, Scale};
+use spatial_mllm_web::model::spatial::SpatialMllm;
+use spatial_mllm_web::model::vggt::Aggregator;
+use spatial_mllm_web::model::Params;
+use spatial_mllm_web::weights::convert::{write_random, ConvertOptions, Progress};
+use spatial_mllm_web::weights::layout::ModelKind;
+use spatial_mllm_web::weights::package::Package;
+use spatial_mllm_web::weights::policy::Policy;
+use spatial_mllm_web::weights::shapes::VggtDims;
+
+use crate::{bar, fail, gpu};
+
+#[derive(Subcommand)]
+pub enum BenchWhat {
+    /// Every kernel family at model-like sizes, against the device's copy bandwidth and GEMM rate.
+    Kernels {
+        /// Problem sizes: `small` for CPU adapters, `full` for the model's real sizes.
+        #[arg(long, value_enum, default_value_t = SizeArg::Auto)]
+        size: SizeArg,
+        /// Repetitions per measurement.
+        #[arg(long, default_value_t = 10)]
+        reps: usize,
+    },
+    /// The Qwen2.5-VL language model at a real config with random weights (q4 and q8 layers):
+    /// prefill and decode tokens/s, dispatches and submits per token, bytes per token against the
+    /// device's bandwidth. Random packages are written once under target/bench-packages.
+    Qwen {
+        /// The model config (default: Qwen2.5-VL-3B's).
+        #[arg(long, default_value = "models/configs/qwen2.5-vl-3b.json")]
+        config: PathBuf,
+        /// Benchmark this package instead of random weights.
+        #[arg(long)]
+        package: Option<PathBuf>,
+        /// Formats of the decoder layers' matrices, comma-separated (q4: the default policy, q8
+        /// embedding; q8: everything q8).
+        #[arg(long, default_value = "q4,q8")]
+        formats: String,
+        /// Prompt tokens.
+        #[arg(long, default_value_t = 128)]
+        prompt: usize,
+        /// Decoded tokens.
+        #[arg(long, default_value_t = 32)]
+        tokens: usize,
+        /// Repetitions (the best is reported).
+        #[arg(long, default_value_t = 2)]
+        reps: usize,
+    },
+    /// Spatial-MLLM v1.1 at its real config with random weights (default policy: q4 language model
+    /// and connector, q8 encoders): time to first token split into ViT, VGGT, connector and prefill;
+    /// decode tokens/s; peak activation memory; the package's download size.
+    Spatial {
+        /// The model config (default: Spatial-MLLM v1.1 = Qwen2.5-VL-3B + VGGT-1B).
+        #[arg(long, default_value = "models/configs/spatial-mllm-v1.1.json")]
+        config: PathBuf,
+        /// Benchmark this package instead of random weights.
+        #[arg(long)]
+        package: Option<PathBuf>,
+        /// Frames (even; default 16 on a GPU, 2 on a CPU adapter).
+        #[arg(long)]
+        frames: Option<usize>,
+        /// Frame size WIDTHxHEIGHT, multiples of 28 (default 644x476 on a GPU, 56x56 on a CPU adapter).
+        #[arg(long)]
+        size: Option<String>,
+        /// Decoded tokens.
+        #[arg(long, default_value_t = 16)]
+        tokens: usize,
+    },
+    /// VGGT's aggregator at a real config with random weights: time per frame count, FLOP rate
+    /// against the device's GEMM rate, peak activation memory.
+    Vggt {
+        /// The model config (default: VGGT-1B's).
+        #[arg(long, default_value = "models/configs/vggt-1b.json")]
+        config: PathBuf,
+        /// Benchmark this package instead of random weights.
+        #[arg(long)]
+        package: Option<PathBuf>,
+        /// Frame counts, comma-separated (default: 8,16,32 on a GPU, 1,2 on a CPU adapter).
+        #[arg(long)]
+        frames: Option<String>,
+        /// Frame size WIDTHxHEIGHT, multiples of 14 (default: 518x392 on a GPU, 224x168 on a CPU adapter).
+        #[arg(long)]
+        size: Option<String>,
+        /// Repetitions (the best is reported).
+        #[arg(long, default_value_t = 1)]
+        reps: usize,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum SizeArg {
+    /// `small` on a CPU adapter, `full` on a GPU.
+    Auto,
+    Small,
+    Full,
+}
+
+pub fn bench(f32_only: bool, what: BenchWhat) {
+    match what {
+        BenchWhat::Qwen { config, package, formats, prompt, tokens, reps } => {
+            let gpu = gpu(f32_only);
+            let dirs = match package {
+                Some(p) => vec![p],
+                None => formats.split(',').map(|f| random_package(&config, "qwen2.5-vl", f.trim(), qwen_policy(f.trim()))).collect(),
+            };
+            let bench = QwenBench { prompt, new_tokens: tokens, reps };
+            let mut runs = Vec::new();
+            for dir in dirs {
+                let pkg = Package::open(&dir).unwrap_or_else(|e| fail(1, e));
+                eprintln!("loading {} ({:.2} GB)", dir.display(), pkg.manifest.total_bytes() as f64 / 1e9);
+                let params = pkg.load(&gpu, &mut |_| {}).unwrap_or_else(|e| fail(1, e));
+                eprintln!("running {} ({prompt} prompt tokens, {tokens} new)", qwen_bench::formats(&pkg.manifest));
+                runs.push(pollster::block_on(qwen_bench::run(&gpu, &pkg.manifest, params, &bench)).unwrap_or_else(|e| fail(3, e)));
+            }
+            print!("{}", qwen_bench::format_table(&gpu, &runs));
+        }
+        BenchWhat::Spatial { config, package, frames, size, tokens } => {
+            let gpu = gpu(f32_only);
+            let cpu = gpu.info.device_type == "Cpu";
+            let frames = frames.unwrap_or(if cpu { 2 } else { 16 });
+            let size = size.unwrap_or_else(|| if cpu { "56x56".into() } else { "644x476".into() });
+            let (w, h) = parse_size(&size);
+            let dir = package.unwrap_or_else(|| random_package(&config, "spatial-mllm-v1.1", "default", ""));
+            let pkg = Package::open(&dir).unwrap_or_else(|e| fail(1, e));
+            eprintln!("loading {} ({:.2} GB)", dir.display(), pkg.manifest.total_bytes() as f64 / 1e9);
+            let params = Params::new(pkg.load(&gpu, &mut |_| {}).unwrap_or_else(|e| fail(1, e)));
+            let m = pollster::block_on(SpatialMllm::new(&gpu, &pkg.manifest.model_kind, &pkg.manifest.config, &params)).unwrap_or_else(|e| fail(1, e));
+            // A small warm-up compiles every stage's pipelines, so the timed run measures the
+            // steady state (the first video after loading a model also pays for compilation).
+            eprintln!("warming up (2 frames of 56x56)");
+            pollster::block_on(spatial_bench::run(&gpu, &m, 2, 56, 56, 2)).unwrap_or_else(|e| fail(3, e));
+            eprintln!("running {frames} frames of {w}x{h}");
+            let run = pollster::block_on(spatial_bench::run(&gpu, &m, frames, h, w, tokens)).unwrap_or_else(|e| fail(3, e));
+            let weights = format!("{} language model", qwen_bench::formats(&pkg.manifest));
+            print!("{}", spatial_bench::format_table(&gpu, pkg.manifest.total_bytes(), &weights, &[run]));
+        }
+        BenchWhat::Vggt { config, package, frames, size, reps } => {
+            let gpu = gpu(f32_only);
+            let cpu = gpu.info.device_type == "Cpu";
+            let frames = frames.unwrap_or_else(|| if cpu { "1,2".into() } else { "8,16,32".into() });
+            let frames: Vec<usize> = frames.split(',').map(|f| f.trim().parse().unwrap_or_else(|_| fail(1, format!("bad frame count {f:?}")))).collect();
+            let size = size.unwrap_or_else(|| if cpu { "224x168".into() } else { "518x392".into() });
+            let (w, h) = parse_size(&size);
+            let dir = package.unwrap_or_else(|| random_package(&config, "vggt", "default", ""));
+            let pkg = Package::open(&dir).unwrap_or_else(|e| fail(1, e));
+            eprintln!("loading {} ({:.2} GB)", dir.display(), pkg.manifest.total_bytes() as f64 / 1e9);
+            let params = Params::new(pkg.load(&gpu, &mut |_| {}).unwrap_or_else(|e| fail(1, e)));
+            let kind = ModelKind::from_id(&pkg.manifest.model_kind).unwrap_or_else(|| fail(1, "unknown model kind"));
+            let dims = VggtDims::from_config(kind, &pkg.manifest.config);
+            let agg = pollster::block_on(Aggregator::new(&gpu, dims, &params)).unwrap_or_else(|e| fail(1, e));
+            let mut runs = Vec::new();
+            for &s in &frames {
+                eprintln!("running {s} frames of {w}x{h}");
+                runs.push(pollster::block_on(vggt_bench::run(&gpu, &agg, s, h, w, reps)).unwrap_or_else(|e| fail(3, e)));
+            }
+            let gemm = vggt_bench::gemm_floor(&gpu, agg.dims.dim, if cpu { 512 } else { 8192 }).unwrap_or_else(|e| fail(3, e));
+            print!("{}", vggt_bench::format_table(&gpu, pkg.manifest.total_bytes(), &runs, &gemm));
+        }
+        BenchWhat::Kernels { size, reps } => {
+            let gpu = gpu(f32_only);
+            let scale = match size {
+                SizeArg::Small => Scale::Small,
+                SizeArg::Full => Scale::Full,
+                SizeArg::Auto if gpu.info.device_type == "Cpu" => Scale::Small,
+                SizeArg::Auto => Scale::Full,
+            };
+            match run_all(&gpu, scale, reps.max(1)) {
+                Ok(rows) => print!("{}", format_table(&gpu, &rows)),
+                Err(e) => fail(3, e),
+            }
+        }
+    }
+}
+
+/// WIDTHxHEIGHT.
+fn parse_size(size: &str) -> (usize, usize) {
+    size.split_once('x')
+        .and_then(|(w, h)| Some((w.parse::<usize>().ok()?, h.parse::<usize>().ok()?)))
+        .unwrap_or_else(|| fail(1, format!("bad size {size:?} (WIDTHxHEIGHT)")))
+}
+
+/// The Qwen decoder's policy for a `bench qwen --formats` entry.
+fn qwen_policy(format: &str) -> &'static str {
+    match format {
+        "q4" => "llm.layers.=q4",
+        "q8" => "llm.=q8",
+        "f16" => "llm.=f16",
+        other => fail(1, format!("unknown format {other:?} (q4, q8, f16)")),
+    }
+}
+
+/// A random package of `config` (model `kind`, storage `policy`) under target/bench-packages,
+/// written once and reused while the config is the same.
+fn random_package(config: &Path, kind: &str, label: &str, policy: &str) -> PathBuf {
+    let stem = config.file_stem().and_then(|s| s.to_str()).unwrap_or("model");
+    let dir = PathBuf::from("target/bench-packages").join(format!("{stem}-{label}"));
+    let text = std::fs::read_to_string(config).unwrap_or_else(|e| fail(1, format!("{}: {e}", config.display())));
+    let cfg: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| fail(1, format!("{}: {e}", config.display())));
+    if Package::open(&dir).is_ok_and(|p| p.manifest.config == cfg) {
+        return dir;
+    }
+    eprintln!("writing random weights to {} ({})", dir.display(), if policy.is_empty() { "default policy" } else { policy });
+    let _ = std::fs::remove_dir_all(&dir);
+    let opts = ConvertOptions { policy: Policy::parse(policy).unwrap_or_else(|e| fail(1, e)), max_shard: 128 << 20 };
+    let b = bar();
+    let mut progress = |p: Progress| {
+        b.set_length(p.total as u64);
+        b.set_position(p.done as u64);
+    };
+    let kind = ModelKind::from_id(kind).unwrap_or_else(|| fail(1, format!("no model kind {kind}")));
+    write_random(&dir, kind, cfg, &opts, 0x5eed, &mut progress).unwrap_or_else(|e| fail(1, e));
+    b.finish_and_clear();
+    dir
+}

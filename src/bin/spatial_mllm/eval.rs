@@ -1,0 +1,113 @@
+//! `eval`: VSI-Bench, ScanQA or SQA3D over a results file that a rerun resumes.
+
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use spatial_mllm_web::eval::annotations::{load_qa_annotations, load_vsi_annotations};
+use spatial_mllm_web::eval::prompt::PromptStyle;
+use spatial_mllm_web::eval::{evaluate_qa, evaluate_with, QaBenchmark};
+use spatial_mllm_web::model::qwen::generate::GenerationConfig;
+use spatial_mllm_web::native::answer::{encode, load_model, EncodedVideo, FrameChoice, Source};
+
+use crate::{fail, gpu, hub_model};
+
+#[derive(Args)]
+pub struct EvalArgs {
+    /// The Spatial-MLLM model package, or a Hugging Face repository ORG/NAME[@REVISION].
+    #[arg(long)]
+    model: String,
+    /// The annotation file.
+    #[arg(long)]
+    annotations: PathBuf,
+    /// The folder the annotations' video paths are relative to ({dataset}/{scene}.mp4, or a
+    /// folder of frames {dataset}/{scene}/).
+    #[arg(long)]
+    videos: PathBuf,
+    /// The results file (JSON lines).
+    #[arg(long)]
+    results: PathBuf,
+    /// Frames per video.
+    #[arg(long, default_value_t = 16)]
+    frames: usize,
+    /// Most new tokens per answer (default: 1024 for VSI-Bench, 256 for ScanQA / SQA3D, as the reference).
+    #[arg(long)]
+    max_new_tokens: Option<usize>,
+    /// vsi (VSI-Bench), scanqa or sqa3d (LLaVA-style conversations; exact-match scores).
+    #[arg(long, value_enum, default_value_t = BenchmarkArg::Vsi)]
+    benchmark: BenchmarkArg,
+    /// Prompts of the v1.0 evaluator instead of v1.1's.
+    #[arg(long)]
+    v10_prompts: bool,
+    /// Evaluate only the first N samples.
+    #[arg(long)]
+    limit: Option<usize>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum BenchmarkArg {
+    Vsi,
+    Scanqa,
+    Sqa3d,
+}
+
+pub fn eval(f32_only: bool, args: EvalArgs) {
+    let EvalArgs { model, annotations, videos, results, frames, max_new_tokens, benchmark, v10_prompts, limit } = args;
+    let max_new_tokens = max_new_tokens.unwrap_or(if benchmark == BenchmarkArg::Vsi { 1024 } else { 256 });
+    let report_bad = |errors: &[spatial_mllm_web::eval::AnnotationError]| {
+        for e in errors {
+            eprintln!("{}: {e} (skipped)", annotations.display());
+        }
+    };
+    let read_err = |e: std::io::Error| -> ! { fail(1, format!("{}: {e}", annotations.display())) };
+    let gpu = gpu(f32_only);
+    let (m, tok) = load_model(&gpu, &hub_model(&model)).unwrap_or_else(|e| fail(1, e));
+    // Greedy, stopping at the end-of-turn tokens: the reference's do_sample with top_p 0.001.
+    let gen = GenerationConfig::greedy(max_new_tokens, m.cfg.tokens.eos.clone());
+    let bar = ProgressBar::new(0);
+    bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} samples {elapsed} eta {eta}").unwrap());
+    // Questions come grouped by scene: the last video stays encoded.
+    let mut current: Option<(String, EncodedVideo)> = None;
+    let mut answer_video = |rel: &str, prompt: &str| -> Result<String, String> {
+        bar.inc(1);
+        if current.as_ref().map(|(p, _)| p != rel).unwrap_or(true) {
+            let mut path = videos.join(rel);
+            if !path.exists() {
+                path = path.with_extension(""); // the folder-of-frames layout
+            }
+            let source = Source::from_path(&path)?;
+            current = Some((rel.to_string(), encode(&gpu, &m, &source, frames, &FrameChoice::Uniform, max_new_tokens)?));
+        }
+        let (_, v) = current.as_mut().expect("encoded above");
+        Ok(v.ask(&gpu, &m, &tok, prompt, &gen, &mut |_| {})?.text)
+    };
+    let results_fail = |e: std::io::Error| -> ! { fail(1, format!("{}: {e}", results.display())) };
+    let (evaluated, resumed, failures, results_errors, table) = if benchmark == BenchmarkArg::Vsi {
+        let parsed = load_vsi_annotations(&annotations).unwrap_or_else(|e| read_err(e));
+        report_bad(&parsed.errors);
+        let mut samples = parsed.items;
+        samples.truncate(limit.unwrap_or(usize::MAX));
+        bar.set_length(samples.len() as u64);
+        let style = if v10_prompts { PromptStyle::V1_0 } else { PromptStyle::V1_1 };
+        let s = evaluate_with(&samples, style, |s, prompt| answer_video(&s.video_path(), prompt), &results).unwrap_or_else(|e| results_fail(e));
+        (s.evaluated, s.resumed, s.failures, s.results_errors, s.metrics.table())
+    } else {
+        let which = if benchmark == BenchmarkArg::Scanqa { QaBenchmark::ScanQa } else { QaBenchmark::Sqa3d };
+        let parsed = load_qa_annotations(&annotations, Some(which)).unwrap_or_else(|e| read_err(e));
+        report_bad(&parsed.errors);
+        let mut samples = parsed.items;
+        samples.truncate(limit.unwrap_or(usize::MAX));
+        bar.set_length(samples.len() as u64);
+        let s = evaluate_qa(&samples, |s, prompt| answer_video(&s.video, prompt), &results).unwrap_or_else(|e| results_fail(e));
+        (s.evaluated, s.resumed, s.failures, s.results_errors, s.metrics.table())
+    };
+    bar.finish_and_clear();
+    for e in &results_errors {
+        eprintln!("{}: {e} (ignored)", results.display());
+    }
+    for (id, e) in &failures {
+        eprintln!("sample {id}: {e} (not scored; a rerun retries it)");
+    }
+    println!("{evaluated} evaluated, {resumed} resumed from {}, {} failed", results.display(), failures.len());
+    print!("{table}");
+}
