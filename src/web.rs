@@ -47,9 +47,7 @@ pub async fn load_package(base_url: String, on_progress: Option<js_sys::Function
             let _ = f.apply(&JsValue::NULL, &args);
         }
     };
-    let (_, _, report) = crate::weights::http::load(&gpu, &base_url, &mut progress)
-        .await
-        .map_err(|e| JsValue::from_str(&e.to_string()))?;
+    let (_, _, report) = crate::weights::http::load(&gpu, &base_url, &mut progress).await.map_err(|e| JsValue::from_str(&e.to_string()))?;
     Ok(serde_json::to_string(&report).expect("report serialises"))
 }
 

@@ -42,8 +42,8 @@ impl ConversionPlan {
     /// `policy`: format rules as the CLI's `--policy` ("" for the default); `max_shard`: bytes.
     #[wasm_bindgen(constructor)]
     pub fn new(label: &str, files: Array, config_json: &str, has_tokenizer: bool, policy: &str, max_shard: f64) -> Result<ConversionPlan, JsValue> {
-        let config: serde_json::Value = serde_json::from_str(config_json)
-            .map_err(|e| package_err(PackageError::BadManifest { file: format!("{label}/config.json"), msg: e.to_string() }))?;
+        let config: serde_json::Value =
+            serde_json::from_str(config_json).map_err(|e| package_err(PackageError::BadManifest { file: format!("{label}/config.json"), msg: e.to_string() }))?;
         let mut sources = Vec::new();
         for (i, f) in files.iter().enumerate() {
             let name = get(&f, "name").as_string().unwrap_or_default();

@@ -211,7 +211,10 @@ impl Engine {
             let params = crate::model::Params::new(params);
             let vggt = Vggt::new(gpu, &manifest.model_kind, &manifest.config, &params).await?;
             if vggt.point.is_none() {
-                return Err(Fail::new(PACKAGE, format!("the VGGT package at {vggt_url} has no point head, which frame sampling needs: convert the full VGGT checkpoint")));
+                return Err(Fail::new(
+                    PACKAGE,
+                    format!("the VGGT package at {vggt_url} has no point head, which frame sampling needs: convert the full VGGT checkpoint"),
+                ));
             }
             gpu.check()?;
             *slot.borrow_mut() = Some(Rc::new(vggt));
@@ -290,7 +293,16 @@ impl Engine {
     /// spatial encoder) as each stage starts and "done" at the end, with the milliseconds of the
     /// stage before (for "ViT": the CPU preprocessing). Work whose largest buffer exceeds the device's limit is refused first.
     #[allow(clippy::too_many_arguments)]
-    pub fn encode_video(&self, rgba: Vec<u8>, count: usize, width: usize, height: usize, resize: bool, max_new_tokens: usize, on_stage: Option<Function>) -> Promise {
+    pub fn encode_video(
+        &self,
+        rgba: Vec<u8>,
+        count: usize,
+        width: usize,
+        height: usize,
+        resize: bool,
+        max_new_tokens: usize,
+        on_stage: Option<Function>,
+    ) -> Promise {
         let inner = self.inner.clone();
         run(inner.clone(), async move {
             let l = &*inner;

@@ -39,7 +39,19 @@ fn run_answers_about_a_video_and_a_folder_of_frames() {
     let video = tmp.path().join("room.mp4");
     ffmpeg(&["-f", "lavfi", "-i", "testsrc=size=140x56:rate=4", "-frames:v", "12", "-pix_fmt", "yuv420p", video.to_str().unwrap()]);
     let out = cli()
-        .args(["run", "--model", pkg.to_str().unwrap(), video.to_str().unwrap(), "-q", "How many chairs are there?", "--frames", "4", "--max-new-tokens", "8", "--json"])
+        .args([
+            "run",
+            "--model",
+            pkg.to_str().unwrap(),
+            video.to_str().unwrap(),
+            "-q",
+            "How many chairs are there?",
+            "--frames",
+            "4",
+            "--max-new-tokens",
+            "8",
+            "--json",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "run: {}", String::from_utf8_lossy(&out.stderr));
@@ -238,7 +250,8 @@ fn run_and_eval_with_a_qwen_package() {
     let tmp = tempfile::tempdir().unwrap();
     let qwen = package_of(tmp.path(), "qwen2.5-vl", "qwen");
     let q = qwen.to_str().unwrap();
-    let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/qwen2.5-vl/reference.json")).unwrap()).unwrap();
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/qwen2.5-vl/reference.json")).unwrap()).unwrap();
 
     // Text only: no input. The reference generated 32 tokens without a stop token; none is <|im_end|>.
     let j = run_json(&["--model", q, "-q", "How many chairs are there? 房间 123  !", "--max-new-tokens", "32"]);
@@ -261,7 +274,8 @@ fn run_and_eval_with_a_qwen_package() {
     let f = run_json(&["--model", q, frames.to_str().unwrap(), "-q", "How far is the sofa?", "--frames", "4", "--max-new-tokens", "8"]);
     assert_eq!((&f["answer"], f["input"].as_str()), (&j["answer"], Some("video")));
     let vggt = package_of(tmp.path(), "vggt", "vggt");
-    let j = run_json(&["--model", q, v, "-q", "How far is the sofa?", "--frames", "4", "--max-new-tokens", "8", "--sampling", "fast", "--vggt", vggt.to_str().unwrap()]);
+    let j =
+        run_json(&["--model", q, v, "-q", "How far is the sofa?", "--frames", "4", "--max-new-tokens", "8", "--sampling", "fast", "--vggt", vggt.to_str().unwrap()]);
     assert_eq!(j["frames"].as_array().unwrap().len(), 4, "{j}");
     assert!(!j["answer"].as_str().unwrap().is_empty(), "{j}");
 

@@ -14,8 +14,8 @@ use spatial_mllm_web::eval::annotations::parse_vsi_annotations;
 use spatial_mllm_web::eval::prompt::{self, PromptStyle};
 use spatial_mllm_web::eval::report::{qa_metrics, vsi_metrics, vsi_metrics_of, VsiRecord};
 use spatial_mllm_web::eval::score::{
-    answer_match, clean_text, mean_relative_accuracy, mra_passes, normalize_number, scanqa_em, sqa3d_clean_answer, sqa3d_em,
-    sqa3d_question_type, vsi_reward, QuestionType,
+    answer_match, clean_text, mean_relative_accuracy, mra_passes, normalize_number, scanqa_em, sqa3d_clean_answer, sqa3d_em, sqa3d_question_type, vsi_reward,
+    QuestionType,
 };
 use spatial_mllm_web::eval::{self, parse_qa_annotations, QaBenchmark, Sample};
 
@@ -470,8 +470,7 @@ fn resume_from_a_partial_results_file() {
     let samples = samples();
 
     // An interrupted run: samples 10 and 12 written, then a line cut short mid-write.
-    let done: Vec<VsiRecord> =
-        [(0, "<answer>4</answer>"), (2, "C")].iter().map(|&(i, reply)| VsiRecord::score(&samples[i], PromptStyle::V1_1, reply)).collect();
+    let done: Vec<VsiRecord> = [(0, "<answer>4</answer>"), (2, "C")].iter().map(|&(i, reply)| VsiRecord::score(&samples[i], PromptStyle::V1_1, reply)).collect();
     let mut text: String = done.iter().map(|r| serde_json::to_string(r).unwrap() + "\n").collect();
     text += r#"{"id": "11", "question_type": "object_rel_dir"#;
     std::fs::write(&path, &text).unwrap();

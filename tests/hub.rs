@@ -158,7 +158,10 @@ fn hub_repositories_convert_byte_identical_pinned_and_cached() {
         assert!(repo_cache.join("snapshots").join(&commit).join("model.safetensors").is_file());
         assert_eq!(std::fs::read_to_string(repo_cache.join("refs/main")).unwrap(), commit);
         // The file from the hub cache is the fixture's.
-        assert!(std::fs::read(repo_cache.join("snapshots").join(&commit).join("model.safetensors")).unwrap() == std::fs::read(fixture(f).join("model.safetensors")).unwrap());
+        assert!(
+            std::fs::read(repo_cache.join("snapshots").join(&commit).join("model.safetensors")).unwrap()
+                == std::fs::read(fixture(f).join("model.safetensors")).unwrap()
+        );
 
         // Again: the package cache answers, with no file request.
         hub.clear();
@@ -215,10 +218,7 @@ fn retries_resume_and_corruption() {
     assert!(std::fs::read(snap.dir.join("model.safetensors")).unwrap() == weights);
     let log = hub.requests();
     let lfs: Vec<&Value> = log.iter().filter(|x| x["origin"] == "lfs" && x["method"] == "GET").collect();
-    let resumed: Vec<u64> = lfs
-        .iter()
-        .filter_map(|x| x["range"].as_str()?.strip_prefix("bytes=")?.strip_suffix('-')?.parse().ok())
-        .collect();
+    let resumed: Vec<u64> = lfs.iter().filter_map(|x| x["range"].as_str()?.strip_prefix("bytes=")?.strip_suffix('-')?.parse().ok()).collect();
     assert_eq!(resumed.len(), 1, "one resumed request: {:?}", paths(&log));
     assert!(resumed[0] > 0 && resumed[0] <= 100000, "resumed at {}", resumed[0]);
     assert_eq!(log.iter().filter(|x| x["path"].as_str().unwrap().ends_with("/config.json") && x["method"] == "GET").count(), 3);
@@ -342,10 +342,8 @@ fn unsupported_architecture_is_refused_from_the_headers() {
 fn package_repositories_and_the_command_line() {
     let tmp = tempfile::tempdir().unwrap();
     let pkg = tmp.path().join("pkg");
-    let out = Command::new(env!("CARGO_BIN_EXE_spatial-mllm"))
-        .args(["convert", fixture("spatial-mllm-v1.1").to_str().unwrap(), pkg.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_spatial-mllm")).args(["convert", fixture("spatial-mllm-v1.1").to_str().unwrap(), pkg.to_str().unwrap()]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let hub = Hub::start(&[spec("Test/spatial-pkg", &pkg), spec("Test/vggt", &fixture("vggt"))]);
 

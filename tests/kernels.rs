@@ -7,9 +7,10 @@ use spatial_mllm_web::gpu::{DType, Gpu, GpuOptions};
 use spatial_mllm_web::testing::{all_cases, cases::run_case};
 
 fn seed() -> u64 {
-    std::env::var("KERNEL_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
-    })
+    std::env::var("KERNEL_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64)
 }
 
 fn check(name: &str, f16: bool) {
@@ -66,10 +67,29 @@ kernel_tests!(
 #[test]
 fn suite_is_covered() {
     let listed = [
-        "matmul_f16", "matmul_q8", "matmul_q4", "attention_causal_gqa_d128", "attention_full_d64",
-        "attention_varlen_d80", "rms_norm", "layer_norm", "qk_norm_inplace", "rope_variants",
-        "elementwise", "modulate", "embed", "argmax", "sample_top_k_top_p", "repetition_penalty", "gather_rows_place_cols", "regroup_connector", "weight_slice_rows", "conv2d",
-        "conv_transpose2d", "bilinear", "head_activation",
+        "matmul_f16",
+        "matmul_q8",
+        "matmul_q4",
+        "attention_causal_gqa_d128",
+        "attention_full_d64",
+        "attention_varlen_d80",
+        "rms_norm",
+        "layer_norm",
+        "qk_norm_inplace",
+        "rope_variants",
+        "elementwise",
+        "modulate",
+        "embed",
+        "argmax",
+        "sample_top_k_top_p",
+        "repetition_penalty",
+        "gather_rows_place_cols",
+        "regroup_connector",
+        "weight_slice_rows",
+        "conv2d",
+        "conv_transpose2d",
+        "bilinear",
+        "head_activation",
     ];
     for c in all_cases() {
         assert!(listed.contains(&c.name), "case {} has no native test", c.name);

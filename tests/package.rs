@@ -63,10 +63,8 @@ fn write_checkpoint(dir: &Path, kind: ModelKind, new_naming: bool, extra: &[(&st
     let mut weight_map = serde_json::Map::new();
     for (fi, chunk) in [&items[..half], &items[half..]].iter().enumerate() {
         let file = format!("model-0000{}-of-00002.safetensors", fi + 1);
-        let views: Vec<(String, TensorView)> = chunk
-            .iter()
-            .map(|(k, s, b)| (k.clone(), TensorView::new(Dtype::BF16, s.clone(), bytemuck::cast_slice(b)).unwrap()))
-            .collect();
+        let views: Vec<(String, TensorView)> =
+            chunk.iter().map(|(k, s, b)| (k.clone(), TensorView::new(Dtype::BF16, s.clone(), bytemuck::cast_slice(b)).unwrap())).collect();
         safetensors::serialize_to_file(views, None, &dir.join(&file)).unwrap();
         for (k, _, _) in chunk.iter() {
             weight_map.insert(k.clone(), file.clone().into());

@@ -7,10 +7,9 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 use spatial_mllm_web::preprocess::{
-    frame_indices, frame_indices_with, image_size, linspace_trunc, prepare_frame_list, prepare_image, prepare_video, qwen_image_input,
-    qwen_video_input, resize_pil_bicubic, resize_torchvision_bicubic, round_nframes, sa_candidate_indices, smart_nframes,
-    smart_resize, video_budget, video_frame_size, vggt_input, FrameListSizing, PilPassOrder, PreprocessError, RgbFrames,
-    TorchFloat, VitInput,
+    frame_indices, frame_indices_with, image_size, linspace_trunc, prepare_frame_list, prepare_image, prepare_video, qwen_image_input, qwen_video_input,
+    resize_pil_bicubic, resize_torchvision_bicubic, round_nframes, sa_candidate_indices, smart_nframes, smart_resize, video_budget, video_frame_size, vggt_input,
+    FrameListSizing, PilPassOrder, PreprocessError, RgbFrames, TorchFloat, VitInput,
 };
 use spatial_mllm_web::testing::reference_file::ReferenceFile;
 

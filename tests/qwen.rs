@@ -101,15 +101,14 @@ fn bad_input_is_a_clear_error() {
     rec.submit().unwrap();
     let positions = (0..ids.len() as i32).map(|i| [i; 3]).collect();
     let e = pollster::block_on(generate(&gpu, &text, &mut cache, Prompt { embeds, positions, delta: 0 }, &GenerationConfig::greedy(4, vec![]), &mut |_| true))
-        .err()
-        .expect("a prompt longer than the KV cache must fail");
+        .expect_err("a prompt longer than the KV cache must fail");
     assert!(e.to_string().contains("do not fit the KV cache"), "{e}");
     assert_eq!(cache.len, 0, "nothing was written to the cache");
 
     for grid in [Grid { t: 1, h: 0, w: 0 }, Grid { t: 1, h: 1, w: 1 }, Grid { t: 1, h: 2, w: 3 }] {
         let px = vec![0.0; grid.t * grid.h * grid.w * 3 * 2 * 14 * 14];
         let mut rec = Recorder::new(&gpu);
-        let e = vision.forward(&mut rec, &px, &[grid], None).err().expect("a grid smaller than one merged patch must fail");
+        let e = vision.forward(&mut rec, &px, &[grid], None).expect_err("a grid smaller than one merged patch must fail");
         assert!(e.to_string().contains("at least 28 px"), "{grid:?}: {e}");
     }
 

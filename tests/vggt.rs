@@ -66,4 +66,3 @@ fn bad_frames_are_clear_errors() {
         assert!(e.to_string().contains(want), "{e}");
     }
 }
-

@@ -51,7 +51,7 @@ fn bad_input_is_a_clear_error() {
     // Both halves the same tensor.
     let run = |t: &Tensor| -> ModelError {
         let mut rec = Recorder::new(&gpu);
-        head.forward(&mut rec, &LayerOutput { frame: t.clone(), global: t.clone() }).err().expect("bad input must fail")
+        head.forward(&mut rec, &LayerOutput { frame: t.clone(), global: t.clone() }).expect_err("bad input must fail")
     };
     let narrow = gpu.upload_act(&vec![0.5; 3 * 17 * (d / 4)], &[3, 17, d / 4]).unwrap();
     let e = run(&narrow);
@@ -59,7 +59,7 @@ fn bad_input_is_a_clear_error() {
     println!("{e}");
     let some = gpu.upload_act(&vec![0.5; 17 * d / 2], &[1, 17, d / 2]).unwrap();
     let mismatched = LayerOutput { frame: some.clone(), global: narrow.clone() };
-    let e = head.forward(&mut Recorder::new(&gpu), &mismatched).err().expect("halves of different shapes must fail");
+    let e = head.forward(&mut Recorder::new(&gpu), &mismatched).expect_err("halves of different shapes must fail");
     assert!(matches!(e, ModelError::Input(_)), "{e}");
     println!("{e}");
     let empty = Tensor { buf: Arc::clone(&some.buf), shape: vec![0, 17, d / 2], dtype: some.dtype };

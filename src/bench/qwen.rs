@@ -102,13 +102,8 @@ pub async fn run(gpu: &Gpu, m: &Manifest, params: std::collections::HashMap<Stri
         if decoded > 0 {
             decode_ms = decode_ms.min(g.decode_ms / decoded as f64);
         }
-        if steps > 0 {
-            per_token = StatsSnapshot {
-                submits: d.submits / steps,
-                dispatches: d.dispatches / steps,
-                bind_groups: d.bind_groups / steps,
-                encode_us: d.encode_us / steps,
-            };
+        if let Some(n) = std::num::NonZeroU64::new(steps) {
+            per_token = StatsSnapshot { submits: d.submits / n, dispatches: d.dispatches / n, bind_groups: d.bind_groups / n, encode_us: d.encode_us / n };
             bind_groups_per_token = d.bind_groups as f64 / steps as f64;
         }
     }

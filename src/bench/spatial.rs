@@ -142,9 +142,19 @@ pub fn format_table(gpu: &Gpu, package_bytes: u64, weights: &str, runs: &[Spatia
         let ttft = r.preprocess_ms.max(0.0) + r.vit_ms + r.vggt_ms + r.connector_ms + r.prefill_ms;
         s += &format!(
             "| {} | {}x{} | {} | {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.2} | {:.2} |\n",
-            r.frames, r.width, r.height, r.vision_tokens, r.prompt_tokens,
-            if r.preprocess_ms.is_finite() { format!("{:.0}", r.preprocess_ms) } else { "n/a".into() }, r.vit_ms, r.vggt_ms, r.connector_ms, r.prefill_ms, ttft,
-            r.decode_tok_s, r.activation_bytes as f64 / 1e9
+            r.frames,
+            r.width,
+            r.height,
+            r.vision_tokens,
+            r.prompt_tokens,
+            if r.preprocess_ms.is_finite() { format!("{:.0}", r.preprocess_ms) } else { "n/a".into() },
+            r.vit_ms,
+            r.vggt_ms,
+            r.connector_ms,
+            r.prefill_ms,
+            ttft,
+            r.decode_tok_s,
+            r.activation_bytes as f64 / 1e9
         );
     }
     if let Some(r) = runs.iter().find(|r| r.preprocess_ms.is_finite()) {

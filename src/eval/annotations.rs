@@ -131,11 +131,7 @@ fn split_entries(text: &str) -> (Vec<Entry<'_>>, Vec<AnnotationError>) {
     (entries, errors)
 }
 
-fn parse_entries<T>(
-    text: &str,
-    mut item: impl FnMut(&Value, usize) -> Result<T, String>,
-    id_of: impl Fn(&T) -> &str,
-) -> Parsed<T> {
+fn parse_entries<T>(text: &str, mut item: impl FnMut(&Value, usize) -> Result<T, String>, id_of: impl Fn(&T) -> &str) -> Parsed<T> {
     let (entries, mut errors) = split_entries(text);
     let mut items = Vec::new();
     let mut seen: HashMap<String, usize> = HashMap::new();
@@ -190,11 +186,9 @@ fn string_or_number(o: &serde_json::Map<String, Value>, key: &str) -> Result<Opt
 fn string_list(o: &serde_json::Map<String, Value>, key: &str) -> Result<Option<Vec<String>>, String> {
     match field(o, key) {
         None => Ok(None),
-        Some(Value::Array(a)) => a
-            .iter()
-            .map(|x| x.as_str().map(str::to_string).ok_or_else(|| format!("`{key}` holds a non-string: {x}")))
-            .collect::<Result<Vec<_>, _>>()
-            .map(Some),
+        Some(Value::Array(a)) => {
+            a.iter().map(|x| x.as_str().map(str::to_string).ok_or_else(|| format!("`{key}` holds a non-string: {x}"))).collect::<Result<Vec<_>, _>>().map(Some)
+        }
         Some(other) => Err(format!("`{key}` is not a list: {other}")),
     }
 }

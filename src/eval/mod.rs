@@ -24,8 +24,7 @@ mod run;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub use run::{
-    evaluate, evaluate_qa, evaluate_with, metrics_from_results_file, qa_metrics_from_results_file, read_results, EvalSummary,
-    Identified, QaEvalSummary, RunSummary,
+    evaluate, evaluate_qa, evaluate_with, metrics_from_results_file, qa_metrics_from_results_file, read_results, EvalSummary, Identified, QaEvalSummary, RunSummary,
 };
 
 #[cfg(not(target_arch = "wasm32"))]

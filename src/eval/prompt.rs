@@ -25,10 +25,8 @@ use crate::model::qwen::chat::{Content, Message};
 
 pub const V11_MCA_POST_PROMPT: &str = "Answer with the option's letter from the given choices directly.";
 pub const V11_NA_POST_PROMPT: &str = "Please answer the question using a single word or phrase.";
-pub const V10_MC_POST_PROMPT: &str =
-    " Please answer with the option's letter from the given choices (e.g., A, B, etc.) within the <answer> </answer> tags.";
-pub const V10_NUMERICAL_POST_PROMPT: &str =
-    " Please answer with the only numerical value (e.g., 42, 3.14, etc.) within the <answer> </answer> tags.";
+pub const V10_MC_POST_PROMPT: &str = " Please answer with the option's letter from the given choices (e.g., A, B, etc.) within the <answer> </answer> tags.";
+pub const V10_NUMERICAL_POST_PROMPT: &str = " Please answer with the only numerical value (e.g., 42, 3.14, etc.) within the <answer> </answer> tags.";
 /// v1.0's template for free-form ("verbal") answers; no VSI-Bench question uses it.
 pub const V10_VERBAL_POST_PROMPT: &str = " Please answer the question simply within the <answer> </answer> tags";
 

@@ -122,19 +122,15 @@ pub fn vsi_metrics<I: IntoIterator<Item = (QuestionType, f64)>>(results: I) -> V
     for &(q, s) in &results {
         groups.entry(q.as_str()).or_default().push(s);
     }
-    let per: BTreeMap<String, TypeScore> =
-        groups.iter().map(|(q, v)| (q.to_string(), TypeScore { score: mean(v), count: v.len() })).collect();
+    let per: BTreeMap<String, TypeScore> = groups.iter().map(|(q, v)| (q.to_string(), TypeScore { score: mean(v), count: v.len() })).collect();
 
-    let scores = |pick: &dyn Fn(QuestionType) -> bool| -> Vec<f64> {
-        results.iter().filter(|(q, _)| pick(*q)).map(|&(_, s)| s).collect()
-    };
+    let scores = |pick: &dyn Fn(QuestionType) -> bool| -> Vec<f64> { results.iter().filter(|(q, _)| pick(*q)).map(|&(_, s)| s).collect() };
     let micro_acc = mean(&scores(&|q| q.is_multiple_choice()));
     let micro_mra = mean(&scores(&|q| !q.is_multiple_choice()));
     let micro_all = mean(&scores(&|_| true));
 
     let kind = |name: &str| QuestionType::parse(name).expect("grouped by known types");
-    let direction: Vec<f64> =
-        score::REL_DIRECTION_TYPES.iter().filter_map(|q| per.get(*q)).map(|t| t.score).collect();
+    let direction: Vec<f64> = score::REL_DIRECTION_TYPES.iter().filter_map(|q| per.get(*q)).map(|t| t.score).collect();
     let direction_macro = if direction.is_empty() { None } else { Some(mean(&direction)) };
     let with_direction = |others: Vec<f64>| -> Vec<f64> { direction_macro.into_iter().chain(others).collect() };
 

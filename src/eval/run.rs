@@ -59,9 +59,7 @@ fn parse_results<R: DeserializeOwned + Identified>(text: &str) -> (Vec<R>, Vec<A
             continue;
         }
         match serde_json::from_str::<R>(line) {
-            Ok(r) if !seen.insert(r.id().to_string()) => {
-                errors.push(AnnotationError { line: i + 1, message: format!("repeated id {:?}, ignored", r.id()) })
-            }
+            Ok(r) if !seen.insert(r.id().to_string()) => errors.push(AnnotationError { line: i + 1, message: format!("repeated id {:?}, ignored", r.id()) }),
             Ok(r) => records.push(r),
             Err(e) => errors.push(AnnotationError { line: i + 1, message: format!("not a result record: {e}") }),
         }
@@ -192,11 +190,7 @@ pub type EvalSummary = RunSummary<VsiMetrics, VsiRecord>;
 pub type QaEvalSummary = RunSummary<QaMetrics, QaRecord>;
 
 /// Run VSI-Bench samples with the v1.1 reference prompts ([`evaluate_with`]).
-pub fn evaluate(
-    samples: &[Sample],
-    answer_fn: impl FnMut(&Sample, &str) -> Result<String, String>,
-    results_path: &Path,
-) -> io::Result<EvalSummary> {
+pub fn evaluate(samples: &[Sample], answer_fn: impl FnMut(&Sample, &str) -> Result<String, String>, results_path: &Path) -> io::Result<EvalSummary> {
     evaluate_with(samples, PromptStyle::V1_1, answer_fn, results_path)
 }
 
@@ -227,11 +221,7 @@ pub fn metrics_from_results_file(path: &Path) -> io::Result<(VsiMetrics, Vec<Ann
 }
 
 /// Run ScanQA / SQA3D samples: the prompt is the annotation's question turn, verbatim.
-pub fn evaluate_qa(
-    samples: &[QaSample],
-    mut answer_fn: impl FnMut(&QaSample, &str) -> Result<String, String>,
-    results_path: &Path,
-) -> io::Result<QaEvalSummary> {
+pub fn evaluate_qa(samples: &[QaSample], mut answer_fn: impl FnMut(&QaSample, &str) -> Result<String, String>, results_path: &Path) -> io::Result<QaEvalSummary> {
     let run = run_resumable(samples, results_path, |s: &QaSample| {
         let reply = answer_fn(s, &s.prompt)?;
         Ok(QaRecord::new(s, &reply))

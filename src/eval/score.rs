@@ -21,14 +21,8 @@
 //! ([`answer_match`]). Implemented here from that definition.
 
 /// The multiple-choice question types (dataset_utils.py L12–19).
-pub const MCA_QUESTION_TYPES: [&str; 6] = [
-    "object_rel_direction_easy",
-    "object_rel_direction_medium",
-    "object_rel_direction_hard",
-    "object_rel_distance",
-    "route_planning",
-    "obj_appearance_order",
-];
+pub const MCA_QUESTION_TYPES: [&str; 6] =
+    ["object_rel_direction_easy", "object_rel_direction_medium", "object_rel_direction_hard", "object_rel_distance", "route_planning", "obj_appearance_order"];
 
 /// The numerical-answer question types (dataset_utils.py L20–25).
 pub const NA_QUESTION_TYPES: [&str; 4] = ["object_abs_distance", "object_counting", "object_size_estimation", "room_size_estimation"];
@@ -160,11 +154,10 @@ pub fn clean_text(text: &str) -> String {
 /// The code points of the ten-digit runs that Python's `float()` reads as decimal digits (the Unicode 14 `Nd`
 /// characters, Python 3.11's `unicodedata.decimal`): each entry is the code point of that run's zero.
 const UNICODE_DIGIT_ZEROS: [u32; 66] = [
-    0x30, 0x660, 0x6F0, 0x7C0, 0x966, 0x9E6, 0xA66, 0xAE6, 0xB66, 0xBE6, 0xC66, 0xCE6, 0xD66, 0xDE6, 0xE50, 0xED0, 0xF20,
-    0x1040, 0x1090, 0x17E0, 0x1810, 0x1946, 0x19D0, 0x1A80, 0x1A90, 0x1B50, 0x1BB0, 0x1C40, 0x1C50, 0xA620, 0xA8D0, 0xA900,
-    0xA9D0, 0xA9F0, 0xAA50, 0xABF0, 0xFF10, 0x104A0, 0x10D30, 0x11066, 0x110F0, 0x11136, 0x111D0, 0x112F0, 0x11450, 0x114D0,
-    0x11650, 0x116C0, 0x11730, 0x118E0, 0x11950, 0x11C50, 0x11D50, 0x11DA0, 0x16A60, 0x16AC0, 0x16B50, 0x1D7CE, 0x1D7D8,
-    0x1D7E2, 0x1D7EC, 0x1D7F6, 0x1E140, 0x1E2F0, 0x1E950, 0x1FBF0,
+    0x30, 0x660, 0x6F0, 0x7C0, 0x966, 0x9E6, 0xA66, 0xAE6, 0xB66, 0xBE6, 0xC66, 0xCE6, 0xD66, 0xDE6, 0xE50, 0xED0, 0xF20, 0x1040, 0x1090, 0x17E0, 0x1810, 0x1946,
+    0x19D0, 0x1A80, 0x1A90, 0x1B50, 0x1BB0, 0x1C40, 0x1C50, 0xA620, 0xA8D0, 0xA900, 0xA9D0, 0xA9F0, 0xAA50, 0xABF0, 0xFF10, 0x104A0, 0x10D30, 0x11066, 0x110F0,
+    0x11136, 0x111D0, 0x112F0, 0x11450, 0x114D0, 0x11650, 0x116C0, 0x11730, 0x118E0, 0x11950, 0x11C50, 0x11D50, 0x11DA0, 0x16A60, 0x16AC0, 0x16B50, 0x1D7CE,
+    0x1D7D8, 0x1D7E2, 0x1D7EC, 0x1D7F6, 0x1E140, 0x1E2F0, 0x1E950, 0x1FBF0,
 ];
 
 fn unicode_decimal(c: char) -> Option<u32> {
@@ -404,10 +397,7 @@ pub fn sqa3d_clean_answer(text: &str) -> String {
         }
     }
     // '\.[ ]{2,}' → '. ' can no longer match after the collapse above.
-    s = t
-        .chars()
-        .filter(|&c| c.is_ascii_alphanumeric() || matches!(c, ',' | '\'' | '-' | ':') || py_isspace(c))
-        .collect();
+    s = t.chars().filter(|&c| c.is_ascii_alphanumeric() || matches!(c, ',' | '\'' | '-' | ':') || py_isspace(c)).collect();
     s = s.replace('ç', "c").replace('’', "'");
     for (from, to) in [
         ("letf", "left"),
@@ -506,8 +496,16 @@ mod tests {
     fn thresholds_match_torch_float32_arange() {
         // The float32 values widened to f64, as numpy prints them for np.float32(0.5 + 0.05 * i).
         let expect = [
-            0.5, 0.550000011920929, 0.6000000238418579, 0.6499999761581421, 0.699999988079071, 0.75, 0.800000011920929,
-            0.8500000238418579, 0.8999999761581421, 0.949999988079071,
+            0.5,
+            0.550000011920929,
+            0.6000000238418579,
+            0.6499999761581421,
+            0.699999988079071,
+            0.75,
+            0.800000011920929,
+            0.8500000238418579,
+            0.8999999761581421,
+            0.949999988079071,
         ];
         assert_eq!(mra_thresholds().map(f64::from), expect);
         let one_minus = mra_thresholds().map(|t| f64::from(1.0f32 - t));

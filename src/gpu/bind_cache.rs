@@ -70,11 +70,7 @@ impl BindCache {
         uniform: (u64, u64),
         storage: &[(u32, &wgpu::Buffer)],
     ) -> (wgpu::BindGroup, bool) {
-        let key = Key {
-            pipeline: pipeline as *const _ as usize,
-            uniform,
-            storage: storage.iter().map(|(b, buf)| (*b, (*buf).clone())).collect(),
-        };
+        let key = Key { pipeline: pipeline as *const _ as usize, uniform, storage: storage.iter().map(|(b, buf)| (*b, (*buf).clone())).collect() };
         if let Some(g) = self.groups.get(&key) {
             return (g.clone(), false);
         }
@@ -84,11 +80,7 @@ impl BindCache {
         let ubuf = self.uniform.as_ref().expect("BindCache::uniform before group");
         let mut entries = vec![wgpu::BindGroupEntry {
             binding: 0,
-            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                buffer: ubuf,
-                offset: uniform.0,
-                size: wgpu::BufferSize::new(uniform.1),
-            }),
+            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding { buffer: ubuf, offset: uniform.0, size: wgpu::BufferSize::new(uniform.1) }),
         }];
         for (b, buf) in storage {
             entries.push(wgpu::BindGroupEntry { binding: *b, resource: buf.as_entire_binding() });

@@ -114,8 +114,7 @@ impl Gpu {
         if has_f16 {
             features |= wgpu::Features::SHADER_F16;
         }
-        let has_subgroups =
-            opts.allow_subgroups && !cfg!(target_arch = "wasm32") && afeat.contains(wgpu::Features::SUBGROUP);
+        let has_subgroups = opts.allow_subgroups && !cfg!(target_arch = "wasm32") && afeat.contains(wgpu::Features::SUBGROUP);
         if has_subgroups {
             features |= wgpu::Features::SUBGROUP;
         }
@@ -176,6 +175,7 @@ impl Gpu {
             info,
             limits,
             act: if has_f16 { DType::F16 } else { DType::F32 },
+            #[allow(clippy::arc_with_non_send_sync)] // wgpu's types are not Send on wasm (one thread there); Arc keeps one code path for both
             pool: Arc::new(Mutex::new(BufferPool::default())),
             pipelines: Mutex::new(HashMap::new()),
             stats: Default::default(),
@@ -278,6 +278,7 @@ impl Gpu {
         if self.poison && !self.is_dry_run() {
             self.queue.write_buffer(&raw, 0, &vec![0xFFu8; bucket as usize]);
         }
+        #[allow(clippy::arc_with_non_send_sync)] // wgpu's types are not Send on wasm (one thread there); Arc keeps one code path for both
         let buf = Arc::new(GpuBuffer::pooled(raw, Arc::downgrade(&self.pool)));
         Ok(Tensor { buf, shape: shape.to_vec(), dtype })
     }
@@ -301,6 +302,7 @@ impl Gpu {
             &padded
         };
         self.queue.write_buffer(&raw, 0, data);
+        #[allow(clippy::arc_with_non_send_sync)] // wgpu's types are not Send on wasm (one thread there); Arc keeps one code path for both
         Ok(Arc::new(self.owned_buffer(raw)))
     }
 

@@ -52,7 +52,7 @@ impl Gpu {
 
 /// The runtime checks wgpu compiles into native shaders. By default every check except loop
 /// bounding: the counter wgpu puts in each loop stops the driver from unrolling it, which made
-/// VGGT 2.4x slower on an H200 (1.68 s instead of 4.02 s for 8 frames; see README), and every
+/// VGGT 2.4x slower on an H200 (1.68 s instead of 4.02 s for 8 frames; see docs/figures.md), and every
 /// loop of these kernels ends anyway. `SPATIAL_MLLM_SHADER_CHECKS=full` keeps loop bounding
 /// too; `none` also drops wgpu's own bounds checks (leaving the driver's robust buffer access),
 /// which is for measuring only. In the browser, WebGPU applies its own checks whatever this says.

@@ -63,10 +63,7 @@ impl Gpu {
         });
         #[cfg(not(target_arch = "wasm32"))]
         {
-            let poll = self.device.poll(wgpu::PollType::Wait {
-                submission_index: Some(index),
-                timeout: Some(std::time::Duration::from_secs(NATIVE_TIMEOUT_S)),
-            });
+            let poll = self.device.poll(wgpu::PollType::Wait { submission_index: Some(index), timeout: Some(std::time::Duration::from_secs(NATIVE_TIMEOUT_S)) });
             if let Err(e) = poll {
                 self.check()?;
                 return Err(match e {

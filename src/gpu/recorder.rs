@@ -48,13 +48,7 @@ impl<'g> Recorder<'g> {
     }
 
     /// Record one dispatch: `params` goes to binding 0 (uniform), `bufs` are storage bindings.
-    pub fn dispatch<P: bytemuck::Pod>(
-        &mut self,
-        pipe: Arc<Pipeline>,
-        params: &P,
-        bufs: &[Binding<'_>],
-        groups: [u32; 3],
-    ) {
+    pub fn dispatch<P: bytemuck::Pod>(&mut self, pipe: Arc<Pipeline>, params: &P, bufs: &[Binding<'_>], groups: [u32; 3]) {
         let align = self.gpu.limits.min_uniform_buffer_offset_alignment.max(16) as usize;
         let offset = self.uniforms.len().div_ceil(align) * align;
         self.uniforms.resize(offset, 0);
@@ -144,8 +138,7 @@ impl<'g> Recorder<'g> {
                 }
                 Op::Dispatch { .. } => {
                     // One compute pass for a run of consecutive dispatches.
-                    let mut pass =
-                        enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None });
+                    let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None });
                     while let Some(Op::Dispatch { pipe, uniform, bufs, groups }) = ops.get(i) {
                         storage.clear();
                         storage.extend(bufs.iter().map(|(b, buf)| (*b, &buf.raw)));

@@ -83,9 +83,17 @@ pub fn attention_with(rec: &mut Recorder, a: &Attention, kernel: Kernel) -> Resu
         check_act("attention", name, v.t, gpu)?;
         let need = if v.tokens == 0 { 0 } else { (v.tokens - 1) * v.stride + v.off + v.heads * d };
         if need > v.t.numel() || v.off + v.heads * d > v.stride {
-            return Err(shape_err("attention", format!(
-                "{name} view ({} tokens x {} heads x {d}, stride {}, offset {}) does not fit its tensor of {} elements",
-                v.tokens, v.heads, v.stride, v.off, v.t.numel())));
+            return Err(shape_err(
+                "attention",
+                format!(
+                    "{name} view ({} tokens x {} heads x {d}, stride {}, offset {}) does not fit its tensor of {} elements",
+                    v.tokens,
+                    v.heads,
+                    v.stride,
+                    v.off,
+                    v.t.numel()
+                ),
+            ));
         }
     }
     if a.k.tokens != a.v.tokens || a.k.heads != a.v.heads {
@@ -98,8 +106,7 @@ pub fn attention_with(rec: &mut Recorder, a: &Attention, kernel: Kernel) -> Resu
         return Err(shape_err("attention", "empty query or key sequence"));
     }
     if a.causal && a.q_pos0 + a.q.tokens > a.k.tokens {
-        return Err(shape_err("attention", format!(
-            "causal: queries at {}..{} need that many keys, have {}", a.q_pos0, a.q_pos0 + a.q.tokens, a.k.tokens)));
+        return Err(shape_err("attention", format!("causal: queries at {}..{} need that many keys, have {}", a.q_pos0, a.q_pos0 + a.q.tokens, a.k.tokens)));
     }
     let n_seg = match a.segments {
         Some(s) => {

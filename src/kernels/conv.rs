@@ -39,10 +39,13 @@ impl<'a> ImageView<'a> {
         }
         let need = self.off + (self.frames - 1) * self.frame_stride + self.h * self.w * self.c;
         if need > self.t.numel() || self.frame_stride < self.h * self.w * self.c {
-            return Err(shape_err(kernel, format!(
-                "view of {} frames of {}x{}x{} (stride {}, offset {}) does not fit a tensor of shape {:?}",
-                self.frames, self.h, self.w, self.c, self.frame_stride, self.off, self.t.shape
-            )));
+            return Err(shape_err(
+                kernel,
+                format!(
+                    "view of {} frames of {}x{}x{} (stride {}, offset {}) does not fit a tensor of shape {:?}",
+                    self.frames, self.h, self.w, self.c, self.frame_stride, self.off, self.t.shape
+                ),
+            ));
         }
         Ok(())
     }
@@ -61,7 +64,10 @@ impl SeparablePos {
     /// `x_part[x * C/2 + j]` and `y_part[y * C/2 + j]`.
     pub fn upload(gpu: &Gpu, h: usize, w: usize, c: usize, x_part: &[f32], y_part: &[f32]) -> Result<SeparablePos> {
         if c % 2 != 0 || x_part.len() != w * c / 2 || y_part.len() != h * c / 2 {
-            return Err(shape_err("pos", format!("a separable table of {h}x{w}x{c} needs {} + {} values, got {} + {}", w * c / 2, h * c / 2, x_part.len(), y_part.len())));
+            return Err(shape_err(
+                "pos",
+                format!("a separable table of {h}x{w}x{c} needs {} + {} values, got {} + {}", w * c / 2, h * c / 2, x_part.len(), y_part.len()),
+            ));
         }
         let all: Vec<f32> = x_part.iter().chain(y_part).copied().collect();
         Ok(SeparablePos { t: gpu.upload_f32(&all, &[all.len()])?, h, w, c })
@@ -155,16 +161,7 @@ struct Geometry {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn launch(
-    rec: &mut Recorder,
-    kernel: &'static str,
-    flag: &'static str,
-    x: ImageView,
-    w: &Weight,
-    g: Geometry,
-    relu_in: bool,
-    epi: ConvEpilogue,
-) -> Result<Tensor> {
+fn launch(rec: &mut Recorder, kernel: &'static str, flag: &'static str, x: ImageView, w: &Weight, g: Geometry, relu_in: bool, epi: ConvEpilogue) -> Result<Tensor> {
     let gpu = rec.gpu;
     check_act(kernel, "X", x.t, gpu)?;
     x.check(kernel)?;

@@ -62,14 +62,7 @@ pub fn elementwise(rec: &mut Recorder, op: Op, a: &Tensor, b: Option<&Tensor>, g
     elementwise_cols(rec, op, a, b, gamma, 0..a.cols())
 }
 
-fn elementwise_cols(
-    rec: &mut Recorder,
-    op: Op,
-    a: &Tensor,
-    b: Option<&Tensor>,
-    gamma: Option<&Tensor>,
-    cols: std::ops::Range<usize>,
-) -> Result<Tensor> {
+fn elementwise_cols(rec: &mut Recorder, op: Op, a: &Tensor, b: Option<&Tensor>, gamma: Option<&Tensor>, cols: std::ops::Range<usize>) -> Result<Tensor> {
     let gpu = rec.gpu;
     check_act("elementwise", "a", a, gpu)?;
     if op.needs_b() != b.is_some() || op.needs_gamma() != gamma.is_some() {

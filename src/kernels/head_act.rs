@@ -90,10 +90,18 @@ pub fn head_activation(rec: &mut Recorder, x: &Tensor, act: ValueAct, conf_act: 
     let px = h * w;
     let want_v = [values.shape.first().copied().unwrap_or(0), h, w, c - 1];
     if values.dtype != DType::F32 || conf.dtype != DType::F32 || values.shape[..] != want_v[..] || conf.shape[..] != want_v[..3] || frame0 + frames > want_v[0] {
-        return Err(shape_err("head_act", format!(
-            "outputs must be f32 [S, {h}, {w}, {}] and [S, {h}, {w}] with frames {frame0}..{} inside S; got {:?} {:?} and {:?} {:?}",
-            c - 1, frame0 + frames, values.dtype, values.shape, conf.dtype, conf.shape
-        )));
+        return Err(shape_err(
+            "head_act",
+            format!(
+                "outputs must be f32 [S, {h}, {w}, {}] and [S, {h}, {w}] with frames {frame0}..{} inside S; got {:?} {:?} and {:?} {:?}",
+                c - 1,
+                frame0 + frames,
+                values.dtype,
+                values.shape,
+                conf.dtype,
+                conf.shape
+            ),
+        ));
     }
     let pixels = frames * px;
     let variant = Variant::new(gpu.act).flag(act.flag()).flag(conf_act.flag());

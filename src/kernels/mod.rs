@@ -20,32 +20,19 @@ const COMMON: &str = include_str!("../../shaders/common.wgsl");
 const QUANT: &str = include_str!("../../shaders/quant.wgsl");
 const REDUCE: &str = include_str!("../../shaders/reduce.wgsl");
 
-pub(crate) const MATMUL: ShaderSource =
-    ShaderSource { name: "matmul", code: include_str!("../../shaders/matmul.wgsl"), includes: &[COMMON, QUANT] };
-pub(crate) const ATTENTION: ShaderSource =
-    ShaderSource { name: "attention", code: include_str!("../../shaders/attention.wgsl"), includes: &[COMMON, REDUCE] };
-pub(crate) const NORM: ShaderSource =
-    ShaderSource { name: "norm", code: include_str!("../../shaders/norm.wgsl"), includes: &[COMMON, REDUCE] };
-pub(crate) const ROPE: ShaderSource =
-    ShaderSource { name: "rope", code: include_str!("../../shaders/rope.wgsl"), includes: &[] };
-pub(crate) const ELEMENTWISE: ShaderSource =
-    ShaderSource { name: "elementwise", code: include_str!("../../shaders/elementwise.wgsl"), includes: &[COMMON] };
-pub(crate) const EMBED: ShaderSource =
-    ShaderSource { name: "embed", code: include_str!("../../shaders/embed.wgsl"), includes: &[QUANT] };
-pub(crate) const GATHER: ShaderSource =
-    ShaderSource { name: "gather", code: include_str!("../../shaders/gather.wgsl"), includes: &[] };
-pub(crate) const PENALTY: ShaderSource =
-    ShaderSource { name: "penalty", code: include_str!("../../shaders/penalty.wgsl"), includes: &[] };
-pub(crate) const REGROUP: ShaderSource =
-    ShaderSource { name: "regroup", code: include_str!("../../shaders/regroup.wgsl"), includes: &[] };
-pub(crate) const CONV: ShaderSource =
-    ShaderSource { name: "conv", code: include_str!("../../shaders/conv.wgsl"), includes: &[QUANT] };
-pub(crate) const RESIZE: ShaderSource =
-    ShaderSource { name: "resize", code: include_str!("../../shaders/resize.wgsl"), includes: &[] };
-pub(crate) const HEAD_ACT: ShaderSource =
-    ShaderSource { name: "head_act", code: include_str!("../../shaders/head_act.wgsl"), includes: &[] };
-pub(crate) const SAMPLE: ShaderSource =
-    ShaderSource { name: "sample", code: include_str!("../../shaders/sample.wgsl"), includes: &[REDUCE] };
+pub(crate) const MATMUL: ShaderSource = ShaderSource { name: "matmul", code: include_str!("../../shaders/matmul.wgsl"), includes: &[COMMON, QUANT] };
+pub(crate) const ATTENTION: ShaderSource = ShaderSource { name: "attention", code: include_str!("../../shaders/attention.wgsl"), includes: &[COMMON, REDUCE] };
+pub(crate) const NORM: ShaderSource = ShaderSource { name: "norm", code: include_str!("../../shaders/norm.wgsl"), includes: &[COMMON, REDUCE] };
+pub(crate) const ROPE: ShaderSource = ShaderSource { name: "rope", code: include_str!("../../shaders/rope.wgsl"), includes: &[] };
+pub(crate) const ELEMENTWISE: ShaderSource = ShaderSource { name: "elementwise", code: include_str!("../../shaders/elementwise.wgsl"), includes: &[COMMON] };
+pub(crate) const EMBED: ShaderSource = ShaderSource { name: "embed", code: include_str!("../../shaders/embed.wgsl"), includes: &[QUANT] };
+pub(crate) const GATHER: ShaderSource = ShaderSource { name: "gather", code: include_str!("../../shaders/gather.wgsl"), includes: &[] };
+pub(crate) const PENALTY: ShaderSource = ShaderSource { name: "penalty", code: include_str!("../../shaders/penalty.wgsl"), includes: &[] };
+pub(crate) const REGROUP: ShaderSource = ShaderSource { name: "regroup", code: include_str!("../../shaders/regroup.wgsl"), includes: &[] };
+pub(crate) const CONV: ShaderSource = ShaderSource { name: "conv", code: include_str!("../../shaders/conv.wgsl"), includes: &[QUANT] };
+pub(crate) const RESIZE: ShaderSource = ShaderSource { name: "resize", code: include_str!("../../shaders/resize.wgsl"), includes: &[] };
+pub(crate) const HEAD_ACT: ShaderSource = ShaderSource { name: "head_act", code: include_str!("../../shaders/head_act.wgsl"), includes: &[] };
+pub(crate) const SAMPLE: ShaderSource = ShaderSource { name: "sample", code: include_str!("../../shaders/sample.wgsl"), includes: &[REDUCE] };
 
 /// Every family, for tools that compile them all (validation, warm-up).
 pub const ALL_SOURCES: [&ShaderSource; 13] =
@@ -56,10 +43,7 @@ pub(crate) const FLAT_WG: u32 = 256;
 
 pub(crate) fn check_act(kernel: &'static str, what: &str, t: &crate::gpu::Tensor, gpu: &crate::gpu::Gpu) -> crate::gpu::Result<()> {
     if t.dtype != gpu.act {
-        return Err(crate::gpu::GpuError::Shape {
-            kernel,
-            msg: format!("{what} is {:?}, expected the activation type {:?}", t.dtype, gpu.act),
-        });
+        return Err(crate::gpu::GpuError::Shape { kernel, msg: format!("{what} is {:?}, expected the activation type {:?}", t.dtype, gpu.act) });
     }
     Ok(())
 }

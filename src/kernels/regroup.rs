@@ -33,7 +33,15 @@ struct Params {
 /// [frames * tokens, C/2] (tokens per frame = patch_start + grid_h * grid_w); returns rows `rows`
 /// of the [frames/2 * grid_h/2 * grid_w/2, 8 * C] regrouping, in the merged tokens' (t, I, J)
 /// raster order.
-pub fn regroup(rec: &mut Recorder, halves: [&Tensor; 2], frames: usize, patch_start: usize, grid: (usize, usize), order: RegroupOrder, rows: Range<usize>) -> Result<Tensor> {
+pub fn regroup(
+    rec: &mut Recorder,
+    halves: [&Tensor; 2],
+    frames: usize,
+    patch_start: usize,
+    grid: (usize, usize),
+    order: RegroupOrder,
+    rows: Range<usize>,
+) -> Result<Tensor> {
     let gpu = rec.gpu;
     let [a, b] = halves;
     check_act("regroup", "A", a, gpu)?;

@@ -79,15 +79,7 @@ struct Params {
 
 /// Rotate `heads` heads per token, starting at `off` within tokens of `token_stride` elements.
 /// `pos` is I32 [tokens, n_comp].
-pub fn rope_inplace(
-    rec: &mut Recorder,
-    x: &Tensor,
-    heads: usize,
-    token_stride: usize,
-    off: usize,
-    pos: &Tensor,
-    table: &RopeTable,
-) -> Result<()> {
+pub fn rope_inplace(rec: &mut Recorder, x: &Tensor, heads: usize, token_stride: usize, off: usize, pos: &Tensor, table: &RopeTable) -> Result<()> {
     let gpu = rec.gpu;
     check_act("rope", "X", x, gpu)?;
     if token_stride == 0 || x.numel() % token_stride != 0 || off + heads * table.head_dim > token_stride {

@@ -39,6 +39,7 @@ fn launch(rec: &mut Recorder, logits: &Tensor, row: usize, s: Option<Sampling>) 
         return Err(shape_err("sample", format!("row {row} of {} rows", logits.rows())));
     }
     if let Some(s) = s {
+        #[allow(clippy::neg_cmp_op_on_partial_ord, clippy::nonminimal_bool)] // NaN settings must fail this check
         if !(s.temperature > 0.0) || !(s.top_p > 0.0 && s.top_p <= 1.0) || !(0.0..1.0).contains(&s.u) {
             return Err(shape_err("sample", format!("invalid sampling settings {s:?}")));
         }
@@ -48,16 +49,7 @@ fn launch(rec: &mut Recorder, logits: &Tensor, row: usize, s: Option<Sampling>) 
     let entry = if s.is_some() { "sample" } else { "argmax" };
     let pipe = gpu.pipeline(PipelineKey { src: &SAMPLE, entry, variant: &variant });
     let s = s.unwrap_or(Sampling { temperature: 1.0, top_p: 1.0, top_k: 0, u: 0.0 });
-    let p = Params {
-        n: n as u32,
-        off: (row * n) as u32,
-        top_k: s.top_k,
-        _p0: 0,
-        temperature: s.temperature,
-        top_p: s.top_p,
-        u: s.u,
-        _p1: 0.0,
-    };
+    let p = Params { n: n as u32, off: (row * n) as u32, top_k: s.top_k, _p0: 0, temperature: s.temperature, top_p: s.top_p, u: s.u, _p1: 0.0 };
     rec.dispatch(pipe, &p, &[Binding::t(1, logits), Binding::t(2, &out)], [1, 1, 1]);
     Ok(out)
 }
@@ -85,6 +77,7 @@ struct PenaltyParams {
 pub fn repetition_penalty(rec: &mut Recorder, logits: &Tensor, row: usize, ids: &Tensor, penalty: f32) -> Result<()> {
     let gpu = rec.gpu;
     check_act("penalty", "logits", logits, gpu)?;
+    #[allow(clippy::neg_cmp_op_on_partial_ord)] // a NaN penalty must fail this check
     if ids.dtype != DType::U32 || row >= logits.rows() || !(penalty > 0.0) {
         return Err(shape_err("penalty", format!("ids {:?} {:?}, row {row}, penalty {penalty}", ids.dtype, ids.shape)));
     }

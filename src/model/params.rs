@@ -40,10 +40,7 @@ impl Params {
     pub fn matrix(&self, name: &str, rows: usize, cols: usize) -> MResult<Weight> {
         let mut parts = self.matrix_parts(name, rows, cols)?;
         if parts.len() != 1 {
-            return Err(ModelError::Config(format!(
-                "`{name}` is split into {} parts; convert with a larger --shard-kib so that it fits one shard",
-                parts.len()
-            )));
+            return Err(ModelError::Config(format!("`{name}` is split into {} parts; convert with a larger --shard-kib so that it fits one shard", parts.len())));
         }
         Ok(parts.remove(0))
     }

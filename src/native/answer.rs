@@ -61,11 +61,8 @@ impl Source {
         if !path.is_dir() {
             return Ok(Source::Video(path.to_path_buf()));
         }
-        let mut files: Vec<PathBuf> = std::fs::read_dir(path)
-            .map_err(|e| format!("{}: {e}", path.display()))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| is_image(p))
-            .collect();
+        let mut files: Vec<PathBuf> =
+            std::fs::read_dir(path).map_err(|e| format!("{}: {e}", path.display()))?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| is_image(p)).collect();
         files.sort();
         if files.is_empty() {
             return Err(format!("{}: no .png / .jpg frames in this folder", path.display()));
@@ -78,7 +75,10 @@ impl Source {
 pub enum FrameChoice {
     Uniform,
     /// Space-aware: a VGGT model (a `vggt` package with its point head) and the sampler preset.
-    SpaceAware { vggt: Box<Vggt>, cfg: SamplerConfig },
+    SpaceAware {
+        vggt: Box<Vggt>,
+        cfg: SamplerConfig,
+    },
 }
 
 pub struct Answer {
@@ -99,7 +99,8 @@ pub struct Answer {
 /// Load a Spatial-MLLM or Qwen2.5-VL package and its tokenizer.
 pub fn load_model(gpu: &Gpu, dir: &Path) -> Result<(SpatialMllm, QwenTokenizer), String> {
     let pkg = Package::open(dir).map_err(|e| e.to_string())?;
-    let tok_file = pkg.manifest.tokenizer.clone().ok_or_else(|| format!("{}: the package has no tokenizer.json: convert the checkpoint with its tokenizer", dir.display()))?;
+    let tok_file =
+        pkg.manifest.tokenizer.clone().ok_or_else(|| format!("{}: the package has no tokenizer.json: convert the checkpoint with its tokenizer", dir.display()))?;
     let tok = QwenTokenizer::from_bytes(&std::fs::read(dir.join(&tok_file)).map_err(|e| format!("{tok_file}: {e}"))?).map_err(|e| e.to_string())?;
     let params = Params::new(pkg.load(gpu, &mut |_| {}).map_err(|e| e.to_string())?);
     let m = pollster::block_on(SpatialMllm::new(gpu, &pkg.manifest.model_kind, &pkg.manifest.config, &params)).map_err(|e| e.to_string())?;
@@ -253,7 +254,15 @@ pub struct Reply {
 
 impl EncodedVideo {
     /// Ask `question`; `on_text` receives the reply piece by piece (whole UTF-8 characters).
-    pub fn ask(&mut self, gpu: &Gpu, m: &SpatialMllm, tok: &QwenTokenizer, question: &str, gen: &GenerationConfig, on_text: &mut dyn FnMut(&str)) -> Result<Reply, String> {
+    pub fn ask(
+        &mut self,
+        gpu: &Gpu,
+        m: &SpatialMllm,
+        tok: &QwenTokenizer,
+        question: &str,
+        gen: &GenerationConfig,
+        on_text: &mut dyn FnMut(&str),
+    ) -> Result<Reply, String> {
         let mut stream = TextStream::new();
         let mut text = String::new();
         let mut stream_err = None;

@@ -73,7 +73,10 @@ pub fn decode_frames(path: &Path, info: &VideoInfo, indices: &[usize]) -> Result
     let out = run("ffmpeg", &["-v", "error", "-i", p, "-vf", &filter, "-vsync", "0", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"], path)?;
     let frame = info.width * info.height * 3;
     if out.len() != wanted.len() * frame {
-        return Err(VideoError::Unreadable { path: p.into(), msg: format!("ffmpeg decoded {} bytes, {} frames of {}x{} need {}", out.len(), wanted.len(), info.width, info.height, wanted.len() * frame) });
+        return Err(VideoError::Unreadable {
+            path: p.into(),
+            msg: format!("ffmpeg decoded {} bytes, {} frames of {}x{} need {}", out.len(), wanted.len(), info.width, info.height, wanted.len() * frame),
+        });
     }
     let mut data = Vec::with_capacity(indices.len() * frame);
     for i in indices {

@@ -9,9 +9,7 @@
 //!   normalisation happens inside the aggregator.
 
 use super::resize::{resize_pil_bicubic, resize_torchvision_bicubic, PilPassOrder, TorchFloat};
-use super::sizing::{
-    image_budget, image_size, smart_resize, video_frame_size, IMAGE_FACTOR, PROCESSOR_MAX_PIXELS, PROCESSOR_MIN_PIXELS,
-};
+use super::sizing::{image_budget, image_size, smart_resize, video_frame_size, IMAGE_FACTOR, PROCESSOR_MAX_PIXELS, PROCESSOR_MIN_PIXELS};
 use super::{PreprocessError, Result, RgbFrames};
 
 pub const PATCH_SIZE: usize = 14;
@@ -19,6 +17,7 @@ pub const TEMPORAL_PATCH_SIZE: usize = 2;
 pub const MERGE_SIZE: usize = 2;
 /// OpenAI CLIP mean / std (`OPENAI_CLIP_MEAN` / `OPENAI_CLIP_STD`), as the processor's f32 arrays.
 pub const CLIP_MEAN: [f32; 3] = [0.481_454_66, 0.457_827_5, 0.408_210_73];
+#[allow(clippy::excessive_precision)] // upstream's digits, kept as written (the f32 values are the same)
 pub const CLIP_STD: [f32; 3] = [0.268_629_54, 0.261_302_58, 0.275_777_11];
 /// Values per ViT input row.
 pub const ROW: usize = 3 * TEMPORAL_PATCH_SIZE * PATCH_SIZE * PATCH_SIZE;

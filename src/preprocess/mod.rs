@@ -15,18 +15,14 @@ mod sampling;
 mod sizing;
 
 pub use layout::{
-    normalize_clip, prepare_frame_list, prepare_image, prepare_video, qwen_image_input, qwen_video_input, vggt_input,
-    FrameListSizing, PreparedImage, PreparedVideo, VggtInput, VitInput, CLIP_MEAN, CLIP_STD, MERGE_SIZE, PATCH_SIZE,
-    TEMPORAL_PATCH_SIZE,
+    normalize_clip, prepare_frame_list, prepare_image, prepare_video, qwen_image_input, qwen_video_input, vggt_input, FrameListSizing, PreparedImage, PreparedVideo,
+    VggtInput, VitInput, CLIP_MEAN, CLIP_STD, MERGE_SIZE, PATCH_SIZE, TEMPORAL_PATCH_SIZE,
 };
 pub use resize::{resize_pil_bicubic, resize_torchvision_bicubic, PilPassOrder, TorchFloat};
-pub use sampling::{
-    frame_indices, frame_indices_with, linspace_trunc, round_nframes, sa_candidate_indices, smart_nframes, SA_CANDIDATES,
-};
+pub use sampling::{frame_indices, frame_indices_with, linspace_trunc, round_nframes, sa_candidate_indices, smart_nframes, SA_CANDIDATES};
 pub use sizing::{
-    image_budget, image_size, smart_resize, video_budget, video_frame_size, PixelBudget, FRAME_FACTOR, IMAGE_FACTOR,
-    IMAGE_MAX_PIXELS, IMAGE_MIN_PIXELS, MAX_RATIO, PROCESSOR_MAX_PIXELS, PROCESSOR_MIN_PIXELS, VIDEO_MAX_PIXELS,
-    VIDEO_MIN_PIXELS, VIDEO_TOTAL_PIXELS,
+    image_budget, image_size, smart_resize, video_budget, video_frame_size, PixelBudget, FRAME_FACTOR, IMAGE_FACTOR, IMAGE_MAX_PIXELS, IMAGE_MIN_PIXELS, MAX_RATIO,
+    PROCESSOR_MAX_PIXELS, PROCESSOR_MIN_PIXELS, VIDEO_MAX_PIXELS, VIDEO_MIN_PIXELS, VIDEO_TOTAL_PIXELS,
 };
 
 /// What can go wrong before the model sees a pixel.

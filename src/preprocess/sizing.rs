@@ -84,11 +84,7 @@ pub fn smart_resize(height: usize, width: usize, factor: usize, min_pixels: f64,
         w_bar = (w * beta / f).ceil() as usize * factor;
     }
     if h_bar == 0 || w_bar == 0 {
-        return Err(PreprocessError::Size {
-            height,
-            width,
-            why: format!("a side rounds down to 0 under max_pixels {max_pixels}"),
-        });
+        return Err(PreprocessError::Size { height, width, why: format!("a side rounds down to 0 under max_pixels {max_pixels}") });
     }
     Ok((h_bar, w_bar))
 }

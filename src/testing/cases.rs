@@ -174,9 +174,7 @@ async fn attention_check(
     let v = as_stored(g, &r.normals(n_kv * hkv * d, 1.0));
     let scale = 1.0 / (d as f64).sqrt();
     let seg_of = |i: usize| segments.map(|s| s.iter().rposition(|&b| b as usize <= i).unwrap()).unwrap_or(0);
-    let want = cpu::attention(&q, &k, &v, n_q, n_kv, hq, hkv, d, scale, |i, j| {
-        (!causal || j <= q_pos0 + i) && seg_of(i) == seg_of(j)
-    });
+    let want = cpu::attention(&q, &k, &v, n_q, n_kv, hq, hkv, d, scale, |i, j| (!causal || j <= q_pos0 + i) && seg_of(i) == seg_of(j));
     // K and V share one fused buffer [n_kv, lead + (hkv + hkv) * d + pad] to exercise strides.
     let lead = 3;
     let kv_stride = lead + 2 * hkv * d + 5;
@@ -234,7 +232,12 @@ async fn attention_full(g: &Gpu, r: &mut Rng) -> CaseOutcome {
     let mut notes = Vec::new();
     for &(n, hq, kern) in &[(300, 3, Kernel::Tile), (9, 1, Kernel::Tile), (1029, 1, Kernel::Tile), (64, 2, Kernel::Tile), (2, 3, Kernel::Auto)] {
         // 64 queries over 30 011 keys: the length of VGGT's global attention, in bounded memory.
-        let n_kv = match n { 2 => 301, 9 => 480, 64 => 30_011, _ => n };
+        let n_kv = match n {
+            2 => 301,
+            9 => 480,
+            64 => 30_011,
+            _ => n,
+        };
         let label = format!("full q{n} kv{n_kv} {kern:?}");
         notes.push(attention_check(g, r, &label, n, n_kv, hq, hq, 64, false, 0, None, kern).await?);
     }
@@ -280,14 +283,7 @@ async fn layer_norm(g: &Gpu, r: &mut Rng) -> CaseOutcome {
         let xt = g.upload_act(&x, &[rows, dim]).map_err(e2s)?;
         let wt = g.upload_f32(&w, &[dim]).map_err(e2s)?;
         let bt = g.upload_f32(&b, &[dim]).map_err(e2s)?;
-        let got = run(g, |rec| {
-            if affine {
-                norm::layer_norm(rec, &xt, Some(&wt), Some(&bt), 1e-5)
-            } else {
-                norm::layer_norm(rec, &xt, None, None, 1e-5)
-            }
-        })
-        .await?;
+        let got = run(g, |rec| if affine { norm::layer_norm(rec, &xt, Some(&wt), Some(&bt), 1e-5) } else { norm::layer_norm(rec, &xt, None, None, 1e-5) }).await?;
         notes.push(compare(&format!("layer {rows}x{dim} affine={affine}"), &got, &want, tol(g, 1e-5))?);
     }
     summary(notes)
@@ -333,16 +329,30 @@ fn rope_angles(kind: RopeKind, d: usize, pos: &[i32]) -> Vec<Vec<f64>> {
         }
         RopeKind::MRope { theta, sections } => {
             let f = inv_freq(theta, d);
-            let comp = |j: usize| if j < sections[0] { 0 } else if j < sections[0] + sections[1] { 1 } else { 2 };
+            let comp = |j: usize| {
+                if j < sections[0] {
+                    0
+                } else if j < sections[0] + sections[1] {
+                    1
+                } else {
+                    2
+                }
+            };
             vec![(0..d).map(|c| ang(pos[comp(c % (d / 2))], f[c % (d / 2)])).collect()]
         }
         RopeKind::QwenVision { theta } => {
             let f = inv_freq(theta, d / 2);
             let q = f.len();
-            vec![(0..d).map(|c| {
-                let j = c % (2 * q);
-                if j < q { ang(pos[0], f[j]) } else { ang(pos[1], f[j - q]) }
-            }).collect()]
+            vec![(0..d)
+                .map(|c| {
+                    let j = c % (2 * q);
+                    if j < q {
+                        ang(pos[0], f[j])
+                    } else {
+                        ang(pos[1], f[j - q])
+                    }
+                })
+                .collect()]
         }
         RopeKind::Vggt { theta } => {
             let f = inv_freq(theta, d / 2);
@@ -516,9 +526,9 @@ async fn sample_case(g: &Gpu, r: &mut Rng) -> CaseOutcome {
             let (want, kept) = cpu::sample(&l, t as f64, top_k as usize, top_p as f64, u as f64);
             if got != want {
                 // Accept only a draw that a hair's change of u or top_p would also give.
-                let near = [(-1e-4, 0.0), (1e-4, 0.0), (0.0, -1e-4), (0.0, 1e-4)].iter().any(|&(du, dp)| {
-                    cpu::sample(&l, t as f64, top_k as usize, (top_p as f64 + dp).min(1.0), (u as f64 + du).clamp(0.0, 1.0)).0 == got
-                });
+                let near = [(-1e-4, 0.0), (1e-4, 0.0), (0.0, -1e-4), (0.0, 1e-4)]
+                    .iter()
+                    .any(|&(du, dp)| cpu::sample(&l, t as f64, top_k as usize, (top_p as f64 + dp).min(1.0), (u as f64 + du).clamp(0.0, 1.0)).0 == got);
                 if !near {
                     return Err(format!("T={t} top_k={top_k} top_p={top_p} u={u}: got token {got}, want {want} (kept {kept})"));
                 }
@@ -713,7 +723,12 @@ async fn conv_check(g: &Gpu, r: &mut Rng, d: cpu::Nhwc, c_out: usize, k: usize, 
     let bias = r.normals(c_out, 0.3);
     let res = as_stored(g, &r.normals(od.len(), 1.0));
     let add = as_stored(g, &r.normals(od.len(), 1.0));
-    let (pos_t, pos) = if o.pos { let (t, p) = random_pos(g, r, od.h, od.w, c_out)?; (Some(t), p) } else { (None, vec![]) };
+    let (pos_t, pos) = if o.pos {
+        let (t, p) = random_pos(g, r, od.h, od.w, c_out)?;
+        (Some(t), p)
+    } else {
+        (None, vec![])
+    };
     conv_epilogue_ref(&mut want, c_out, &o, &bias, &pos, &res, &add);
 
     let xt = g.upload_act(&full, &[d.f, tokens, d.c]).map_err(e2s)?;
@@ -723,21 +738,26 @@ async fn conv_check(g: &Gpu, r: &mut Rng, d: cpu::Nhwc, c_out: usize, k: usize, 
     let at = g.upload_act(&add, &[od.f, od.h, od.w, od.c]).map_err(e2s)?;
     let got = run(g, |rec| {
         let view = ImageView { t: &xt, frames: d.f, h: d.h, w: d.w, c: d.c, frame_stride: tokens * d.c, off: o.lead * d.c };
-        let epi = ConvEpilogue {
-            bias: o.bias.then_some(&bt),
-            relu: o.relu,
-            pos: pos_t.as_ref(),
-            res_relu: o.res.then_some(&rt),
-            add: o.add.then_some(&at),
-        };
+        let epi = ConvEpilogue { bias: o.bias.then_some(&bt), relu: o.relu, pos: pos_t.as_ref(), res_relu: o.res.then_some(&rt), add: o.add.then_some(&at) };
         let y = if transpose { conv_transpose2d(rec, view, &wt, k, o.relu_in, epi)? } else { conv2d(rec, view, &wt, k, stride, o.relu_in, epi)? };
         assert_eq!(y.shape, [od.f, od.h, od.w, od.c]);
         Ok(y)
     })
     .await?;
-    let label = format!("{}x{}x{}x{} -> {} k{k} s{stride} {}{}", d.f, d.h, d.w, d.c, c_out, o.fmt.name(),
+    let label = format!(
+        "{}x{}x{}x{} -> {} k{k} s{stride} {}{}",
+        d.f,
+        d.h,
+        d.w,
+        d.c,
+        c_out,
+        o.fmt.name(),
         [(o.relu_in, " relu_in"), (o.bias, " bias"), (o.relu, " relu"), (o.pos, " pos"), (o.res, " res"), (o.add, " add"), (o.lead > 0, " view")]
-            .iter().filter(|(on, _)| *on).map(|(_, n)| *n).collect::<String>());
+            .iter()
+            .filter(|(on, _)| *on)
+            .map(|(_, n)| *n)
+            .collect::<String>()
+    );
     compare(&label, &got, &want, tol(g, 1e-4))
 }
 
@@ -800,7 +820,12 @@ async fn bilinear_case(g: &Gpu, r: &mut Rng) -> CaseOutcome {
         let xd: Vec<f64> = x.iter().map(|&v| v as f64).collect();
         let (mut want, od) = cpu::bilinear_nhwc(&xd, d, ho, wo);
         let add = as_stored(g, &r.normals(od.len(), 1.0));
-        let (pos_t, pos) = if with_pos { let (t, p) = random_pos(g, r, ho, wo, d.c)?; (Some(t), p) } else { (None, vec![]) };
+        let (pos_t, pos) = if with_pos {
+            let (t, p) = random_pos(g, r, ho, wo, d.c)?;
+            (Some(t), p)
+        } else {
+            (None, vec![])
+        };
         for (i, v) in want.iter_mut().enumerate() {
             if with_pos {
                 *v += pos[i % pos.len()];
@@ -839,7 +864,11 @@ async fn head_act_case(g: &Gpu, r: &mut Rng) -> CaseOutcome {
                     ValueAct::InvLog => cpu::inverse_log(e),
                     ValueAct::XyInvLog => {
                         let z = cpu::inverse_log(v[2]);
-                        if j < 2 { e * z } else { z }
+                        if j < 2 {
+                            e * z
+                        } else {
+                            z
+                        }
                     }
                     ValueAct::Norm => e / nrm,
                     ValueAct::NormExp => e / nrm.max(1e-8) * nrm.max(1e-8).exp_m1(),

@@ -56,11 +56,7 @@ pub fn attention(
         for h in 0..hq {
             let hk = h / group;
             let scores: Vec<Option<f64>> = (0..n_kv)
-                .map(|j| {
-                    visible(i, j).then(|| {
-                        (0..d).map(|e| q[(i * hq + h) * d + e] as f64 * k[(j * hkv + hk) * d + e] as f64).sum::<f64>() * scale
-                    })
-                })
+                .map(|j| visible(i, j).then(|| (0..d).map(|e| q[(i * hq + h) * d + e] as f64 * k[(j * hkv + hk) * d + e] as f64).sum::<f64>() * scale))
                 .collect();
             let mx = scores.iter().flatten().fold(f64::NEG_INFINITY, |a, &b| a.max(b));
             let mut z = 0f64;

@@ -65,4 +65,3 @@ fn expect(ok: bool, msg: String) -> Result<(), String> {
         Err(msg)
     }
 }
-

@@ -131,9 +131,8 @@ pub async fn check_video(gpu: &Gpu, fx: &SpatialFixture, m: &SpatialMllm) -> Cas
     report.push(compare("logits", &read(gpu, &logits).await?, &r.f64s("video.logits")?, F32_TOL)?);
 
     let mut cache = KvCache::new(gpu, &m.text.cfg, n + NEW_TOKENS).map_err(err)?;
-    let gen = generate(gpu, &m.text, &mut cache, Prompt { embeds, positions, delta }, &GenerationConfig::greedy(NEW_TOKENS, vec![]), &mut |_| true)
-        .await
-        .map_err(err)?;
+    let gen =
+        generate(gpu, &m.text, &mut cache, Prompt { embeds, positions, delta }, &GenerationConfig::greedy(NEW_TOKENS, vec![]), &mut |_| true).await.map_err(err)?;
     let want: Vec<u32> = r.f64s("video.generated")?.into_iter().map(|v| v as u32).collect();
     if gen.tokens != want {
         return Err(format!("greedy tokens {:?}, upstream {:?}", gen.tokens, want));

@@ -43,7 +43,10 @@ pub fn compare(what: &str, got: &[f32], want: &[f64], tol: f64) -> CaseOutcome {
             let bad: Vec<usize> = got.iter().enumerate().filter(|(_, v)| !v.is_finite()).map(|(i, _)| i).collect();
             return Err(format!(
                 "{what}: element {i} is {g} (expected {w:.6}): unwritten or overflowed ({} of {} non-finite, last at {})",
-                bad.len(), got.len(), bad.last().unwrap()) + &format!(" finite at {:?}", got.iter().enumerate().filter(|(_, v)| v.is_finite()).map(|(i, _)| i).take(20).collect::<Vec<_>>()));
+                bad.len(),
+                got.len(),
+                bad.last().unwrap()
+            ) + &format!(" finite at {:?}", got.iter().enumerate().filter(|(_, v)| v.is_finite()).map(|(i, _)| i).take(20).collect::<Vec<_>>()));
         }
         let e = (g as f64 - w).abs() / scale;
         if e > worst.0 {

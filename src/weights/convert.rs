@@ -45,10 +45,10 @@ pub fn shard_files(dir: &Path) -> PResult<Vec<PathBuf>> {
         vec![single]
     } else if index.exists() {
         let v = read_json(&index)?;
-        let map = v.get("weight_map").and_then(|m| m.as_object()).ok_or_else(|| PackageError::BadManifest {
-            file: index.display().to_string(),
-            msg: "no weight_map".into(),
-        })?;
+        let map = v
+            .get("weight_map")
+            .and_then(|m| m.as_object())
+            .ok_or_else(|| PackageError::BadManifest { file: index.display().to_string(), msg: "no weight_map".into() })?;
         let mut f: Vec<PathBuf> = map.values().filter_map(|v| v.as_str()).map(|s| dir.join(s)).collect();
         f.sort();
         f.dedup();
@@ -139,11 +139,7 @@ pub fn write_random(
     for (i, e) in list.iter().enumerate() {
         progress(Progress { done: i, total: list.len(), name: &e.name });
         let n: usize = e.shape.iter().product();
-        let base = if e.name.contains("norm") && e.name.ends_with(".weight") || e.name.ends_with("ln_q.weight") {
-            1.0
-        } else {
-            0.0
-        };
+        let base = if e.name.contains("norm") && e.name.ends_with(".weight") || e.name.ends_with("ln_q.weight") { 1.0 } else { 0.0 };
         let scale = if e.name.ends_with(".gamma") { 0.01 } else { 0.02 };
         // Uniform with the normal's standard deviation: as good for speed tests, and cheap
         // enough that a 5 B-parameter package is written in minutes.

@@ -19,9 +19,7 @@ pub const CACHE_NAME: &str = "spatial-mllm-packages-v1";
 const MAX_ATTEMPTS: usize = 6;
 
 fn js_msg(v: JsValue) -> String {
-    v.as_string()
-        .or_else(|| Reflect::get(&v, &"message".into()).ok().and_then(|m| m.as_string()))
-        .unwrap_or_else(|| format!("{v:?}"))
+    v.as_string().or_else(|| Reflect::get(&v, &"message".into()).ok().and_then(|m| m.as_string())).unwrap_or_else(|| format!("{v:?}"))
 }
 
 fn http_err(url: &str, msg: impl Into<String>) -> PackageError {

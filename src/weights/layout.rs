@@ -25,9 +25,7 @@ impl ModelKind {
         }
     }
     pub fn from_id(id: &str) -> Option<ModelKind> {
-        [ModelKind::SpatialMllmV10, ModelKind::SpatialMllmV11, ModelKind::QwenVl, ModelKind::Vggt]
-            .into_iter()
-            .find(|k| k.id() == id)
+        [ModelKind::SpatialMllmV10, ModelKind::SpatialMllmV11, ModelKind::QwenVl, ModelKind::Vggt].into_iter().find(|k| k.id() == id)
     }
     pub fn has_llm(self) -> bool {
         self != ModelKind::Vggt

@@ -35,13 +35,7 @@ pub fn verify_shard(m: &Manifest, index: usize, bytes: &[u8]) -> PResult<()> {
 /// The packed part as stored, ready to unpack on the CPU.
 pub fn part_weight(rows: usize, cols: usize, format: super::quant::WeightFormat, p: &PartEntry, shard: &[u8]) -> PackedWeight {
     let bytes = &shard[p.offset as usize..(p.offset + p.bytes) as usize];
-    PackedWeight {
-        format,
-        rows,
-        cols,
-        words: bytes.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
-        scale_offset: p.scale_offset,
-    }
+    PackedWeight { format, rows, cols, words: bytes.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(), scale_offset: p.scale_offset }
 }
 
 /// Upload every part held by a verified shard; 1-D tensors (whole in one part) become vectors.

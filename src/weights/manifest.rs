@@ -63,14 +63,12 @@ pub struct ShardEntry {
 
 impl Manifest {
     pub fn parse(text: &str, file: &str) -> PResult<Manifest> {
-        let v: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| PackageError::BadManifest { file: file.into(), msg: e.to_string() })?;
+        let v: serde_json::Value = serde_json::from_str(text).map_err(|e| PackageError::BadManifest { file: file.into(), msg: e.to_string() })?;
         let found = v.get("format_version").and_then(|x| x.as_u64()).unwrap_or(0) as u32;
         if found > FORMAT_VERSION {
             return Err(PackageError::NewerFormat { file: file.into(), found, supported: FORMAT_VERSION });
         }
-        let m: Manifest =
-            serde_json::from_value(v).map_err(|e| PackageError::BadManifest { file: file.into(), msg: e.to_string() })?;
+        let m: Manifest = serde_json::from_value(v).map_err(|e| PackageError::BadManifest { file: file.into(), msg: e.to_string() })?;
         m.validate(file)?;
         Ok(m)
     }

@@ -45,10 +45,8 @@ impl Package {
 
     /// A tensor as the kernels will see it (dequantised), in its logical shape's row-major order.
     pub fn read_tensor(&self, name: &str) -> PResult<Vec<f32>> {
-        let t = self.manifest.tensors.get(name).ok_or_else(|| PackageError::MissingTensor {
-            name: name.into(),
-            file: self.dir.join(MANIFEST).display().to_string(),
-        })?;
+        let t =
+            self.manifest.tensors.get(name).ok_or_else(|| PackageError::MissingTensor { name: name.into(), file: self.dir.join(MANIFEST).display().to_string() })?;
         let mut out = Vec::with_capacity(t.rows * t.cols);
         // Parts are in shard order: read (and hash) each shard once.
         let mut shard: Option<(usize, Vec<u8>)> = None;

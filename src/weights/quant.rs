@@ -252,7 +252,9 @@ impl Weight {
         if bytes > gpu.limits.max_storage_buffer_binding_size.min(gpu.limits.max_buffer_size) {
             return Err(crate::gpu::error::shape_err("placeholder", format!("{name}: {rows}x{cols} {format:?} is {bytes} bytes, above the binding limit")));
         }
-        w.buf = Arc::new(gpu.owned_buffer(gpu.raw_buffer(bytes, name)));
+        #[allow(clippy::arc_with_non_send_sync)] // wgpu's types are not Send on wasm (one thread there); Arc keeps one code path for both
+        let buf = Arc::new(gpu.owned_buffer(gpu.raw_buffer(bytes, name)));
+        w.buf = buf;
         w.scale_offset = if quant { codes as u32 } else { 0 };
         Ok(w)
     }
@@ -287,6 +289,7 @@ impl Weight {
             enc.copy_buffer_to_buffer(&self.buf.raw, (from * 4) as u64, &raw, (codes * 4) as u64, (scales * 4) as u64);
         }
         gpu.queue.submit(Some(enc.finish()));
+        #[allow(clippy::arc_with_non_send_sync)] // wgpu's types are not Send on wasm (one thread there); Arc keeps one code path for both
         let buf = Arc::new(gpu.owned_buffer(raw));
         Ok(Weight { buf, format: self.format, rows: r1 - r0, cols: self.cols, scale_offset: if quant { codes as u32 } else { 0 } })
     }

@@ -16,11 +16,7 @@ pub struct Expected {
 
 /// Read a number from the config (top level, then `text_config`), else the default.
 fn num(cfg: &Value, key: &str, default: usize) -> usize {
-    cfg.get(key)
-        .or_else(|| cfg.get("text_config").and_then(|t| t.get(key)))
-        .and_then(Value::as_u64)
-        .map(|v| v as usize)
-        .unwrap_or(default)
+    cfg.get(key).or_else(|| cfg.get("text_config").and_then(|t| t.get(key))).and_then(Value::as_u64).map(|v| v as usize).unwrap_or(default)
 }
 
 fn sub<'a>(cfg: &'a Value, key: &str) -> &'a Value {
@@ -339,9 +335,7 @@ mod tests {
     #[test]
     fn parameter_counts_match_the_spec() {
         let cfg = serde_json::json!({});
-        let count = |kind, pfx: &str| -> usize {
-            expected(kind, &cfg).iter().filter(|e| e.name.starts_with(pfx)).map(|e| e.shape.iter().product::<usize>()).sum()
-        };
+        let count = |kind, pfx: &str| -> usize { expected(kind, &cfg).iter().filter(|e| e.name.starts_with(pfx)).map(|e| e.shape.iter().product::<usize>()).sum() };
         assert_eq!(count(ModelKind::QwenVl, "llm."), 3_085_938_688);
         assert_eq!(count(ModelKind::QwenVl, "visual."), 668_684_288);
         // Aggregator without the unused mask token: 909 112 320 - 1024.

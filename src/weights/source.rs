@@ -71,7 +71,10 @@ impl SourceFile {
             let elements = t.shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d as u64));
             let want = elements.and_then(|n| n.checked_mul(t.dtype.bitsize() as u64)).map(|b| b.div_ceil(8));
             if t.start != at || Some(t.end - t.start) != want {
-                return Err(bad(format!("tensor {} has byte range {}..{}, which does not follow the previous tensor or fit its shape {:?}", t.key, t.start, t.end, t.shape)));
+                return Err(bad(format!(
+                    "tensor {} has byte range {}..{}, which does not follow the previous tensor or fit its shape {:?}",
+                    t.key, t.start, t.end, t.shape
+                )));
             }
             at = t.end;
         }

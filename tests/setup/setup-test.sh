@@ -3,7 +3,8 @@
 # Each case runs a copy of the script in a fake repository with PATH holding only stubs (id, dpkg-query,
 # apt-get, apt-cache, cargo, rustc, rustup, wasm-bindgen, node, npm, ldconfig) and a few coreutils, and
 # checks its exit status, what it printed and which commands it ran (the stubs log their arguments;
-# apt-get, cargo, rustup and npm "install" by updating the stubs' state).
+# apt-get, cargo, rustup and npm "install" by updating the stubs' state; `cargo fmt|clippy --version`
+# answers, unlogged, when the case's rustfmt|clippy file is there).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 tmp=$(mktemp -d)
@@ -53,12 +54,16 @@ if [ "$1" = install ]; then
 fi
 true'
   stub apt-cache 'printf "nodejs:\n  Installed: (none)\n  Candidate: %s\n" "$(cat "$S/node_candidate")"'
-  stub cargo 'echo "cargo $*" >> "$S/log"
+  touch "$c/rustfmt" "$c/clippy"   # the rustup components (cargo fmt/clippy --version look for these)
+  stub cargo 'case "$*" in "fmt --version"|"clippy --version") [ -e "$S/${1/fmt/rustfmt}" ] && echo "$1 1.0"; exit ;; esac
+echo "cargo $*" >> "$S/log"
 [ "$1" = install ] && printf "#!/bin/sh\necho \"wasm-bindgen %s\"\n" "$4" > "$S/bin/wasm-bindgen" && chmod +x "$S/bin/wasm-bindgen"
 true'
   stub rustc '[ "$*" = "--print sysroot" ] && echo "$S/sysroot"'
   stub rustup 'echo "rustup $*" >> "$S/log"
-[ "$*" = "target add wasm32-unknown-unknown" ] && mkdir -p "$S/sysroot/lib/rustlib/wasm32-unknown-unknown/lib"'
+[ "$*" = "target add wasm32-unknown-unknown" ] && mkdir -p "$S/sysroot/lib/rustlib/wasm32-unknown-unknown/lib"
+[ "$1 $2" = "component add" ] && { shift 2; for p in "$@"; do touch "$S/$p"; done; }
+true'
   stub ldconfig 'cat "$S/ldconfig" 2>/dev/null; true'
   wbg_stub "$pin"
   node_stub 20.20.2
@@ -151,6 +156,26 @@ new_case no-rustup-no-target
 rm "$c/bin/rustup" "$c/sysroot/lib/rustlib/wasm32-unknown-unknown/lib" -r
 run_setup serve
 expect_rc 1; expect_out "wasm32-unknown-unknown target is missing and there is no rustup"
+
+new_case test-adds-rustfmt-and-clippy
+rm "$c/rustfmt" "$c/clippy"
+run_setup test
+expect_rc 0; expect_ran "rustup component add rustfmt clippy"
+expect_out "setup: adding Rust components: rustfmt clippy"
+expect_out "setup: ready for test; installed: rustfmt, clippy"
+: > "$c/log"; run_setup test
+expect_rc 0; expect_lines 1; expect_ran_nothing
+
+new_case serve-needs-no-rustfmt-or-clippy
+rm "$c/clippy"
+run_setup serve
+expect_rc 0; expect_lines 1; expect_ran_nothing
+
+new_case no-rustup-no-clippy
+rm "$c/bin/rustup" "$c/clippy"
+run_setup test
+expect_rc 1; expect_lines 1; expect_ran_nothing
+expect_out "Rust's clippy is missing and there is no rustup to add it"
 
 new_case locked-install-falls-back
 wbg_stub 0.2.1

@@ -2,7 +2,7 @@
 # Build what a GPU machine without a Rust toolchain needs for the real-GPU checks: the CLI and the
 # GPU test binaries (stripped, xz'd into devbin/bundle.tar.xz, 13 MB), plus the Vulkan loader
 # debs in .gl/. Both folders are ignored by git through .git/info/exclude and travel as `carry`.
-# Then run tools/device/run.sh there (see README, "Figures on a lent GPU").
+# Then run tools/device/run.sh there (see docs/figures.md, "Figures on a lent GPU").
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 for p in /.gl/ /devbin/; do grep -qxF "$p" .git/info/exclude || echo "$p" >> .git/info/exclude; done

@@ -106,9 +106,7 @@ impl HubBar {
             HubProgress::Plan { files, bytes } => {
                 self.bar.finish_and_clear();
                 self.bar = ProgressBar::new(bytes);
-                self.bar.set_style(
-                    ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta} {msg}").unwrap(),
-                );
+                self.bar.set_style(ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta} {msg}").unwrap());
                 self.bar.set_message(format!("({files} files)"));
                 self.converting = false;
             }
@@ -117,9 +115,7 @@ impl HubBar {
                 self.bar.set_position(done);
                 self.bar.set_message(file.to_string());
             }
-            HubProgress::Retry { url, attempt, wait, why } => {
-                self.bar.suspend(|| eprintln!("{url}: {why}; retry {attempt} in {:.1} s", wait.as_secs_f64()))
-            }
+            HubProgress::Retry { url, attempt, wait, why } => self.bar.suspend(|| eprintln!("{url}: {why}; retry {attempt} in {:.1} s", wait.as_secs_f64())),
             HubProgress::Convert { done, total, name } => {
                 if !self.converting {
                     self.bar.finish_and_clear();

@@ -61,8 +61,7 @@ enum SamplingArg {
 }
 
 pub fn run(f32_only: bool, args: RunArgs) {
-    let RunArgs { model, input, question, frames, sampling, vggt, max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed, json } =
-        args;
+    let RunArgs { model, input, question, frames, sampling, vggt, max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed, json } = args;
     // No input: a text-only question (no visual block in the prompt).
     let source = (!input.is_empty()).then(|| Source::from_paths(&input).unwrap_or_else(|e| fail(1, e)));
     if source.is_none() && sampling != SamplingArg::Uniform {

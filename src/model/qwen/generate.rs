@@ -99,11 +99,8 @@ pub async fn generate(
     let mut prefill_ms = None;
     let reason = loop {
         // The step feeding this token is only needed if the reply goes on after it.
-        let ahead = if pipelined && tokens.len() + 1 < cfg.max_new_tokens {
-            Some(feed(gpu, model, cache, &step.id, prompt.delta, cfg, &tokens, &mut rng)?)
-        } else {
-            None
-        };
+        let ahead =
+            if pipelined && tokens.len() + 1 < cfg.max_new_tokens { Some(feed(gpu, model, cache, &step.id, prompt.delta, cfg, &tokens, &mut rng)?) } else { None };
         let id = match read_id(gpu, model, &step).await {
             Ok(id) => id,
             Err(e) => {
@@ -170,15 +167,7 @@ fn feed(
 }
 
 /// Logits of the one hidden row, penalty, choice; submits the recorder with the id staged.
-fn choose(
-    gpu: &Gpu,
-    model: &TextModel,
-    mut rec: Recorder<'_>,
-    hidden: &Tensor,
-    cfg: &GenerationConfig,
-    seen: &[u32],
-    rng: &mut fastrand::Rng,
-) -> MResult<Step> {
+fn choose(gpu: &Gpu, model: &TextModel, mut rec: Recorder<'_>, hidden: &Tensor, cfg: &GenerationConfig, seen: &[u32], rng: &mut fastrand::Rng) -> MResult<Step> {
     let logits = model.logits(&mut rec, hidden)?;
     if cfg.repetition_penalty != 1.0 && !seen.is_empty() {
         let mut ids = seen.to_vec();

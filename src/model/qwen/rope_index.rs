@@ -18,13 +18,7 @@ pub struct VisionGrid {
 }
 
 /// Positions [seq][t, h, w] and the rope delta.
-pub fn rope_index(
-    ids: &[u32],
-    grids: &[VisionGrid],
-    tokens: &SpecialTokens,
-    merge: usize,
-    tokens_per_second: f32,
-) -> MResult<(Vec<[i32; 3]>, i64)> {
+pub fn rope_index(ids: &[u32], grids: &[VisionGrid], tokens: &SpecialTokens, merge: usize, tokens_per_second: f32) -> MResult<(Vec<[i32; 3]>, i64)> {
     let mut pos: Vec<[i32; 3]> = Vec::with_capacity(ids.len());
     let mut next = 0i32; // first position of the next text run
     let mut i = 0;
@@ -84,7 +78,7 @@ mod tests {
         let n = 5;
         let mut ids = vec![0u32; n];
         let grid = VisionGrid { t: 8, h: 34, w: 46, second_per_grid_t: 1.0 };
-        ids.extend(std::iter::repeat(13).take(8 * 17 * 23));
+        ids.extend(std::iter::repeat_n(13, 8 * 17 * 23));
         ids.extend([11, 0]);
         let (pos, delta) = rope_index(&ids, &[grid], &toks(), 2, 2.0).unwrap();
         let video = &pos[n..n + 8 * 17 * 23];

@@ -69,14 +69,7 @@ impl TextModel {
         let embed = p.matrix_parts("llm.embed_tokens.weight", cfg.vocab, h)?;
         let lm_head = if cfg.tie_embeddings { embed.clone() } else { p.matrix_parts("llm.lm_head.weight", cfg.vocab, h)? };
         let kind = RopeKind::MRope { theta: cfg.rope_theta, sections: cfg.mrope_section };
-        Ok(TextModel {
-            cfg: cfg.clone(),
-            embed,
-            lm_head,
-            layers,
-            norm: p.vector("llm.norm.weight", h)?,
-            rope: RopeTable::new(gpu, kind, cfg.head_dim)?,
-        })
+        Ok(TextModel { cfg: cfg.clone(), embed, lm_head, layers, norm: p.vector("llm.norm.weight", h)?, rope: RopeTable::new(gpu, kind, cfg.head_dim)? })
     }
 
     /// Token embeddings [n, hidden] for U32 ids.

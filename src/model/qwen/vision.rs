@@ -108,7 +108,11 @@ impl VisionModel {
             if g.t == 0 || g.h == 0 || g.w == 0 || g.h % c.merge != 0 || g.w % c.merge != 0 {
                 return Err(ModelError::Input(format!(
                     "an image grid of {}x{}x{} patches: images must be at least {} px on each side, resized to a multiple of {}",
-                    g.t, g.h, g.w, c.patch * c.merge, c.patch * c.merge
+                    g.t,
+                    g.h,
+                    g.w,
+                    c.patch * c.merge,
+                    c.patch * c.merge
                 )));
             }
         }
@@ -144,16 +148,7 @@ impl VisionModel {
             let view = |off| HeadsView { t: &qkv, tokens: n, heads, stride: 3 * h, off };
             let o = attention(
                 rec,
-                &Attention {
-                    q: view(0),
-                    k: view(h),
-                    v: view(2 * h),
-                    head_dim: hd,
-                    causal: false,
-                    q_pos0: 0,
-                    segments: Some(seg),
-                    scale: 1.0 / (hd as f32).sqrt(),
-                },
+                &Attention { q: view(0), k: view(h), v: view(2 * h), head_dim: hd, causal: false, q_pos0: 0, segments: Some(seg), scale: 1.0 / (hd as f32).sqrt() },
             )?;
             x = linear(rec, &o, &w.proj, Epilogue::bias(Some(&w.proj_bias)).with_add(&x))?;
             let y = rms_norm(rec, &x, &w.norm2, EPS)?;

@@ -111,7 +111,9 @@ impl Connector {
     pub fn new(gpu: &Gpu, p: &Params, generation: Generation, channels: usize, hidden: usize) -> MResult<Connector> {
         let f = 8 * channels;
         Ok(match generation {
-            Generation::V11 => Connector { generation, merge: NormMlp::load(gpu, p, "connector.ln_q", "connector.mlp", f, hidden)?, to_language: None, rows_per_pass: usize::MAX },
+            Generation::V11 => {
+                Connector { generation, merge: NormMlp::load(gpu, p, "connector.ln_q", "connector.mlp", f, hidden)?, to_language: None, rows_per_pass: usize::MAX }
+            }
             Generation::V10 => Connector {
                 generation,
                 merge: NormMlp::load(gpu, p, "connector.token_merge_ln_q", "connector.token_merge_mlp", f, hidden)?,

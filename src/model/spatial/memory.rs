@@ -145,7 +145,8 @@ fn aggregator(tl: &mut Tally, d: &VggtDims, frames: usize, height: usize, width:
     tl.buf("VGGT's patches", frames * hw, 3 * d.patch * d.patch);
     tl.buf("VGGT's positional embeddings", frames * hw, d.dim);
     tl.buf("VGGT's patch embeddings", frames * hw, d.dim);
-    for what in ["VGGT's tokens", "VGGT's normed tokens", "VGGT's q", "VGGT's k", "VGGT's v", "VGGT's attention output", "VGGT's projection", "VGGT's block output"] {
+    for what in ["VGGT's tokens", "VGGT's normed tokens", "VGGT's q", "VGGT's k", "VGGT's v", "VGGT's attention output", "VGGT's projection", "VGGT's block output"]
+    {
         tl.buf(what, tokens, d.dim);
     }
     let chunk = tokens.min(MLP_CHUNK);
@@ -260,7 +261,13 @@ mod tests {
         let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/spatial-mllm-v1.1/config.json")).unwrap();
         let config: serde_json::Value = serde_json::from_str(&text).unwrap();
         let part = |shard, bytes| crate::weights::manifest::PartEntry { shard, offset: 0, bytes, row_start: 0, row_end: 1, scale_offset: 0 };
-        let tensor = |bytes| crate::weights::manifest::TensorEntry { shape: vec![1], rows: 1, cols: 1, format: crate::weights::quant::WeightFormat::F32, parts: vec![part(0, bytes)] };
+        let tensor = |bytes| crate::weights::manifest::TensorEntry {
+            shape: vec![1],
+            rows: 1,
+            cols: 1,
+            format: crate::weights::quant::WeightFormat::F32,
+            parts: vec![part(0, bytes)],
+        };
         let m = Manifest {
             format_version: 1,
             model_kind: "spatial-mllm-v1.1".into(),

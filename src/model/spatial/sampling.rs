@@ -45,16 +45,10 @@ pub fn median(values: &[f32]) -> f64 {
 pub fn valid_points(maps: &PointMaps) -> MResult<Vec<bool>> {
     let n = maps.frames;
     if n == 0 || maps.conf.is_empty() || maps.conf.len() % n != 0 || maps.points.len() != 3 * maps.conf.len() {
-        return Err(ModelError::Input(format!(
-            "point maps of {} points and {} confidences for {n} frames",
-            maps.points.len() / 3,
-            maps.conf.len()
-        )));
+        return Err(ModelError::Input(format!("point maps of {} points and {} confidences for {n} frames", maps.points.len() / 3, maps.conf.len())));
     }
     let thr = median(maps.conf);
-    Ok((0..maps.conf.len())
-        .map(|i| maps.conf[i] as f64 >= thr && maps.conf[i] > MIN_CONF && maps.points[3 * i..3 * i + 3].iter().all(|v| v.is_finite()))
-        .collect())
+    Ok((0..maps.conf.len()).map(|i| maps.conf[i] as f64 >= thr && maps.conf[i] > MIN_CONF && maps.points[3 * i..3 * i + 3].iter().all(|v| v.is_finite())).collect())
 }
 
 /// Pick `k` of `maps.frames` candidates.
@@ -75,10 +69,7 @@ pub fn select_frames(maps: &PointMaps, k: usize) -> MResult<Selection> {
     let sets: Vec<HashSet<[i64; 3]>> = if voxel.is_finite() && voxel > 0.0 {
         (0..n)
             .map(|f| {
-                (f * px..(f + 1) * px)
-                    .filter(|&i| valid(i))
-                    .map(|i| std::array::from_fn(|a| ((maps.points[3 * i + a] - lo[a]) / voxel).floor() as i64))
-                    .collect()
+                (f * px..(f + 1) * px).filter(|&i| valid(i)).map(|i| std::array::from_fn(|a| ((maps.points[3 * i + a] - lo[a]) / voxel).floor() as i64)).collect()
             })
             .collect()
     } else {
@@ -97,13 +88,13 @@ pub fn greedy_coverage(sets: &[HashSet<[i64; 3]>], k: usize) -> Vec<usize> {
     let mut covered: HashSet<[i64; 3]> = HashSet::new();
     let mut chosen = Vec::new();
     for _ in 0..k {
-        let best = (0..sets.len())
-            .filter(|f| !chosen.contains(f))
-            .map(|f| (f, sets[f].iter().filter(|v| !covered.contains(*v)).count()))
-            .fold(None, |best: Option<(usize, usize)>, (f, g)| match best {
+        let best = (0..sets.len()).filter(|f| !chosen.contains(f)).map(|f| (f, sets[f].iter().filter(|v| !covered.contains(*v)).count())).fold(
+            None,
+            |best: Option<(usize, usize)>, (f, g)| match best {
                 Some((_, bg)) if g <= bg => best,
                 _ => Some((f, g)),
-            });
+            },
+        );
         match best {
             Some((f, gain)) if gain > 0 => {
                 covered.extend(sets[f].iter().copied());

@@ -76,7 +76,15 @@ impl Block {
 
     /// x + ls1 · proj(attn(norm1 x)), then + ls2 · fc2(gelu(fc1(norm2 x))). `segments` splits the
     /// tokens into frames (frame attention); `rope` positions are [tokens, 2] (y, x).
-    fn forward(&self, rec: &mut Recorder, x: &Tensor, heads: usize, segments: Option<&Tensor>, rope: Option<(&Tensor, &RopeTable)>, chunk: usize) -> MResult<Tensor> {
+    fn forward(
+        &self,
+        rec: &mut Recorder,
+        x: &Tensor,
+        heads: usize,
+        segments: Option<&Tensor>,
+        rope: Option<(&Tensor, &RopeTable)>,
+        chunk: usize,
+    ) -> MResult<Tensor> {
         let (n, d) = (x.rows(), x.cols());
         let hd = d / heads;
         let y = layer_norm(rec, x, Some(&self.norm1.0), Some(&self.norm1.1), self.eps)?;
@@ -91,10 +99,8 @@ impl Block {
             rope_inplace(rec, &k, heads, d, 0, pos, table)?;
         }
         let view = |t| HeadsView { t, tokens: n, heads, stride: d, off: 0 };
-        let o = attention(
-            rec,
-            &Attention { q: view(&q), k: view(&k), v: view(&v), head_dim: hd, causal: false, q_pos0: 0, segments, scale: 1.0 / (hd as f32).sqrt() },
-        )?;
+        let o =
+            attention(rec, &Attention { q: view(&q), k: view(&k), v: view(&v), head_dim: hd, causal: false, q_pos0: 0, segments, scale: 1.0 / (hd as f32).sqrt() })?;
         let a = linear(rec, &o, &self.proj, Epilogue::bias(Some(&self.proj_bias)))?;
         let x = layer_scale_add(rec, x, &a, &self.ls1)?;
         if n <= chunk {

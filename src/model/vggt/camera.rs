@@ -116,16 +116,7 @@ impl Block {
         let view = |off| HeadsView { t: &qkv, tokens: n, heads, stride: 3 * d, off };
         let o = attention(
             rec,
-            &Attention {
-                q: view(0),
-                k: view(d),
-                v: view(2 * d),
-                head_dim: hd,
-                causal: false,
-                q_pos0: 0,
-                segments: None,
-                scale: 1.0 / (hd as f32).sqrt(),
-            },
+            &Attention { q: view(0), k: view(d), v: view(2 * d), head_dim: hd, causal: false, q_pos0: 0, segments: None, scale: 1.0 / (hd as f32).sqrt() },
         )?;
         let a = linear(rec, &o, &self.proj.w, self.proj.epi())?;
         let x = layer_scale_add(rec, x, &a, &self.ls1)?;
@@ -153,10 +144,7 @@ impl CameraHead {
     pub fn new(cfg: &CameraConfig, p: &Params) -> MResult<CameraHead> {
         let d = cfg.dim;
         if cfg.heads == 0 || d % cfg.heads != 0 || (d / cfg.heads) % 4 != 0 {
-            return Err(ModelError::Config(format!(
-                "camera head: width {d} is not {} heads of a multiple of 4 dims",
-                cfg.heads
-            )));
+            return Err(ModelError::Config(format!("camera head: width {d} is not {} heads of a multiple of 4 dims", cfg.heads)));
         }
         let c = "vggt.camera_head.";
         let trunk = (0..cfg.depth).map(|b| Block::load(p, &format!("{c}trunk.{b}."), cfg)).collect::<MResult<_>>()?;
@@ -184,11 +172,7 @@ impl CameraHead {
     pub fn forward_iterations(&self, rec: &mut Recorder, tokens: &LayerOutput, iterations: usize) -> MResult<Vec<Tensor>> {
         let d = self.cfg.dim;
         let [frames, per_frame, width] = tokens.frame.shape[..] else {
-            return Err(ModelError::Input(format!(
-                "camera head: tokens of shape {:?}, expected [frames, tokens per frame, {}]",
-                tokens.frame.shape,
-                d / 2
-            )));
+            return Err(ModelError::Input(format!("camera head: tokens of shape {:?}, expected [frames, tokens per frame, {}]", tokens.frame.shape, d / 2)));
         };
         if 2 * width != d || tokens.global.shape != tokens.frame.shape {
             return Err(ModelError::Input(format!(

@@ -212,7 +212,10 @@ impl DptHead {
         for (i, l) in input.layers.iter().enumerate() {
             for t in l.halves() {
                 if t.shape != *shape0 || t.dtype != gpu.act {
-                    return bad(format!("aggregator layer {} output is {:?} {:?}, layer {} output {shape0:?} {:?}", self.layers[i], t.shape, t.dtype, self.layers[0], gpu.act));
+                    return bad(format!(
+                        "aggregator layer {} output is {:?} {:?}, layer {} output {shape0:?} {:?}",
+                        self.layers[i], t.shape, t.dtype, self.layers[0], gpu.act
+                    ));
                 }
             }
         }
@@ -230,7 +233,9 @@ impl DptHead {
         if tokens != input.patch_start + ph * pw {
             return bad(format!(
                 "each frame has {tokens} tokens, but {img_h}x{img_w} images ({ph}x{pw} patches of {}) after {} special tokens make {}",
-                self.patch, input.patch_start, input.patch_start + ph * pw
+                self.patch,
+                input.patch_start,
+                input.patch_start + ph * pw
             ));
         }
         Ok(Geom { frames, tokens, img_h, img_w, ph, pw })
@@ -242,17 +247,9 @@ impl DptHead {
         let (h, w) = (g.ph, g.pw);
         let (oh, ow) = g.out_hw(self.patch);
         let f = self.features;
-        let per_frame = [
-            g.tokens * self.dim_in,
-            16 * h * w * self.out_channels[0],
-            64 * h * w * f,
-            oh * ow * (f / 2),
-            oh * ow * HEAD_HIDDEN,
-        ]
-        .into_iter()
-        .max()
-        .unwrap()
-            * gpu.act.size();
+        let per_frame =
+            [g.tokens * self.dim_in, 16 * h * w * self.out_channels[0], 64 * h * w * f, oh * ow * (f / 2), oh * ow * HEAD_HIDDEN].into_iter().max().unwrap()
+                * gpu.act.size();
         let limit = gpu.limits.max_storage_buffer_binding_size.min(gpu.limits.max_buffer_size) as usize;
         if per_frame > limit {
             return Err(ModelError::Input(format!(
@@ -287,10 +284,7 @@ impl DptHead {
             Ok(SeparablePos::upload(gpu, h, w, c, &xp, &yp)?)
         };
         let (oh, ow) = g.out_hw(self.patch);
-        Ok(PosTables {
-            projects: self.out_channels.iter().map(|&c| table(g.ph, g.pw, c)).collect::<MResult<_>>()?,
-            output: table(oh, ow, self.features / 2)?,
-        })
+        Ok(PosTables { projects: self.out_channels.iter().map(|&c| table(g.ph, g.pw, c)).collect::<MResult<_>>()?, output: table(oh, ow, self.features / 2)? })
     }
 
     /// Frames f0 .. f0 + n into `values` / `conf`. Each level, each fusion block and the output

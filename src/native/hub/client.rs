@@ -341,7 +341,15 @@ impl HubClient {
         cache.link(&info.commit, &file.path, etag)
     }
 
-    fn download_blob(&self, info: &RepoInfo, file: &RepoFile, etag: &str, cache: &RepoCache, tally: &mut Tally, progress: &mut dyn FnMut(HubProgress)) -> HResult<()> {
+    fn download_blob(
+        &self,
+        info: &RepoInfo,
+        file: &RepoFile,
+        etag: &str,
+        cache: &RepoCache,
+        tally: &mut Tally,
+        progress: &mut dyn FnMut(HubProgress),
+    ) -> HResult<()> {
         let url = self.file_url(info, &file.path);
         let lfs = file.sha256.is_some();
         let blobs = cache.root.join("blobs");
@@ -423,7 +431,11 @@ impl HubClient {
                     };
                     if let Err(e) = out.write_all(&buf[..n]) {
                         if disk_full(&e) {
-                            return Attempt::Fail(HubError::DiskFull { path: part.display().to_string(), needed: tally.total.saturating_sub(base + have), available: None });
+                            return Attempt::Fail(HubError::DiskFull {
+                                path: part.display().to_string(),
+                                needed: tally.total.saturating_sub(base + have),
+                                available: None,
+                            });
                         }
                         return Attempt::Fail(io_err(&part)(e));
                     }
@@ -433,7 +445,11 @@ impl HubClient {
                 }
                 if let Err(e) = out.sync_all() {
                     if disk_full(&e) {
-                        return Attempt::Fail(HubError::DiskFull { path: part.display().to_string(), needed: tally.total.saturating_sub(base + have), available: None });
+                        return Attempt::Fail(HubError::DiskFull {
+                            path: part.display().to_string(),
+                            needed: tally.total.saturating_sub(base + have),
+                            available: None,
+                        });
                     }
                 }
                 if file.size.is_some_and(|s| have < s) {

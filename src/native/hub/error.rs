@@ -24,7 +24,9 @@ pub enum HubError {
     DiskFull { path: String, needed: u64, available: Option<u64> },
     #[error("downloading {url} failed after {attempts} attempts: {msg}. Check the connection and HF_ENDPOINT; running again resumes where it stopped")]
     Http { url: String, status: Option<u16>, msg: String, attempts: u32 },
-    #[error("{file} of {id} is corrupt after two downloads: SHA-256 {got}, the hub says {expected}. Run again; if it persists, a proxy or the repository is at fault")]
+    #[error(
+        "{file} of {id} is corrupt after two downloads: SHA-256 {got}, the hub says {expected}. Run again; if it persists, a proxy or the repository is at fault"
+    )]
     Corrupt { id: String, file: String, expected: String, got: String },
     #[error("{file} of {id} has {got} bytes, the hub says {expected}: run again to download it anew")]
     SizeMismatch { id: String, file: String, expected: u64, got: u64 },

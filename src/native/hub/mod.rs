@@ -110,9 +110,7 @@ fn home() -> PathBuf {
 
 /// `$HF_HOME`, else `$XDG_CACHE_HOME/huggingface`, else `~/.cache/huggingface`.
 pub fn hf_home() -> PathBuf {
-    env("HF_HOME").map(PathBuf::from).unwrap_or_else(|| {
-        env("XDG_CACHE_HOME").map(PathBuf::from).unwrap_or_else(|| home().join(".cache")).join("huggingface")
-    })
+    env("HF_HOME").map(PathBuf::from).unwrap_or_else(|| env("XDG_CACHE_HOME").map(PathBuf::from).unwrap_or_else(|| home().join(".cache")).join("huggingface"))
 }
 
 /// `$HF_HUB_CACHE` (or the older `$HUGGINGFACE_HUB_CACHE`), else `$HF_HOME/hub`.
@@ -137,9 +135,9 @@ pub fn token() -> Option<String> {
 /// Converted packages: `$SPATIAL_MLLM_CACHE`, else `$XDG_CACHE_HOME/spatial-mllm`, else
 /// `~/.cache/spatial-mllm`.
 pub fn package_cache_dir() -> PathBuf {
-    env("SPATIAL_MLLM_CACHE").map(PathBuf::from).unwrap_or_else(|| {
-        env("XDG_CACHE_HOME").map(PathBuf::from).unwrap_or_else(|| home().join(".cache")).join("spatial-mllm")
-    })
+    env("SPATIAL_MLLM_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| env("XDG_CACHE_HOME").map(PathBuf::from).unwrap_or_else(|| home().join(".cache")).join("spatial-mllm"))
 }
 
 /// A repository downloaded at one commit.
@@ -178,16 +176,12 @@ impl HubClient {
     fn fetch_all(&self, info: &RepoInfo, files: &[&RepoFile], progress: &mut dyn FnMut(HubProgress)) -> HResult<()> {
         let rc = cache::RepoCache::new(&self.cache, &info.id);
         let have = |p: PathBuf, f: &RepoFile| std::fs::metadata(p).is_ok_and(|m| m.is_file() && f.size.is_none_or(|s| m.len() == s));
-        let missing: Vec<&&RepoFile> = files
-            .iter()
-            .filter(|f| !have(rc.pointer(&info.commit, &f.path), f) && !f.etag().is_some_and(|e| have(rc.blob(e), f)))
-            .collect();
+        let missing: Vec<&&RepoFile> =
+            files.iter().filter(|f| !have(rc.pointer(&info.commit, &f.path), f) && !f.etag().is_some_and(|e| have(rc.blob(e), f))).collect();
         let bytes: u64 = missing.iter().filter_map(|f| f.size).sum();
         // Room for what is left to download (partial files count as done).
-        let partial: u64 = missing
-            .iter()
-            .filter_map(|f| f.etag().and_then(|e| std::fs::metadata(rc.incomplete(e)).ok()).map(|m| m.len().min(f.size.unwrap_or(0))))
-            .sum();
+        let partial: u64 =
+            missing.iter().filter_map(|f| f.etag().and_then(|e| std::fs::metadata(rc.incomplete(e)).ok()).map(|m| m.len().min(f.size.unwrap_or(0)))).sum();
         let needed = bytes.saturating_sub(partial);
         if let Some(free) = cache::free_space(&rc.root) {
             if free < needed {
@@ -268,10 +262,10 @@ impl HubClient {
             let index = "model.safetensors.index.json";
             let shards: Vec<&RepoFile> = if let Some(f) = info.file(index) {
                 let v = self.read_json(&self.fetch(&info, f, &mut tally, progress)?)?;
-                let map = v.get("weight_map").and_then(|m| m.as_object()).ok_or_else(|| HubError::BadResponse {
-                    url: self.file_url(&info, index),
-                    msg: "no weight_map".into(),
-                })?;
+                let map = v
+                    .get("weight_map")
+                    .and_then(|m| m.as_object())
+                    .ok_or_else(|| HubError::BadResponse { url: self.file_url(&info, index), msg: "no weight_map".into() })?;
                 let mut names: Vec<&str> = map.values().filter_map(|v| v.as_str()).collect();
                 names.sort();
                 names.dedup();
