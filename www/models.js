@@ -1,7 +1,10 @@
 // Which models the app offers, what this browser's GPU can do before anything is downloaded, and
 // the packages kept in Cache Storage (the wasm loader's cache, src/weights/http.rs).
 
-export const PACKAGE_CACHE = 'spatial-mllm-packages-v1';
+import { PACKAGE_CACHE } from './hub/convert.js';
+
+// The engine's package cache (src/weights/http.rs reads it; hub/convert.js writes hub packages into it).
+export { PACKAGE_CACHE };
 
 /** The bundled demo and the user's own converted packages (a model package, and optionally a
  * VGGT package with the point / camera heads for space-aware sampling and the 3D view). */

@@ -14,6 +14,7 @@
 
 import { HubError } from './hub.js';
 
+/** The engine's package cache: the name src/weights/http.rs (CACHE_NAME) reads. */
 export const PACKAGE_CACHE = 'spatial-mllm-packages-v1';
 /** The CLI's default shard size (weights::manifest::DEFAULT_SHARD_BYTES). */
 export const DEFAULT_SHARD_BYTES = 128 * 1024 * 1024;
