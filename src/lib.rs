@@ -11,6 +11,7 @@ pub mod model;
 pub mod native;
 pub mod preprocess;
 pub mod rng;
+#[cfg(feature = "testing")]
 pub mod testing;
 pub mod weights;
 
@@ -18,5 +19,7 @@ pub mod weights;
 pub mod web;
 #[cfg(feature = "web")]
 pub mod web_engine;
+#[cfg(all(feature = "web", feature = "testing"))]
+pub mod web_suites;
 #[cfg(feature = "web")]
 pub mod web_convert;

@@ -1,10 +1,12 @@
-//! Native kernel suite: every case of `testing::all_cases` on the f32 path and on the f16 path,
-//! on the first Vulkan/Metal/DX12 adapter (Mesa lavapipe in CI). No adapter is a failure.
-//! `KERNEL_SEED` replays a seed; `ALLOW_NO_F16=1` lets the f16 tests pass on an adapter without
-//! shader-f16 (they fail otherwise, so that CI never reports an untested path as green).
+//! Native kernel suite: every case of `testing::cases()` on the f32 path and on the f16 path, one
+//! test per case and path, on the first Vulkan/Metal/DX12 adapter (Mesa lavapipe in CI). Each test
+//! runs every row of its case (past failures), prints the rows (variables, max error, tolerance,
+//! ok) and fails at the end if any row failed. No adapter is a failure. `KERNEL_SEED` replays a
+//! seed; `ALLOW_NO_F16=1` lets the f16 tests pass on an adapter without shader-f16 (they fail
+//! otherwise, so that CI never reports an untested path as green).
 
 use spatial_mllm_web::gpu::{DType, Gpu, GpuOptions};
-use spatial_mllm_web::testing::{all_cases, cases::run_case};
+use spatial_mllm_web::testing::{cases, run_case};
 
 fn seed() -> u64 {
     std::env::var("KERNEL_SEED")
@@ -23,15 +25,19 @@ fn check(name: &str, f16: bool) {
         }
         panic!("adapter {} has no shader-f16, so the f16 path cannot be tested (set ALLOW_NO_F16=1 to accept)", gpu.info.name);
     }
-    let case = all_cases().into_iter().find(|c| c.name == name).expect("unknown case");
+    let case = cases().into_iter().find(|c| c.name == name).expect("unknown case");
     let seed = seed();
     let r = pollster::block_on(run_case(&gpu, &case, seed));
-    println!("[{}] {name} on {}: {}", if f16 { "f16" } else { "f32" }, gpu.info.name, r.detail);
-    assert!(r.ok, "{name} failed on {} ({:?} path): {}", gpu.info.name, gpu.act, r.detail);
+    let path = if f16 { "f16" } else { "f32" };
+    println!("[{path}] {name} ({}) on {}, seed {seed} (replay: KERNEL_SEED={seed}): {}", case.op, gpu.info.name, r.summary());
+    print!("{}", r.table());
+    assert!(r.ok(), "{name} failed on {} ({:?} path): {}", gpu.info.name, gpu.act, r.summary());
 }
 
+/// One test per case and path; `LISTED` is the list, checked against `testing::cases()` below.
 macro_rules! kernel_tests {
     ($($name:ident),* $(,)?) => {
+        const LISTED: &[&str] = &[$(stringify!($name)),*];
         mod f32_path { $( #[test] fn $name() { super::check(stringify!($name), false) } )* }
         mod f16_path { $( #[test] fn $name() { super::check(stringify!($name), true) } )* }
     };
@@ -63,37 +69,64 @@ kernel_tests!(
     head_activation,
 );
 
-/// Every case of the suite has a native test above.
+/// The tests above are exactly the suite's cases, in its order: a case added to
+/// `testing::cases()` without a test here (or a test whose case is gone) fails.
 #[test]
-fn suite_is_covered() {
-    let listed = [
-        "matmul_f16",
-        "matmul_q8",
-        "matmul_q4",
-        "attention_causal_gqa_d128",
-        "attention_full_d64",
-        "attention_varlen_d80",
-        "rms_norm",
-        "layer_norm",
-        "qk_norm_inplace",
-        "rope_variants",
-        "elementwise",
-        "modulate",
-        "embed",
-        "argmax",
-        "sample_top_k_top_p",
-        "repetition_penalty",
-        "gather_rows_place_cols",
-        "regroup_connector",
-        "weight_slice_rows",
-        "conv2d",
-        "conv_transpose2d",
-        "bilinear",
-        "head_activation",
-    ];
-    for c in all_cases() {
-        assert!(listed.contains(&c.name), "case {} has no native test", c.name);
+fn tests_are_the_suite() {
+    let names: Vec<&str> = cases().iter().map(|c| c.name).collect();
+    assert_eq!(LISTED, names.as_slice(), "tests/kernels.rs must list exactly testing::cases()");
+}
+
+/// Every case has rows, each with a label, and the cases that `bench kernels` times have perf
+/// rows with bytes at both scales.
+#[test]
+fn cases_are_well_formed() {
+    use spatial_mllm_web::testing::Scale;
+    let mut perf = 0;
+    for c in cases() {
+        let rows = c.rows();
+        assert!(!rows.is_empty(), "{} has no rows", c.name);
+        assert!(rows.iter().all(|r| !r.label.is_empty()), "{} has an unlabelled row", c.name);
+        for scale in [Scale::Small, Scale::Full] {
+            for r in c.perf_rows(scale) {
+                assert!((r.bytes)(2.0) > 0.0 && r.flops > 0.0, "{} {}: no bytes or FLOPs", c.name, r.label);
+                perf += 1;
+            }
+        }
     }
+    assert!(perf > 0, "no case has benchmark rows");
+}
+
+/// A case goes on past a failed row and reports every row: a row whose rule fails, a row whose
+/// output is never written (poisoned with NaN), and a row whose setup fails, between passing rows.
+#[test]
+fn a_case_reports_every_row_past_failures() {
+    use spatial_mllm_web::gpu::Recorder;
+    use spatial_mllm_web::testing::cases::{Def, Setup};
+    use spatial_mllm_web::testing::{KernelCase, Tol};
+    let gpu = pollster::block_on(Gpu::new(GpuOptions { allow_f16: false, allow_subgroups: true, poison: true })).expect("a GPU adapter");
+    let def: Def<usize> = Def::new(
+        || (0..5).collect(),
+        |i| format!("row {i}"),
+        |_| Tol::same(1e-6),
+        |g, _, &i| {
+            let x = g.upload_f32(&[1.0, 2.0, 3.0], &[3]).map_err(|e| e.to_string())?;
+            match i {
+                1 => Ok(Setup::rule(move |_: &mut Recorder| Ok(vec![x.clone()]), |_| Err("the rule says no".into()))),
+                2 => Ok(Setup::one(|rec: &mut Recorder| rec.gpu.alloc_act(&[3]), || vec![1.0, 2.0, 3.0])),
+                3 => Err("setup failed".into()),
+                _ => Ok(Setup::one(move |_: &mut Recorder| Ok(x.clone()), || vec![1.0, 2.0, 3.0])),
+            }
+        },
+    );
+    let case = KernelCase::new("failing", "none", def);
+    let r = pollster::block_on(run_case(&gpu, &case, 1));
+    print!("{}", r.table());
+    let ok: Vec<bool> = r.rows.iter().map(|row| row.ok).collect();
+    assert_eq!(ok, [true, false, false, false, true], "{}", r.summary());
+    assert!(r.rows[1].detail.contains("the rule says no") && r.rows[3].detail.contains("setup failed"), "{}", r.summary());
+    assert!(r.rows[2].detail.contains("unwritten"), "a poisoned output must fail: {}", r.rows[2].detail);
+    assert!(!r.ok() && r.failed() == 3);
 }
 
 /// The benchmarks' GPU timer: it measures the recording (more work, more time) and never more

@@ -1,6 +1,7 @@
 // Writes <root>/precache.js for the service worker: every file of the app (the kernel self-test's
-// page included) with a version that changes whenever any file's content does, so a new build
-// replaces the cached app in one step.
+// page included, but not the engine's test build pkg-test/ that only that page loads) with a
+// version that changes whenever any file's content does, so a new build replaces the cached app in
+// one step.
 import fs from 'node:fs';
 import path from 'node:path';
 import crypto from 'node:crypto';
@@ -11,7 +12,7 @@ const files = [];
 (function walk(dir) {
   for (const e of fs.readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
     const p = path.join(dir, e.name);
-    if (e.isDirectory()) walk(p);
+    if (e.isDirectory()) { if (path.relative(root, p) !== 'pkg-test') walk(p); }
     else if (!skip.has(path.relative(root, p))) files.push(p);
   }
 })(root);

@@ -8,10 +8,11 @@ cd "$(dirname "$0")/.."
 [ "${SKIP_SETUP:-0}" = 1 ] || bash tools/setup.sh test
 echo "== setup script: its branches on stub commands"
 bash tests/setup/setup-test.sh
-echo "== Rust: cargo fmt --check, clippy -D warnings (native with the CLI, and the wasm library)"
+echo "== Rust: cargo fmt --check, clippy -D warnings (native with the CLI, the wasm engine, and its test build)"
 cargo fmt --check
 cargo clippy --release --features cli --all-targets -- -D warnings
 cargo clippy --release --lib --target wasm32-unknown-unknown --features web -- -D warnings
+cargo clippy --release --lib --target wasm32-unknown-unknown --features web,testing -- -D warnings
 # The Vulkan loader's WSI probe prints "XDG_RUNTIME_DIR is invalid" on headless machines: give it one.
 if [ -z "${XDG_RUNTIME_DIR:-}" ]; then
   XDG_RUNTIME_DIR=$(mktemp -d) && export XDG_RUNTIME_DIR
@@ -23,7 +24,7 @@ echo "== native: cargo test --release --features cli"
 cargo test --release --features cli
 echo "== native CLI (writes the browser tests' model packages)"
 cargo build --release --features cli
-echo "== wasm: build"
+echo "== wasm: build (pkg/: the app's engine; pkg-test/: with the test suites, for the browser suites)"
 bash tools/build-wasm.sh
 echo "== browser: kernel suite in headless Chromium (SwiftShader WebGPU)"
 node tests/browser/run.mjs

@@ -1,5 +1,7 @@
-// Minimal page over the engine: report the WebGPU adapter and run the kernel self-test.
-import init, { gpu_info, run_kernel_suite } from './pkg/spatial_mllm_web.js';
+// Minimal page over the engine: report the WebGPU adapter and run the kernel self-test. It loads
+// the test build of the engine (pkg-test/: the app's engine plus the kernel cases, feature
+// `testing`), which the app itself never loads and the service worker does not precache.
+import init, { gpu_info, run_kernel_suite } from './pkg-test/spatial_mllm_web.js';
 
 const $ = (id) => document.getElementById(id);
 

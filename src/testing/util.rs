@@ -4,13 +4,7 @@ use crate::gpu::{DType, Gpu};
 /// The seeded random source, at home in `crate::rng`; the tests reach it as `testing::Rng`.
 pub use crate::rng::Rng;
 
-/// Outcome of one case.
-#[derive(Clone, Debug)]
-pub struct CaseResult {
-    pub ok: bool,
-    pub detail: String,
-}
-
+/// Outcome of one parity check: a note when it passed, why it failed otherwise.
 pub type CaseOutcome = std::result::Result<String, String>;
 
 /// Round values as they will be stored on this device (f16 path: through f16).
@@ -18,15 +12,6 @@ pub fn as_stored(gpu: &Gpu, v: &[f32]) -> Vec<f32> {
     match gpu.act {
         DType::F16 => v.iter().map(|&x| half::f16::from_f32(x).to_f32()).collect(),
         _ => v.to_vec(),
-    }
-}
-
-/// Relative error tolerance of the activation path: f32 accumulation everywhere; f16 storage
-/// rounds each output to 11 significant bits.
-pub fn tol(gpu: &Gpu, f32_tol: f64) -> f64 {
-    match gpu.act {
-        DType::F16 => f32_tol.max(4e-3),
-        _ => f32_tol,
     }
 }
 

@@ -1,4 +1,4 @@
-// Runs a test suite built to wasm (pkg/) inside headless Chromium on SwiftShader's WebGPU
+// Runs a test suite built to wasm (pkg-test/: the engine with the test suites) inside headless Chromium on SwiftShader's WebGPU
 // adapter: the kernel suite, or a model's parity checks (Qwen2.5-VL against transformers, VGGT and
 // Spatial-MLLM v1.0 / v1.1 against the upstream code) on its tiny fixture (converted to an f32
 // package by the native CLI). Fails on any failed case, on
@@ -25,8 +25,8 @@ if (!Number.isSafeInteger(seed) || seed < 0) {
   console.error(`KERNEL_SEED must be a non-negative integer (got ${process.env.KERNEL_SEED})`);
   process.exit(1);
 }
-if (!fs.existsSync(path.join(root, 'pkg/spatial_mllm_web.js'))) {
-  console.error('FAILED: pkg/spatial_mllm_web.js is missing: run tools/build-wasm.sh first');
+if (!fs.existsSync(path.join(root, 'pkg-test/spatial_mllm_web.js'))) {
+  console.error('FAILED: pkg-test/spatial_mllm_web.js is missing: run tools/build-wasm.sh (or tools/build-wasm.sh test) first');
   process.exit(1);
 }
 if (!fs.existsSync(executablePath)) {
@@ -81,7 +81,15 @@ try {
     console.log(`${'ok'.padEnd(4)} ${'case'.padEnd(28)} ${'ms'.padStart(10)}  detail`);
     for (const r of report.results) {
       console.log(`${r.ok ? 'ok  ' : 'FAIL'} ${String(r.name).padEnd(28)} ${String(Math.round(r.ms)).padStart(7)} ms  ${r.detail}`);
+      // The kernel suite reports every row of a case: variables, max error, tolerance, ok.
+      const w = Math.max(5, ...(r.rows ?? []).map((row) => row.label.length));
+      for (const row of r.rows ?? []) {
+        const err = row.err == null ? '-' : row.err.toExponential(2);
+        console.log(`       ${row.label.padEnd(w)} ${err.padStart(9)} ${row.tol.toExponential(1).padStart(9)}  ${row.ok ? 'ok' : `FAIL ${row.detail}`}`);
+      }
     }
+    const rows = report.results.flatMap((r) => r.rows ?? []);
+    if (rows.length) console.log(`rows: ${rows.length - rows.filter((row) => !row.ok).length} of ${rows.length} ok`);
     const failed = report.results.filter((r) => r.ok !== true);
     console.log(`${report.results.length - failed.length} passed, ${failed.length} failed in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     if (failed.length) console.error(`FAILED: ${failed.map((r) => r.name).join(', ')}`);

@@ -21,7 +21,8 @@ use crate::{bar, fail, gpu};
 
 #[derive(Subcommand)]
 pub enum BenchWhat {
-    /// Every kernel family at model-like sizes, against the device's copy bandwidth and GEMM rate.
+    /// The kernel cases' perf rows (the launchers the tests check, at model-like sizes), against
+    /// the device's copy bandwidth and GEMM rate.
     Kernels {
         /// Problem sizes: `small` for CPU adapters, `full` for the model's real sizes.
         #[arg(long, value_enum, default_value_t = SizeArg::Auto)]
