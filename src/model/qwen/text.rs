@@ -7,25 +7,93 @@ use super::{KvCache, TextConfig};
 use crate::gpu::{Recorder, Tensor};
 use crate::kernels::attention::{attention, Attention, HeadsView};
 use crate::kernels::embed::embed_parts;
-use crate::kernels::matmul::{linear, Activation, Epilogue};
-use crate::kernels::norm::rms_norm;
+use crate::kernels::matmul::{linear, Epilogue};
 use crate::kernels::rope::{rope_inplace, RopeKind, RopeTable};
-use crate::model::{MResult, ModelError, Params};
+use crate::model::layers::{GatedMlp, Linear, RmsNorm};
+use crate::model::{MResult, ModelError, Params, Scope};
 use crate::weights::Weight;
 
+/// One layer's part of the KV cache: keys and values [capacity, kv_dim], `past` rows written.
+struct LayerKv<'a> {
+    k: &'a Tensor,
+    v: &'a Tensor,
+    past: usize,
+}
+
+/// Grouped-query self-attention (`self_attn`) with biased q/k/v projections, M-RoPE and the KV
+/// cache.
+struct SelfAttention {
+    q_proj: Linear,
+    k_proj: Linear,
+    v_proj: Linear,
+    o_proj: Linear,
+    heads: usize,
+    kv_heads: usize,
+    head_dim: usize,
+}
+
+impl SelfAttention {
+    fn load(p: &Scope, c: &TextConfig) -> MResult<SelfAttention> {
+        let (h, q, kv) = (c.hidden, c.q_dim(), c.kv_dim());
+        Ok(SelfAttention {
+            q_proj: Linear::load(&p.pp("q_proj"), q, h)?,
+            k_proj: Linear::load(&p.pp("k_proj"), kv, h)?,
+            v_proj: Linear::load(&p.pp("v_proj"), kv, h)?,
+            o_proj: Linear::load_no_bias(&p.pp("o_proj"), h, q)?,
+            heads: c.heads,
+            kv_heads: c.kv_heads,
+            head_dim: c.head_dim,
+        })
+    }
+
+    /// residual + o(Attn(q(h), k(h), v(h))), causal over the cache's rows and the rows of `h`
+    /// (M-RoPE positions `pos`, [rows, 3]); appends this call's keys and values to `kv`.
+    fn forward(&self, rec: &mut Recorder, h: &Tensor, residual: &Tensor, (pos, rope): (&Tensor, &RopeTable), kv: LayerKv) -> MResult<Tensor> {
+        let n = h.rows();
+        let (q_dim, kv_dim) = (self.heads * self.head_dim, self.kv_heads * self.head_dim);
+        let q = self.q_proj.forward(rec, h)?;
+        let k = self.k_proj.forward(rec, h)?;
+        let v = self.v_proj.forward(rec, h)?;
+        rope_inplace(rec, &q, self.heads, q_dim, 0, pos, rope)?;
+        rope_inplace(rec, &k, self.kv_heads, kv_dim, 0, pos, rope)?;
+        let row = (kv_dim * rec.gpu.act.size()) as u64;
+        rec.copy(&k, 0, kv.k, kv.past as u64 * row, n as u64 * row);
+        rec.copy(&v, 0, kv.v, kv.past as u64 * row, n as u64 * row);
+        let view = |t| HeadsView { t, tokens: kv.past + n, heads: self.kv_heads, stride: kv_dim, off: 0 };
+        let o = attention(
+            rec,
+            &Attention {
+                q: HeadsView::dense(&q, self.heads),
+                k: view(kv.k),
+                v: view(kv.v),
+                head_dim: self.head_dim,
+                causal: true,
+                q_pos0: kv.past,
+                segments: None,
+                scale: 1.0 / (self.head_dim as f32).sqrt(),
+            },
+        )?;
+        self.o_proj.forward_add(rec, &o, residual)
+    }
+}
+
+/// A decoder layer (`llm.layers.N`).
 struct Layer {
-    input_norm: Tensor,
-    q: Weight,
-    q_bias: Tensor,
-    k: Weight,
-    k_bias: Tensor,
-    v: Weight,
-    v_bias: Tensor,
-    o: Weight,
-    post_norm: Tensor,
-    gate: Weight,
-    up: Weight,
-    down: Weight,
+    input_layernorm: RmsNorm,
+    self_attn: SelfAttention,
+    post_attention_layernorm: RmsNorm,
+    mlp: GatedMlp,
+}
+
+impl Layer {
+    fn load(p: &Scope, c: &TextConfig) -> MResult<Layer> {
+        Ok(Layer {
+            input_layernorm: RmsNorm::load(&p.pp("input_layernorm"), c.hidden, c.eps)?,
+            self_attn: SelfAttention::load(&p.pp("self_attn"), c)?,
+            post_attention_layernorm: RmsNorm::load(&p.pp("post_attention_layernorm"), c.hidden, c.eps)?,
+            mlp: GatedMlp::load(&p.pp("mlp"), c.hidden, c.intermediate, false)?,
+        })
+    }
 }
 
 pub struct TextModel {
@@ -33,7 +101,7 @@ pub struct TextModel {
     embed: Vec<Weight>,
     lm_head: Vec<Weight>,
     layers: Vec<Layer>,
-    norm: Tensor,
+    norm: RmsNorm,
     rope: RopeTable,
 }
 
@@ -47,29 +115,19 @@ pub struct Taps {
 
 impl TextModel {
     pub fn new(gpu: &crate::gpu::Gpu, cfg: &TextConfig, p: &Params) -> MResult<TextModel> {
-        let (h, q, kv, i) = (cfg.hidden, cfg.q_dim(), cfg.kv_dim(), cfg.intermediate);
-        let mut layers = Vec::with_capacity(cfg.layers);
-        for l in 0..cfg.layers {
-            let n = |s: &str| format!("llm.layers.{l}.{s}");
-            layers.push(Layer {
-                input_norm: p.vector(&n("input_layernorm.weight"), h)?,
-                q: p.matrix(&n("self_attn.q_proj.weight"), q, h)?,
-                q_bias: p.vector(&n("self_attn.q_proj.bias"), q)?,
-                k: p.matrix(&n("self_attn.k_proj.weight"), kv, h)?,
-                k_bias: p.vector(&n("self_attn.k_proj.bias"), kv)?,
-                v: p.matrix(&n("self_attn.v_proj.weight"), kv, h)?,
-                v_bias: p.vector(&n("self_attn.v_proj.bias"), kv)?,
-                o: p.matrix(&n("self_attn.o_proj.weight"), h, q)?,
-                post_norm: p.vector(&n("post_attention_layernorm.weight"), h)?,
-                gate: p.matrix(&n("mlp.gate_proj.weight"), i, h)?,
-                up: p.matrix(&n("mlp.up_proj.weight"), i, h)?,
-                down: p.matrix(&n("mlp.down_proj.weight"), h, i)?,
-            });
-        }
-        let embed = p.matrix_parts("llm.embed_tokens.weight", cfg.vocab, h)?;
-        let lm_head = if cfg.tie_embeddings { embed.clone() } else { p.matrix_parts("llm.lm_head.weight", cfg.vocab, h)? };
+        let llm = p.pp("llm");
+        let layers = (0..cfg.layers).map(|l| Layer::load(&llm.pp("layers").pp(l), cfg)).collect::<MResult<Vec<_>>>()?;
+        let embed = llm.matrix_parts("embed_tokens.weight", cfg.vocab, cfg.hidden)?;
+        let lm_head = if cfg.tie_embeddings { embed.clone() } else { llm.matrix_parts("lm_head.weight", cfg.vocab, cfg.hidden)? };
         let kind = RopeKind::MRope { theta: cfg.rope_theta, sections: cfg.mrope_section };
-        Ok(TextModel { cfg: cfg.clone(), embed, lm_head, layers, norm: p.vector("llm.norm.weight", h)?, rope: RopeTable::new(gpu, kind, cfg.head_dim)? })
+        Ok(TextModel {
+            cfg: cfg.clone(),
+            embed,
+            lm_head,
+            layers,
+            norm: RmsNorm::load(&llm.pp("norm"), cfg.hidden, cfg.eps)?,
+            rope: RopeTable::new(gpu, kind, cfg.head_dim)?,
+        })
     }
 
     /// Token embeddings [n, hidden] for U32 ids.
@@ -86,39 +144,13 @@ impl TextModel {
             return Err(ModelError::Input(format!("decoder input {:?} with {} positions", x.shape, pos.numel() / 3)));
         }
         cache.check_room(n)?;
-        let act = rec.gpu.act.size() as u64;
-        let kv_bytes = (c.kv_dim() as u64) * act;
         let mut x = x;
-        for (l, w) in self.layers.iter().enumerate() {
-            let h = rms_norm(rec, &x, &w.input_norm, c.eps)?;
-            let q = linear(rec, &h, &w.q, Epilogue::bias(Some(&w.q_bias)))?;
-            let k = linear(rec, &h, &w.k, Epilogue::bias(Some(&w.k_bias)))?;
-            let v = linear(rec, &h, &w.v, Epilogue::bias(Some(&w.v_bias)))?;
-            rope_inplace(rec, &q, c.heads, c.q_dim(), 0, pos, &self.rope)?;
-            rope_inplace(rec, &k, c.kv_heads, c.kv_dim(), 0, pos, &self.rope)?;
-            let at = cache.len as u64 * kv_bytes;
-            rec.copy(&k, 0, &cache.k[l], at, n as u64 * kv_bytes);
-            rec.copy(&v, 0, &cache.v[l], at, n as u64 * kv_bytes);
-            let total = cache.len + n;
-            let kv_view = |t| HeadsView { t, tokens: total, heads: c.kv_heads, stride: c.kv_dim(), off: 0 };
-            let o = attention(
-                rec,
-                &Attention {
-                    q: HeadsView::dense(&q, c.heads),
-                    k: kv_view(&cache.k[l]),
-                    v: kv_view(&cache.v[l]),
-                    head_dim: c.head_dim,
-                    causal: true,
-                    q_pos0: cache.len,
-                    segments: None,
-                    scale: 1.0 / (c.head_dim as f32).sqrt(),
-                },
-            )?;
-            x = linear(rec, &o, &w.o, Epilogue::none().with_add(&x))?;
-            let h = rms_norm(rec, &x, &w.post_norm, c.eps)?;
-            let g = linear(rec, &h, &w.gate, Epilogue::none().with_act(Activation::Silu))?;
-            let u = linear(rec, &h, &w.up, Epilogue::none().with_mul(&g))?;
-            x = linear(rec, &u, &w.down, Epilogue::none().with_add(&x))?;
+        for (l, layer) in self.layers.iter().enumerate() {
+            let h = layer.input_layernorm.forward(rec, &x)?;
+            let kv = LayerKv { k: &cache.k[l], v: &cache.v[l], past: cache.len };
+            x = layer.self_attn.forward(rec, &h, &x, (pos, &self.rope), kv)?;
+            let h = layer.post_attention_layernorm.forward(rec, &x)?;
+            x = layer.mlp.forward_add(rec, &h, &x)?;
             if let Some(t) = taps.as_deref_mut() {
                 t.layers.push(x.clone());
             }
@@ -127,7 +159,7 @@ impl TextModel {
             }
         }
         cache.len += n;
-        let out = rms_norm(rec, &x, &self.norm, c.eps)?;
+        let out = self.norm.forward(rec, &x)?;
         if let Some(t) = taps {
             t.norm = Some(out.clone());
         }

@@ -8,38 +8,77 @@ use super::VisionConfig;
 use crate::gpu::{Recorder, Tensor};
 use crate::kernels::attention::{attention, Attention, HeadsView};
 use crate::kernels::gather::gather_rows;
-use crate::kernels::matmul::{linear, Activation, Epilogue};
-use crate::kernels::norm::rms_norm;
 use crate::kernels::rope::{rope_inplace, RopeKind, RopeTable};
-use crate::model::{MResult, ModelError, Params};
-use crate::weights::Weight;
+use crate::model::layers::{GatedMlp, Linear, Mlp, RmsNorm};
+use crate::model::{MResult, ModelError, Params, Scope};
 
 const EPS: f32 = 1e-6;
 
+/// Self-attention with a fused, biased qkv projection and 2D RoPE, within segments of tokens
+/// (windows, or whole temporal groups in the `fullatt` blocks).
+struct VisionAttention {
+    qkv: Linear,
+    proj: Linear,
+    heads: usize,
+}
+
+impl VisionAttention {
+    /// residual + proj(Attn(qkv(y))) at 2D positions `pos` ([tokens, 2]) within `segments`.
+    fn forward(&self, rec: &mut Recorder, y: &Tensor, residual: &Tensor, pos: &Tensor, rope: &RopeTable, segments: &Tensor) -> MResult<Tensor> {
+        let (n, h, heads) = (y.rows(), y.cols(), self.heads);
+        let hd = h / heads;
+        let qkv = self.qkv.forward(rec, y)?;
+        rope_inplace(rec, &qkv, heads, 3 * h, 0, pos, rope)?;
+        rope_inplace(rec, &qkv, heads, 3 * h, h, pos, rope)?;
+        let view = |off| HeadsView { t: &qkv, tokens: n, heads, stride: 3 * h, off };
+        let o = attention(
+            rec,
+            &Attention { q: view(0), k: view(h), v: view(2 * h), head_dim: hd, causal: false, q_pos0: 0, segments: Some(segments), scale: 1.0 / (hd as f32).sqrt() },
+        )?;
+        self.proj.forward_add(rec, &o, residual)
+    }
+}
+
+/// A ViT block (`visual.blocks.N`): x += proj(Attn(norm1 x)); x += mlp(norm2 x).
 struct Block {
-    norm1: Tensor,
-    qkv: Weight,
-    qkv_bias: Tensor,
-    proj: Weight,
-    proj_bias: Tensor,
-    norm2: Tensor,
-    gate: Weight,
-    gate_bias: Tensor,
-    up: Weight,
-    up_bias: Tensor,
-    down: Weight,
-    down_bias: Tensor,
+    norm1: RmsNorm,
+    attn: VisionAttention,
+    norm2: RmsNorm,
+    mlp: GatedMlp,
+}
+
+impl Block {
+    fn load(p: &Scope, cfg: &VisionConfig) -> MResult<Block> {
+        let c = cfg.hidden;
+        Ok(Block {
+            norm1: RmsNorm::load(&p.pp("norm1"), c, EPS)?,
+            attn: VisionAttention { qkv: Linear::load(&p.pp("attn.qkv"), 3 * c, c)?, proj: Linear::load(&p.pp("attn.proj"), c, c)?, heads: cfg.heads },
+            norm2: RmsNorm::load(&p.pp("norm2"), c, EPS)?,
+            mlp: GatedMlp::load(&p.pp("mlp"), c, cfg.intermediate, true)?,
+        })
+    }
+}
+
+/// The patch merger (`visual.merger`): RMSNorm, 2x2 neighbours side by side, Linear → GELU → Linear.
+struct PatchMerger {
+    ln_q: RmsNorm,
+    mlp: Mlp,
+    unit: usize,
+}
+
+impl PatchMerger {
+    fn forward(&self, rec: &mut Recorder, x: &Tensor) -> MResult<Tensor> {
+        let (n, h) = (x.rows(), x.cols());
+        let m = self.ln_q.forward(rec, x)?.reshape(&[n / self.unit, h * self.unit]);
+        self.mlp.forward(rec, &m)
+    }
 }
 
 pub struct VisionModel {
     pub cfg: VisionConfig,
-    patch_embed: Weight,
+    patch_embed: Linear,
     blocks: Vec<Block>,
-    merger_norm: Tensor,
-    merger_fc1: Weight,
-    merger_fc1_bias: Tensor,
-    merger_fc2: Weight,
-    merger_fc2_bias: Tensor,
+    merger: PatchMerger,
     rope: RopeTable,
 }
 
@@ -56,38 +95,23 @@ impl VisionModel {
     }
 
     pub fn new(gpu: &crate::gpu::Gpu, cfg: &VisionConfig, p: &Params) -> MResult<VisionModel> {
-        let (c, i) = (cfg.hidden, cfg.intermediate);
+        let c = cfg.hidden;
         if c % cfg.heads != 0 {
             return Err(ModelError::Config(format!("vision hidden {c} is not a multiple of {} heads", cfg.heads)));
         }
-        let mut blocks = Vec::with_capacity(cfg.depth);
-        for b in 0..cfg.depth {
-            let n = |s: &str| format!("visual.blocks.{b}.{s}");
-            blocks.push(Block {
-                norm1: p.vector(&n("norm1.weight"), c)?,
-                qkv: p.matrix(&n("attn.qkv.weight"), 3 * c, c)?,
-                qkv_bias: p.vector(&n("attn.qkv.bias"), 3 * c)?,
-                proj: p.matrix(&n("attn.proj.weight"), c, c)?,
-                proj_bias: p.vector(&n("attn.proj.bias"), c)?,
-                norm2: p.vector(&n("norm2.weight"), c)?,
-                gate: p.matrix(&n("mlp.gate_proj.weight"), i, c)?,
-                gate_bias: p.vector(&n("mlp.gate_proj.bias"), i)?,
-                up: p.matrix(&n("mlp.up_proj.weight"), i, c)?,
-                up_bias: p.vector(&n("mlp.up_proj.bias"), i)?,
-                down: p.matrix(&n("mlp.down_proj.weight"), c, i)?,
-                down_bias: p.vector(&n("mlp.down_proj.bias"), c)?,
-            });
-        }
-        let cm = c * cfg.merge * cfg.merge;
+        let visual = p.pp("visual");
+        let blocks = (0..cfg.depth).map(|b| Block::load(&visual.pp("blocks").pp(b), cfg)).collect::<MResult<Vec<_>>>()?;
+        let unit = cfg.merge * cfg.merge;
+        let merger = visual.pp("merger");
         Ok(VisionModel {
             cfg: cfg.clone(),
-            patch_embed: p.matrix("visual.patch_embed.proj.weight", c, Self::patch_dim(cfg))?,
+            patch_embed: Linear::load_no_bias(&visual.pp("patch_embed.proj"), c, Self::patch_dim(cfg))?,
             blocks,
-            merger_norm: p.vector("visual.merger.ln_q.weight", c)?,
-            merger_fc1: p.matrix("visual.merger.mlp.0.weight", cm, cm)?,
-            merger_fc1_bias: p.vector("visual.merger.mlp.0.bias", cm)?,
-            merger_fc2: p.matrix("visual.merger.mlp.2.weight", cfg.out_hidden, cm)?,
-            merger_fc2_bias: p.vector("visual.merger.mlp.2.bias", cfg.out_hidden)?,
+            merger: PatchMerger {
+                ln_q: RmsNorm::load(&merger.pp("ln_q"), c, EPS)?,
+                mlp: Mlp::load(&merger.pp("mlp"), ["0", "2"], c * unit, c * unit, cfg.out_hidden)?,
+                unit,
+            },
             rope: RopeTable::new(gpu, RopeKind::QwenVision { theta: 10_000.0 }, c / cfg.heads)?,
         })
     }
@@ -133,36 +157,22 @@ impl VisionModel {
         let cu_window = gpu.upload_u32(&layout.cu_window, &[layout.cu_window.len()])?;
         let cu_full = gpu.upload_u32(&layout.cu_full, &[layout.cu_full.len()])?;
 
-        let (h, heads) = (c.hidden, c.heads);
-        let hd = h / heads;
-        let mut x = linear(rec, &px, &self.patch_embed, Epilogue::none())?;
+        let mut x = self.patch_embed.forward(rec, &px)?;
         if let Some(t) = taps.as_deref_mut() {
             t.patch_embed = Some(x.clone());
         }
-        for (b, w) in self.blocks.iter().enumerate() {
+        for (b, block) in self.blocks.iter().enumerate() {
             let seg = if c.fullatt_blocks.contains(&b) { &cu_full } else { &cu_window };
-            let y = rms_norm(rec, &x, &w.norm1, EPS)?;
-            let qkv = linear(rec, &y, &w.qkv, Epilogue::bias(Some(&w.qkv_bias)))?;
-            rope_inplace(rec, &qkv, heads, 3 * h, 0, &pos, &self.rope)?;
-            rope_inplace(rec, &qkv, heads, 3 * h, h, &pos, &self.rope)?;
-            let view = |off| HeadsView { t: &qkv, tokens: n, heads, stride: 3 * h, off };
-            let o = attention(
-                rec,
-                &Attention { q: view(0), k: view(h), v: view(2 * h), head_dim: hd, causal: false, q_pos0: 0, segments: Some(seg), scale: 1.0 / (hd as f32).sqrt() },
-            )?;
-            x = linear(rec, &o, &w.proj, Epilogue::bias(Some(&w.proj_bias)).with_add(&x))?;
-            let y = rms_norm(rec, &x, &w.norm2, EPS)?;
-            let g = linear(rec, &y, &w.gate, Epilogue::bias(Some(&w.gate_bias)).with_act(Activation::Silu))?;
-            let u = linear(rec, &y, &w.up, Epilogue::bias(Some(&w.up_bias)).with_mul(&g))?;
-            x = linear(rec, &u, &w.down, Epilogue::bias(Some(&w.down_bias)).with_add(&x))?;
+            let y = block.norm1.forward(rec, &x)?;
+            x = block.attn.forward(rec, &y, &x, &pos, &self.rope, seg)?;
+            let y = block.norm2.forward(rec, &x)?;
+            x = block.mlp.forward_add(rec, &y, &x)?;
             if let Some(t) = taps.as_deref_mut() {
                 t.blocks.push(x.clone());
             }
             rec.flush()?; // let the next block reuse this one's temporaries
         }
-        let m = rms_norm(rec, &x, &self.merger_norm, EPS)?.reshape(&[n / unit, h * unit]);
-        let m = linear(rec, &m, &self.merger_fc1, Epilogue::bias(Some(&self.merger_fc1_bias)).with_act(Activation::Gelu))?;
-        let m = linear(rec, &m, &self.merger_fc2, Epilogue::bias(Some(&self.merger_fc2_bias)))?;
+        let m = self.merger.forward(rec, &x)?;
         let inv = layout.inverse();
         let inv = gpu.upload_u32(&inv, &[inv.len()])?;
         Ok(gather_rows(rec, &m, &inv)?)

@@ -9,16 +9,14 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use super::block::{Block, BlockConfig};
 use super::pos_embed::resample;
 use crate::gpu::{Gpu, Recorder, Tensor};
-use crate::kernels::attention::{attention, Attention, HeadsView};
-use crate::kernels::elementwise::layer_scale_add;
-use crate::kernels::matmul::{linear, Activation, Epilogue};
-use crate::kernels::norm::{head_layer_norm_inplace, layer_norm, Rows};
-use crate::kernels::rope::{rope_inplace, RopeKind, RopeTable};
-use crate::model::{MResult, ModelError, Params};
+use crate::kernels::rope::{RopeKind, RopeTable};
+use crate::model::layers::{LayerNorm, Linear};
+use crate::model::{MResult, ModelError, Params, Scope};
 use crate::weights::shapes::VggtDims;
-use crate::weights::{PackedWeight, Weight};
+use crate::weights::PackedWeight;
 
 const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
 const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
@@ -28,117 +26,6 @@ const BLOCK_EPS: f32 = 1e-5;
 const ROPE_THETA: f32 = 100.0;
 /// Tokens per MLP pass (hidden activations of at most this many rows at a time).
 pub const MLP_CHUNK: usize = 4096;
-
-struct Block {
-    norm1: (Tensor, Tensor),
-    /// q, k and v: the checkpoint's fused qkv split by rows at load time, so that no activation
-    /// is 3·dim wide (at 25 000 tokens a fused qkv would exceed a 128 MiB storage binding).
-    qkv: [(Weight, Tensor); 3],
-    qk_norm: Option<[(Tensor, Tensor); 2]>,
-    proj: Weight,
-    proj_bias: Tensor,
-    ls1: Tensor,
-    norm2: (Tensor, Tensor),
-    fc1: Weight,
-    fc1_bias: Tensor,
-    fc2: Weight,
-    fc2_bias: Tensor,
-    ls2: Tensor,
-    eps: f32,
-}
-
-impl Block {
-    fn load(gpu: &Gpu, p: &Params, prefix: &str, d: usize, mlp: usize, qk_norm: Option<usize>, eps: f32) -> MResult<Block> {
-        let n = |s: &str| format!("{prefix}{s}");
-        let ln = |s: &str, len| -> MResult<(Tensor, Tensor)> { Ok((p.vector(&n(&format!("{s}.weight")), len)?, p.vector(&n(&format!("{s}.bias")), len)?)) };
-        let qkv = p.matrix(&n("attn.qkv.weight"), 3 * d, d)?;
-        let bias = p.vector(&n("attn.qkv.bias"), 3 * d)?;
-        let part = |i: usize| -> MResult<(Weight, Tensor)> { Ok((qkv.slice_rows(gpu, i * d, (i + 1) * d)?, slice_vector(gpu, &bias, i * d, d)?)) };
-        Ok(Block {
-            norm1: ln("norm1", d)?,
-            qkv: [part(0)?, part(1)?, part(2)?],
-            qk_norm: match qk_norm {
-                Some(hd) => Some([ln("attn.q_norm", hd)?, ln("attn.k_norm", hd)?]),
-                None => None,
-            },
-            proj: p.matrix(&n("attn.proj.weight"), d, d)?,
-            proj_bias: p.vector(&n("attn.proj.bias"), d)?,
-            ls1: p.vector(&n("ls1.gamma"), d)?,
-            norm2: ln("norm2", d)?,
-            fc1: p.matrix(&n("mlp.fc1.weight"), mlp, d)?,
-            fc1_bias: p.vector(&n("mlp.fc1.bias"), mlp)?,
-            fc2: p.matrix(&n("mlp.fc2.weight"), d, mlp)?,
-            fc2_bias: p.vector(&n("mlp.fc2.bias"), d)?,
-            ls2: p.vector(&n("ls2.gamma"), d)?,
-            eps,
-        })
-    }
-
-    /// x + ls1 · proj(attn(norm1 x)), then + ls2 · fc2(gelu(fc1(norm2 x))). `segments` splits the
-    /// tokens into frames (frame attention); `rope` positions are [tokens, 2] (y, x).
-    fn forward(
-        &self,
-        rec: &mut Recorder,
-        x: &Tensor,
-        heads: usize,
-        segments: Option<&Tensor>,
-        rope: Option<(&Tensor, &RopeTable)>,
-        chunk: usize,
-    ) -> MResult<Tensor> {
-        let (n, d) = (x.rows(), x.cols());
-        let hd = d / heads;
-        let y = layer_norm(rec, x, Some(&self.norm1.0), Some(&self.norm1.1), self.eps)?;
-        let [q, k, v] = [0, 1, 2].map(|i| linear(rec, &y, &self.qkv[i].0, Epilogue::bias(Some(&self.qkv[i].1))));
-        let (q, k, v) = (q?, k?, v?);
-        if let Some([(qw, qb), (kw, kb)]) = &self.qk_norm {
-            head_layer_norm_inplace(rec, &q, Rows { dim: hd, heads, token_stride: d, off: 0 }, qw, qb, BLOCK_EPS)?;
-            head_layer_norm_inplace(rec, &k, Rows { dim: hd, heads, token_stride: d, off: 0 }, kw, kb, BLOCK_EPS)?;
-        }
-        if let Some((pos, table)) = rope {
-            rope_inplace(rec, &q, heads, d, 0, pos, table)?;
-            rope_inplace(rec, &k, heads, d, 0, pos, table)?;
-        }
-        let view = |t| HeadsView { t, tokens: n, heads, stride: d, off: 0 };
-        let o =
-            attention(rec, &Attention { q: view(&q), k: view(&k), v: view(&v), head_dim: hd, causal: false, q_pos0: 0, segments, scale: 1.0 / (hd as f32).sqrt() })?;
-        let a = linear(rec, &o, &self.proj, Epilogue::bias(Some(&self.proj_bias)))?;
-        let x = layer_scale_add(rec, x, &a, &self.ls1)?;
-        if n <= chunk {
-            return self.mlp(rec, &x);
-        }
-        // Token chunks bound the hidden activations ([chunk, 4·dim] instead of [tokens, 4·dim]).
-        let gpu = rec.gpu;
-        let row = (d * gpu.act.size()) as u64;
-        let out = gpu.alloc_act(&[n, d])?;
-        for r0 in (0..n).step_by(chunk) {
-            let c = (n - r0).min(chunk);
-            let xc = gpu.alloc_act(&[c, d])?;
-            rec.copy(&x, r0 as u64 * row, &xc, 0, c as u64 * row);
-            let yc = self.mlp(rec, &xc)?;
-            rec.copy(&yc, 0, &out, r0 as u64 * row, c as u64 * row);
-            rec.flush()?; // the next chunk reuses this one's buffers
-        }
-        Ok(out)
-    }
-
-    /// x + ls2 · fc2(gelu(fc1(norm2 x))).
-    fn mlp(&self, rec: &mut Recorder, x: &Tensor) -> MResult<Tensor> {
-        let y = layer_norm(rec, x, Some(&self.norm2.0), Some(&self.norm2.1), self.eps)?;
-        let h = linear(rec, &y, &self.fc1, Epilogue::bias(Some(&self.fc1_bias)).with_act(Activation::Gelu))?;
-        let m = linear(rec, &h, &self.fc2, Epilogue::bias(Some(&self.fc2_bias)))?;
-        Ok(layer_scale_add(rec, x, &m, &self.ls2)?)
-    }
-}
-
-/// `len` values of a 1-D tensor from `off`, as a tensor of their own (copied on the GPU).
-fn slice_vector(gpu: &Gpu, v: &Tensor, off: usize, len: usize) -> MResult<Tensor> {
-    let out = gpu.alloc(&[len], v.dtype)?;
-    let size = v.dtype.size() as u64;
-    let mut enc = gpu.device.create_command_encoder(&Default::default());
-    enc.copy_buffer_to_buffer(&v.buf.raw, off as u64 * size, &out.buf.raw, 0, len as u64 * size);
-    gpu.queue.submit(Some(enc.finish()));
-    Ok(out)
-}
 
 /// Frames given to the aggregator: values in [0, 1], [frames, 3, height, width] row-major.
 pub struct Frames<'a> {
@@ -194,8 +81,7 @@ pub struct AggregatorOutput {
 
 pub struct Aggregator {
     pub dims: VggtDims,
-    patch_embed: Weight,
-    patch_embed_bias: Tensor,
+    patch_embed: Linear,
     /// cls token + its positional embedding, then DINO's registers: [1 + R, dim] (CPU).
     dino_prefix: Vec<f32>,
     /// The trained positional embedding of the patch grid, [M·M, dim] (CPU), and M.
@@ -204,7 +90,7 @@ pub struct Aggregator {
     /// Camera + register tokens: [2 · (1 + R), dim] (CPU): frame 0's, then the other frames'.
     specials: Vec<f32>,
     dino: Vec<Block>,
-    dino_norm: (Tensor, Tensor),
+    dino_norm: LayerNorm,
     frame: Vec<Block>,
     global: Vec<Block>,
     rope: RopeTable,
@@ -215,7 +101,7 @@ pub struct Aggregator {
 }
 
 /// A small parameter's values on the CPU (read back once at load).
-async fn values(gpu: &Gpu, p: &Params, name: &str, len: usize) -> MResult<Vec<f32>> {
+async fn values(gpu: &Gpu, p: &Scope<'_>, name: &str, len: usize) -> MResult<Vec<f32>> {
     let w = p.matrix(name, 1, len)?;
     let size = w.buf.raw.size();
     let t = Tensor { buf: w.buf.clone(), shape: vec![size as usize / 4], dtype: crate::gpu::DType::U32 };
@@ -231,13 +117,14 @@ impl Aggregator {
             return Err(ModelError::Config(format!("VGGT dim {d} with {heads} heads: the head dim must be a multiple of 4 (2D RoPE)")));
         }
         let hd = d / heads;
-        let a = "vggt.aggregator.";
+        let a = p.pp("vggt.aggregator");
+        let pe = a.pp("patch_embed");
         let m = dims.img / dims.patch;
-        let cls = values(gpu, p, &format!("{a}patch_embed.cls_token"), d).await?;
-        let pos = values(gpu, p, &format!("{a}patch_embed.pos_embed"), (1 + m * m) * d).await?;
-        let regs = values(gpu, p, &format!("{a}patch_embed.register_tokens"), r * d).await?;
-        let camera = values(gpu, p, &format!("{a}camera_token"), 2 * d).await?;
-        let registers = values(gpu, p, &format!("{a}register_token"), 2 * r * d).await?;
+        let cls = values(gpu, &pe, "cls_token", d).await?;
+        let pos = values(gpu, &pe, "pos_embed", (1 + m * m) * d).await?;
+        let regs = values(gpu, &pe, "register_tokens", r * d).await?;
+        let camera = values(gpu, &a, "camera_token", 2 * d).await?;
+        let registers = values(gpu, &a, "register_token", 2 * r * d).await?;
         let mut dino_prefix: Vec<f32> = cls.iter().zip(&pos[..d]).map(|(c, q)| c + q).collect();
         dino_prefix.extend_from_slice(&regs);
         let mut specials = Vec::with_capacity(2 * (1 + r) * d);
@@ -245,18 +132,19 @@ impl Aggregator {
             specials.extend_from_slice(&camera[f * d..(f + 1) * d]);
             specials.extend_from_slice(&registers[f * r * d..(f + 1) * r * d]);
         }
-        let load = |prefix: String, mlp, qk: Option<usize>, eps| Block::load(gpu, p, &prefix, d, mlp, qk, eps);
+        let dino = BlockConfig { dim: d, heads, mlp: dims.dino_mlp, eps: DINO_EPS, qk_norm: false };
+        let alternating = BlockConfig { mlp: dims.mlp, eps: BLOCK_EPS, qk_norm: true, ..dino };
+        let blocks = |p: Scope, depth: usize, c: &BlockConfig| (0..depth).map(|b| Block::load(&p.pp(b), c, Some(gpu))).collect::<MResult<Vec<_>>>();
         Ok(Aggregator {
-            patch_embed: p.matrix(&format!("{a}patch_embed.patch_embed.proj.weight"), d, 3 * dims.patch * dims.patch)?,
-            patch_embed_bias: p.vector(&format!("{a}patch_embed.patch_embed.proj.bias"), d)?,
+            patch_embed: Linear::load(&pe.pp("patch_embed.proj"), d, 3 * dims.patch * dims.patch)?,
             dino_prefix,
             pos_table: pos[d..].to_vec(),
             pos_grid: m,
             specials,
-            dino: (0..dims.dino_depth).map(|b| load(format!("{a}patch_embed.blocks.{b}."), dims.dino_mlp, None, DINO_EPS)).collect::<MResult<_>>()?,
-            dino_norm: (p.vector(&format!("{a}patch_embed.norm.weight"), d)?, p.vector(&format!("{a}patch_embed.norm.bias"), d)?),
-            frame: (0..dims.depth).map(|b| load(format!("{a}frame_blocks.{b}."), dims.mlp, Some(hd), BLOCK_EPS)).collect::<MResult<_>>()?,
-            global: (0..dims.depth).map(|b| load(format!("{a}global_blocks.{b}."), dims.mlp, Some(hd), BLOCK_EPS)).collect::<MResult<_>>()?,
+            dino: blocks(pe.pp("blocks"), dims.dino_depth, &dino)?,
+            dino_norm: LayerNorm::load(&pe.pp("norm"), d, DINO_EPS)?,
+            frame: blocks(a.pp("frame_blocks"), dims.depth, &alternating)?,
+            global: blocks(a.pp("global_blocks"), dims.depth, &alternating)?,
             rope: RopeTable::new(gpu, RopeKind::Vggt { theta: ROPE_THETA }, hd)?,
             pos_cache: Mutex::new(HashMap::new()),
             mlp_chunk: MLP_CHUNK,
@@ -326,7 +214,7 @@ impl Aggregator {
             return Err(ModelError::Input(format!("layer {bad} requested of a {}-layer aggregator", self.dims.depth)));
         }
         let gpu = rec.gpu;
-        let (d, r, heads) = (self.dims.dim, self.dims.registers, self.dims.heads);
+        let (d, r) = (self.dims.dim, self.dims.registers);
         let (s, hw) = (f.count, grid.0 * grid.1);
         let pt = self.tokens_per_frame(grid);
         let ps = 1 + r;
@@ -336,7 +224,7 @@ impl Aggregator {
         // DINO input: per frame [cls + pos0, registers, patches·W + b + pos].
         let px = gpu.upload_act(&self.patches(f, grid), &[s * hw, 3 * self.dims.patch * self.dims.patch])?;
         let pos = gpu.upload_act(&self.pos_for(grid).repeat(s), &[s * hw, d])?;
-        let emb = linear(rec, &px, &self.patch_embed, Epilogue::bias(Some(&self.patch_embed_bias)).with_add(&pos))?;
+        let emb = self.patch_embed.forward_add(rec, &px, &pos)?;
         let prefix = gpu.upload_act(&self.dino_prefix, &[ps, d])?;
         let mut x = gpu.alloc_act(&[s * pt, d])?;
         for i in 0..s {
@@ -347,13 +235,13 @@ impl Aggregator {
         let cu: Vec<u32> = (0..=s).map(|i| (i * pt) as u32).collect();
         let cu = gpu.upload_u32(&cu, &[cu.len()])?;
         for b in &self.dino {
-            x = b.forward(rec, &x, heads, Some(&cu), None, self.mlp_chunk)?;
+            x = b.forward(rec, &x, Some(&cu), None, self.mlp_chunk)?;
             if let Some(t) = taps.as_deref_mut() {
                 t.dino_blocks.push(x.clone());
             }
             rec.flush()?; // let the next block reuse this one's temporaries
         }
-        let x = layer_norm(rec, &x, Some(&self.dino_norm.0), Some(&self.dino_norm.1), DINO_EPS)?;
+        let x = self.dino_norm.forward(rec, &x)?;
         if let Some(t) = taps.as_deref_mut() {
             t.dino_out = Some(x.clone());
         }
@@ -378,8 +266,8 @@ impl Aggregator {
         let mut layers = Vec::new();
         let mut x = x;
         for l in 0..self.dims.depth {
-            let fo = self.frame[l].forward(rec, &x, heads, Some(&cu), Some((&pos, &self.rope)), self.mlp_chunk)?;
-            let go = self.global[l].forward(rec, &fo, heads, None, Some((&pos, &self.rope)), self.mlp_chunk)?;
+            let fo = self.frame[l].forward(rec, &x, Some(&cu), Some((&pos, &self.rope)), self.mlp_chunk)?;
+            let go = self.global[l].forward(rec, &fo, None, Some((&pos, &self.rope)), self.mlp_chunk)?;
             if let Some(t) = taps.as_deref_mut() {
                 t.frame_blocks.push(fo.clone());
                 t.global_blocks.push(go.clone());

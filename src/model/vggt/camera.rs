@@ -9,13 +9,14 @@
 //! encoding of the last iteration, [frames, 9] = [T (3), quaternion xyzw (4), fov_h, fov_w]:
 //! translation and quaternion linear, field of view ReLU (`activate_pose`, upstream defaults).
 
+use super::block::{Block, BlockConfig};
 use crate::gpu::{Recorder, Tensor};
-use crate::kernels::attention::{attention, Attention, HeadsView};
-use crate::kernels::elementwise::{layer_scale_add, modulate, relu_columns};
+use crate::kernels::elementwise::{modulate, relu_columns};
 use crate::kernels::embed::embed;
 use crate::kernels::gather::gather_rows_into;
-use crate::kernels::matmul::{linear, Activation, Epilogue};
+use crate::kernels::matmul::Activation;
 use crate::kernels::norm::layer_norm;
+use crate::model::layers::{LayerNorm, Linear, Mlp};
 use crate::model::vggt::LayerOutput;
 use crate::model::{MResult, ModelError, Params};
 use crate::weights::layout::ModelKind;
@@ -52,92 +53,18 @@ impl CameraConfig {
     }
 }
 
-struct Linear {
-    w: Weight,
-    b: Tensor,
-}
-
-impl Linear {
-    fn load(p: &Params, name: &str, rows: usize, cols: usize) -> MResult<Linear> {
-        Ok(Linear { w: p.matrix(&format!("{name}.weight"), rows, cols)?, b: p.vector(&format!("{name}.bias"), rows)? })
-    }
-    fn epi(&self) -> Epilogue<'_> {
-        Epilogue::bias(Some(&self.b))
-    }
-}
-
-struct Norm {
-    w: Tensor,
-    b: Tensor,
-}
-
-impl Norm {
-    fn load(p: &Params, name: &str, dim: usize) -> MResult<Norm> {
-        Ok(Norm { w: p.vector(&format!("{name}.weight"), dim)?, b: p.vector(&format!("{name}.bias"), dim)? })
-    }
-    fn apply(&self, rec: &mut Recorder, x: &Tensor) -> MResult<Tensor> {
-        Ok(layer_norm(rec, x, Some(&self.w), Some(&self.b), EPS)?)
-    }
-}
-
-/// A trunk block: x += ls1 * proj(Attn(norm1(x))); x += ls2 * fc2(GELU(fc1(norm2(x)))), with full
-/// attention over the frames' tokens (no RoPE, no q/k norm).
-struct Block {
-    norm1: Norm,
-    qkv: Linear,
-    proj: Linear,
-    ls1: Tensor,
-    norm2: Norm,
-    fc1: Linear,
-    fc2: Linear,
-    ls2: Tensor,
-}
-
-impl Block {
-    fn load(p: &Params, pre: &str, c: &CameraConfig) -> MResult<Block> {
-        let (d, n) = (c.dim, |s: &str| format!("{pre}{s}"));
-        Ok(Block {
-            norm1: Norm::load(p, &n("norm1"), d)?,
-            qkv: Linear::load(p, &n("attn.qkv"), 3 * d, d)?,
-            proj: Linear::load(p, &n("attn.proj"), d, d)?,
-            ls1: p.vector(&n("ls1.gamma"), d)?,
-            norm2: Norm::load(p, &n("norm2"), d)?,
-            fc1: Linear::load(p, &n("mlp.fc1"), c.mlp, d)?,
-            fc2: Linear::load(p, &n("mlp.fc2"), d, c.mlp)?,
-            ls2: p.vector(&n("ls2.gamma"), d)?,
-        })
-    }
-
-    fn forward(&self, rec: &mut Recorder, x: &Tensor, heads: usize) -> MResult<Tensor> {
-        let (n, d) = (x.rows(), x.cols());
-        let hd = d / heads;
-        let y = self.norm1.apply(rec, x)?;
-        let qkv = linear(rec, &y, &self.qkv.w, self.qkv.epi())?;
-        let view = |off| HeadsView { t: &qkv, tokens: n, heads, stride: 3 * d, off };
-        let o = attention(
-            rec,
-            &Attention { q: view(0), k: view(d), v: view(2 * d), head_dim: hd, causal: false, q_pos0: 0, segments: None, scale: 1.0 / (hd as f32).sqrt() },
-        )?;
-        let a = linear(rec, &o, &self.proj.w, self.proj.epi())?;
-        let x = layer_scale_add(rec, x, &a, &self.ls1)?;
-        let y = self.norm2.apply(rec, &x)?;
-        let h = linear(rec, &y, &self.fc1.w, self.fc1.epi().with_act(Activation::Gelu))?;
-        let f = linear(rec, &h, &self.fc2.w, self.fc2.epi())?;
-        Ok(layer_scale_add(rec, &x, &f, &self.ls2)?)
-    }
-}
-
 pub struct CameraHead {
     pub cfg: CameraConfig,
-    token_norm: Norm,
+    token_norm: LayerNorm,
+    /// Pre-norm blocks (the aggregator's, without q/k norm or RoPE), attention across frames.
     trunk: Vec<Block>,
-    trunk_norm: Norm,
+    trunk_norm: LayerNorm,
     /// [1, 9], broadcast to every frame with an embedding lookup of row 0.
     empty_pose: Weight,
     embed_pose: Linear,
+    /// `poseLN_modulation`: SiLU then this Linear to shift | scale | gate.
     modulation: Linear,
-    branch_fc1: Linear,
-    branch_fc2: Linear,
+    pose_branch: Mlp,
 }
 
 impl CameraHead {
@@ -146,18 +73,17 @@ impl CameraHead {
         if cfg.heads == 0 || d % cfg.heads != 0 || (d / cfg.heads) % 4 != 0 {
             return Err(ModelError::Config(format!("camera head: width {d} is not {} heads of a multiple of 4 dims", cfg.heads)));
         }
-        let c = "vggt.camera_head.";
-        let trunk = (0..cfg.depth).map(|b| Block::load(p, &format!("{c}trunk.{b}."), cfg)).collect::<MResult<_>>()?;
+        let c = p.pp("vggt.camera_head");
+        let block = BlockConfig { dim: d, heads: cfg.heads, mlp: cfg.mlp, eps: EPS, qk_norm: false };
         Ok(CameraHead {
             cfg: cfg.clone(),
-            token_norm: Norm::load(p, &format!("{c}token_norm"), d)?,
-            trunk,
-            trunk_norm: Norm::load(p, &format!("{c}trunk_norm"), d)?,
-            empty_pose: p.matrix(&format!("{c}empty_pose_tokens"), 1, POSE_DIM)?,
-            embed_pose: Linear::load(p, &format!("{c}embed_pose"), d, POSE_DIM)?,
-            modulation: Linear::load(p, &format!("{c}poseLN_modulation.1"), 3 * d, d)?,
-            branch_fc1: Linear::load(p, &format!("{c}pose_branch.fc1"), d / 2, d)?,
-            branch_fc2: Linear::load(p, &format!("{c}pose_branch.fc2"), POSE_DIM, d / 2)?,
+            token_norm: LayerNorm::load(&c.pp("token_norm"), d, EPS)?,
+            trunk: (0..cfg.depth).map(|b| Block::load(&c.pp("trunk").pp(b), &block, None)).collect::<MResult<_>>()?,
+            trunk_norm: LayerNorm::load(&c.pp("trunk_norm"), d, EPS)?,
+            empty_pose: c.matrix("empty_pose_tokens", 1, POSE_DIM)?,
+            embed_pose: Linear::load(&c.pp("embed_pose"), d, POSE_DIM)?,
+            modulation: Linear::load(&c.pp("poseLN_modulation.1"), 3 * d, d)?,
+            pose_branch: Mlp::load(&c.pp("pose_branch"), ["fc1", "fc2"], d, d / 2, POSE_DIM)?,
         })
     }
 
@@ -196,23 +122,21 @@ impl CameraHead {
         for (half, t) in tokens.halves().into_iter().enumerate() {
             gather_rows_into(rec, &t.reshape(&[frames * per_frame, width]), &firsts, &cam, half * width)?;
         }
-        let cam = self.token_norm.apply(rec, &cam)?;
+        let cam = self.token_norm.forward(rec, &cam)?;
         let cam_adaln = layer_norm(rec, &cam, None, None, ADALN_EPS)?;
 
         let zeros = gpu.upload_u32(&vec![0; frames], &[frames])?;
         let mut pose = embed(rec, &zeros, &self.empty_pose)?;
         let mut out = Vec::with_capacity(iterations);
         for it in 0..iterations {
-            let e = linear(rec, &pose, &self.embed_pose.w, self.embed_pose.epi().with_act(Activation::Silu))?;
-            let mods = linear(rec, &e, &self.modulation.w, self.modulation.epi())?;
+            let e = self.embed_pose.forward_act(rec, &pose, Activation::Silu)?;
+            let mods = self.modulation.forward(rec, &e)?;
             let mut x = modulate(rec, &cam_adaln, &mods, &cam)?;
             for b in &self.trunk {
-                x = b.forward(rec, &x, self.cfg.heads)?;
+                x = b.forward(rec, &x, None, None, usize::MAX)?;
             }
-            let x = self.trunk_norm.apply(rec, &x)?;
-            let h = linear(rec, &x, &self.branch_fc1.w, self.branch_fc1.epi().with_act(Activation::Gelu))?;
-            let epi = if it == 0 { self.branch_fc2.epi() } else { self.branch_fc2.epi().with_add(&pose) };
-            pose = linear(rec, &h, &self.branch_fc2.w, epi)?;
+            let x = self.trunk_norm.forward(rec, &x)?;
+            pose = if it == 0 { self.pose_branch.forward(rec, &x)? } else { self.pose_branch.forward_add(rec, &x, &pose)? };
             out.push(activate_pose(rec, &pose)?);
         }
         Ok(out)

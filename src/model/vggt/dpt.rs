@@ -9,7 +9,8 @@
 //! Activations are channels-last images [frames, H, W, C] (see kernels::conv). Frames are
 //! independent, so they run in chunks (upstream's frames_chunk_size, 8, lowered when the largest
 //! intermediate of a chunk would not fit one buffer binding), each stage of a chunk its own
-//! submission so that the pool reuses a stage's buffers for the next (see `run_chunk`).
+//! submission so that the pool reuses a stage's buffers for the next (see `run_chunk`, and
+//! `layers::chunk` for the helpers).
 //!
 //! Differences from the upstream order of operations, exact in real arithmetic:
 //! * A fusion block's 1x1 `out_conv` runs before its bilinear upsampling instead of after
@@ -19,14 +20,13 @@
 
 use super::LayerOutput;
 use crate::gpu::{DType, Gpu, Recorder, Tensor};
-use crate::kernels::conv::{conv2d, conv_transpose2d, ConvEpilogue, ImageView, SeparablePos};
+use crate::kernels::conv::{ConvEpilogue, ImageView, SeparablePos};
 use crate::kernels::gather::place_cols;
 use crate::kernels::head_act::{head_activation, ConfAct, ValueAct};
-use crate::kernels::norm::layer_norm;
 use crate::kernels::resize::bilinear;
-use crate::model::{MResult, ModelError, Params};
+use crate::model::layers::{chunk, Conv2d, ConvKind, LayerNorm};
+use crate::model::{MResult, ModelError, Params, Scope};
 use crate::weights::shapes::VggtDims;
-use crate::weights::Weight;
 
 pub const DEPTH_HEAD: &str = "vggt.depth_head.";
 pub const POINT_HEAD: &str = "vggt.point_head.";
@@ -39,33 +39,54 @@ const HEAD_HIDDEN: usize = 32;
 /// Scale of the UV positional embedding (`_apply_pos_embed`'s ratio).
 const POS_RATIO: f64 = 0.1;
 
-/// A convolution's packed weight, optional bias, kernel size.
-struct Conv {
-    w: Weight,
-    b: Option<Tensor>,
-}
-
-impl Conv {
-    fn load(p: &Params, name: &str, rows: usize, cols: usize, bias: bool) -> MResult<Conv> {
-        let b = if bias { Some(p.vector(&format!("{name}.bias"), rows)?) } else { None };
-        Ok(Conv { w: p.matrix(&format!("{name}.weight"), rows, cols)?, b })
-    }
-    fn epi(&self) -> ConvEpilogue<'_> {
-        ConvEpilogue::bias(self.b.as_ref())
-    }
-}
-
-/// ResidualConvUnit: relu(x) + conv2(relu(conv1(relu(x)))).
+/// ResidualConvUnit (`resConfUnitN`): relu(x) + conv2(relu(conv1(relu(x)))), 3x3 convolutions.
 struct ResUnit {
-    conv1: Conv,
-    conv2: Conv,
+    conv1: Conv2d,
+    conv2: Conv2d,
 }
 
-/// FeatureFusionBlock: [x0 + unit1(x1)] → unit2 → bilinear → 1x1 out_conv.
+impl ResUnit {
+    fn load(p: &Scope, f: usize) -> MResult<ResUnit> {
+        let conv = |name: &str| Conv2d::load(&p.pp(name), f, f, ConvKind::Conv { k: 3, stride: 1 }, true);
+        Ok(ResUnit { conv1: conv("conv1")?, conv2: conv("conv2")? })
+    }
+
+    /// With upstream's in-place ReLU (`nn.ReLU(inplace=True)` rewrites the input, so the skip
+    /// adds relu(x)), + `add` fused into the last convolution.
+    fn forward(&self, rec: &mut Recorder, x: &Tensor, add: Option<&Tensor>) -> MResult<Tensor> {
+        let a = self.conv1.forward_with(rec, ImageView::of(x)?, true, ConvEpilogue { relu: true, ..Default::default() })?;
+        self.conv2.forward_with(rec, ImageView::of(&a)?, false, ConvEpilogue { res_relu: Some(x), add, ..Default::default() })
+    }
+}
+
+/// FeatureFusionBlock (`refinenetN`): [x0 + unit1(x1)] → unit2 → 1x1 out_conv → bilinear.
 struct Fusion {
     unit1: Option<ResUnit>,
     unit2: ResUnit,
-    out_conv: Conv,
+    out_conv: Conv2d,
+}
+
+impl Fusion {
+    fn load(p: &Scope, f: usize, skip: bool) -> MResult<Fusion> {
+        Ok(Fusion {
+            unit1: if skip { Some(ResUnit::load(&p.pp("resConfUnit1"), f)?) } else { None },
+            unit2: ResUnit::load(&p.pp("resConfUnit2"), f)?,
+            out_conv: Conv2d::load(&p.pp("out_conv"), f, f, ConvKind::Conv { k: 1, stride: 1 }, true)?,
+        })
+    }
+
+    /// out = unit2(x0 [+ unit1(x1)]), then out_conv and the bilinear resize to `size` (out_conv
+    /// first: the two commute).
+    fn forward(&self, rec: &mut Recorder, x0: &Tensor, x1: Option<&Tensor>, size: (usize, usize)) -> MResult<Tensor> {
+        let out = match (x1, &self.unit1) {
+            (Some(x1), Some(u1)) => u1.forward(rec, x1, Some(x0))?,
+            (None, None) => x0.clone(),
+            _ => unreachable!("refinenet4 alone has no skip input"),
+        };
+        let out = self.unit2.forward(rec, &out, None)?;
+        let out = self.out_conv.forward(rec, &out)?;
+        Ok(bilinear(rec, &out, size.0, size.1, None, None)?)
+    }
 }
 
 /// Images and patch tokens of one forward pass.
@@ -97,19 +118,16 @@ pub struct DptHead {
     out_dim: usize,
     act: ValueAct,
     conf_act: ConfAct,
-    norm_w: Tensor,
-    norm_b: Tensor,
-    projects: Vec<Conv>,
-    /// resize_layers 0 (transposed ×4), 1 (transposed ×2), 3 (3x3 stride 2); 2 is the identity.
-    resize0: Conv,
-    resize1: Conv,
-    resize3: Conv,
-    layer_rn: Vec<Conv>,
+    norm: LayerNorm,
+    projects: Vec<Conv2d>,
+    /// resize_layers: 0 transposed ×4, 1 transposed ×2, 2 the identity (None), 3 3x3 stride 2.
+    resize: Vec<Option<Conv2d>>,
+    layer_rn: Vec<Conv2d>,
     /// refinenet1 .. refinenet4.
     refine: Vec<Fusion>,
-    output_conv1: Conv,
-    output_conv2a: Conv,
-    output_conv2b: Conv,
+    output_conv1: Conv2d,
+    /// output_conv2: 3x3 conv → ReLU → 1x1 conv.
+    output_conv2: [Conv2d; 2],
     /// Frames per chunk (at most; lowered to fit the binding limit).
     pub frames_chunk: usize,
 }
@@ -139,7 +157,7 @@ struct PosTables {
 
 impl DptHead {
     /// The head at `prefix` (`DEPTH_HEAD` or `POINT_HEAD`), sizes from `dims`.
-    pub fn new(_gpu: &Gpu, p: &Params, prefix: &str, dims: &VggtDims) -> MResult<DptHead> {
+    pub fn new(_gpu: &Gpu, params: &Params, prefix: &str, dims: &VggtDims) -> MResult<DptHead> {
         let (out_dim, act) = match prefix {
             DEPTH_HEAD => (2, ValueAct::Exp),
             POINT_HEAD => (4, ValueAct::InvLog),
@@ -153,20 +171,10 @@ impl DptHead {
         if let Some(l) = dims.dpt_layers.iter().find(|&&l| l >= dims.depth) {
             return Err(ModelError::Config(format!("dpt_layers {:?}: layer {l} does not exist in a {}-layer aggregator", dims.dpt_layers, dims.depth)));
         }
-        let n = |s: &str| format!("{prefix}{s}");
-        let unit = |r: usize, u: usize| -> MResult<ResUnit> {
-            let c = |i: usize| Conv::load(p, &n(&format!("scratch.refinenet{r}.resConfUnit{u}.conv{i}")), f, f * 9, true);
-            Ok(ResUnit { conv1: c(1)?, conv2: c(2)? })
-        };
-        let refine = (1..=4)
-            .map(|r| {
-                Ok(Fusion {
-                    unit1: if r == 4 { None } else { Some(unit(r, 1)?) },
-                    unit2: unit(r, 2)?,
-                    out_conv: Conv::load(p, &n(&format!("scratch.refinenet{r}.out_conv")), f, f, true)?,
-                })
-            })
-            .collect::<MResult<Vec<_>>>()?;
+        let p = params.pp(prefix);
+        let scratch = p.pp("scratch");
+        let conv = |k: usize, stride: usize| ConvKind::Conv { k, stride };
+        let resize = |i: usize, kind: ConvKind| -> MResult<Option<Conv2d>> { Ok(Some(Conv2d::load(&p.pp("resize_layers").pp(i), oc[i], oc[i], kind, true)?)) };
         Ok(DptHead {
             dim_in,
             patch: dims.patch,
@@ -177,17 +185,16 @@ impl DptHead {
             out_dim,
             act,
             conf_act: ConfAct::Expp1,
-            norm_w: p.vector(&n("norm.weight"), dim_in)?,
-            norm_b: p.vector(&n("norm.bias"), dim_in)?,
-            projects: (0..4).map(|i| Conv::load(p, &n(&format!("projects.{i}")), oc[i], dim_in, true)).collect::<MResult<_>>()?,
-            resize0: Conv::load(p, &n("resize_layers.0"), oc[0], oc[0] * 16, true)?,
-            resize1: Conv::load(p, &n("resize_layers.1"), oc[1], oc[1] * 4, true)?,
-            resize3: Conv::load(p, &n("resize_layers.3"), oc[3], oc[3] * 9, true)?,
-            layer_rn: (0..4).map(|i| Conv::load(p, &n(&format!("scratch.layer{}_rn", i + 1)), f, oc[i] * 9, false)).collect::<MResult<_>>()?,
-            refine,
-            output_conv1: Conv::load(p, &n("scratch.output_conv1"), f / 2, f * 9, true)?,
-            output_conv2a: Conv::load(p, &n("scratch.output_conv2.0"), HEAD_HIDDEN, f / 2 * 9, true)?,
-            output_conv2b: Conv::load(p, &n("scratch.output_conv2.2"), out_dim, HEAD_HIDDEN, true)?,
+            norm: LayerNorm::load(&p.pp("norm"), dim_in, NORM_EPS)?,
+            projects: (0..4).map(|i| Conv2d::load(&p.pp("projects").pp(i), dim_in, oc[i], conv(1, 1), true)).collect::<MResult<_>>()?,
+            resize: vec![resize(0, ConvKind::Transposed { k: 4 })?, resize(1, ConvKind::Transposed { k: 2 })?, None, resize(3, conv(3, 2))?],
+            layer_rn: (0..4).map(|i| Conv2d::load(&scratch.pp(format!("layer{}_rn", i + 1)), oc[i], f, conv(3, 1), false)).collect::<MResult<_>>()?,
+            refine: (1..=4).map(|r| Fusion::load(&scratch.pp(format!("refinenet{r}")), f, r != 4)).collect::<MResult<_>>()?,
+            output_conv1: Conv2d::load(&scratch.pp("output_conv1"), f, f / 2, conv(3, 1), true)?,
+            output_conv2: [
+                Conv2d::load(&scratch.pp("output_conv2.0"), f / 2, HEAD_HIDDEN, conv(3, 1), true)?,
+                Conv2d::load(&scratch.pp("output_conv2.2"), HEAD_HIDDEN, out_dim, conv(1, 1), true)?,
+            ],
             frames_chunk: DEFAULT_CHUNK,
         })
     }
@@ -268,11 +275,8 @@ impl DptHead {
         let values = gpu.alloc(&[g.frames, oh, ow, self.out_dim - 1], DType::F32)?;
         let conf = gpu.alloc(&[g.frames, oh, ow], DType::F32)?;
         let pos = self.pos_tables(gpu, &g)?;
-        let mut f0 = 0;
-        while f0 < g.frames {
-            let n = chunk.min(g.frames - f0);
-            self.run_chunk(gpu, input, &g, &pos, f0, n, &values, &conf)?;
-            f0 += n;
+        for frames in chunk::ranges(g.frames, chunk) {
+            self.run_chunk(gpu, input, &g, &pos, frames.start, frames.len(), &values, &conf)?;
         }
         Ok(DptOutput { values, conf })
     }
@@ -293,26 +297,21 @@ impl DptHead {
     /// refinenet1 stage) rather than the whole chunk's (about 325 MB per frame).
     #[allow(clippy::too_many_arguments)]
     fn run_chunk(&self, gpu: &Gpu, input: &DptInput, g: &Geom, pos: &PosTables, f0: usize, n: usize, values: &Tensor, conf: &Tensor) -> MResult<()> {
-        let stage = |f: &dyn Fn(&mut Recorder) -> MResult<Tensor>| -> MResult<Tensor> {
-            let mut rec = Recorder::new(gpu);
-            let t = f(&mut rec)?;
-            rec.submit()?;
-            Ok(t)
-        };
+        let stage = |f: &dyn Fn(&mut Recorder) -> MResult<Tensor>| chunk::submitted(gpu, f);
         let rn = (0..4).map(|i| stage(&|rec| self.level(rec, input, g, pos, i, f0, n))).collect::<MResult<Vec<_>>>()?;
         let hw = |t: &Tensor| (t.shape[1], t.shape[2]);
-        let out = stage(&|rec| self.fuse(rec, &rn[3], None, &self.refine[3], hw(&rn[2])))?;
-        let out = stage(&|rec| self.fuse(rec, &out, Some(&rn[2]), &self.refine[2], hw(&rn[1])))?;
-        let out = stage(&|rec| self.fuse(rec, &out, Some(&rn[1]), &self.refine[1], hw(&rn[0])))?;
+        let out = stage(&|rec| self.refine[3].forward(rec, &rn[3], None, hw(&rn[2])))?;
+        let out = stage(&|rec| self.refine[2].forward(rec, &out, Some(&rn[2]), hw(&rn[1])))?;
+        let out = stage(&|rec| self.refine[1].forward(rec, &out, Some(&rn[1]), hw(&rn[0])))?;
         let (h1, w1) = hw(&rn[0]);
-        let out = stage(&|rec| self.fuse(rec, &out, Some(&rn[0]), &self.refine[0], (2 * h1, 2 * w1)))?;
+        let out = stage(&|rec| self.refine[0].forward(rec, &out, Some(&rn[0]), (2 * h1, 2 * w1)))?;
         drop(rn);
         stage(&|rec| {
-            let out = conv2d(rec, ImageView::of(&out)?, &self.output_conv1.w, 3, 1, false, self.output_conv1.epi())?;
+            let out = self.output_conv1.forward(rec, &out)?;
             let (oh, ow) = g.out_hw(self.patch);
             let out = bilinear(rec, &out, oh, ow, Some(&pos.output), None)?;
-            let out = conv2d(rec, ImageView::of(&out)?, &self.output_conv2a.w, 3, 1, false, ConvEpilogue { relu: true, ..self.output_conv2a.epi() })?;
-            let out = conv2d(rec, ImageView::of(&out)?, &self.output_conv2b.w, 1, 1, false, self.output_conv2b.epi())?;
+            let out = self.output_conv2[0].forward_with(rec, ImageView::of(&out)?, false, ConvEpilogue { relu: true, ..Default::default() })?;
+            let out = self.output_conv2[1].forward(rec, &out)?;
             head_activation(rec, &out, self.act, self.conf_act, values, conf, f0)?;
             Ok(out)
         })?;
@@ -324,17 +323,14 @@ impl DptHead {
     #[allow(clippy::too_many_arguments)]
     fn level(&self, rec: &mut Recorder, input: &DptInput, g: &Geom, pos: &PosTables, i: usize, f0: usize, n: usize) -> MResult<Tensor> {
         let tokens = self.chunk_rows(rec, input.layers[i], g, f0, n)?;
-        let x = layer_norm(rec, &tokens, Some(&self.norm_w), Some(&self.norm_b), NORM_EPS)?;
+        let x = self.norm.forward(rec, &tokens)?;
         let patches = ImageView { t: &x, frames: n, h: g.ph, w: g.pw, c: self.dim_in, frame_stride: g.tokens * self.dim_in, off: input.patch_start * self.dim_in };
-        let proj = &self.projects[i];
-        let x = conv2d(rec, patches, &proj.w, 1, 1, false, ConvEpilogue { pos: Some(&pos.projects[i]), ..proj.epi() })?;
-        let x = match i {
-            0 => conv_transpose2d(rec, ImageView::of(&x)?, &self.resize0.w, 4, false, self.resize0.epi())?,
-            1 => conv_transpose2d(rec, ImageView::of(&x)?, &self.resize1.w, 2, false, self.resize1.epi())?,
-            2 => x,
-            _ => conv2d(rec, ImageView::of(&x)?, &self.resize3.w, 3, 2, false, self.resize3.epi())?,
+        let x = self.projects[i].forward_with(rec, patches, false, ConvEpilogue { pos: Some(&pos.projects[i]), ..Default::default() })?;
+        let x = match &self.resize[i] {
+            Some(resize) => resize.forward(rec, &x)?,
+            None => x,
         };
-        Ok(conv2d(rec, ImageView::of(&x)?, &self.layer_rn[i].w, 3, 1, false, ConvEpilogue::default())?)
+        self.layer_rn[i].forward(rec, &x)
     }
 
     /// Frames f0 .. f0 + n of a layer output, its halves side by side: [n, tokens, 2 * dim]
@@ -346,26 +342,6 @@ impl DptHead {
             place_cols(rec, &h.reshape(&[g.frames * g.tokens, half]), f0 * g.tokens, &t, i * half)?;
         }
         Ok(t)
-    }
-
-    /// ResidualConvUnit with upstream's in-place ReLU: relu(x) + conv2(relu(conv1(relu(x)))),
-    /// + `add` fused into the last convolution.
-    fn res_unit(&self, rec: &mut Recorder, x: &Tensor, u: &ResUnit, add: Option<&Tensor>) -> MResult<Tensor> {
-        let a = conv2d(rec, ImageView::of(x)?, &u.conv1.w, 3, 1, true, ConvEpilogue { relu: true, ..u.conv1.epi() })?;
-        Ok(conv2d(rec, ImageView::of(&a)?, &u.conv2.w, 3, 1, false, ConvEpilogue { res_relu: Some(x), add, ..u.conv2.epi() })?)
-    }
-
-    /// FeatureFusionBlock: out = unit2(x0 [+ unit1(x1)]), then out_conv and the bilinear resize to
-    /// `size` (out_conv first: the two commute).
-    fn fuse(&self, rec: &mut Recorder, x0: &Tensor, x1: Option<&Tensor>, b: &Fusion, size: (usize, usize)) -> MResult<Tensor> {
-        let out = match (x1, &b.unit1) {
-            (Some(x1), Some(u1)) => self.res_unit(rec, x1, u1, Some(x0))?,
-            (None, None) => x0.clone(),
-            _ => unreachable!("refinenet4 alone has no skip input"),
-        };
-        let out = self.res_unit(rec, &out, &b.unit2, None)?;
-        let out = conv2d(rec, ImageView::of(&out)?, &b.out_conv.w, 1, 1, false, b.out_conv.epi())?;
-        Ok(bilinear(rec, &out, size.0, size.1, None, None)?)
     }
 }
 

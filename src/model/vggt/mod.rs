@@ -2,6 +2,7 @@
 //! frame / global attention), the camera head and the DPT depth and point heads.
 
 pub mod aggregator;
+pub mod block;
 pub mod camera;
 pub mod dpt;
 pub mod model;
