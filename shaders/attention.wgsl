@@ -11,43 +11,8 @@
 // one range of the keys and leaves a partial result, and `flash_combine` merges the ranges
 // (flash-decoding): a decode step has only one query per head, too few workgroups for a GPU.
 
-struct Params {
-    n_q: u32,
-    n_kv: u32,
-    hq: u32,
-    hkv: u32,
-    q_stride: u32,
-    k_stride: u32,
-    v_stride: u32,
-    o_stride: u32,
-    q_off: u32,
-    k_off: u32,
-    v_off: u32,
-    o_off: u32,
-    causal: u32,
-    q_pos0: u32,
-    n_seg: u32,
-    scale: f32,
-    // SPLIT / COMBINE: the keys are cut into n_split ranges of split_len keys.
-    split_len: u32,
-    n_split: u32,
-    _p0: u32,
-    _p1: u32,
-}
-
-@group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(1) var<storage, read> Q: array<Act>;
-@group(0) @binding(2) var<storage, read> K: array<Act>;
-@group(0) @binding(3) var<storage, read> V: array<Act>;
-@group(0) @binding(4) var<storage, read_write> O: array<Act>;
-#ifdef VARLEN
-@group(0) @binding(5) var<storage, read> SEG: array<u32>;
-#endif
-#ifdef SPLIT|COMBINE
-// Per (query, head, key range): the unnormalised weighted sum of V, and its running max and sum.
-@group(0) @binding(6) var<storage, read_write> PART: array<f32>;
-@group(0) @binding(7) var<storage, read_write> ML: array<vec2<f32>>;
-#endif
+// Declared by the contract (src/kernels/attention.rs): Params P; Q, K, V (not in flash_combine),
+// O (unless SPLIT), SEG (VARLEN), PART and ML (SPLIT, COMBINE).
 
 const NEG: f32 = -3.0e38;
 
@@ -85,7 +50,7 @@ fn key_range(i: u32) -> vec2<u32> {
 }
 
 #ifdef TILE
-const BQ: u32 = 64u;
+const BQ: u32 = FLASH_TILE_WG_X; // one query per thread
 const HD4: u32 = HD / 4u;
 var<workgroup> Ks: array<vec4<f32>, KV_TILE / 4u>;
 var<workgroup> Vs: array<vec4<f32>, KV_TILE / 4u>;
@@ -97,7 +62,7 @@ fn load4(buf_is_k: bool, base: u32) -> vec4<f32> {
     return vec4<f32>(f32(V[base]), f32(V[base + 1u]), f32(V[base + 2u]), f32(V[base + 3u]));
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(FLASH_TILE_WG_X, FLASH_TILE_WG_Y, FLASH_TILE_WG_Z)
 fn flash_tile(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
     let h = wid.y;
     let hk = h / (P.hq / P.hkv);
@@ -183,11 +148,11 @@ fn flash_tile(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_i
 #endif
 
 #ifdef ROWS
-const T: u32 = 128u;
-var<workgroup> qs: array<f32, 128>;
-var<workgroup> ps: array<f32, 128>;
+const T: u32 = FLASH_ROWS_WG_X;
+var<workgroup> qs: array<f32, T>;
+var<workgroup> ps: array<f32, T>;
 
-@compute @workgroup_size(128)
+@compute @workgroup_size(FLASH_ROWS_WG_X, FLASH_ROWS_WG_Y, FLASH_ROWS_WG_Z)
 fn flash_rows(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,
               @builtin(num_workgroups) nwg: vec3<u32>) {
     let t = lid.x;
@@ -258,7 +223,7 @@ fn flash_rows(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_i
 #ifdef COMBINE
 // One workgroup per (query, head): the key ranges' partial results rescaled to their common
 // maximum and summed.
-@compute @workgroup_size(128)
+@compute @workgroup_size(FLASH_COMBINE_WG_X, FLASH_COMBINE_WG_Y, FLASH_COMBINE_WG_Z)
 fn flash_combine(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,
                  @builtin(num_workgroups) nwg: vec3<u32>) {
     let t = lid.x;

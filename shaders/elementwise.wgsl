@@ -5,29 +5,12 @@
 // MODULATE r + gate * (a * (1 + scale) + shift) (adaLN-style modulation with a gated residual),
 // where row t of B holds [shift | scale | gate], each `cols` wide.
 
-struct Params {
-    n: u32,
-    cols: u32,
-    lo: u32,
-    hi: u32,
-}
+// Declared by the contract (src/kernels/elementwise.rs): Params P; A, B (ops with a second
+// operand), G (SCALE, SCALE_ADD), Y, R (MODULATE).
 
-@group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(1) var<storage, read> A: array<Act>;
-#ifdef ADD|MUL|SILU_MUL|SCALE_ADD|MODULATE
-@group(0) @binding(2) var<storage, read> B: array<Act>;
-#endif
-#ifdef SCALE|SCALE_ADD
-@group(0) @binding(3) var<storage, read> G: array<f32>;
-#endif
-@group(0) @binding(4) var<storage, read_write> Y: array<Act>;
-#ifdef MODULATE
-@group(0) @binding(5) var<storage, read> R: array<Act>;
-#endif
-
-@compute @workgroup_size(256)
+@compute @workgroup_size(MAIN_WG_X, MAIN_WG_Y, MAIN_WG_Z)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.x + gid.y * nwg.x * 256u;
+    let i = gid.x + gid.y * nwg.x * MAIN_WG_X;
     if (i >= P.n) {
         return;
     }

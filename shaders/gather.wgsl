@@ -2,25 +2,11 @@
 // columns off.. of Y, which has `wide` columns); and column placement: Y[r, off + j] = X[row0 + r, j]
 // (a concatenation along channels, of a range of X's rows).
 
-struct Params {
-    n_rows: u32,
-    dim: u32,
-    off: u32,
-    wide: u32,
-    row0: u32,
-    _p0: u32,
-    _p1: u32,
-    _p2: u32,
-}
+// Declared by the contract (src/kernels/gather.rs): Params P; X, IDX (gather only), Y.
 
-@group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(1) var<storage, read> X: array<Act>;
-@group(0) @binding(2) var<storage, read> IDX: array<u32>;
-@group(0) @binding(3) var<storage, read_write> Y: array<Act>;
-
-@compute @workgroup_size(256)
+@compute @workgroup_size(GATHER_WG_X, GATHER_WG_Y, GATHER_WG_Z)
 fn gather(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.x + gid.y * nwg.x * 256u;
+    let i = gid.x + gid.y * nwg.x * GATHER_WG_X;
     if (i >= P.n_rows * P.dim) {
         return;
     }
@@ -28,9 +14,9 @@ fn gather(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
     Y[r * P.wide + P.off + i % P.dim] = X[IDX[r] * P.dim + i % P.dim];
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(PLACE_COLS_WG_X, PLACE_COLS_WG_Y, PLACE_COLS_WG_Z)
 fn place_cols(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.x + gid.y * nwg.x * 256u;
+    let i = gid.x + gid.y * nwg.x * PLACE_COLS_WG_X;
     if (i >= P.n_rows * P.dim) {
         return;
     }

@@ -6,17 +6,7 @@
 // PTS_NORM_EXP, PTS_RELU, PTS_SIGMOID, PTS_LINEAR. Confidence: CONF_EXPP1 (1 + exp), CONF_EXPP0
 // (exp), CONF_SIGMOID.
 
-struct Params {
-    pixels: u32,
-    c: u32,
-    out_off: u32,
-    _p0: u32,
-}
-
-@group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(1) var<storage, read> X: array<Act>;
-@group(0) @binding(2) var<storage, read_write> V: array<f32>;
-@group(0) @binding(3) var<storage, read_write> CONF: array<f32>;
+// Declared by the contract (src/kernels/head_act.rs): Params P; X, V, CONF.
 
 // exp(x) - 1 without cancellation near 0 (Taylor series below |x| = 0.1).
 fn expm1_f32(x: f32) -> f32 {
@@ -30,9 +20,9 @@ fn inv_log(x: f32) -> f32 {
     return sign(x) * expm1_f32(abs(x));
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(MAIN_WG_X, MAIN_WG_Y, MAIN_WG_Z)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let p = gid.x + gid.y * nwg.x * 256u;
+    let p = gid.x + gid.y * nwg.x * MAIN_WG_X;
     if (p >= P.pixels) {
         return;
     }
@@ -74,6 +64,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 #endif
 #ifdef PTS_SIGMOID
         y = 1.0 / (1.0 + exp(-x));
+#endif
+#ifdef PTS_LINEAR
+        y = x;
 #endif
         V[ob + j] = y;
     }

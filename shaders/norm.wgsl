@@ -3,32 +3,10 @@
 // r % heads of token r / heads, starting at token * token_stride + off + head * dim.
 // The output has the input's layout (INPLACE writes back into X).
 
-struct Params {
-    dim: u32,
-    n_rows: u32,
-    heads: u32,
-    token_stride: u32,
-    off: u32,
-    eps: f32,
-    _p0: u32,
-    _p1: u32,
-}
+// Declared by the contract (src/kernels/norm.rs): Params P; X (read_write with INPLACE), G (WEIGHT),
+// B (BIAS), Y (unless INPLACE).
 
-@group(0) @binding(0) var<uniform> P: Params;
-#ifdef INPLACE
-@group(0) @binding(1) var<storage, read_write> X: array<Act>;
-#else
-@group(0) @binding(1) var<storage, read> X: array<Act>;
-@group(0) @binding(4) var<storage, read_write> Y: array<Act>;
-#endif
-#ifdef WEIGHT
-@group(0) @binding(2) var<storage, read> G: array<f32>;
-#endif
-#ifdef BIAS
-@group(0) @binding(3) var<storage, read> B: array<f32>;
-#endif
-
-const WG: u32 = 128u;
+const WG: u32 = NORM_WG_X;
 
 fn store(i: u32, v: f32) {
 #ifdef INPLACE
@@ -49,7 +27,7 @@ fn affine(d: u32, v: f32) -> f32 {
     return r;
 }
 
-@compute @workgroup_size(128)
+@compute @workgroup_size(NORM_WG_X, NORM_WG_Y, NORM_WG_Z)
 fn norm(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,
         @builtin(num_workgroups) nwg: vec3<u32>) {
     let row = flat_wg(wid, nwg);

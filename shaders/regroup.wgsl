@@ -8,25 +8,11 @@
 // outputs, never concatenated into one buffer (at 32 frames that would exceed a 128 MiB binding).
 // Y holds output rows r0 .. r0 + n_rows.
 
-struct Params {
-    n_rows: u32,
-    c: u32,
-    p: u32,
-    patch_start: u32,
-    grid_h: u32,
-    grid_w: u32,
-    order: u32,
-    r0: u32,
-}
+// Declared by the contract (src/kernels/regroup.rs): Params P; A, B, Y.
 
-@group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(1) var<storage, read> A: array<Act>;
-@group(0) @binding(2) var<storage, read> B: array<Act>;
-@group(0) @binding(3) var<storage, read_write> Y: array<Act>;
-
-@compute @workgroup_size(256)
+@compute @workgroup_size(REGROUP_WG_X, REGROUP_WG_Y, REGROUP_WG_Z)
 fn regroup(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.x + gid.y * nwg.x * 256u;
+    let i = gid.x + gid.y * nwg.x * REGROUP_WG_X;
     let width = 8u * P.c;
     if (i >= P.n_rows * width) {
         return;

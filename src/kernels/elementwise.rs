@@ -1,10 +1,8 @@
 //! Element-wise activations and combinations (residual add, gates, LayerScale, ReLU on a column
 //! range, adaLN modulation with a gated residual).
 
-use bytemuck::{Pod, Zeroable};
-
-use super::{check_act, ELEMENTWISE, FLAT_WG};
-use crate::gpu::{error::shape_err, Binding, DType, PipelineKey, Recorder, Result, Tensor, Variant};
+use super::{check_act, ACTS, ELEMENTWISE_WGSL, FLAT_WG};
+use crate::gpu::{error::shape_err, Contract, DType, Entry, Launch, Recorder, Result, Slot, Tensor, UniformParams, Variant};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Op {
@@ -27,6 +25,7 @@ pub enum Op {
 }
 
 impl Op {
+    pub const ALL: [Op; 8] = [Op::Add, Op::Mul, Op::Silu, Op::Gelu, Op::SiluMul, Op::Scale, Op::ScaleAdd, Op::Relu];
     fn flag(self) -> &'static str {
         match self {
             Op::Add => "ADD",
@@ -47,14 +46,46 @@ impl Op {
     }
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct Params {
-    n: u32,
-    cols: u32,
-    /// Columns lo..hi that RELU applies to.
-    lo: u32,
-    hi: u32,
+crate::uniform_params! {
+    pub struct ElementwiseParams {
+        n: u32,
+        cols: u32,
+        /// Columns lo..hi that RELU applies to.
+        lo: u32,
+        hi: u32,
+    }
+}
+
+pub static ELEMENTWISE: Contract = Contract {
+    src: ELEMENTWISE_WGSL,
+    params: ElementwiseParams::FIELDS,
+    slots: &[
+        Slot::read("A", "array<Act>"),
+        Slot::read("B", "array<Act>").when("ADD|MUL|SILU_MUL|SCALE_ADD|MODULATE"),
+        Slot::read("G", "array<f32>").when("SCALE|SCALE_ADD"),
+        Slot::write("Y", "array<Act>"),
+        Slot::read("R", "array<Act>").when("MODULATE"),
+    ],
+    entries: &[Entry::new("main", [FLAT_WG, 1, 1])],
+};
+
+/// What selects an element-wise variant: an op, or adaLN modulation (`None`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ElementwiseChoice {
+    pub act: DType,
+    pub op: Option<Op>,
+}
+
+impl ElementwiseChoice {
+    pub fn launch(self) -> Launch {
+        Launch::new(&ELEMENTWISE, "main", Variant::new(self.act).flag(self.op.map_or("MODULATE", Op::flag)))
+    }
+}
+
+/// Every variant the element-wise launchers can produce.
+pub fn launches() -> Vec<Launch> {
+    let ops = Op::ALL.map(Some).into_iter().chain([None]);
+    ACTS.into_iter().flat_map(|act| ops.clone().map(move |op| ElementwiseChoice { act, op }.launch())).collect()
 }
 
 /// Apply `op`; `b` and `gamma` are required exactly when the op uses them.
@@ -80,17 +111,17 @@ fn elementwise_cols(rec: &mut Recorder, op: Op, a: &Tensor, b: Option<&Tensor>, 
         }
     }
     let y = gpu.alloc_act(&a.shape)?;
-    let variant = Variant::new(gpu.act).flag(op.flag());
-    let pipe = gpu.pipeline(PipelineKey { src: &ELEMENTWISE, entry: "main", variant: &variant });
-    let mut binds = vec![Binding::t(1, a), Binding::t(4, &y)];
+    let launch = ElementwiseChoice { act: gpu.act, op: Some(op) }.launch();
+    let pipe = launch.pipeline(gpu);
+    let mut binds = vec![ELEMENTWISE.bind("A", a), ELEMENTWISE.bind("Y", &y)];
     if let Some(b) = b {
-        binds.push(Binding::t(2, b));
+        binds.push(ELEMENTWISE.bind("B", b));
     }
     if let Some(g) = gamma {
-        binds.push(Binding::t(3, g));
+        binds.push(ELEMENTWISE.bind("G", g));
     }
-    let p = Params { n: a.numel() as u32, cols: a.cols() as u32, lo: cols.start as u32, hi: cols.end as u32 };
-    rec.dispatch_flat(pipe, &p, &binds, (a.numel() as u32).div_ceil(FLAT_WG));
+    let p = ElementwiseParams { n: a.numel() as u32, cols: a.cols() as u32, lo: cols.start as u32, hi: cols.end as u32 };
+    rec.dispatch_flat(pipe, &p, &binds, launch.entry().groups(a.numel() as u32));
     Ok(y)
 }
 
@@ -119,11 +150,11 @@ pub fn modulate(rec: &mut Recorder, x: &Tensor, mods: &Tensor, residual: &Tensor
         return Err(shape_err("elementwise", format!("modulate: residual {:?} and x {:?} differ in size", residual.shape, x.shape)));
     }
     let y = gpu.alloc_act(&x.shape)?;
-    let variant = Variant::new(gpu.act).flag("MODULATE");
-    let pipe = gpu.pipeline(PipelineKey { src: &ELEMENTWISE, entry: "main", variant: &variant });
-    let binds = [Binding::t(1, x), Binding::t(2, mods), Binding::t(4, &y), Binding::t(5, residual)];
-    let p = Params { n: x.numel() as u32, cols: cols as u32, lo: 0, hi: 0 };
-    rec.dispatch_flat(pipe, &p, &binds, (x.numel() as u32).div_ceil(FLAT_WG));
+    let launch = ElementwiseChoice { act: gpu.act, op: None }.launch();
+    let pipe = launch.pipeline(gpu);
+    let binds = [ELEMENTWISE.bind("A", x), ELEMENTWISE.bind("B", mods), ELEMENTWISE.bind("Y", &y), ELEMENTWISE.bind("R", residual)];
+    let p = ElementwiseParams { n: x.numel() as u32, cols: cols as u32, lo: 0, hi: 0 };
+    rec.dispatch_flat(pipe, &p, &binds, launch.entry().groups(x.numel() as u32));
     Ok(y)
 }
 

@@ -1,21 +1,44 @@
 //! Embedding lookup from a packed table.
 
-use bytemuck::{Pod, Zeroable};
+use super::{ACTS, EMBED_WGSL, FLAT_WG};
+use crate::gpu::{error::shape_err, Contract, DType, Entry, Launch, Recorder, Result, Slot, Tensor, UniformParams, Variant};
+use crate::weights::{Weight, WeightFormat};
 
-use super::EMBED;
-use crate::gpu::{error::shape_err, Binding, DType, PipelineKey, Recorder, Result, Tensor, Variant};
-use crate::weights::Weight;
+crate::uniform_params! {
+    pub struct EmbedParams {
+        n_tok: u32,
+        dim: u32,
+        kp: u32,
+        soff: u32,
+        vocab: u32,
+        row0: u32,
+    }
+}
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct Params {
-    n_tok: u32,
-    dim: u32,
-    kp: u32,
-    soff: u32,
-    vocab: u32,
-    row0: u32,
-    _p: [u32; 2],
+pub static EMBED: Contract = Contract {
+    src: EMBED_WGSL,
+    params: EmbedParams::FIELDS,
+    slots: &[Slot::read("IDS", "array<u32>"), Slot::read("W", "array<u32>"), Slot::write("Y", "array<Act>")],
+    entries: &[Entry::new("embed", [FLAT_WG, 1, 1])],
+};
+
+/// What selects an embedding variant: the table's format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EmbedChoice {
+    pub act: DType,
+    pub format: WeightFormat,
+}
+
+impl EmbedChoice {
+    pub fn launch(self) -> Launch {
+        Launch::new(&EMBED, "embed", Variant::new(self.act).flag(self.format.flag()))
+    }
+}
+
+/// Every variant `embed` can produce.
+pub fn launches() -> Vec<Launch> {
+    let formats = [WeightFormat::F32, WeightFormat::F16, WeightFormat::Q8, WeightFormat::Q4];
+    ACTS.into_iter().flat_map(|act| formats.map(|format| EmbedChoice { act, format }.launch())).collect()
 }
 
 /// Y[t, :] = table[ids[t], :] for U32 ids. Ids must be below the table's rows (check ids on the
@@ -40,19 +63,19 @@ pub fn embed_parts(rec: &mut Recorder, ids: &Tensor, parts: &[Weight]) -> Result
     let y = gpu.alloc_act(&[n, first.cols])?;
     let mut row0 = 0;
     for table in parts {
-        let variant = Variant::new(gpu.act).flag(table.format.flag());
-        let pipe = gpu.pipeline(PipelineKey { src: &EMBED, entry: "embed", variant: &variant });
-        let p = Params {
+        let launch = EmbedChoice { act: gpu.act, format: table.format }.launch();
+        let pipe = launch.pipeline(gpu);
+        let p = EmbedParams {
             n_tok: n as u32,
             dim: table.cols as u32,
             kp: table.padded_cols() as u32,
             soff: table.scale_offset,
             vocab: table.rows as u32,
             row0: row0 as u32,
-            _p: [0; 2],
         };
         let work = (n * table.cols.div_ceil(4)) as u32;
-        rec.dispatch_flat(pipe, &p, &[Binding::t(1, ids), Binding(2, &table.buf), Binding::t(3, &y)], work.div_ceil(256));
+        let binds = [EMBED.bind("IDS", ids), EMBED.bind_buf("W", &table.buf), EMBED.bind("Y", &y)];
+        rec.dispatch_flat(pipe, &p, &binds, launch.entry().groups(work));
         row0 += table.rows;
     }
     Ok(y)

@@ -1,20 +1,34 @@
 //! Row gather of activations, Y[i, :] = X[idx[i], :] (window permutations and their inverse), and
 //! column placement (concatenation along channels).
 
-use bytemuck::{Pod, Zeroable};
+use super::{check_act, ACTS, GATHER_WGSL, FLAT_WG};
+use crate::gpu::{error::shape_err, Contract, DType, Entry, Launch, Recorder, Result, Slot, Tensor, UniformParams, Variant};
 
-use super::{check_act, GATHER};
-use crate::gpu::{error::shape_err, Binding, DType, PipelineKey, Recorder, Result, Tensor, Variant};
+crate::uniform_params! {
+    pub struct GatherParams {
+        n_rows: u32,
+        dim: u32,
+        off: u32,
+        wide: u32,
+        row0: u32,
+    }
+}
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct Params {
-    n_rows: u32,
-    dim: u32,
-    off: u32,
-    wide: u32,
-    row0: u32,
-    _p: [u32; 3],
+pub static GATHER: Contract = Contract {
+    src: GATHER_WGSL,
+    params: GatherParams::FIELDS,
+    slots: &[Slot::read("X", "array<Act>"), Slot::read("IDX", "array<u32>").only(&["gather"]), Slot::write("Y", "array<Act>")],
+    entries: &[Entry::new("gather", [FLAT_WG, 1, 1]), Entry::new("place_cols", [FLAT_WG, 1, 1])],
+};
+
+/// A gather launch: `place_cols` when `place`, else `gather`.
+pub fn choice(act: DType, place: bool) -> Launch {
+    Launch::new(&GATHER, if place { "place_cols" } else { "gather" }, Variant::new(act))
+}
+
+/// Every variant the gather launchers can produce.
+pub fn launches() -> Vec<Launch> {
+    ACTS.into_iter().flat_map(|act| [false, true].map(|place| choice(act, place))).collect()
 }
 
 /// `idx` is U32 with every entry below `x.rows()` (checked by the caller that built it).
@@ -37,9 +51,10 @@ pub fn gather_rows_into(rec: &mut Recorder, x: &Tensor, idx: &Tensor, y: &Tensor
     if y.rows() != n || off + d > y.cols() {
         return Err(shape_err("gather", format!("{n} rows of {d} do not fit Y {:?} at column {off}", y.shape)));
     }
-    let pipe = gpu.pipeline(PipelineKey { src: &GATHER, entry: "gather", variant: &Variant::new(gpu.act) });
-    let p = Params { n_rows: n as u32, dim: d as u32, off: off as u32, wide: y.cols() as u32, row0: 0, _p: [0; 3] };
-    rec.dispatch_flat(pipe, &p, &[Binding::t(1, x), Binding::t(2, idx), Binding::t(3, y)], ((n * d) as u32).div_ceil(256));
+    let launch = choice(gpu.act, false);
+    let p = GatherParams { n_rows: n as u32, dim: d as u32, off: off as u32, wide: y.cols() as u32, row0: 0 };
+    let binds = [GATHER.bind("X", x), GATHER.bind("IDX", idx), GATHER.bind("Y", y)];
+    rec.dispatch_flat(launch.pipeline(gpu), &p, &binds, launch.entry().groups((n * d) as u32));
     Ok(())
 }
 
@@ -53,8 +68,9 @@ pub fn place_cols(rec: &mut Recorder, x: &Tensor, row0: usize, y: &Tensor, off: 
     if row0 + n > x.rows() || off + d > y.cols() {
         return Err(shape_err("place_cols", format!("rows {row0}..{} of X {:?} do not fit Y {:?} at column {off}", row0 + n, x.shape, y.shape)));
     }
-    let pipe = gpu.pipeline(PipelineKey { src: &GATHER, entry: "place_cols", variant: &Variant::new(gpu.act) });
-    let p = Params { n_rows: n as u32, dim: d as u32, off: off as u32, wide: y.cols() as u32, row0: row0 as u32, _p: [0; 3] };
-    rec.dispatch_flat(pipe, &p, &[Binding::t(1, x), Binding::t(3, y)], ((n * d) as u32).div_ceil(256));
+    let launch = choice(gpu.act, true);
+    let p = GatherParams { n_rows: n as u32, dim: d as u32, off: off as u32, wide: y.cols() as u32, row0: row0 as u32 };
+    let binds = [GATHER.bind("X", x), GATHER.bind("Y", y)];
+    rec.dispatch_flat(launch.pipeline(gpu), &p, &binds, launch.entry().groups((n * d) as u32));
     Ok(())
 }

@@ -2,10 +2,8 @@
 //! values [.., C-1] and confidences, both f32, written into whole-sequence outputs at a frame
 //! offset (the heads run in chunks of frames).
 
-use bytemuck::{Pod, Zeroable};
-
-use super::{check_act, FLAT_WG, HEAD_ACT};
-use crate::gpu::{error::shape_err, Binding, DType, PipelineKey, Recorder, Result, Tensor, Variant};
+use super::{check_act, ACTS, HEAD_ACT_WGSL, FLAT_WG};
+use crate::gpu::{error::shape_err, Contract, DType, Entry, Launch, Recorder, Result, Slot, Tensor, UniformParams, Variant};
 
 /// Activation of the value channels (head_act.py's `activation`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,6 +27,8 @@ pub enum ConfAct {
 }
 
 impl ValueAct {
+    pub const ALL: [ValueAct; 8] =
+        [ValueAct::Exp, ValueAct::InvLog, ValueAct::XyInvLog, ValueAct::Norm, ValueAct::NormExp, ValueAct::Relu, ValueAct::Sigmoid, ValueAct::Linear];
     /// The upstream name ("exp", "inv_log", ...).
     pub fn parse(s: &str) -> Option<ValueAct> {
         Some(match s {
@@ -58,6 +58,7 @@ impl ValueAct {
 }
 
 impl ConfAct {
+    pub const ALL: [ConfAct; 3] = [ConfAct::Expp1, ConfAct::Expp0, ConfAct::Sigmoid];
     fn flag(self) -> &'static str {
         match self {
             ConfAct::Expp1 => "CONF_EXPP1",
@@ -67,13 +68,46 @@ impl ConfAct {
     }
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct Params {
-    pixels: u32,
-    c: u32,
-    out_off: u32,
-    _p: u32,
+crate::uniform_params! {
+    pub struct HeadActParams {
+        pixels: u32,
+        c: u32,
+        out_off: u32,
+    }
+}
+
+pub static HEAD_ACT: Contract = Contract {
+    src: HEAD_ACT_WGSL,
+    params: HeadActParams::FIELDS,
+    slots: &[Slot::read("X", "array<Act>"), Slot::write("V", "array<f32>"), Slot::write("CONF", "array<f32>")],
+    entries: &[Entry::new("main", [FLAT_WG, 1, 1])],
+};
+
+/// What selects a head activation variant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeadActChoice {
+    pub act: DType,
+    pub value: ValueAct,
+    pub conf: ConfAct,
+}
+
+impl HeadActChoice {
+    pub fn launch(self) -> Launch {
+        Launch::new(&HEAD_ACT, "main", Variant::new(self.act).flag(self.value.flag()).flag(self.conf.flag()))
+    }
+}
+
+/// Every variant `head_activation` can produce.
+pub fn launches() -> Vec<Launch> {
+    let mut out = Vec::new();
+    for act in ACTS {
+        for value in ValueAct::ALL {
+            for conf in ConfAct::ALL {
+                out.push(HeadActChoice { act, value, conf }.launch());
+            }
+        }
+    }
+    out
 }
 
 /// Activate `x` [frames, H, W, C] into `values` [S, H, W, C-1] and `conf` [S, H, W] (f32) starting
@@ -104,9 +138,9 @@ pub fn head_activation(rec: &mut Recorder, x: &Tensor, act: ValueAct, conf_act: 
         ));
     }
     let pixels = frames * px;
-    let variant = Variant::new(gpu.act).flag(act.flag()).flag(conf_act.flag());
-    let pipe = gpu.pipeline(PipelineKey { src: &HEAD_ACT, entry: "main", variant: &variant });
-    let p = Params { pixels: pixels as u32, c: c as u32, out_off: (frame0 * px) as u32, _p: 0 };
-    rec.dispatch_flat(pipe, &p, &[Binding::t(1, x), Binding::t(2, values), Binding::t(3, conf)], (pixels as u32).div_ceil(FLAT_WG));
+    let launch = HeadActChoice { act: gpu.act, value: act, conf: conf_act }.launch();
+    let p = HeadActParams { pixels: pixels as u32, c: c as u32, out_off: (frame0 * px) as u32 };
+    let binds = [HEAD_ACT.bind("X", x), HEAD_ACT.bind("V", values), HEAD_ACT.bind("CONF", conf)];
+    rec.dispatch_flat(launch.pipeline(gpu), &p, &binds, launch.entry().groups(pixels as u32));
     Ok(())
 }

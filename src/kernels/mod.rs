@@ -14,32 +14,84 @@ pub mod resize;
 pub mod rope;
 pub mod sample;
 
-use crate::gpu::ShaderSource;
+use crate::gpu::{Contract, Launch, ShaderSource};
 
 const COMMON: &str = include_str!("../../shaders/common.wgsl");
 const QUANT: &str = include_str!("../../shaders/quant.wgsl");
 const REDUCE: &str = include_str!("../../shaders/reduce.wgsl");
 
+// Families without a contract yet: their WGSL declares its own uniform struct and bindings.
 pub(crate) const MATMUL: ShaderSource = ShaderSource { name: "matmul", code: include_str!("../../shaders/matmul.wgsl"), includes: &[COMMON, QUANT] };
-pub(crate) const ATTENTION: ShaderSource = ShaderSource { name: "attention", code: include_str!("../../shaders/attention.wgsl"), includes: &[COMMON, REDUCE] };
-pub(crate) const NORM: ShaderSource = ShaderSource { name: "norm", code: include_str!("../../shaders/norm.wgsl"), includes: &[COMMON, REDUCE] };
-pub(crate) const ROPE: ShaderSource = ShaderSource { name: "rope", code: include_str!("../../shaders/rope.wgsl"), includes: &[] };
-pub(crate) const ELEMENTWISE: ShaderSource = ShaderSource { name: "elementwise", code: include_str!("../../shaders/elementwise.wgsl"), includes: &[COMMON] };
-pub(crate) const EMBED: ShaderSource = ShaderSource { name: "embed", code: include_str!("../../shaders/embed.wgsl"), includes: &[QUANT] };
-pub(crate) const GATHER: ShaderSource = ShaderSource { name: "gather", code: include_str!("../../shaders/gather.wgsl"), includes: &[] };
-pub(crate) const PENALTY: ShaderSource = ShaderSource { name: "penalty", code: include_str!("../../shaders/penalty.wgsl"), includes: &[] };
-pub(crate) const REGROUP: ShaderSource = ShaderSource { name: "regroup", code: include_str!("../../shaders/regroup.wgsl"), includes: &[] };
 pub(crate) const CONV: ShaderSource = ShaderSource { name: "conv", code: include_str!("../../shaders/conv.wgsl"), includes: &[QUANT] };
-pub(crate) const RESIZE: ShaderSource = ShaderSource { name: "resize", code: include_str!("../../shaders/resize.wgsl"), includes: &[] };
-pub(crate) const HEAD_ACT: ShaderSource = ShaderSource { name: "head_act", code: include_str!("../../shaders/head_act.wgsl"), includes: &[] };
-pub(crate) const SAMPLE: ShaderSource = ShaderSource { name: "sample", code: include_str!("../../shaders/sample.wgsl"), includes: &[REDUCE] };
 
-/// Every family, for tools that compile them all (validation, warm-up).
-pub const ALL_SOURCES: [&ShaderSource; 13] =
-    [&MATMUL, &ATTENTION, &NORM, &ROPE, &ELEMENTWISE, &EMBED, &SAMPLE, &PENALTY, &GATHER, &REGROUP, &CONV, &RESIZE, &HEAD_ACT];
+// Families with a contract (declared next to their launchers): the WGSL without the declarations
+// the contract emits.
+const ATTENTION_WGSL: ShaderSource = ShaderSource { name: "attention", code: include_str!("../../shaders/attention.wgsl"), includes: &[COMMON, REDUCE] };
+const NORM_WGSL: ShaderSource = ShaderSource { name: "norm", code: include_str!("../../shaders/norm.wgsl"), includes: &[COMMON, REDUCE] };
+const ROPE_WGSL: ShaderSource = ShaderSource { name: "rope", code: include_str!("../../shaders/rope.wgsl"), includes: &[] };
+const ELEMENTWISE_WGSL: ShaderSource = ShaderSource { name: "elementwise", code: include_str!("../../shaders/elementwise.wgsl"), includes: &[COMMON] };
+const EMBED_WGSL: ShaderSource = ShaderSource { name: "embed", code: include_str!("../../shaders/embed.wgsl"), includes: &[QUANT] };
+const GATHER_WGSL: ShaderSource = ShaderSource { name: "gather", code: include_str!("../../shaders/gather.wgsl"), includes: &[] };
+const PENALTY_WGSL: ShaderSource = ShaderSource { name: "penalty", code: include_str!("../../shaders/penalty.wgsl"), includes: &[] };
+const REGROUP_WGSL: ShaderSource = ShaderSource { name: "regroup", code: include_str!("../../shaders/regroup.wgsl"), includes: &[] };
+const RESIZE_WGSL: ShaderSource = ShaderSource { name: "resize", code: include_str!("../../shaders/resize.wgsl"), includes: &[] };
+const HEAD_ACT_WGSL: ShaderSource = ShaderSource { name: "head_act", code: include_str!("../../shaders/head_act.wgsl"), includes: &[] };
+const SAMPLE_WGSL: ShaderSource = ShaderSource { name: "sample", code: include_str!("../../shaders/sample.wgsl"), includes: &[REDUCE] };
 
-/// Threads per workgroup of the flat element-wise kernels.
+/// Every family's source, for tools that compile them all (validation, warm-up).
+pub const ALL_SOURCES: [&ShaderSource; 13] = [
+    &MATMUL,
+    &ATTENTION_WGSL,
+    &NORM_WGSL,
+    &ROPE_WGSL,
+    &ELEMENTWISE_WGSL,
+    &EMBED_WGSL,
+    &SAMPLE_WGSL,
+    &PENALTY_WGSL,
+    &GATHER_WGSL,
+    &REGROUP_WGSL,
+    &CONV,
+    &RESIZE_WGSL,
+    &HEAD_ACT_WGSL,
+];
+
+/// The families with a contract (`crate::gpu::Contract`).
+pub static CONTRACTS: [&Contract; 11] = [
+    &attention::ATTENTION,
+    &norm::NORM,
+    &rope::ROPE,
+    &elementwise::ELEMENTWISE,
+    &embed::EMBED,
+    &sample::SAMPLE,
+    &sample::PENALTY,
+    &gather::GATHER,
+    &regroup::REGROUP,
+    &resize::RESIZE,
+    &head_act::HEAD_ACT,
+];
+
+/// Every (family, entry point, variant) the launchers of the contract families can produce,
+/// enumerated by the functions the launchers choose their variants with (both activation types).
+pub fn all_launches() -> Vec<Launch> {
+    let mut out = Vec::new();
+    out.extend(attention::launches());
+    out.extend(norm::launches());
+    out.extend(rope::launches());
+    out.extend(elementwise::launches());
+    out.extend(embed::launches());
+    out.extend(sample::launches());
+    out.extend(gather::launches());
+    out.extend(regroup::launches());
+    out.extend(resize::launches());
+    out.extend(head_act::launches());
+    out
+}
+
+/// Threads per workgroup of the flat one-thread-per-item kernels.
 pub(crate) const FLAT_WG: u32 = 256;
+
+/// The activation types every launcher is enumerated for.
+pub(crate) const ACTS: [crate::gpu::DType; 2] = [crate::gpu::DType::F32, crate::gpu::DType::F16];
 
 pub(crate) fn check_act(kernel: &'static str, what: &str, t: &crate::gpu::Tensor, gpu: &crate::gpu::Gpu) -> crate::gpu::Result<()> {
     if t.dtype != gpu.act {

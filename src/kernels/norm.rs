@@ -1,9 +1,7 @@
 //! RMSNorm and LayerNorm, over whole rows or per head inside a wider token (q/k norm).
 
-use bytemuck::{Pod, Zeroable};
-
-use super::{check_act, NORM};
-use crate::gpu::{error::shape_err, Binding, DType, PipelineKey, Recorder, Result, Tensor, Variant};
+use super::{check_act, ACTS, NORM_WGSL};
+use crate::gpu::{error::shape_err, Contract, DType, Entry, Launch, Recorder, Result, Slot, Tensor, UniformParams, Variant};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -27,16 +25,67 @@ impl Rows {
     }
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct Params {
-    dim: u32,
-    n_rows: u32,
-    heads: u32,
-    token_stride: u32,
-    off: u32,
-    eps: f32,
-    _p: [u32; 2],
+crate::uniform_params! {
+    pub struct NormParams {
+        dim: u32,
+        n_rows: u32,
+        heads: u32,
+        token_stride: u32,
+        off: u32,
+        eps: f32,
+    }
+}
+
+pub static NORM: Contract = Contract {
+    src: NORM_WGSL,
+    params: NormParams::FIELDS,
+    slots: &[
+        Slot::read("X", "array<Act>").write_if("INPLACE"),
+        Slot::read("G", "array<f32>").when("WEIGHT"),
+        Slot::read("B", "array<f32>").when("BIAS"),
+        Slot::write("Y", "array<Act>").when("!INPLACE"),
+    ],
+    entries: &[Entry::new("norm", [128, 1, 1])],
+};
+
+/// What selects a norm variant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NormChoice {
+    pub act: DType,
+    pub kind: Kind,
+    pub inplace: bool,
+    pub weight: bool,
+    pub bias: bool,
+}
+
+impl NormChoice {
+    pub fn launch(self) -> Launch {
+        let threads = NORM.entry("norm").threads();
+        let variant = Variant::new(self.act)
+            .flag("REDUCE")
+            .constant("RED_N", threads)
+            .flag_if(self.kind == Kind::Rms, "RMS")
+            .flag_if(self.inplace, "INPLACE")
+            .flag_if(self.weight, "WEIGHT")
+            .flag_if(self.bias, "BIAS");
+        Launch::new(&NORM, "norm", variant)
+    }
+}
+
+/// Every variant `norm` can produce (RMSNorm has no bias).
+pub fn launches() -> Vec<Launch> {
+    let mut out = Vec::new();
+    for act in ACTS {
+        for kind in [Kind::Rms, Kind::Layer] {
+            for bits in 0..8 {
+                let (inplace, weight, bias) = (bits & 1 != 0, bits & 2 != 0, bits & 4 != 0);
+                if !(kind == Kind::Rms && bias) {
+                    out.push(NormChoice { act, kind, inplace, weight, bias }.launch());
+                }
+            }
+        }
+    }
+    out
 }
 
 pub fn rms_norm(rec: &mut Recorder, x: &Tensor, weight: &Tensor, eps: f32) -> Result<Tensor> {
@@ -81,32 +130,18 @@ pub fn norm(
     }
     let n_rows = x.numel() / rows.token_stride * rows.heads;
     let out = if inplace { None } else { Some(gpu.alloc_act(&x.shape)?) };
-    let variant = Variant::new(gpu.act)
-        .flag("REDUCE")
-        .constant("RED_N", 128)
-        .flag_if(kind == Kind::Rms, "RMS")
-        .flag_if(inplace, "INPLACE")
-        .flag_if(weight.is_some(), "WEIGHT")
-        .flag_if(bias.is_some(), "BIAS");
-    let pipe = gpu.pipeline(PipelineKey { src: &NORM, entry: "norm", variant: &variant });
-    let p = Params {
-        dim: rows.dim as u32,
-        n_rows: n_rows as u32,
-        heads: rows.heads as u32,
-        token_stride: rows.token_stride as u32,
-        off: rows.off as u32,
-        eps,
-        _p: [0; 2],
-    };
-    let mut binds = vec![Binding::t(1, x)];
+    let launch = NormChoice { act: gpu.act, kind, inplace, weight: weight.is_some(), bias: bias.is_some() }.launch();
+    let pipe = launch.pipeline(gpu);
+    let p = NormParams { dim: rows.dim as u32, n_rows: n_rows as u32, heads: rows.heads as u32, token_stride: rows.token_stride as u32, off: rows.off as u32, eps };
+    let mut binds = vec![NORM.bind("X", x)];
     if let Some(w) = weight {
-        binds.push(Binding::t(2, w));
+        binds.push(NORM.bind("G", w));
     }
     if let Some(b) = bias {
-        binds.push(Binding::t(3, b));
+        binds.push(NORM.bind("B", b));
     }
     if let Some(o) = &out {
-        binds.push(Binding::t(4, o));
+        binds.push(NORM.bind("Y", o));
     }
     rec.dispatch_flat(pipe, &p, &binds, n_rows as u32);
     Ok(out)

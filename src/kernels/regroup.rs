@@ -2,10 +2,8 @@
 
 use std::ops::Range;
 
-use bytemuck::{Pod, Zeroable};
-
-use super::{check_act, REGROUP};
-use crate::gpu::{error::shape_err, Binding, PipelineKey, Recorder, Result, Tensor, Variant};
+use super::{check_act, ACTS, REGROUP_WGSL, FLAT_WG};
+use crate::gpu::{error::shape_err, Contract, DType, Entry, Launch, Recorder, Result, Slot, Tensor, UniformParams, Variant};
 
 /// The feature order of a checkpoint generation's connector.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -16,17 +14,34 @@ pub enum RegroupOrder {
     V11,
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct Params {
-    n_rows: u32,
-    c: u32,
-    p: u32,
-    patch_start: u32,
-    grid_h: u32,
-    grid_w: u32,
-    order: u32,
-    r0: u32,
+crate::uniform_params! {
+    pub struct RegroupParams {
+        n_rows: u32,
+        c: u32,
+        p: u32,
+        patch_start: u32,
+        grid_h: u32,
+        grid_w: u32,
+        order: u32,
+        r0: u32,
+    }
+}
+
+pub static REGROUP: Contract = Contract {
+    src: REGROUP_WGSL,
+    params: RegroupParams::FIELDS,
+    slots: &[Slot::read("A", "array<Act>"), Slot::read("B", "array<Act>"), Slot::write("Y", "array<Act>")],
+    entries: &[Entry::new("regroup", [FLAT_WG, 1, 1])],
+};
+
+/// The regroup launch (one variant per activation type).
+pub fn choice(act: DType) -> Launch {
+    Launch::new(&REGROUP, "regroup", Variant::new(act))
+}
+
+/// Every variant `regroup` can produce.
+pub fn launches() -> Vec<Launch> {
+    ACTS.map(choice).to_vec()
 }
 
 /// `halves` are the two halves of the C channels (A = 0 .. C/2, B = C/2 .. C), each
@@ -61,8 +76,8 @@ pub fn regroup(
     }
     let n = rows.len();
     let y = gpu.alloc_act(&[n, 8 * c])?;
-    let pipe = gpu.pipeline(PipelineKey { src: &REGROUP, entry: "regroup", variant: &Variant::new(gpu.act) });
-    let prm = Params {
+    let launch = choice(gpu.act);
+    let prm = RegroupParams {
         n_rows: n as u32,
         c: c as u32,
         p: p as u32,
@@ -72,6 +87,7 @@ pub fn regroup(
         order: (order == RegroupOrder::V11) as u32,
         r0: rows.start as u32,
     };
-    rec.dispatch_flat(pipe, &prm, &[Binding::t(1, a), Binding::t(2, b), Binding::t(3, &y)], ((n * 8 * c) as u32).div_ceil(256));
+    let binds = [REGROUP.bind("A", a), REGROUP.bind("B", b), REGROUP.bind("Y", &y)];
+    rec.dispatch_flat(launch.pipeline(gpu), &prm, &binds, launch.entry().groups((n * 8 * c) as u32));
     Ok(y)
 }

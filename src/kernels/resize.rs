@@ -2,23 +2,52 @@
 //! F.interpolate semantics, any input and output size), with an optional fused positional table
 //! and addend.
 
-use bytemuck::{Pod, Zeroable};
-
 use super::conv::SeparablePos;
-use super::{check_act, FLAT_WG, RESIZE};
-use crate::gpu::{error::shape_err, Binding, PipelineKey, Recorder, Result, Tensor, Variant};
+use super::{check_act, ACTS, RESIZE_WGSL, FLAT_WG};
+use crate::gpu::{error::shape_err, Contract, DType, Entry, Launch, Recorder, Result, Slot, Tensor, UniformParams, Variant};
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct Params {
-    frames: u32,
-    h_in: u32,
-    w_in: u32,
-    c: u32,
-    h_out: u32,
-    w_out: u32,
-    sy: f32,
-    sx: f32,
+crate::uniform_params! {
+    pub struct ResizeParams {
+        frames: u32,
+        h_in: u32,
+        w_in: u32,
+        c: u32,
+        h_out: u32,
+        w_out: u32,
+        sy: f32,
+        sx: f32,
+    }
+}
+
+pub static RESIZE: Contract = Contract {
+    src: RESIZE_WGSL,
+    params: ResizeParams::FIELDS,
+    slots: &[
+        Slot::read("X", "array<Act>"),
+        Slot::write("Y", "array<Act>"),
+        Slot::read("POS", "array<f32>").when("POS"),
+        Slot::read("ADDT", "array<Act>").when("ADD"),
+    ],
+    entries: &[Entry::new("main", [FLAT_WG, 1, 1])],
+};
+
+/// What selects a resize variant: the fused positional table and addend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ResizeChoice {
+    pub act: DType,
+    pub pos: bool,
+    pub add: bool,
+}
+
+impl ResizeChoice {
+    pub fn launch(self) -> Launch {
+        Launch::new(&RESIZE, "main", Variant::new(self.act).flag_if(self.pos, "POS").flag_if(self.add, "ADD"))
+    }
+}
+
+/// Every variant `bilinear` can produce.
+pub fn launches() -> Vec<Launch> {
+    ACTS.into_iter().flat_map(|act| (0..4).map(move |b| ResizeChoice { act, pos: b & 1 != 0, add: b & 2 != 0 }.launch())).collect()
 }
 
 /// The source-coordinate step of align_corners=True: (in - 1) / (out - 1), 0 for one output.
@@ -55,9 +84,8 @@ pub fn bilinear(rec: &mut Recorder, x: &Tensor, h_out: usize, w_out: usize, pos:
         }
     }
     let y = gpu.alloc_act(&out_shape)?;
-    let variant = Variant::new(gpu.act).flag_if(pos.is_some(), "POS").flag_if(add.is_some(), "ADD");
-    let pipe = gpu.pipeline(PipelineKey { src: &RESIZE, entry: "main", variant: &variant });
-    let p = Params {
+    let launch = ResizeChoice { act: gpu.act, pos: pos.is_some(), add: add.is_some() }.launch();
+    let p = ResizeParams {
         frames: frames as u32,
         h_in: h as u32,
         w_in: w as u32,
@@ -67,13 +95,13 @@ pub fn bilinear(rec: &mut Recorder, x: &Tensor, h_out: usize, w_out: usize, pos:
         sy: scale(h, h_out),
         sx: scale(w, w_out),
     };
-    let mut binds = vec![Binding::t(1, x), Binding::t(2, &y)];
+    let mut binds = vec![RESIZE.bind("X", x), RESIZE.bind("Y", &y)];
     if let Some(pt) = pos {
-        binds.push(Binding::t(3, &pt.t));
+        binds.push(RESIZE.bind("POS", &pt.t));
     }
     if let Some(a) = add {
-        binds.push(Binding::t(4, a));
+        binds.push(RESIZE.bind("ADDT", a));
     }
-    rec.dispatch_flat(pipe, &p, &binds, (n as u32).div_ceil(FLAT_WG));
+    rec.dispatch_flat(launch.pipeline(gpu), &p, &binds, launch.entry().groups(n as u32));
     Ok(y)
 }

@@ -1,9 +1,7 @@
 //! Rotary position embeddings in place, in the four variants of the model (see shaders/rope.wgsl).
 
-use bytemuck::{Pod, Zeroable};
-
-use super::{check_act, ROPE};
-use crate::gpu::{error::shape_err, Binding, DType, Gpu, PipelineKey, Recorder, Result, Tensor, Variant};
+use super::{check_act, ACTS, ROPE_WGSL, FLAT_WG};
+use crate::gpu::{error::shape_err, Contract, DType, Entry, Gpu, Launch, Recorder, Result, Slot, Tensor, UniformParams, Variant};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum RopeKind {
@@ -61,20 +59,36 @@ impl RopeTable {
     }
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct Params {
-    n_tok: u32,
-    n_heads: u32,
-    head_dim: u32,
-    token_stride: u32,
-    off: u32,
-    n_parts: u32,
-    half: u32,
-    sec0: u32,
-    sec1: u32,
-    n_comp: u32,
-    _p: [u32; 2],
+crate::uniform_params! {
+    pub struct RopeParams {
+        n_tok: u32,
+        n_heads: u32,
+        head_dim: u32,
+        token_stride: u32,
+        off: u32,
+        n_parts: u32,
+        half: u32,
+        sec0: u32,
+        sec1: u32,
+        n_comp: u32,
+    }
+}
+
+pub static ROPE: Contract = Contract {
+    src: ROPE_WGSL,
+    params: RopeParams::FIELDS,
+    slots: &[Slot::write("X", "array<Act>"), Slot::read("POS", "array<i32>"), Slot::read("FREQ", "array<f32>")],
+    entries: &[Entry::new("rope", [FLAT_WG, 1, 1])],
+};
+
+/// The rope launch (one variant per activation type: the four kinds differ in parameters only).
+pub fn choice(act: DType) -> Launch {
+    Launch::new(&ROPE, "rope", Variant::new(act))
+}
+
+/// Every variant `rope_inplace` can produce.
+pub fn launches() -> Vec<Launch> {
+    ACTS.map(choice).to_vec()
 }
 
 /// Rotate `heads` heads per token, starting at `off` within tokens of `token_stride` elements.
@@ -89,9 +103,8 @@ pub fn rope_inplace(rec: &mut Recorder, x: &Tensor, heads: usize, token_stride: 
     if pos.dtype != DType::I32 || pos.numel() != n_tok * table.n_comp {
         return Err(shape_err("rope", format!("positions must be I32 [{n_tok}, {}], got {:?} {:?}", table.n_comp, pos.shape, pos.dtype)));
     }
-    let variant = Variant::new(gpu.act);
-    let pipe = gpu.pipeline(PipelineKey { src: &ROPE, entry: "rope", variant: &variant });
-    let p = Params {
+    let launch = choice(gpu.act);
+    let p = RopeParams {
         n_tok: n_tok as u32,
         n_heads: heads as u32,
         head_dim: table.head_dim as u32,
@@ -102,9 +115,9 @@ pub fn rope_inplace(rec: &mut Recorder, x: &Tensor, heads: usize, token_stride: 
         sec0: table.sec[0] as u32,
         sec1: table.sec[1] as u32,
         n_comp: table.n_comp as u32,
-        _p: [0; 2],
     };
     let total = (n_tok * heads * table.head_dim / 2) as u32;
-    rec.dispatch_flat(pipe, &p, &[Binding::t(1, x), Binding::t(2, pos), Binding::t(3, &table.freq_gpu)], total.div_ceil(256));
+    let binds = [ROPE.bind("X", x), ROPE.bind("POS", pos), ROPE.bind("FREQ", &table.freq_gpu)];
+    rec.dispatch_flat(launch.pipeline(gpu), &p, &binds, launch.entry().groups(total));
     Ok(())
 }

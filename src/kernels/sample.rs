@@ -1,10 +1,8 @@
 //! Token selection on the GPU: greedy argmax, or temperature / top-k / top-p sampling with a
 //! caller-supplied uniform number. The result is a U32 [1] tensor: one id to read back.
 
-use bytemuck::{Pod, Zeroable};
-
-use super::{check_act, PENALTY, SAMPLE};
-use crate::gpu::{error::shape_err, Binding, DType, PipelineKey, Recorder, Result, Tensor, Variant};
+use super::{check_act, ACTS, FLAT_WG, PENALTY_WGSL, SAMPLE_WGSL};
+use crate::gpu::{error::shape_err, Contract, DType, Entry, Launch, Recorder, Result, Slot, Tensor, UniformParams, Variant};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Sampling {
@@ -18,17 +16,34 @@ pub struct Sampling {
     pub u: f32,
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct Params {
-    n: u32,
-    off: u32,
-    top_k: u32,
-    _p0: u32,
-    temperature: f32,
-    top_p: f32,
-    u: f32,
-    _p1: f32,
+crate::uniform_params! {
+    pub struct SampleParams {
+        n: u32,
+        off: u32,
+        top_k: u32,
+        temperature: f32,
+        top_p: f32,
+        u: f32,
+    }
+}
+
+pub static SAMPLE: Contract = Contract {
+    src: SAMPLE_WGSL,
+    params: SampleParams::FIELDS,
+    slots: &[Slot::read("L", "array<Act>"), Slot::write("OUT", "array<u32>")],
+    entries: &[Entry::new("argmax", [256, 1, 1]), Entry::new("sample", [256, 1, 1])],
+};
+
+/// The selection launch: `sample` (temperature, top-k, top-p) when `sample`, else `argmax`.
+pub fn choice(act: DType, sample: bool) -> Launch {
+    let entry = if sample { "sample" } else { "argmax" };
+    let variant = Variant::new(act).flag_if(sample, "SAMPLE").flag_if(sample, "REDUCE").constant("RED_N", SAMPLE.entry(entry).threads());
+    Launch::new(&SAMPLE, entry, variant)
+}
+
+/// Every variant the selection and penalty launchers can produce.
+pub fn launches() -> Vec<Launch> {
+    ACTS.into_iter().flat_map(|act| [choice(act, false), choice(act, true), penalty_choice(act)]).collect()
 }
 
 fn launch(rec: &mut Recorder, logits: &Tensor, row: usize, s: Option<Sampling>) -> Result<Tensor> {
@@ -45,12 +60,10 @@ fn launch(rec: &mut Recorder, logits: &Tensor, row: usize, s: Option<Sampling>) 
         }
     }
     let out = gpu.alloc(&[1], DType::U32)?;
-    let variant = Variant::new(gpu.act).flag_if(s.is_some(), "SAMPLE").flag_if(s.is_some(), "REDUCE").constant("RED_N", 256);
-    let entry = if s.is_some() { "sample" } else { "argmax" };
-    let pipe = gpu.pipeline(PipelineKey { src: &SAMPLE, entry, variant: &variant });
+    let launch = choice(gpu.act, s.is_some());
     let s = s.unwrap_or(Sampling { temperature: 1.0, top_p: 1.0, top_k: 0, u: 0.0 });
-    let p = Params { n: n as u32, off: (row * n) as u32, top_k: s.top_k, _p0: 0, temperature: s.temperature, top_p: s.top_p, u: s.u, _p1: 0.0 };
-    rec.dispatch(pipe, &p, &[Binding::t(1, logits), Binding::t(2, &out)], [1, 1, 1]);
+    let p = SampleParams { n: n as u32, off: (row * n) as u32, top_k: s.top_k, temperature: s.temperature, top_p: s.top_p, u: s.u };
+    rec.dispatch(launch.pipeline(gpu), &p, &[SAMPLE.bind("L", logits), SAMPLE.bind("OUT", &out)], [1, 1, 1]);
     Ok(out)
 }
 
@@ -63,13 +76,24 @@ pub fn sample(rec: &mut Recorder, logits: &Tensor, row: usize, s: Sampling) -> R
     launch(rec, logits, row, Some(s))
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct PenaltyParams {
-    n_ids: u32,
-    off: u32,
-    penalty: f32,
-    _p: u32,
+crate::uniform_params! {
+    pub struct PenaltyParams {
+        n_ids: u32,
+        off: u32,
+        penalty: f32,
+    }
+}
+
+pub static PENALTY: Contract = Contract {
+    src: PENALTY_WGSL,
+    params: PenaltyParams::FIELDS,
+    slots: &[Slot::write("L", "array<Act>"), Slot::read("IDS", "array<u32>")],
+    entries: &[Entry::new("penalize", [FLAT_WG, 1, 1])],
+};
+
+/// The penalty launch (one variant per activation type).
+pub fn penalty_choice(act: DType) -> Launch {
+    Launch::new(&PENALTY, "penalize", Variant::new(act))
 }
 
 /// Repetition penalty in place on `row` of `logits` for the token ids in `ids` (U32, unique,
@@ -82,8 +106,9 @@ pub fn repetition_penalty(rec: &mut Recorder, logits: &Tensor, row: usize, ids: 
         return Err(shape_err("penalty", format!("ids {:?} {:?}, row {row}, penalty {penalty}", ids.dtype, ids.shape)));
     }
     let n = ids.numel() as u32;
-    let pipe = gpu.pipeline(PipelineKey { src: &PENALTY, entry: "penalize", variant: &Variant::new(gpu.act) });
-    let p = PenaltyParams { n_ids: n, off: (row * logits.cols()) as u32, penalty, _p: 0 };
-    rec.dispatch(pipe, &p, &[Binding::t(1, logits), Binding::t(2, ids)], [n.div_ceil(256).max(1), 1, 1]);
+    let launch = penalty_choice(gpu.act);
+    let p = PenaltyParams { n_ids: n, off: (row * logits.cols()) as u32, penalty };
+    let binds = [PENALTY.bind("L", logits), PENALTY.bind("IDS", ids)];
+    rec.dispatch(launch.pipeline(gpu), &p, &binds, [launch.entry().groups(n).max(1), 1, 1]);
     Ok(())
 }
