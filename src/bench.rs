@@ -8,10 +8,10 @@ pub mod vggt;
 
 use std::time::Instant;
 
-use crate::gpu::{Gpu, GpuTimer, Recorder, Result, Tensor};
+use crate::gpu::{GemmTile, Gpu, GpuTimer, Recorder, Result, Tensor};
 use crate::kernels::attention::{attention_with, Attention, HeadsView, Kernel};
 use crate::kernels::elementwise::add;
-use crate::kernels::matmul::{linear_with, Epilogue, Path};
+use crate::kernels::matmul::{linear_tiled, linear_with, Epilogue, Path};
 use crate::kernels::norm::rms_norm;
 use crate::kernels::rope::{rope_inplace, RopeKind, RopeTable};
 use crate::kernels::sample::{argmax, sample, Sampling};
@@ -91,13 +91,23 @@ fn act(gpu: &Gpu, rng: &mut Rng, shape: &[usize]) -> Result<Tensor> {
     gpu.upload_act(&rng.normals(shape.iter().product(), 1.0), shape)
 }
 
-/// A tiled GEMM [m, k] x [n, k]^T with weights in `fmt`.
+/// A tiled GEMM [m, k] x [n, k]^T with weights in `fmt`, at the device's tiling.
 pub fn gemm_row(gpu: &Gpu, rng: &mut Rng, fmt: WeightFormat, m: usize, n: usize, k: usize, reps: usize) -> Result<Row> {
+    gemm_tile_row(gpu, rng, fmt, [m, n, k], reps, None)
+}
+
+/// `gemm_row` at another tiling than the device's (named in the row).
+fn gemm_tile_row(gpu: &Gpu, rng: &mut Rng, fmt: WeightFormat, [m, n, k]: [usize; 3], reps: usize, tile: Option<GemmTile>) -> Result<Row> {
     let w = weight(gpu, rng, fmt, n, k)?;
     let x = act(gpu, rng, &[m, k])?;
-    let (ms, d) = time(gpu, reps, |rec| linear_with(rec, &x, &w, Epilogue::none(), Path::Gemm).map(|_| ()))?;
+    let t = tile.unwrap_or_else(|| gpu.gemm_tile());
+    let (ms, d) = time(gpu, reps, |rec| linear_tiled(rec, &x, &w, Epilogue::none(), Path::Gemm, t).map(|_| ()))?;
     let bytes = (n * k) as f64 * fmt.bits_per_weight() / 8.0 + (m * k + m * n) as f64 * gpu.act.size() as f64;
-    Ok(Row { name: format!("gemm {} {m}x{n}x{k}", fmt.name()), ms, bytes, flops: 2.0 * (m * n * k) as f64, dispatches: d })
+    let name = match tile {
+        Some(t) => format!("gemm {} {m}x{n}x{k} tile {t}", fmt.name()),
+        None => format!("gemm {} {m}x{n}x{k}", fmt.name()),
+    };
+    Ok(Row { name, ms, bytes, flops: 2.0 * (m * n * k) as f64, dispatches: d })
 }
 
 /// A one-row GEMV [1, k] x [n, k]^T (a decode step's matrix) with weights in `fmt`.
@@ -123,6 +133,10 @@ pub fn run_all(gpu: &Gpu, scale: Scale, reps: usize) -> Result<Vec<Row>> {
     for fmt in WeightFormat::all() {
         rows.push(gemm_row(gpu, &mut rng, fmt, gm, gn, gk, reps)?);
         rows.push(gemv_row(gpu, &mut rng, fmt, vn, vk, reps)?);
+    }
+    // The other tilings the GEMM core could use here (the device's is the rows above).
+    for tile in gpu.gemm_candidates().into_iter().filter(|&t| t != gpu.gemm_tile()) {
+        rows.push(gemm_tile_row(gpu, &mut rng, WeightFormat::Q8, [gm, gn, gk], reps, Some(tile))?);
     }
     // q4 with K a multiple of 4 reads X as vec4s, block by block; the general loop otherwise.
     rows.push(gemv_row(gpu, &mut rng, WeightFormat::Q4, vn, vk - 2, reps)?);
@@ -194,9 +208,10 @@ pub fn format_table(gpu: &Gpu, rows: &[Row]) -> String {
     let copy = rows.iter().find(|r| r.name.starts_with("copy")).map(|r| r.gbps()).unwrap_or(f64::NAN);
     let best = rows.iter().filter(|r| r.name.starts_with("gemm")).map(|r| r.gflops()).fold(0.0, f64::max);
     let mut s = format!(
-        "device: {}\npath: {:?} activations\ntimes: {}\nfloors: copy bandwidth {copy:.1} GB/s, best GEMM {best:.1} GFLOP/s (both measured in this run)\n\n",
+        "device: {}\npath: {:?} activations\ngemm tile: {}\ntimes: {}\nfloors: copy bandwidth {copy:.1} GB/s, best GEMM {best:.1} GFLOP/s (both measured in this run)\n\n",
         gpu.info,
         gpu.act,
+        gpu.gemm_choice(),
         if gpu.info.has_timestamps { "GPU timestamps around the repetitions" } else { "wall clock around the repetitions' submission and fence" }
     );
     s += &format!("{:<40} {:>10} {:>10} {:>10} {:>8} {:>8} {:>5}\n", "kernel", "ms", "GB/s", "GFLOP/s", "%copy", "%gemm", "disp");
