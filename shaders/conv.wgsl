@@ -1,9 +1,10 @@
 // Convolutions of channels-last images: an image tensor is [frames, H, W, C] row-major, so the C
 // channels of a pixel are contiguous (a 1x1 convolution is a plain matmul over pixels).
-// Both kernels are implicit GEMMs (no im2col buffer): 64 output pixels x 64 output columns per
-// workgroup, 16x16 threads of 4x4 outputs, K in steps of 16, f32 accumulation; the weights stay
-// packed (f32 / f16 / q8 / q4, shaders/quant.wgsl) and are dequantised as they are loaded.
-// Workgroups: (column tiles, pixel tiles, frames).
+// Both kernels are implicit GEMMs (no im2col buffer) on the shared GEMM core
+// (shaders/gemm_core.wgsl: tiling chosen per adapter, f32 accumulation), with this family's loads
+// (the im2col gather) and store below; the weights stay packed (f32 / f16 / q8 / q4,
+// shaders/quant.wgsl) and are dequantised as they are loaded. Workgroups: (column tiles, pixel
+// tiles, frames).
 //
 // CONV: Y[f, oy, ox, co] = sum over (ky, kx, ci) of
 //         X[f, oy*stride + ky - pad, ox*stride + kx - pad, ci] * W[co, (ci*k + ky)*k + kx]
@@ -56,12 +57,6 @@ struct Params {
 @group(0) @binding(7) var<storage, read> ADDT: array<Act>;
 #endif
 
-const BM: u32 = 64u;
-const BN: u32 = 64u;
-const BK: u32 = 16u;
-var<workgroup> As: array<f32, 1024>; // [BK][BM]
-var<workgroup> Bs: array<f32, 1024>; // [BK][BN]
-
 fn x_load(i: u32) -> f32 {
     let v = f32(X[i]);
 #ifdef RELU_IN
@@ -71,8 +66,136 @@ fn x_load(i: u32) -> f32 {
 #endif
 }
 
+#ifdef CONV
+// The input channel ci of kernel tap (ky, kx): position k = (ky * k + kx) * c_in + ci along K.
+struct Tap {
+    ci: u32,
+    kx: u32,
+    ky: u32,
+}
+
+// The tap d positions further along K: the one place that decomposes k (by carrying, without a
+// division).
+fn tap_add(t: Tap, d: u32) -> Tap {
+    var r = t;
+    r.ci += d;
+    while (r.ci >= P.c_in) {
+        r.ci -= P.c_in;
+        r.kx += 1u;
+        if (r.kx == P.k) {
+            r.kx = 0u;
+            r.ky += 1u;
+        }
+    }
+    return r;
+}
+
+// The GEMM core's K cursor: the taps of this thread's k, k + 1, k + 2, k + 3 (one lane each).
+struct GemmK {
+    ci: vec4<u32>,
+    kx: vec4<u32>,
+    ky: vec4<u32>,
+}
+
+fn gemm_taps(base: Tap) -> GemmK {
+    let t1 = tap_add(base, 1u);
+    let t2 = tap_add(base, 2u);
+    let t3 = tap_add(base, 3u);
+    return GemmK(vec4<u32>(base.ci, t1.ci, t2.ci, t3.ci), vec4<u32>(base.kx, t1.kx, t2.kx, t3.kx), vec4<u32>(base.ky, t1.ky, t2.ky, t3.ky));
+}
+
+fn gemm_k_at(k: u32) -> GemmK {
+    return gemm_taps(tap_add(Tap(0u, 0u, 0u), k));
+}
+
+fn gemm_k_next(c: GemmK) -> GemmK {
+    return gemm_taps(tap_add(Tap(c.ci.x, c.kx.x, c.ky.x), GEMM_BK));
+}
+
+// Output pixel m of frame z: where its frame starts and the input pixel under tap (0, 0).
+struct GemmRow {
+    x: u32,
+    iy: i32,
+    ix: i32,
+    live: bool,
+}
+
+fn gemm_row(z: u32, m: u32) -> GemmRow {
+    let iy = i32((m / P.w_out) * P.stride) - i32(P.pad);
+    let ix = i32((m % P.w_out) * P.stride) - i32(P.pad);
+    return GemmRow(P.x_off + z * P.x_fstride, iy, ix, m < P.M);
+}
+
+// The implicit im2col row: input pixels under the four taps (zero outside the image).
+fn gemm_a4(r: GemmRow, k: u32, c: GemmK) -> vec4<f32> {
+    var a = vec4<f32>(0.0);
+    for (var j = 0u; j < 4u; j++) {
+        let iy = r.iy + i32(c.ky[j]);
+        let ix = r.ix + i32(c.kx[j]);
+        if (k + j < P.K && r.live && iy >= 0 && iy < i32(P.h_in) && ix >= 0 && ix < i32(P.w_in)) {
+            a[j] = x_load(r.x + (u32(iy) * P.w_in + u32(ix)) * P.c_in + c.ci[j]);
+        }
+    }
+    return a;
+}
+
+// Weight row n (output channel) gathered at the four taps: column (ci * k + ky) * k + kx.
+fn gemm_b4(n: u32, k: u32, c: GemmK) -> vec4<f32> {
+    var b = vec4<f32>(0.0);
+    if (n < P.N) {
+        let kk = P.k * P.k;
+        for (var j = 0u; j < 4u; j++) {
+            if (k + j < P.K) {
+                b[j] = load_w1(n, c.ci[j] * kk + c.ky[j] * P.k + c.kx[j], P.kp, P.soff);
+            }
+        }
+    }
+    return b;
+}
+#endif
+
+#ifdef CONVT
+alias GemmK = u32;
+
+fn gemm_k_at(k: u32) -> u32 {
+    return k;
+}
+
+fn gemm_k_next(c: u32) -> u32 {
+    return c;
+}
+
+// Input pixel m of frame z: where its channels start.
+struct GemmRow {
+    x: u32,
+    live: bool,
+}
+
+fn gemm_row(z: u32, m: u32) -> GemmRow {
+    return GemmRow(P.x_off + z * P.x_fstride + m * P.c_in, m < P.M);
+}
+
+fn gemm_a4(r: GemmRow, k: u32, c: u32) -> vec4<f32> {
+    var a = vec4<f32>(0.0);
+    for (var j = 0u; j < 4u; j++) {
+        if (r.live && k + j < P.K) {
+            a[j] = x_load(r.x + k + j);
+        }
+    }
+    return a;
+}
+
+// Weight row k, 4 consecutive columns (rows are zero-padded to kp >= N).
+fn gemm_b4n(k: u32, n: u32) -> vec4<f32> {
+    if (k < P.K && n < P.N) {
+        return load_w4(k, n, P.kp, P.soff);
+    }
+    return vec4<f32>(0.0);
+}
+#endif
+
 // Write GEMM output (pixel m of frame f, column n) through the epilogue.
-fn store(f: u32, m: u32, n: u32, acc: f32) {
+fn gemm_store(f: u32, m: u32, n: u32, acc: f32) {
 #ifdef CONVT
     let kk = P.k * P.k;
     let co = n / kk;
@@ -110,117 +233,3 @@ fn store(f: u32, m: u32, n: u32, acc: f32) {
     Y[idx] = Act(v);
 }
 
-@compute @workgroup_size(16, 16)
-fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
-    let tid = lid.y * 16u + lid.x;
-    let f = wid.z;
-    let m0 = wid.y * BM;
-    let n0 = wid.x * BN;
-    let xbase = P.x_off + f * P.x_fstride;
-    // This thread loads 4 consecutive k of tile row `ar` (pixel m0 + ar; for CONV also output
-    // channel n0 + ar of the weight tile).
-    let ar = tid / 4u;
-    let ak = (tid % 4u) * 4u;
-    let am = m0 + ar;
-#ifdef CONV
-    let iy0 = i32((am / P.w_out) * P.stride) - i32(P.pad);
-    let ix0 = i32((am % P.w_out) * P.stride) - i32(P.pad);
-    let kk = P.k * P.k;
-    let bn = n0 + ar;
-    // (ky, kx, ci) of k = k0 + ak, carried along with k0 so that the loop needs no division.
-    var ci0 = ak;
-    var kx0 = 0u;
-    var ky0 = 0u;
-    while (ci0 >= P.c_in) {
-        ci0 -= P.c_in;
-        kx0 += 1u;
-        if (kx0 == P.k) {
-            kx0 = 0u;
-            ky0 += 1u;
-        }
-    }
-#else
-    let bk = tid / 16u;
-    let bc = (tid % 16u) * 4u;
-#endif
-    var acc: array<vec4<f32>, 4>;
-    for (var k0 = 0u; k0 < P.K; k0 += BK) {
-        for (var j = 0u; j < 4u; j++) {
-            let k = k0 + ak + j;
-            var a = 0.0;
-#ifdef CONV
-            var b = 0.0;
-            var ci = ci0 + j;
-            var kx = kx0;
-            var ky = ky0;
-            while (ci >= P.c_in) {
-                ci -= P.c_in;
-                kx += 1u;
-                if (kx == P.k) {
-                    kx = 0u;
-                    ky += 1u;
-                }
-            }
-            if (k < P.K) {
-                let iy = iy0 + i32(ky);
-                let ix = ix0 + i32(kx);
-                if (am < P.M && iy >= 0 && iy < i32(P.h_in) && ix >= 0 && ix < i32(P.w_in)) {
-                    a = x_load(xbase + (u32(iy) * P.w_in + u32(ix)) * P.c_in + ci);
-                }
-                if (bn < P.N) {
-                    b = load_w1(bn, ci * kk + ky * P.k + kx, P.kp, P.soff);
-                }
-            }
-            Bs[(ak + j) * BN + ar] = b;
-#else
-            if (am < P.M && k < P.K) {
-                a = x_load(xbase + am * P.c_in + k);
-            }
-#endif
-            As[(ak + j) * BM + ar] = a;
-        }
-#ifdef CONVT
-        // Weight row k0 + bk, 4 consecutive columns (rows are zero-padded to kp >= N).
-        var wv = vec4<f32>(0.0);
-        if (k0 + bk < P.K && n0 + bc < P.N) {
-            wv = load_w4(k0 + bk, n0 + bc, P.kp, P.soff);
-        }
-        let wb = bk * BN + bc;
-        Bs[wb] = wv.x;
-        Bs[wb + 1u] = wv.y;
-        Bs[wb + 2u] = wv.z;
-        Bs[wb + 3u] = wv.w;
-#endif
-        workgroupBarrier();
-        for (var kq = 0u; kq < BK; kq++) {
-            let ab = kq * BM + lid.y * 4u;
-            let bb = kq * BN + lid.x * 4u;
-            let b = vec4<f32>(Bs[bb], Bs[bb + 1u], Bs[bb + 2u], Bs[bb + 3u]);
-            acc[0] += As[ab] * b;
-            acc[1] += As[ab + 1u] * b;
-            acc[2] += As[ab + 2u] * b;
-            acc[3] += As[ab + 3u] * b;
-        }
-        workgroupBarrier();
-#ifdef CONV
-        ci0 += BK;
-        while (ci0 >= P.c_in) {
-            ci0 -= P.c_in;
-            kx0 += 1u;
-            if (kx0 == P.k) {
-                kx0 = 0u;
-                ky0 += 1u;
-            }
-        }
-#endif
-    }
-    for (var i = 0u; i < 4u; i++) {
-        let m = m0 + lid.y * 4u + i;
-        for (var j = 0u; j < 4u; j++) {
-            let n = n0 + lid.x * 4u + j;
-            if (m < P.M && n < P.N) {
-                store(f, m, n, acc[i][j]);
-            }
-        }
-    }
-}

@@ -1,6 +1,7 @@
 // Y[M, N] = X[M, K] · W[N, K]^T with W packed (f16 / q8 / q4) and dequantised in the kernel,
 // f32 accumulation, and a fused epilogue: + bias, then GELU or SiLU, then * MUL, then + ADD.
-// `gemm`: 64x64 output tiles, 16x16 threads of 4x4 outputs each, K in steps of 16.
+// `gemm`: the shared tiled GEMM core (shaders/gemm_core.wgsl; tiling chosen per adapter) with
+// this family's loads and store below.
 // `gemv`: one row of X (decode); 8 output rows per workgroup, 32 lanes split K, tree reduction;
 // for q4 weights (X4) each lane takes whole blocks and reads X four values at a time.
 
@@ -71,55 +72,44 @@ fn x_at(m: u32, k: u32) -> f32 {
 #endif
 
 #ifdef GEMM
-const BM: u32 = 64u;
-const BN: u32 = 64u;
-const BK: u32 = 16u;
-var<workgroup> As: array<f32, 1024>; // [BK][BM]
-var<workgroup> Bs: array<f32, 1024>; // [BK][BN]
+// Hooks of the shared GEMM core (shaders/gemm_core.wgsl): A = X (read as vec4s with X4, when K
+// is a multiple of 4), B = Wᵀ dequantised four weights at a time along a row, the epilogue.
+alias GemmRow = u32;
+alias GemmK = u32;
 
-@compute @workgroup_size(16, 16)
-fn gemm(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
-    let tid = lid.y * 16u + lid.x;
-    let m0 = wid.y * BM;
-    let n0 = wid.x * BN;
-    let lr = tid / 4u;          // row of the tile this thread loads
-    let lk = (tid % 4u) * 4u;   // first of its 4 columns
-    var acc: array<vec4<f32>, 4>;
-    for (var k0 = 0u; k0 < P.K; k0 += BK) {
-        let am = m0 + lr;
-        for (var j = 0u; j < 4u; j++) {
-            As[(lk + j) * BM + lr] = x_at(am, k0 + lk + j);
-        }
-        var wv = vec4<f32>(0.0);
-        let wn = n0 + lr;
-        if (wn < P.N) {
-            wv = load_w4(wn, k0 + lk, P.KP, P.soff);
-        }
-        Bs[(lk + 0u) * BN + lr] = wv.x;
-        Bs[(lk + 1u) * BN + lr] = wv.y;
-        Bs[(lk + 2u) * BN + lr] = wv.z;
-        Bs[(lk + 3u) * BN + lr] = wv.w;
-        workgroupBarrier();
-        for (var kk = 0u; kk < BK; kk++) {
-            let ab = kk * BM + lid.y * 4u;
-            let bb = kk * BN + lid.x * 4u;
-            let b = vec4<f32>(Bs[bb], Bs[bb + 1u], Bs[bb + 2u], Bs[bb + 3u]);
-            acc[0] += As[ab] * b;
-            acc[1] += As[ab + 1u] * b;
-            acc[2] += As[ab + 2u] * b;
-            acc[3] += As[ab + 3u] * b;
-        }
-        workgroupBarrier();
+fn gemm_row(z: u32, m: u32) -> u32 {
+    return m;
+}
+
+fn gemm_k_at(k: u32) -> u32 {
+    return k;
+}
+
+fn gemm_k_next(c: u32) -> u32 {
+    return c;
+}
+
+fn gemm_a4(m: u32, k: u32, c: u32) -> vec4<f32> {
+#ifdef X4
+    if (m < P.M && k < P.K) {
+        return vec4<f32>(X[m * (P.K / 4u) + k / 4u]);
     }
-    for (var i = 0u; i < 4u; i++) {
-        let m = m0 + lid.y * 4u + i;
-        for (var j = 0u; j < 4u; j++) {
-            let n = n0 + lid.x * 4u + j;
-            if (m < P.M && n < P.N) {
-                Y[m * P.N + n] = epilogue(m, n, acc[i][j]);
-            }
-        }
+    return vec4<f32>(0.0);
+#else
+    return vec4<f32>(x_at(m, k), x_at(m, k + 1u), x_at(m, k + 2u), x_at(m, k + 3u));
+#endif
+}
+
+// Rows are zero-padded to KP (a multiple of 32) columns, so k past K reads zeros.
+fn gemm_b4(n: u32, k: u32, c: u32) -> vec4<f32> {
+    if (n < P.N) {
+        return load_w4(n, k, P.KP, P.soff);
     }
+    return vec4<f32>(0.0);
+}
+
+fn gemm_store(z: u32, m: u32, n: u32, acc: f32) {
+    Y[m * P.N + n] = epilogue(m, n, acc);
 }
 #endif
 

@@ -10,8 +10,8 @@ pub mod vggt;
 
 use std::time::Instant;
 
-use crate::gpu::{Gpu, GpuTimer, Recorder, Result, Tensor};
-use crate::kernels::matmul::{linear_with, Epilogue, Path};
+use crate::gpu::{GemmTile, Gpu, GpuTimer, Recorder, Result, Tensor};
+use crate::kernels::matmul::{linear_tiled, Epilogue, Path};
 use crate::rng::Rng;
 pub use crate::testing::Scale;
 use crate::testing::{cases, cases::row_seed};
@@ -82,13 +82,23 @@ fn act(gpu: &Gpu, rng: &mut Rng, shape: &[usize]) -> Result<Tensor> {
     gpu.upload_act(&rng.normals(shape.iter().product(), 1.0), shape)
 }
 
-/// A tiled GEMM [m, k] x [n, k]^T with weights in `fmt`.
+/// A tiled GEMM [m, k] x [n, k]^T with weights in `fmt`, at the device's tiling.
 pub fn gemm_row(gpu: &Gpu, rng: &mut Rng, fmt: WeightFormat, m: usize, n: usize, k: usize, reps: usize) -> Result<Row> {
+    gemm_tile_row(gpu, rng, fmt, [m, n, k], reps, None)
+}
+
+/// `gemm_row` at another tiling than the device's (named in the row).
+fn gemm_tile_row(gpu: &Gpu, rng: &mut Rng, fmt: WeightFormat, [m, n, k]: [usize; 3], reps: usize, tile: Option<GemmTile>) -> Result<Row> {
     let w = weight(gpu, rng, fmt, n, k)?;
     let x = act(gpu, rng, &[m, k])?;
-    let (ms, d) = time(gpu, reps, |rec| linear_with(rec, &x, &w, Epilogue::none(), Path::Gemm).map(|_| ()))?;
+    let t = tile.unwrap_or_else(|| gpu.gemm_tile());
+    let (ms, d) = time(gpu, reps, |rec| linear_tiled(rec, &x, &w, Epilogue::none(), Path::Gemm, t).map(|_| ()))?;
     let bytes = (n * k) as f64 * fmt.bits_per_weight() / 8.0 + (m * k + m * n) as f64 * gpu.act.size() as f64;
-    Ok(Row { name: format!("gemm {} {m}x{n}x{k}", fmt.name()), ms, bytes, flops: 2.0 * (m * n * k) as f64, dispatches: d })
+    let name = match tile {
+        Some(t) => format!("gemm {} {m}x{n}x{k} tile {t}", fmt.name()),
+        None => format!("gemm {} {m}x{n}x{k}", fmt.name()),
+    };
+    Ok(Row { name, ms, bytes, flops: 2.0 * (m * n * k) as f64, dispatches: d })
 }
 
 /// The copy bandwidth, then every perf row of every kernel case (`testing::cases`) at `scale`.
@@ -107,6 +117,12 @@ pub fn run_all(gpu: &Gpu, scale: Scale, reps: usize) -> std::result::Result<Vec<
             rows.push(Row { name, ms, bytes: (row.bytes)(act_b), flops: row.flops, dispatches: d });
         }
     }
+    // The other tilings the GEMM core could use (the matmul rows above run the device's).
+    let [gm, gn, gk] = if full { [2048, 2048, 2048] } else { [256, 512, 512] };
+    let mut rng = Rng::new(7);
+    for tile in gpu.gemm_candidates().into_iter().filter(|&t| t != gpu.gemm_tile()) {
+        rows.push(gemm_tile_row(gpu, &mut rng, WeightFormat::Q8, [gm, gn, gk], reps, Some(tile)).map_err(|e| e.to_string())?);
+    }
     Ok(rows)
 }
 
@@ -121,9 +137,10 @@ pub fn format_table(gpu: &Gpu, rows: &[Row]) -> String {
     let best = best_gemm(rows);
     let w = rows.iter().map(|r| r.name.len()).max().unwrap_or(0).max(40);
     let mut s = format!(
-        "device: {}\npath: {:?} activations\ntimes: {}\nfloors: copy bandwidth {copy:.1} GB/s, best GEMM {best:.1} GFLOP/s (both measured in this run)\n\n",
+        "device: {}\npath: {:?} activations\ngemm tile: {}\ntimes: {}\nfloors: copy bandwidth {copy:.1} GB/s, best GEMM {best:.1} GFLOP/s (both measured in this run)\n\n",
         gpu.info,
         gpu.act,
+        gpu.gemm_choice(),
         if gpu.info.has_timestamps { "GPU timestamps around the repetitions" } else { "wall clock around the repetitions' submission and fence" }
     );
     s += &format!("{:<w$} {:>10} {:>10} {:>10} {:>8} {:>8} {:>5}\n", "kernel", "ms", "GB/s", "GFLOP/s", "%copy", "%gemm", "disp");

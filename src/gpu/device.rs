@@ -71,6 +71,8 @@ pub struct Gpu {
     pub act: DType,
     pub(super) pool: SharedPool,
     pub(super) pipelines: Mutex<HashMap<String, Arc<Pipeline>>>,
+    /// The GEMM core's tiling once decided (`gemm_tile.rs`).
+    pub(super) gemm_tile: Mutex<Option<super::gemm_tile::GemmChoice>>,
     /// Submissions and dispatches so far.
     pub stats: super::GpuStats,
     lost: Arc<Mutex<Option<String>>>,
@@ -178,6 +180,7 @@ impl Gpu {
             #[allow(clippy::arc_with_non_send_sync)] // wgpu's types are not Send on wasm (one thread there); Arc keeps one code path for both
             pool: Arc::new(Mutex::new(BufferPool::default())),
             pipelines: Mutex::new(HashMap::new()),
+            gemm_tile: Mutex::new(None),
             stats: Default::default(),
             lost,
             errors,

@@ -4,7 +4,7 @@
 //! wider tensor (patch tokens after special tokens). Weights are read in the package's packed
 //! form: the [out, in*k*k] matrix of a conv weight, the [in, out*k*k] matrix of a transposed
 //! one, dequantised in the kernel. The layouts and the fused epilogue are documented in
-//! shaders/conv.wgsl.
+//! shaders/conv.wgsl; the GEMM is the core shared with matmul, at the device's `Gpu::gemm_tile`.
 
 use bytemuck::{Pod, Zeroable};
 
@@ -119,8 +119,6 @@ struct Params {
     kk: u32,
 }
 
-const TILE: usize = 64;
-
 /// Y = conv(relu?(X)) with a k x k kernel, `stride`, zero padding (k - 1) / 2, and the epilogue.
 /// `w` is the [c_out, c_in * k * k] matrix. Returns [frames, h_out, w_out, c_out].
 pub fn conv2d(rec: &mut Recorder, x: ImageView, w: &Weight, k: usize, stride: usize, relu_in: bool, epi: ConvEpilogue) -> Result<Tensor> {
@@ -184,13 +182,17 @@ fn launch(rec: &mut Recorder, kernel: &'static str, flag: &'static str, x: Image
         }
     }
     let max_dim = gpu.limits.max_compute_workgroups_per_dimension as usize;
-    let groups = [g.n.div_ceil(TILE), g.m.div_ceil(TILE), x.frames];
+    let tile = gpu.gemm_tile();
+    let [gx, gy] = tile.groups(g.m, g.n);
+    let groups = [gx, gy, x.frames];
     if groups.iter().any(|&v| v > max_dim) || x.t.numel() > u32::MAX as usize || out_n > u32::MAX as usize {
         return Err(shape_err(kernel, format!("{out_shape:?} is too large for one dispatch ({groups:?} workgroups): process fewer frames at once")));
     }
     let y = gpu.alloc_act(&out_shape)?;
     let variant = Variant::new(gpu.act)
+        .flag("GEMM")
         .flag(flag)
+        .flag_if(flag == "CONVT", "B_KN")
         .flag(w.format.flag())
         .flag_if(relu_in, "RELU_IN")
         .flag_if(epi.bias.is_some(), "BIAS")
@@ -198,7 +200,8 @@ fn launch(rec: &mut Recorder, kernel: &'static str, flag: &'static str, x: Image
         .flag_if(epi.pos.is_some(), "POS")
         .flag_if(epi.res_relu.is_some(), "RES")
         .flag_if(epi.add.is_some(), "ADD");
-    let pipe = gpu.pipeline(PipelineKey { src: &CONV, entry: "main", variant: &variant });
+    let variant = tile.apply(variant);
+    let pipe = gpu.pipeline(PipelineKey { src: &CONV, entry: "gemm", variant: &variant });
     let p = Params {
         h_in: x.h as u32,
         w_in: x.w as u32,

@@ -1,10 +1,11 @@
-//! Linear layers: Y = X · Wᵀ (+ bias) with a fused epilogue. Many rows go to the tiled GEMM, up
-//! to `GEMV_MAX_ROWS` rows (decode) to the split-K GEMV.
+//! Linear layers: Y = X · Wᵀ (+ bias) with a fused epilogue. Many rows go to the tiled GEMM (the
+//! core shared with conv, shaders/gemm_core.wgsl, at the device's `Gpu::gemm_tile`), up to
+//! `GEMV_MAX_ROWS` rows (decode) to the split-K GEMV.
 
 use bytemuck::{Pod, Zeroable};
 
 use super::{check_act, MATMUL};
-use crate::gpu::{error::shape_err, Binding, PipelineKey, Recorder, Result, Tensor, Variant};
+use crate::gpu::{error::shape_err, Binding, GemmTile, PipelineKey, Recorder, Result, Tensor, Variant};
 use crate::weights::{Weight, WeightFormat};
 
 /// Largest row count for which the GEMV path is used.
@@ -71,6 +72,12 @@ pub fn linear(rec: &mut Recorder, x: &Tensor, w: &Weight, epi: Epilogue) -> Resu
 }
 
 pub fn linear_with(rec: &mut Recorder, x: &Tensor, w: &Weight, epi: Epilogue, path: Path) -> Result<Tensor> {
+    let tile = rec.gpu.gemm_tile();
+    linear_tiled(rec, x, w, epi, path, tile)
+}
+
+/// `linear_with` whose tiled GEMM uses `tile` instead of the device's (for measuring tilings).
+pub fn linear_tiled(rec: &mut Recorder, x: &Tensor, w: &Weight, epi: Epilogue, path: Path, tile: GemmTile) -> Result<Tensor> {
     let gpu = rec.gpu;
     check_act("matmul", "X", x, gpu)?;
     let (m, k, n) = (x.rows(), x.cols(), w.rows);
@@ -106,7 +113,9 @@ pub fn linear_with(rec: &mut Recorder, x: &Tensor, w: &Weight, epi: Epilogue, pa
         .flag_if(epi.act == Activation::Silu, "SILU")
         .flag_if(epi.mul.is_some(), "MUL")
         .flag_if(epi.add.is_some(), "ADD")
-        .flag_if(gemv && w.format == WeightFormat::Q4 && k % 4 == 0, "X4");
+        // X read as vec4s: by the tiled GEMM whenever K allows, by the GEMV for q4 weights.
+        .flag_if(k % 4 == 0 && (!gemv || w.format == WeightFormat::Q4), "X4");
+    let variant = if gemv { variant } else { tile.apply(variant) };
     let entry = if gemv { "gemv" } else { "gemm" };
     let pipe = gpu.pipeline(PipelineKey { src: &MATMUL, entry, variant: &variant });
     let params = Params { m: m as u32, n: n as u32, k: k as u32, kp: w.padded_cols() as u32, soff: w.scale_offset, _p: [0; 3] };
@@ -125,7 +134,8 @@ pub fn linear_with(rec: &mut Recorder, x: &Tensor, w: &Weight, epi: Epilogue, pa
         groups[2] = m as u32;
         rec.dispatch(pipe, &params, &binds, groups);
     } else {
-        rec.dispatch(pipe, &params, &binds, [(n as u32).div_ceil(64), (m as u32).div_ceil(64), 1]);
+        let [gx, gy] = tile.groups(m, n);
+        rec.dispatch(pipe, &params, &binds, [gx as u32, gy as u32, 1]);
     }
     Ok(y)
 }

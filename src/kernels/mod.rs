@@ -6,6 +6,7 @@ pub mod conv;
 pub mod elementwise;
 pub mod embed;
 pub mod gather;
+pub mod gemm_tune;
 pub mod head_act;
 pub mod matmul;
 pub mod norm;
@@ -19,10 +20,12 @@ use crate::gpu::{Contract, Launch, ShaderSource};
 const COMMON: &str = include_str!("../../shaders/common.wgsl");
 const QUANT: &str = include_str!("../../shaders/quant.wgsl");
 const REDUCE: &str = include_str!("../../shaders/reduce.wgsl");
+/// The tiled GEMM shared by matmul and conv (`#ifdef GEMM`; tiling from `Gpu::gemm_tile`).
+const GEMM_CORE: &str = include_str!("../../shaders/gemm_core.wgsl");
 
 // Families without a contract yet: their WGSL declares its own uniform struct and bindings.
-pub(crate) const MATMUL: ShaderSource = ShaderSource { name: "matmul", code: include_str!("../../shaders/matmul.wgsl"), includes: &[COMMON, QUANT] };
-pub(crate) const CONV: ShaderSource = ShaderSource { name: "conv", code: include_str!("../../shaders/conv.wgsl"), includes: &[QUANT] };
+pub(crate) const MATMUL: ShaderSource = ShaderSource { name: "matmul", code: include_str!("../../shaders/matmul.wgsl"), includes: &[COMMON, QUANT, GEMM_CORE] };
+pub(crate) const CONV: ShaderSource = ShaderSource { name: "conv", code: include_str!("../../shaders/conv.wgsl"), includes: &[QUANT, GEMM_CORE] };
 
 // Families with a contract (declared next to their launchers): the WGSL without the declarations
 // the contract emits.

@@ -80,7 +80,10 @@ fn fail(code: i32, msg: impl std::fmt::Display) -> ! {
 }
 
 fn gpu(f32_only: bool) -> Gpu {
-    pollster::block_on(Gpu::new(GpuOptions { allow_f16: !f32_only, ..Default::default() })).unwrap_or_else(|e| fail(2, e))
+    let gpu = pollster::block_on(Gpu::new(GpuOptions { allow_f16: !f32_only, ..Default::default() })).unwrap_or_else(|e| fail(2, e));
+    // The tiling of the matmul / conv GEMM core, measured once for this adapter.
+    pollster::block_on(spatial_mllm_web::kernels::gemm_tune::tune_gemm(&gpu)).unwrap_or_else(|e| fail(2, e));
+    gpu
 }
 
 /// A --model / --vggt argument as a package directory: a local path as it is, or a Hugging Face

@@ -1,0 +1,104 @@
+// The tiled GEMM shared by the matmul and conv families (only with the GEMM flag):
+//   C[z][m, n] = sum over k of A(z, m, k) * B(z, k, n),  f32 accumulation in k order,
+// for m < P.M, n < P.N, k < P.K (the including family's Params has these three fields).
+// The tiling comes from the variant's constants (src/gpu/gemm_tile.rs, chosen per adapter):
+// GEMM_BM x GEMM_BN outputs per workgroup, K in steps of GEMM_BK, GEMM_TM x GEMM_TN outputs per
+// thread (GEMM_TN a multiple of 4). Workgroups: (column tiles, row tiles, z). Every output sums
+// its products in the same order (k = 0, 1, ..) whatever the tiling.
+//
+// The family supplies the loads and the store (hooks):
+//   struct GemmRow, fn gemm_row(z, m) -> GemmRow: what a row's loads need, computed once per
+//     thread (matmul: the row; conv: the frame's base and the output pixel's input origin).
+//   struct GemmK, fn gemm_k_at(k) -> GemmK, fn gemm_k_next(c) -> GemmK: a K cursor at this
+//     thread's k, moved on by GEMM_BK each step (conv: the (ky, kx, ci) taps, no division).
+//   fn gemm_a4(r: GemmRow, k, c: GemmK) -> vec4<f32>: A[m, k..k+3], zero where m >= M or k >= K.
+//   fn gemm_b4(n, k, c: GemmK) -> vec4<f32>: B[k..k+3, n], zero where n >= N or k >= K; or, with
+//     the B_KN flag, fn gemm_b4n(k, n) -> vec4<f32>: B[k, n..n+3] (weights stored [K, N]).
+//   fn gemm_store(z, m, n, acc): the epilogue and the output layout (called for m < M, n < N).
+
+#ifdef GEMM
+const GEMM_WX: u32 = GEMM_BN / GEMM_TN; // threads along n
+const GEMM_WY: u32 = GEMM_BM / GEMM_TM; // threads along m
+const GEMM_NT: u32 = GEMM_WX * GEMM_WY;
+const GEMM_KV: u32 = GEMM_BK / 4u; // vec4s along k per tile row
+const GEMM_RS: u32 = GEMM_NT / GEMM_KV; // tile rows between one thread's loads
+const GEMM_UA: u32 = GEMM_BM / GEMM_RS; // A vec4s per thread per step
+const GEMM_UB: u32 = GEMM_BN / GEMM_RS; // B vec4s per thread per step
+const GEMM_NV: u32 = GEMM_TN / 4u; // accumulator vec4s per output row
+var<workgroup> As: array<f32, GEMM_BK * GEMM_BM>; // [BK][BM]
+var<workgroup> Bs: array<f32, GEMM_BK * GEMM_BN>; // [BK][BN]
+
+@compute @workgroup_size(GEMM_WX, GEMM_WY)
+fn gemm(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let tid = lid.y * GEMM_WX + lid.x;
+    let z = wid.z;
+    let m0 = wid.y * GEMM_BM;
+    let n0 = wid.x * GEMM_BN;
+    // This thread loads k = k0 + lk .. k0 + lk + 3 of tile rows lr, lr + RS, ..
+    let lr = tid / GEMM_KV;
+    let lk = (tid % GEMM_KV) * 4u;
+    var rows: array<GemmRow, GEMM_UA>;
+    for (var i = 0u; i < GEMM_UA; i++) {
+        rows[i] = gemm_row(z, m0 + lr + i * GEMM_RS);
+    }
+    var kc = gemm_k_at(lk);
+    var acc: array<vec4<f32>, GEMM_TM * GEMM_NV>;
+    for (var k0 = 0u; k0 < P.K; k0 += GEMM_BK) {
+        let k = k0 + lk;
+        for (var i = 0u; i < GEMM_UA; i++) {
+            let a = gemm_a4(rows[i], k, kc);
+            let r = lr + i * GEMM_RS;
+            As[lk * GEMM_BM + r] = a.x;
+            As[(lk + 1u) * GEMM_BM + r] = a.y;
+            As[(lk + 2u) * GEMM_BM + r] = a.z;
+            As[(lk + 3u) * GEMM_BM + r] = a.w;
+        }
+#ifdef B_KN
+        for (var i = 0u; i < GEMM_UB; i++) {
+            let u = tid + i * GEMM_NT;
+            let bk = u / (GEMM_BN / 4u);
+            let bc = (u % (GEMM_BN / 4u)) * 4u;
+            let b = gemm_b4n(k0 + bk, n0 + bc);
+            let o = bk * GEMM_BN + bc;
+            Bs[o] = b.x;
+            Bs[o + 1u] = b.y;
+            Bs[o + 2u] = b.z;
+            Bs[o + 3u] = b.w;
+        }
+#else
+        for (var i = 0u; i < GEMM_UB; i++) {
+            let r = lr + i * GEMM_RS;
+            let b = gemm_b4(n0 + r, k, kc);
+            Bs[lk * GEMM_BN + r] = b.x;
+            Bs[(lk + 1u) * GEMM_BN + r] = b.y;
+            Bs[(lk + 2u) * GEMM_BN + r] = b.z;
+            Bs[(lk + 3u) * GEMM_BN + r] = b.w;
+        }
+#endif
+        workgroupBarrier();
+        for (var kk = 0u; kk < GEMM_BK; kk++) {
+            let ab = kk * GEMM_BM + lid.y * GEMM_TM;
+            for (var v = 0u; v < GEMM_NV; v++) {
+                let bb = kk * GEMM_BN + lid.x * GEMM_TN + v * 4u;
+                let b = vec4<f32>(Bs[bb], Bs[bb + 1u], Bs[bb + 2u], Bs[bb + 3u]);
+                for (var i = 0u; i < GEMM_TM; i++) {
+                    acc[i * GEMM_NV + v] += As[ab + i] * b;
+                }
+            }
+        }
+        workgroupBarrier();
+        kc = gemm_k_next(kc);
+    }
+    for (var i = 0u; i < GEMM_TM; i++) {
+        let m = m0 + lid.y * GEMM_TM + i;
+        for (var v = 0u; v < GEMM_NV; v++) {
+            for (var j = 0u; j < 4u; j++) {
+                let n = n0 + lid.x * GEMM_TN + v * 4u + j;
+                if (m < P.M && n < P.N) {
+                    gemm_store(z, m, n, acc[i * GEMM_NV + v][j]);
+                }
+            }
+        }
+    }
+}
+#endif

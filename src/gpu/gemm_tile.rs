@@ -1,0 +1,218 @@
+//! The tiling of the GEMM core shared by the matmul and conv kernels (shaders/gemm_core.wgsl): a
+//! few candidates, those the adapter's limits allow, and the one this device uses: measured once
+//! (`kernels::gemm_tune::tune_gemm`), pinned (`Gpu::pin_gemm_tile`, tests), or natively set with
+//! `SPATIAL_MLLM_GEMM_TILE=64x64x16` (or `128x64x16/8x4`); the default until then. Every tiling
+//! sums each output's products in the same k order, so the choice does not change results.
+
+use super::error::{GpuError, Result};
+use super::shader::Variant;
+use super::Gpu;
+
+/// BM x BN outputs per workgroup, K in steps of BK, TM x TN outputs per thread.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct GemmTile {
+    pub bm: u32,
+    pub bn: u32,
+    pub bk: u32,
+    pub tm: u32,
+    pub tn: u32,
+}
+
+const fn tile(bm: u32, bn: u32, bk: u32, tm: u32, tn: u32) -> GemmTile {
+    GemmTile { bm, bn, bk, tm, tn }
+}
+
+impl GemmTile {
+    /// The tiling used before (or instead of) a measurement.
+    pub const DEFAULT: GemmTile = tile(64, 64, 16, 4, 4);
+    /// The tilings measured, the default first (it wins ties).
+    pub const CANDIDATES: [GemmTile; 6] =
+        [Self::DEFAULT, tile(32, 32, 16, 4, 4), tile(32, 64, 16, 4, 4), tile(128, 64, 16, 8, 4), tile(64, 128, 16, 4, 8), tile(128, 128, 16, 8, 8)];
+
+    pub fn threads(&self) -> u32 {
+        (self.bm / self.tm) * (self.bn / self.tn)
+    }
+
+    /// Workgroup size: (threads along n, threads along m).
+    pub fn workgroup(&self) -> [u32; 2] {
+        [self.bn / self.tn, self.bm / self.tm]
+    }
+
+    /// Workgroup memory of the two staged tiles.
+    pub fn storage_bytes(&self) -> u32 {
+        self.bk * (self.bm + self.bn) * 4
+    }
+
+    /// Whether the core can run this tiling at all: TN a multiple of 4 (vec4 accumulators), BK a
+    /// multiple of 4 and at most 32 (weights rows are padded to 32 columns), and the loads of a
+    /// step spread evenly over the threads.
+    pub fn is_consistent(&self) -> bool {
+        let GemmTile { bm, bn, bk, tm, tn } = *self;
+        if [bm, bn, bk, tm, tn].contains(&0) || tn % 4 != 0 || bk % 4 != 0 || bk > 32 || bm % tm != 0 || bn % tn != 0 {
+            return false;
+        }
+        let (nt, kv) = (self.threads(), bk / 4);
+        // A thread's loads: a fixed k offset, rows RS apart; a step's loads cover the tile exactly.
+        nt % kv == 0 && bm % (nt / kv) == 0 && bn % (nt / kv) == 0 && (bn / 4) * bk >= nt
+    }
+
+    /// Whether this adapter can run it (workgroup size and memory limits).
+    pub fn fits(&self, limits: &wgpu::Limits) -> bool {
+        let [x, y] = self.workgroup();
+        self.is_consistent()
+            && self.threads() <= limits.max_compute_invocations_per_workgroup
+            && x <= limits.max_compute_workgroup_size_x
+            && y <= limits.max_compute_workgroup_size_y
+            && self.storage_bytes() <= limits.max_compute_workgroup_storage_size
+    }
+
+    /// The variant's constants for the core.
+    pub fn apply(&self, v: Variant) -> Variant {
+        v.constant("GEMM_BM", self.bm).constant("GEMM_BN", self.bn).constant("GEMM_BK", self.bk).constant("GEMM_TM", self.tm).constant("GEMM_TN", self.tn)
+    }
+
+    /// Workgroups for an M x N output (z = 1).
+    pub fn groups(&self, m: usize, n: usize) -> [usize; 2] {
+        [n.div_ceil(self.bn as usize), m.div_ceil(self.bm as usize)]
+    }
+
+    /// `BMxBNxBK` (the thread tile of the first candidate with that block, else 4x4) or
+    /// `BMxBNxBK/TMxTN`.
+    pub fn parse(s: &str) -> Option<GemmTile> {
+        let (block, thread) = match s.trim().split_once('/') {
+            Some((b, t)) => (b, Some(t)),
+            None => (s.trim(), None),
+        };
+        let nums = |t: &str| t.split('x').map(|v| v.trim().parse::<u32>().ok()).collect::<Option<Vec<u32>>>();
+        let b = nums(block)?;
+        let [bm, bn, bk] = b[..] else { return None };
+        let (tm, tn) = match thread.map(nums) {
+            Some(Some(t)) if t.len() == 2 => (t[0], t[1]),
+            Some(_) => return None,
+            None => Self::CANDIDATES.iter().find(|c| (c.bm, c.bn, c.bk) == (bm, bn, bk)).map(|c| (c.tm, c.tn)).unwrap_or((4, 4)),
+        };
+        Some(tile(bm, bn, bk, tm, tn)).filter(|t| t.is_consistent())
+    }
+}
+
+impl std::fmt::Display for GemmTile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}x{}x{}/{}x{}", self.bm, self.bn, self.bk, self.tm, self.tn)
+    }
+}
+
+/// How the device's tiling was decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TileSource {
+    /// The default: not decided yet, or nothing to choose between (one candidate, a dry run).
+    Default,
+    /// Measured on this device.
+    Measured,
+    /// Set by `Gpu::pin_gemm_tile`.
+    Pinned,
+    /// Set by `SPATIAL_MLLM_GEMM_TILE`.
+    Env,
+}
+
+/// The device's tiling, how it was decided, and the measurements (ms per GEMM of `shape`).
+#[derive(Clone, Debug)]
+pub struct GemmChoice {
+    pub tile: GemmTile,
+    pub source: TileSource,
+    /// (M, N, K) of the measured GEMM.
+    pub shape: [usize; 3],
+    pub timings: Vec<(GemmTile, f64)>,
+}
+
+impl std::fmt::Display for GemmChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({:?}", self.tile, self.source)?;
+        if !self.timings.is_empty() {
+            let [m, n, k] = self.shape;
+            write!(f, " on {m}x{n}x{k}:")?;
+            for (t, ms) in &self.timings {
+                write!(f, " {t} {ms:.3} ms")?;
+            }
+        }
+        write!(f, ")")
+    }
+}
+
+impl Gpu {
+    /// The candidate tilings this adapter can run (the default first, if it can).
+    pub fn gemm_candidates(&self) -> Vec<GemmTile> {
+        GemmTile::CANDIDATES.iter().copied().filter(|t| t.fits(&self.limits)).collect()
+    }
+
+    /// The tiling the matmul and conv kernels use now.
+    pub fn gemm_tile(&self) -> GemmTile {
+        self.gemm_choice().tile
+    }
+
+    /// The tiling and how it was decided: the memoised choice, else the environment's, else the
+    /// default (or the first candidate that fits, on an adapter too small for it).
+    pub fn gemm_choice(&self) -> GemmChoice {
+        if let Some(c) = self.gemm_tile.lock().unwrap().clone() {
+            return c;
+        }
+        if let Some(t) = self.env_gemm_tile() {
+            return GemmChoice { tile: t, source: TileSource::Env, shape: [0; 3], timings: vec![] };
+        }
+        let tile = self.gemm_candidates().first().copied().unwrap_or(GemmTile::DEFAULT);
+        GemmChoice { tile, source: TileSource::Default, shape: [0; 3], timings: vec![] }
+    }
+
+    /// Whether a choice has been memoised (measured, pinned or taken from the environment).
+    pub fn gemm_tile_decided(&self) -> bool {
+        self.gemm_tile.lock().unwrap().is_some()
+    }
+
+    /// Use this tiling from now on (tests run every candidate this way); fails where the adapter
+    /// cannot run it.
+    pub fn pin_gemm_tile(&self, tile: GemmTile) -> Result<()> {
+        if !tile.fits(&self.limits) {
+            return Err(GpuError::Validation(format!("GEMM tile {tile} does not fit this adapter's limits")));
+        }
+        self.set_gemm_choice(GemmChoice { tile, source: TileSource::Pinned, shape: [0; 3], timings: vec![] });
+        Ok(())
+    }
+
+    pub(crate) fn set_gemm_choice(&self, c: GemmChoice) {
+        *self.gemm_tile.lock().unwrap() = Some(c);
+    }
+
+    /// `SPATIAL_MLLM_GEMM_TILE`, natively, if it parses and fits (else a warning, and None).
+    pub(crate) fn env_gemm_tile(&self) -> Option<GemmTile> {
+        if cfg!(target_arch = "wasm32") {
+            return None;
+        }
+        let s = std::env::var("SPATIAL_MLLM_GEMM_TILE").ok().filter(|s| !s.trim().is_empty())?;
+        match GemmTile::parse(&s).filter(|t| t.fits(&self.limits)) {
+            Some(t) => Some(t),
+            None => {
+                log::warn!("SPATIAL_MLLM_GEMM_TILE={s:?} is not a tiling this adapter can run (e.g. 64x64x16 or 128x64x16/8x4); ignored");
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn candidates_are_consistent_and_fit_webgpu_defaults() {
+        let web = wgpu::Limits::default();
+        for t in GemmTile::CANDIDATES {
+            assert!(t.is_consistent(), "{t}");
+            assert!(t.fits(&web), "{t}");
+            assert_eq!(GemmTile::parse(&t.to_string()), Some(t));
+        }
+        assert_eq!(GemmTile::parse("64x64x16"), Some(GemmTile::DEFAULT));
+        assert_eq!(GemmTile::parse("128x64x16"), Some(tile(128, 64, 16, 8, 4)));
+        assert_eq!(GemmTile::parse("64x64x16/4x3"), None);
+        assert_eq!(GemmTile::parse("64x64"), None);
+        assert!(!tile(256, 256, 16, 4, 4).fits(&web));
+    }
+}
