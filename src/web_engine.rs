@@ -2,6 +2,7 @@
 //! Qwen2.5-VL package by URL (and optionally a VGGT package for space-aware frame sampling, on the
 //! same GPU), pick frames, encode a video's frames once (RGBA from WebCodecs or a canvas), then ask
 //! questions about it (or text-only questions, `text_session`), the reply streamed piece by piece.
+//! The grid, the context and the session come from `model::spatial::pipeline`, as in the CLI.
 //! State lives behind `Rc`s so that the promises JavaScript awaits own what they use; a question
 //! asked while another runs is refused, not queued.
 //!
@@ -22,13 +23,11 @@ use wasm_bindgen_futures::future_to_promise;
 
 use crate::gpu::clock::now_ms;
 use crate::gpu::{Gpu, GpuError, GpuOptions};
-use crate::model::qwen::chat::{QwenTokenizer, TextStream};
+use crate::model::qwen::chat::QwenTokenizer;
 use crate::model::qwen::generate::GenerationConfig;
-use crate::model::qwen::rope_index::VisionGrid;
-use crate::model::qwen::vision_layout::Grid;
 use crate::model::spatial::frame_sampler::{candidate_indices as sampler_candidates, sample_scene, vggt_frame_size, SamplerConfig, MAX_SCENE_POINTS};
 use crate::model::spatial::memory;
-use crate::model::spatial::{SpatialMllm, VideoInput, VideoSession};
+use crate::model::spatial::{open_session, SpatialMllm, VideoSession, Visual};
 use crate::model::vggt::Vggt;
 use crate::model::ModelError;
 use crate::preprocess::{prepare_video, qwen_video_input, vggt_input, video_frame_size, PreprocessError, RgbFrames, TorchFloat};
@@ -324,8 +323,6 @@ impl Engine {
                 (qwen_video_input(&frames)?, vggt_input(&frames))
             };
             drop(frames);
-            let g = vit.grid_thw;
-            let grid = Grid { t: g[0], h: g[1], w: g[2] };
             let mut stage = |name: &str| {
                 let now = now_ms();
                 if let Some(f) = &on_stage {
@@ -333,13 +330,8 @@ impl Engine {
                 }
                 last = now;
             };
-            let input = VideoInput { vit_patches: &vit.pixel_values, grid, frames: vggt.as_frames() };
-            let visual = l.model.encode_video_staged(&l.gpu, &input, &mut stage).await?;
-            // qwen-vl-utils' default: 2 frames per temporal patch at 2 fps = 1 s per grid step.
-            let vgrid = VisionGrid { t: grid.t, h: grid.h, w: grid.w, second_per_grid_t: 1.0 };
-            let tokens = visual.rows();
-            let capacity = tokens + 512 + max_new_tokens;
-            let session = VideoSession::new(&l.gpu, &l.model, visual, vgrid, capacity)?;
+            let visual = Visual::Video { vit: &vit, vggt: vggt.as_frames() };
+            let session = open_session(&l.gpu, &l.model, visual, max_new_tokens, Some(&mut stage)).await?.session;
             l.gpu.check()?;
             stage("done");
             Ok(Video::new(inner.clone(), session).into())
@@ -351,7 +343,7 @@ impl Engine {
     pub fn text_session(&self, max_new_tokens: usize) -> Promise {
         let inner = self.inner.clone();
         run(inner.clone(), async move {
-            let session = VideoSession::text_only(&inner.gpu, &inner.model, 512 + max_new_tokens)?;
+            let session = open_session(&inner.gpu, &inner.model, Visual::Text, max_new_tokens, None).await?.session;
             inner.gpu.check()?;
             Ok(Video::new(inner.clone(), session).into())
         })
@@ -410,33 +402,20 @@ impl Video {
             let mut s = session.try_borrow_mut().map_err(|_| Fail::new(BUSY, "a question about this video is still being answered: wait for it or stop it"))?;
             cancel.set(false);
             let gen = GenerationConfig::greedy(max_new_tokens, l.model.cfg.tokens.eos.clone());
-            let mut stream = TextStream::new();
-            let mut text = String::new();
-            let emit = |p: &str| {
+            let mut emit = |p: &str| {
                 if let Some(f) = &on_piece {
                     let _ = f.call1(&JsValue::NULL, &JsValue::from_str(p));
                 }
             };
-            let mut on_token = |id: u32| {
-                if let Ok(Some(p)) = stream.push(&l.tok, id) {
-                    emit(&p);
-                    text += &p;
-                }
-                !cancel.get()
-            };
-            let g = s.ask(&l.gpu, &l.model, &l.tok, &question, &gen, &mut on_token).await?;
-            if let Some(p) = stream.finish(&l.tok)? {
-                emit(&p);
-                text += &p;
-            }
+            let r = s.answer(&l.gpu, &l.model, &l.tok, &question, &gen, &mut emit, &|| cancel.get()).await?;
             stats.set(AskStats {
-                prompt_tokens: s.last_prompt_tokens,
-                prefilled_tokens: s.last_prefill_tokens,
-                prefill_ms: g.prefill_ms,
-                new_tokens: g.tokens.len(),
-                decode_ms: g.decode_ms,
+                prompt_tokens: r.prompt_tokens,
+                prefilled_tokens: r.prefilled_tokens,
+                prefill_ms: r.prefill_ms,
+                new_tokens: r.tokens.len(),
+                decode_ms: r.decode_ms,
             });
-            Ok(JsValue::from_str(&text))
+            Ok(JsValue::from_str(&r.text))
         })
     }
 

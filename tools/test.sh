@@ -47,8 +47,11 @@ echo "== browser: video input (MP4/MOV/WebM demuxing, WebCodecs decoding of chos
 node tests/browser/video.mjs
 echo "== browser: the 3D view (WebGPU point cloud, cameras, controls, device loss)"
 node tests/browser/view3d.mjs
-echo "== web app: assemble www/ (wasm engine, demo model, precache list), then end to end in Chromium"
+echo "== web app: assemble www/ (wasm engine, demo model, precache list)"
 bash tools/assemble-app.sh
+echo "== web app: the engine facade (www/engine/engine.js) and its worker: load, encode, ask as pieces, abort, malformed messages, typed errors"
+node tests/browser/engine-facade.mjs
+echo "== web app: end to end in Chromium"
 node tests/browser/app.mjs
 echo "== web app: the model catalogue against the real worker and the mock hub (check, settings, errors, progress, stop, a question, cache list)"
 node tests/browser/catalogue.mjs

@@ -1,8 +1,9 @@
 // The app: load a model into the engine worker, take a video, pick and encode its frames once, and
 // answer questions about it with the reply streaming in. Failures keep what the user has: a lost
 // GPU device or a crashed worker restarts the engine, reloads the model from the cache, encodes
-// the same frames again and retries the interrupted step once.
-import { EngineClient } from './engine/client.js';
+// the same frames again and retries the interrupted step once. The engine is used only through its
+// facade (engine/engine.js).
+import { createEngine } from './engine/engine.js';
 import { DEMO, customModel, fetchManifest, checkCapabilities, listCachedPackages, deleteCachedPackage, storageSummary, fmtBytes, PACKAGE_CACHE, HUB_DEFAULT } from './models.js';
 import { HubChooser, errorNodes } from './catalogue.js';
 import { PRESETS, presetText } from './questions.js';
@@ -13,11 +14,11 @@ import { openVideo } from './video/video.js';
 const params = new URLSearchParams(location.search);
 const stages = new StageList($('stages'));
 const state = {
-  client: null,
+  engine: null, // the engine facade (engine/engine.js)
   model: null, // {entry, kind, device, hasSampler}
   source: null, // the open video (www/video)
   videoName: '',
-  analysed: null, // {frames, times, indices, sample, videoId, tokens}
+  analysed: null, // {frames, times, indices, sample, video (the engine's EncodedVideo), tokens}
   busy: false,
   asking: false,
   recovering: null,
@@ -29,7 +30,7 @@ const state = {
 // ---- engine lifetime -------------------------------------------------------------------------
 
 function startEngine() {
-  state.client = new EngineClient({ onCrash: (msg) => recover(msg) });
+  state.engine = createEngine({ onCrash: (msg) => recover(msg) });
 }
 
 /** A new worker with the same model (from the cache) and the same video frames. */
@@ -37,7 +38,7 @@ function recover(reason) {
   state.recovering ??= (async () => {
     state.recoveries += 1;
     banner(`${reason}. Restarting the engine and reloading the model from the cache…`, 'info');
-    state.client?.terminate();
+    state.engine?.dispose();
     startEngine();
     if (state.model) await loadModel(state.model.entry, { quiet: true });
     if (state.analysed) await (state.analysed.textOnly ? openTextSession(state.analysed) : encodeFrames(state.analysed));
@@ -131,7 +132,7 @@ async function describe(entry) {
 /** GPU memory for the chosen frames: the model's, plus the sampler's weights and, when frames are
  * sampled by space, its activations over the candidates (freed before the model's run). */
 async function estimateNeed(d) {
-  const est = (manifestJson, frames, width, height) => guarded(() => state.client.call('estimate', { manifestJson, frames, width, height }));
+  const est = (manifestJson, frames, width, height) => guarded(() => state.engine.estimate(manifestJson, { frames, width, height }));
   const frames = Number($('frames').value);
   const { width, height } = state.source ?? { width: 644, height: 476 };
   const scale = Math.min(1, DECODE_MAX_SIDE / Math.max(width, height));
@@ -212,7 +213,7 @@ async function loadModel(entry, { quiet = false } = {}) {
   if (entry.hub && !entry.model) {
     // Stopping keeps what is done in the cache: loading again resumes.
     $('load-stop').hidden = false;
-    $('load-stop').onclick = () => state.client.call('cancel-prepare').catch(() => {});
+    $('load-stop').onclick = () => state.engine.cancelPrepare().catch(() => {});
     try {
       await hub.prepare(entry, ({ fraction, text }) => {
         $('load-bar').value = fraction;
@@ -223,14 +224,13 @@ async function loadModel(entry, { quiet = false } = {}) {
     }
   }
   const meter = new DownloadMeter();
-  const onEvent = (e) => {
-    if (e.kind !== 'progress') return;
+  const onProgress = (e) => {
     $('load-bar').value = e.total ? e.done / e.total : 0;
     $('load-text').textContent = meter.text(e);
   };
   // ?maxBinding=BYTES plans for a smaller GPU than this one (work beyond it is refused as out of memory).
   const maxBindingBytes = Number(params.get('maxBinding')) || null;
-  const r = await state.client.call('load', { modelUrl: entry.model, samplerUrl: entry.sampler, maxBindingBytes }, { onEvent });
+  const r = await state.engine.load(entry.model, { sampler: entry.sampler, maxBindingBytes, onProgress });
   const kind = (await fetchManifest(entry.model)).kind;
   state.model = { entry, kind, device: r.device, hasSampler: r.hasSampler };
   $('device').textContent = `Loaded ${entry.hub ? `${entry.label} (${kind})` : kind} on ${r.device}.${r.hasSampler ? '' : ' No VGGT package: frames are picked uniformly and there is no 3D view.'}`;
@@ -262,31 +262,29 @@ async function releaseVideo() {
   const a = state.analysed;
   state.analysed = null;
   $('see-section').hidden = true;
-  if (a?.videoId && state.client && !state.client.dead) await state.client.call('release', { videoId: a.videoId }).catch(() => {});
+  if (a?.video && state.engine && !state.engine.dead) await state.engine.release(a.video).catch(() => {});
 }
 
 async function encodeFrames(a) {
-  const { rgba, count, width, height } = a.frames;
   stages.start('preprocessing');
   // The context is sized for the longest answer on offer, so changing it later needs no re-encode
   // (the KV cache of 1 024 more tokens is about 37 MB for the 3B model).
   const maxNew = Math.max(...[...$('max-new').options].map((o) => Number(o.value)));
-  const r = await state.client.call('encode', { rgba, count, width, height, maxNew }, {
-    onEvent: (e) => {
-      if (e.kind !== 'stage') return;
+  const video = await state.engine.encode(a.frames, {
+    maxNew,
+    onProgress: (e) => {
       if (e.stage === 'done') stages.finish();
       else stages.start(e.stage);
     },
   });
-  a.videoId = r.videoId;
-  a.tokens = r.tokens;
+  a.video = video;
+  a.tokens = video.tokens;
 }
 
 /** A session without a video (text-only questions), sized like a video's for the longest answer. */
 async function openTextSession(a) {
   const maxNew = Math.max(...[...$('max-new').options].map((o) => Number(o.value)));
-  const r = await state.client.call('text', { maxNew });
-  a.videoId = r.videoId;
+  a.video = await state.engine.encode(null, { maxNew });
   a.tokens = 0;
 }
 
@@ -296,7 +294,7 @@ async function analyse() {
   await releaseVideo();
   stages.reset();
   const a = await guarded(() => chooseFrames({
-    client: state.client, source: state.source, wanted: Number($('frames').value), mode: $('sampling').value,
+    engine: state.engine, source: state.source, wanted: Number($('frames').value), mode: $('sampling').value,
     hasSampler: state.model.hasSampler, stage: (name, detail) => (stages.current?.name === name ? stages.note(detail ?? '') : stages.start(name, detail)),
   }));
   showSeen(a);
@@ -356,16 +354,20 @@ async function ask() {
       const t0 = performance.now();
       let first = null;
       let pieces = 0;
-      const out = await state.client.call('ask', { videoId: state.analysed.videoId, question, maxNew: Number($('max-new').value) }, {
-        onEvent: (e) => {
-          if (e.kind !== 'piece') return;
+      state.stopper = new AbortController();
+      const answer = state.engine.ask(question, { video: state.analysed.video, maxNew: Number($('max-new').value), signal: state.stopper.signal });
+      try {
+        for await (const piece of answer) {
           if (first === null) { first = performance.now(); stages.start('answer'); }
           pieces += 1;
-          entry.answer.textContent += e.piece;
+          entry.answer.textContent += piece;
           const secs = (performance.now() - first) / 1000;
           $('gen-stats').textContent = secs > 0 ? `${(pieces / secs).toFixed(1)} pieces/s` : '';
-        },
-      });
+        }
+      } catch (e) {
+        if (e.name !== 'AbortError') throw e; // Stop: the reply so far is the answer
+      }
+      const out = await answer.result;
       stages.finish();
       out.ms = performance.now() - t0;
       return out;
@@ -381,6 +383,7 @@ async function ask() {
     throw e;
   } finally {
     state.asking = false;
+    state.stopper = null;
     setButtons();
   }
 }
@@ -433,7 +436,7 @@ function wire() {
       recheck({ always: modelChoice() === 'hub' });
     };
   }
-  hub = new HubChooser({ client: () => state.client, onChange: () => modelChoice() === 'hub' && recheck({ always: true }) });
+  hub = new HubChooser({ engine: () => state.engine, onChange: () => modelChoice() === 'hub' && recheck({ always: true }) });
   $('model-url').value = localStorage.getItem('model-url') ?? '';
   $('sampler-url').value = localStorage.getItem('sampler-url') ?? '';
   $('check').onclick = () => busy(async () => { await checkFor(selectedEntry()); });
@@ -442,7 +445,7 @@ function wire() {
   $('ask').onclick = () => busy(ask);
   $('stop').onclick = () => {
     state.stopRequested = true;
-    if (state.analysed) state.client.call('stop', { videoId: state.analysed.videoId }).catch(() => {});
+    state.stopper?.abort();
   };
   $('question').onkeydown = (e) => { if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) $('ask').click(); };
   $('file').onchange = () => $('file').files[0] && busy(() => takeVideo($('file').files[0]));
@@ -510,8 +513,8 @@ async function main() {
   // The handle the end-to-end test drives (and a console user can inspect).
   window.app = {
     state,
-    loseDevice: () => state.client.call('test-lose-device'),
-    crashWorker: () => state.client.call('test-crash'),
+    loseDevice: () => state.engine.loseDevice(),
+    crashWorker: () => state.engine.crash(),
   };
 }
 main();

@@ -103,10 +103,10 @@ function remembered() {
 const rememberKey = (endpoint, pick) => `${endpoint} ${pick.repo} ${pick.revision}`;
 
 export class HubChooser {
-  /** `client()`: the engine client now (it changes when the engine restarts); `onChange()`: the
+  /** `engine()`: the engine facade now (it changes when the engine restarts); `onChange()`: the
    * choice or a setting changed (the app checks the new choice). */
-  constructor({ client, onChange }) {
-    this.client = client;
+  constructor({ engine, onChange }) {
+    this.engine = engine;
     this.onChange = onChange;
     this.inspected = new Map(); // settings + repo + revision -> Promise of inspect's answer
     this.model = new Slot('model', 'model', onChange);
@@ -170,7 +170,7 @@ export class HubChooser {
 
   async #inspect(pick, endpoint, token) {
     try {
-      return await this.client().call('inspect', { repo: pick.repo, revision: pick.revision, endpoint, token: token || undefined });
+      return await this.engine().inspect(pick.repo, { revision: pick.revision, endpoint, token: token || undefined });
     } catch (e) {
       // The hub out of reach (offline, say) and this revision downloaded before: use that copy.
       const copy = DEFINITE.has(e.name) ? null : await this.#downloadedCopy(pick, endpoint);
@@ -229,9 +229,7 @@ export class HubChooser {
           onProgress(line);
         };
         try {
-          const r = await this.client().call('prepare', { repo: pick.repo, revision: pick.revision, endpoint, token: token || undefined }, {
-            onEvent: (e) => { if (e.kind === 'hub') show(e); },
-          });
+          const r = await this.engine().prepare(pick.repo, { revision: pick.revision, endpoint, token: token || undefined, onProgress: show });
           ({ base, commit } = r);
         } catch (e) {
           throw hubError(e, pick, endpoint);

@@ -1,5 +1,5 @@
 // From a video file to the frames the model sees: uniform picks as qwen-vl-utils makes them, or
-// space-aware picks (VGGT over candidate frames, greedy coverage) in the engine worker. Only the
+// space-aware picks (VGGT over candidate frames, greedy coverage) by the engine (engine/engine.js). Only the
 // frames needed are decoded.
 
 /** Decode at most this many pixels on the longer side (the ViT's budget for 16 frames of 4:3 is
@@ -40,18 +40,18 @@ function pickFrames(decoded, positions) {
  * `sample` is the sampler's result (points, colours, cameras, selected) or null for uniform picks.
  * `stage(name)` reports progress.
  */
-export async function chooseFrames({ client, source, wanted, mode, hasSampler, stage }) {
+export async function chooseFrames({ engine, source, wanted, mode, hasSampler, stage }) {
   const total = source.frameCount;
   const k = frameCount(total, wanted);
   const onProgress = (done, n) => stage('decoding frames', `${done} of ${n}`);
   if (mode !== 'uniform' && hasSampler && k > 1) {
     const fast = mode === 'fast';
-    const candidates = await client.call('candidates', { total, fast });
+    const candidates = await engine.candidates(total, { fast });
     stage('decoding frames', `0 of ${candidates.length}`);
     const decoded = await source.decodeFrames(candidates, { maxSide: DECODE_MAX_SIDE, onProgress });
     stage('sampling: VGGT');
-    const sample = await client.call('sample', { rgba: decoded.rgba, count: candidates.length, width: decoded.width, height: decoded.height, k, fast },
-      { onEvent: (e) => e.kind === 'stage' && stage(e.stage) });
+    const frames = { rgba: decoded.rgba, count: candidates.length, width: decoded.width, height: decoded.height };
+    const sample = await engine.sample(frames, { k, fast, onProgress: (e) => stage(e.stage) });
     const positions = Array.from(sample.selected);
     return {
       frames: pickFrames(decoded, positions),

@@ -2,15 +2,13 @@
 //! split into its stages (CPU preprocessing of random frames, ViT, VGGT, connector, prefill),
 //! decode tokens/s, peak activation memory, and the package's download size.
 
-use crate::gpu::{clock::now_ms, Gpu, Recorder};
-use crate::model::qwen::generate::{generate, GenerationConfig, Prompt};
-use crate::model::qwen::rope_index::{rope_index, VisionGrid};
-use crate::model::qwen::vision::merge_into_prompt;
-use crate::model::qwen::vision_layout::Grid;
-use crate::model::qwen::{KvCache, VisionModel};
-use crate::model::spatial::SpatialMllm;
+use crate::gpu::{clock::now_ms, Gpu};
+use crate::model::qwen::generate::GenerationConfig;
+use crate::model::qwen::VisionModel;
+use crate::model::spatial::{open_session, SpatialMllm, Visual};
 use crate::model::vggt::Frames;
-use crate::preprocess::{prepare_video, RgbFrames, TorchFloat};
+use crate::model::{MResult, ModelError};
+use crate::preprocess::{prepare_video, RgbFrames, TorchFloat, VitInput};
 use crate::rng::Rng;
 
 pub struct SpatialRun {
@@ -32,97 +30,70 @@ pub struct SpatialRun {
 }
 
 /// One video of `frames` random frames of `height` x `width` (multiples of 28), a ~20-token
-/// question, `new_tokens` greedy tokens. Each stage is submitted and waited for on its own.
-pub async fn run(gpu: &Gpu, m: &SpatialMllm, frames: usize, height: usize, width: usize, new_tokens: usize) -> Result<SpatialRun, String> {
-    let err = |e: &dyn std::fmt::Display| e.to_string();
+/// question, `new_tokens` greedy tokens, through the sequence the app and the CLI run
+/// (`model::spatial::pipeline`: its context and session); the video is encoded stage by stage,
+/// each stage submitted and waited for on its own.
+pub async fn run(gpu: &Gpu, m: &SpatialMllm, frames: usize, height: usize, width: usize, new_tokens: usize) -> MResult<SpatialRun> {
+    let input = |e: &dyn std::fmt::Display| ModelError::Input(e.to_string());
     let c = &m.cfg.vision;
     let unit = c.patch * c.merge;
     if frames % 2 != 0 || height % unit != 0 || width % unit != 0 {
-        return Err(format!("{frames} frames of {width}x{height}: an even frame count and sides that are multiples of {unit} are needed"));
+        return Err(ModelError::Input(format!("{frames} frames of {width}x{height}: an even frame count and sides that are multiples of {unit} are needed")));
     }
-    let grid = Grid { t: frames / 2, h: height / c.patch, w: width / c.patch };
+    // The VGGT and connector timings need the spatial encoder.
+    m.spatial_encoder("bench spatial")?;
     // Random frames of the size that qwen-vl-utils resizes to this one: ScanNet's 640x480 for
     // 644x476 (spec §2.1), else the size itself; both encoders' inputs come from them.
     let source = if (width, height) == (644, 476) { (640, 480) } else { (width, height) };
     let mut rng = Rng::new(9);
     let bytes: Vec<u8> = (0..frames * source.0 * source.1 * 3).map(|_| rng.below(256) as u8).collect();
-    let raw = RgbFrames::new(frames, source.1, source.0, bytes).map_err(|e| err(&e))?;
+    let raw = RgbFrames::new(frames, source.1, source.0, bytes).map_err(|e| input(&e))?;
     let t0 = now_ms();
-    let prepared = prepare_video(&raw, TorchFloat::Fma).map_err(|e| err(&e))?;
+    let prepared = prepare_video(&raw, TorchFloat::Fma).map_err(|e| input(&e))?;
     let preprocess_ms = now_ms() - t0;
     // Below the video pixel budget's minimum (the small sizes for CPU adapters) preprocessing
     // scales frames up, so those runs feed the encoders random inputs of the asked size instead.
     let exact = (prepared.frames.width, prepared.frames.height) == (width, height);
-    let (vit_patches, px) = if exact {
-        (prepared.vit.pixel_values, prepared.vggt.pixels)
+    let (vit, px) = if exact {
+        (prepared.vit, prepared.vggt.pixels)
     } else {
-        let rows = grid.t * grid.h * grid.w * VisionModel::patch_dim(c);
-        ((0..rows).map(|_| rng.uniform(-1.8, 2.1)).collect(), (0..frames * 3 * height * width).map(|_| rng.unit() as f32).collect())
+        let grid_thw = [frames / 2, height / c.patch, width / c.patch];
+        let rows = grid_thw.iter().product::<usize>() * VisionModel::patch_dim(c);
+        let vit = VitInput { pixel_values: (0..rows).map(|_| rng.uniform(-1.8, 2.1)).collect(), grid_thw };
+        (vit, (0..frames * 3 * height * width).map(|_| rng.unit() as f32).collect())
     };
     let preprocess_ms = if exact { preprocess_ms } else { f64::NAN };
     let f = Frames { pixels: &px, count: frames, height, width };
     gpu.clear_pool();
-    let stage = |f: &mut dyn FnMut(&mut Recorder) -> Result<(), String>| {
-        let t0 = now_ms();
-        let mut rec = Recorder::new(gpu);
-        let r = f(&mut rec);
-        let submitted = r.and_then(|_| rec.submit().map_err(|e| err(&e)));
-        async move {
-            submitted?;
-            gpu.finish().await.map_err(|e| err(&e))?;
-            Ok::<f64, String>(now_ms() - t0)
-        }
+    // Each stage's start ("ViT", "VGGT", "connector"); the last ends with the encoding.
+    let mut starts: Vec<f64> = Vec::new();
+    let t0 = now_ms();
+    let opened = open_session(gpu, m, Visual::Video { vit: &vit, vggt: f }, new_tokens, Some(&mut |_: &str| starts.push(now_ms()))).await?;
+    let end = t0 + opened.encode_ms;
+    let [vit_ms, vggt_ms, connector_ms] = match starts[..] {
+        [a, b, c] => [b - a, c - b, end - c],
+        _ => return Err(ModelError::Config(format!("the encoding reported {} stages, not ViT, VGGT and connector", starts.len()))),
     };
-    let mut vit = None;
-    let vit_ms = stage(&mut |rec| {
-        vit = Some(m.vision.forward(rec, &vit_patches, &[grid], None).map_err(|e| err(&e))?);
-        Ok(())
-    })
-    .await?;
-    let mut agg = None;
-    let s = m.spatial_encoder("bench spatial").map_err(|e| err(&e))?;
-    let last = s.aggregator.dims.depth - 1;
-    let vggt_ms = stage(&mut |rec| {
-        agg = Some(s.aggregator.forward(rec, &f, &[last], None).map_err(|e| err(&e))?);
-        Ok(())
-    })
-    .await?;
-    let (vit, agg) = (vit.expect("ran"), agg.expect("ran"));
-    let mut fused = None;
-    let connector_ms = stage(&mut |rec| {
-        let spatial = s.connector.project(rec, &agg.layers[0].1, frames, agg.patch_start, agg.grid).map_err(|e| err(&e))?;
-        fused = Some(s.connector.fuse(rec, &vit, &spatial).map_err(|e| err(&e))?);
-        Ok(())
-    })
-    .await?;
-    let fused = fused.expect("ran");
-    drop(agg);
+    let mut session = opened.session;
 
     // The prompt: the chat template's tokens around the video block, with a question's worth of text.
     let t = &m.cfg.tokens;
-    let n_vis = fused.rows();
+    let n_vis = session.visual_tokens();
     let mut ids: Vec<u32> = (0..14).map(|i| (i * 37 % 1000) as u32).collect();
     ids.push(t.vision_start);
     ids.extend(std::iter::repeat_n(t.video_pad, n_vis));
     ids.push(t.vision_end);
     ids.extend((0..20).map(|i| (i * 53 % 1000) as u32));
-    let vg = VisionGrid { t: grid.t, h: grid.h, w: grid.w, second_per_grid_t: 1.0 };
-    let (positions, delta) = rope_index(&ids, &[vg], t, c.merge, c.tokens_per_second).map_err(|e| err(&e))?;
-    let mut rec = Recorder::new(gpu);
-    let embeds = m.text.embed(&mut rec, &gpu.upload_u32(&ids, &[ids.len()]).map_err(|e| err(&e))?).map_err(|e| err(&e))?;
-    merge_into_prompt(&mut rec, &embeds, &ids, [t.image_pad, t.video_pad], &fused).map_err(|e| err(&e))?;
-    rec.submit().map_err(|e| err(&e))?;
-    let mut cache = KvCache::new(gpu, &m.text.cfg, ids.len() + new_tokens).map_err(|e| err(&e))?;
-    let g = generate(gpu, &m.text, &mut cache, Prompt { embeds, positions, delta }, &GenerationConfig::greedy(new_tokens, vec![]), &mut |_| true)
-        .await
-        .map_err(|e| err(&e))?;
+    let prompt_tokens = ids.len();
+    let prompt = session.prompt_of_ids(m, ids)?;
+    let g = session.ask_prompt(gpu, m, prompt, &GenerationConfig::greedy(new_tokens, vec![]), &mut |_| true).await?;
     let decoded = g.tokens.len().saturating_sub(1);
     Ok(SpatialRun {
         frames,
         height,
         width,
         vision_tokens: n_vis,
-        prompt_tokens: ids.len(),
+        prompt_tokens,
         source,
         preprocess_ms,
         vit_ms,

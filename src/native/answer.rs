@@ -1,25 +1,22 @@
 //! Answer a question about a video file, a folder of frames or a list of images (or a text-only
 //! question): frames sampled (uniformly, or space-aware with a VGGT package), preprocessed as the
 //! reference does, encoded once, the reply streamed piece by piece. A plain Qwen2.5-VL package
-//! takes the same path without the spatial encoder, and a single image as Qwen2.5-VL's image.
+//! takes the same path without the spatial encoder, and a single image as Qwen2.5-VL's image. The
+//! grid, the context and the session come from `model::spatial::pipeline`, as in the web engine.
 
 use std::path::{Path, PathBuf};
 
+use super::error::{NResult, NativeError};
 use super::video::{decode_frames, decode_images, probe};
-use crate::gpu::{clock::now_ms, Gpu, Recorder};
-use crate::model::qwen::chat::{QwenTokenizer, TextStream};
+use crate::gpu::{clock::now_ms, Gpu};
+use crate::model::qwen::chat::QwenTokenizer;
 use crate::model::qwen::generate::{GenerationConfig, StopReason};
-use crate::model::qwen::rope_index::VisionGrid;
-use crate::model::qwen::vision_layout::Grid;
 use crate::model::spatial::frame_sampler::{candidate_indices, sample_frames, SamplerConfig};
-use crate::model::spatial::{SpatialMllm, VideoInput, VideoSession};
+use crate::model::spatial::{open_session, Reply, SpatialMllm, VideoSession, Visual};
 use crate::model::vggt::Vggt;
 use crate::model::Params;
 use crate::preprocess::{frame_indices, linspace_trunc, prepare_image, prepare_video, PilPassOrder, PreparedVideo, RgbFrames, TorchFloat};
 use crate::weights::package::Package;
-
-/// Prompt tokens the context holds besides the visual block (system prompt, template, question).
-const TEXT_CONTEXT: usize = 512;
 
 /// Where the frames come from.
 pub enum Source {
@@ -32,20 +29,24 @@ fn is_image(p: &Path) -> bool {
     p.extension().and_then(|x| x.to_str()).is_some_and(|x| matches!(x.to_ascii_lowercase().as_str(), "png" | "jpg" | "jpeg"))
 }
 
+fn shown(p: &Path) -> String {
+    p.display().to_string()
+}
+
 impl Source {
     /// One path: a video file or a folder of PNG / JPEG frames. Several: image files, in the order
     /// given, used as the video's frames.
-    pub fn from_paths(paths: &[PathBuf]) -> Result<Source, String> {
+    pub fn from_paths(paths: &[PathBuf]) -> NResult<Source> {
         match paths {
-            [] => Err("give a video file, a folder of frames, or image files".into()),
+            [] => Err(NativeError::NoInput),
             [one] if !is_image(one) => Source::from_path(one),
             many => {
                 for p in many {
                     if !p.is_file() {
-                        return Err(format!("{}: no such image file", p.display()));
+                        return Err(NativeError::NoSuchImage { path: shown(p) });
                     }
                     if !is_image(p) {
-                        return Err(format!("{}: several inputs must all be .png / .jpg images (a video is given alone)", p.display()));
+                        return Err(NativeError::MixedInputs { path: shown(p) });
                     }
                 }
                 Ok(Source::Images(many.to_vec()))
@@ -54,18 +55,18 @@ impl Source {
     }
 
     /// A video file, or a folder of PNG / JPEG frames.
-    pub fn from_path(path: &Path) -> Result<Source, String> {
+    pub fn from_path(path: &Path) -> NResult<Source> {
         if !path.exists() {
-            return Err(format!("{}: no such file or folder", path.display()));
+            return Err(NativeError::NotFound { path: shown(path) });
         }
         if !path.is_dir() {
             return Ok(Source::Video(path.to_path_buf()));
         }
-        let mut files: Vec<PathBuf> =
-            std::fs::read_dir(path).map_err(|e| format!("{}: {e}", path.display()))?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| is_image(p)).collect();
+        let entries = std::fs::read_dir(path).map_err(|source| NativeError::Read { path: shown(path), source })?;
+        let mut files: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| is_image(p)).collect();
         files.sort();
         if files.is_empty() {
-            return Err(format!("{}: no .png / .jpg frames in this folder", path.display()));
+            return Err(NativeError::NoFrames { path: shown(path) });
         }
         Ok(Source::Images(files))
     }
@@ -97,49 +98,48 @@ pub struct Answer {
 }
 
 /// Load a Spatial-MLLM or Qwen2.5-VL package and its tokenizer.
-pub fn load_model(gpu: &Gpu, dir: &Path) -> Result<(SpatialMllm, QwenTokenizer), String> {
-    let pkg = Package::open(dir).map_err(|e| e.to_string())?;
-    let tok_file =
-        pkg.manifest.tokenizer.clone().ok_or_else(|| format!("{}: the package has no tokenizer.json: convert the checkpoint with its tokenizer", dir.display()))?;
-    let tok = QwenTokenizer::from_bytes(&std::fs::read(dir.join(&tok_file)).map_err(|e| format!("{tok_file}: {e}"))?).map_err(|e| e.to_string())?;
-    let params = Params::new(pkg.load(gpu, &mut |_| {}).map_err(|e| e.to_string())?);
-    let m = pollster::block_on(SpatialMllm::new(gpu, &pkg.manifest.model_kind, &pkg.manifest.config, &params)).map_err(|e| e.to_string())?;
-    tok.check_config(&m.cfg.tokens).map_err(|e| e.to_string())?;
+pub fn load_model(gpu: &Gpu, dir: &Path) -> NResult<(SpatialMllm, QwenTokenizer)> {
+    let pkg = Package::open(dir)?;
+    let tok_file = pkg.manifest.tokenizer.clone().ok_or_else(|| NativeError::NoTokenizer { dir: shown(dir) })?;
+    let bytes = std::fs::read(dir.join(&tok_file)).map_err(|source| NativeError::ReadTokenizer { file: tok_file.clone(), source })?;
+    let tok = QwenTokenizer::from_bytes(&bytes)?;
+    let params = Params::new(pkg.load(gpu, &mut |_| {})?);
+    let m = pollster::block_on(SpatialMllm::new(gpu, &pkg.manifest.model_kind, &pkg.manifest.config, &params))?;
+    tok.check_config(&m.cfg.tokens)?;
     Ok((m, tok))
 }
 
 /// Load a VGGT package for space-aware sampling.
-pub fn load_vggt(gpu: &Gpu, dir: &Path) -> Result<Vggt, String> {
-    let pkg = Package::open(dir).map_err(|e| e.to_string())?;
-    let params = Params::new(pkg.load(gpu, &mut |_| {}).map_err(|e| e.to_string())?);
-    pollster::block_on(Vggt::new(gpu, &pkg.manifest.model_kind, &pkg.manifest.config, &params)).map_err(|e| e.to_string())
+pub fn load_vggt(gpu: &Gpu, dir: &Path) -> NResult<Vggt> {
+    let pkg = Package::open(dir)?;
+    let params = Params::new(pkg.load(gpu, &mut |_| {})?);
+    Ok(pollster::block_on(Vggt::new(gpu, &pkg.manifest.model_kind, &pkg.manifest.config, &params))?)
 }
 
 /// The sampled frames of `source`.
-fn frames(gpu: &Gpu, source: &Source, n: usize, choice: &FrameChoice) -> Result<(RgbFrames, Vec<usize>), String> {
-    let e = |e: &dyn std::fmt::Display| e.to_string();
+fn frames(gpu: &Gpu, source: &Source, n: usize, choice: &FrameChoice) -> NResult<(RgbFrames, Vec<usize>)> {
     match source {
         Source::Video(path) => {
-            let info = probe(path).map_err(|x| e(&x))?;
+            let info = probe(path)?;
             let idx = match choice {
-                FrameChoice::Uniform => frame_indices(info.frames, n).map_err(|x| e(&x))?,
+                FrameChoice::Uniform => frame_indices(info.frames, n)?,
                 FrameChoice::SpaceAware { vggt, cfg } => {
                     let cfg = SamplerConfig { k: n, ..*cfg };
-                    let cands = candidate_indices(info.frames, &cfg).map_err(|x| e(&x))?;
-                    let decoded = decode_frames(path, &info, &cands).map_err(|x| e(&x))?;
-                    let mut picked = pollster::block_on(sample_frames(gpu, vggt, &decoded, &cands, &cfg)).map_err(|x| e(&x))?;
+                    let cands = candidate_indices(info.frames, &cfg)?;
+                    let decoded = decode_frames(path, &info, &cands)?;
+                    let mut picked = pollster::block_on(sample_frames(gpu, vggt, &decoded, &cands, &cfg))?;
                     if picked.len() % 2 == 1 {
                         picked.push(*picked.last().expect("one at least")); // temporal pairs
                     }
                     picked
                 }
             };
-            Ok((decode_frames(path, &info, &idx).map_err(|x| e(&x))?, idx))
+            Ok((decode_frames(path, &info, &idx)?, idx))
         }
         Source::Images(files) => {
             let idx = if files.len() > n { linspace_trunc(files.len(), n) } else { (0..files.len()).collect() };
             let chosen: Vec<PathBuf> = idx.iter().map(|&i| files[i].clone()).collect();
-            Ok((decode_images(&chosen).map_err(|x| e(&x))?, idx))
+            Ok((decode_images(&chosen)?, idx))
         }
     }
 }
@@ -156,17 +156,13 @@ pub struct EncodedVideo {
     pub encode_ms: f64,
 }
 
-fn err(x: impl std::fmt::Display) -> String {
-    x.to_string()
-}
-
 /// Sample, preprocess and encode `source`; `max_new_tokens` sizes the context. Without a spatial
 /// encoder one image goes through Qwen2.5-VL's image path; otherwise images are a video's frames.
-pub fn encode(gpu: &Gpu, m: &SpatialMllm, source: &Source, n_frames: usize, choice: &FrameChoice, max_new_tokens: usize) -> Result<EncodedVideo, String> {
+pub fn encode(gpu: &Gpu, m: &SpatialMllm, source: &Source, n_frames: usize, choice: &FrameChoice, max_new_tokens: usize) -> NResult<EncodedVideo> {
     let t0 = now_ms();
     if let Source::Images(files) = source {
         if files.len() == 1 && !m.has_spatial_encoder() {
-            let raw = decode_images(files).map_err(err)?;
+            let raw = decode_images(files)?;
             let decode_ms = now_ms() - t0;
             let mut v = encode_image(gpu, m, &raw, max_new_tokens)?;
             v.preprocess_ms += decode_ms;
@@ -182,9 +178,9 @@ pub fn encode(gpu: &Gpu, m: &SpatialMllm, source: &Source, n_frames: usize, choi
 }
 
 /// Preprocess and encode sampled frames as a video (`frames` numbers them 0..count).
-pub fn encode_frames(gpu: &Gpu, m: &SpatialMllm, raw: &RgbFrames, max_new_tokens: usize) -> Result<EncodedVideo, String> {
+pub fn encode_frames(gpu: &Gpu, m: &SpatialMllm, raw: &RgbFrames, max_new_tokens: usize) -> NResult<EncodedVideo> {
     let t0 = now_ms();
-    let prepared = prepare_video(raw, TorchFloat::Fma).map_err(err)?;
+    let prepared = prepare_video(raw, TorchFloat::Fma)?;
     let mut v = encode_prepared(gpu, m, &prepared, max_new_tokens)?;
     v.frames = (0..raw.count).collect();
     v.preprocess_ms = now_ms() - t0 - v.encode_ms;
@@ -192,100 +188,51 @@ pub fn encode_frames(gpu: &Gpu, m: &SpatialMllm, raw: &RgbFrames, max_new_tokens
 }
 
 /// Encode a preprocessed video (the frames as the processor receives them).
-pub fn encode_prepared(gpu: &Gpu, m: &SpatialMllm, prepared: &PreparedVideo, max_new_tokens: usize) -> Result<EncodedVideo, String> {
-    let t1 = now_ms();
-    let g = prepared.vit.grid_thw;
-    let grid = Grid { t: g[0], h: g[1], w: g[2] };
-    let mut rec = Recorder::new(gpu);
-    let input = VideoInput { vit_patches: &prepared.vit.pixel_values, grid, frames: prepared.vggt.as_frames() };
-    let visual = m.encode_video(&mut rec, &input, None).map_err(err)?;
-    rec.submit().map_err(err)?;
-    pollster::block_on(gpu.finish()).map_err(err)?;
-    let encode_ms = now_ms() - t1;
-    // qwen-vl-utils' default: 2 frames per temporal patch at 2 fps = 1 s per grid step.
-    let vgrid = VisionGrid { t: grid.t, h: grid.h, w: grid.w, second_per_grid_t: 1.0 };
-    let capacity = visual.rows() + TEXT_CONTEXT + max_new_tokens;
-    let session = VideoSession::new(gpu, m, visual, vgrid, capacity).map_err(err)?;
+pub fn encode_prepared(gpu: &Gpu, m: &SpatialMllm, prepared: &PreparedVideo, max_new_tokens: usize) -> NResult<EncodedVideo> {
+    let visual = Visual::Video { vit: &prepared.vit, vggt: prepared.vggt.as_frames() };
+    let opened = pollster::block_on(open_session(gpu, m, visual, max_new_tokens, None))?;
     let frames = (0..prepared.frames.count).collect();
-    Ok(EncodedVideo { session, input: "video", frames, frame_size: (prepared.frames.width, prepared.frames.height), preprocess_ms: 0.0, encode_ms })
+    Ok(EncodedVideo {
+        session: opened.session,
+        input: "video",
+        frames,
+        frame_size: (prepared.frames.width, prepared.frames.height),
+        preprocess_ms: 0.0,
+        encode_ms: opened.encode_ms,
+    })
 }
 
 /// Preprocess (the HF image processor: its budget, Pillow's bicubic) and encode one image.
-pub fn encode_image(gpu: &Gpu, m: &SpatialMllm, raw: &RgbFrames, max_new_tokens: usize) -> Result<EncodedVideo, String> {
+pub fn encode_image(gpu: &Gpu, m: &SpatialMllm, raw: &RgbFrames, max_new_tokens: usize) -> NResult<EncodedVideo> {
     let t0 = now_ms();
-    let prepared = prepare_image(raw, PilPassOrder::default()).map_err(err)?;
+    let prepared = prepare_image(raw, PilPassOrder::default())?;
     let preprocess_ms = now_ms() - t0;
-    let t1 = now_ms();
-    let g = prepared.vit.grid_thw;
-    let grid = Grid { t: g[0], h: g[1], w: g[2] };
-    let mut rec = Recorder::new(gpu);
-    let visual = m.encode_image(&mut rec, &prepared.vit.pixel_values, grid).map_err(err)?;
-    rec.submit().map_err(err)?;
-    pollster::block_on(gpu.finish()).map_err(err)?;
-    let encode_ms = now_ms() - t1;
-    // Images have no time axis: every temporal position is the block's start.
-    let vgrid = VisionGrid { t: grid.t, h: grid.h, w: grid.w, second_per_grid_t: 0.0 };
-    let capacity = visual.rows() + TEXT_CONTEXT + max_new_tokens;
-    let session = VideoSession::image(gpu, m, visual, vgrid, capacity).map_err(err)?;
-    Ok(EncodedVideo { session, input: "image", frames: vec![0], frame_size: (prepared.image.width, prepared.image.height), preprocess_ms, encode_ms })
+    let opened = pollster::block_on(open_session(gpu, m, Visual::Image(&prepared.vit), max_new_tokens, None))?;
+    Ok(EncodedVideo {
+        session: opened.session,
+        input: "image",
+        frames: vec![0],
+        frame_size: (prepared.image.width, prepared.image.height),
+        preprocess_ms,
+        encode_ms: opened.encode_ms,
+    })
 }
 
 impl EncodedVideo {
     /// A session with no visual block, for text-only questions.
-    pub fn text_only(gpu: &Gpu, m: &SpatialMllm, max_new_tokens: usize) -> Result<EncodedVideo, String> {
-        let session = VideoSession::text_only(gpu, m, TEXT_CONTEXT + max_new_tokens).map_err(err)?;
-        Ok(EncodedVideo { session, input: "text", frames: vec![], frame_size: (0, 0), preprocess_ms: 0.0, encode_ms: 0.0 })
+    pub fn text_only(gpu: &Gpu, m: &SpatialMllm, max_new_tokens: usize) -> NResult<EncodedVideo> {
+        let opened = pollster::block_on(open_session(gpu, m, Visual::Text, max_new_tokens, None))?;
+        Ok(EncodedVideo { session: opened.session, input: "text", frames: vec![], frame_size: (0, 0), preprocess_ms: 0.0, encode_ms: 0.0 })
     }
 
     /// The session the questions go to (its prompts, its last prefill).
     pub fn session(&self) -> &VideoSession {
         &self.session
     }
-}
 
-/// The reply to one question about an encoded video.
-pub struct Reply {
-    pub text: String,
-    pub tokens: Vec<u32>,
-    pub stop: StopReason,
-    pub prefill_ms: f64,
-    pub decode_ms: f64,
-}
-
-impl EncodedVideo {
     /// Ask `question`; `on_text` receives the reply piece by piece (whole UTF-8 characters).
-    pub fn ask(
-        &mut self,
-        gpu: &Gpu,
-        m: &SpatialMllm,
-        tok: &QwenTokenizer,
-        question: &str,
-        gen: &GenerationConfig,
-        on_text: &mut dyn FnMut(&str),
-    ) -> Result<Reply, String> {
-        let mut stream = TextStream::new();
-        let mut text = String::new();
-        let mut stream_err = None;
-        let mut on_token = |id: u32| {
-            match stream.push(tok, id) {
-                Ok(Some(p)) => {
-                    on_text(&p);
-                    text += &p;
-                }
-                Ok(None) => {}
-                Err(x) => stream_err = Some(x.to_string()),
-            }
-            true
-        };
-        let out = pollster::block_on(self.session.ask(gpu, m, tok, question, gen, &mut on_token)).map_err(err)?;
-        if let Some(x) = stream_err {
-            return Err(x);
-        }
-        if let Some(p) = stream.finish(tok).map_err(err)? {
-            on_text(&p);
-            text += &p;
-        }
-        Ok(Reply { text, tokens: out.tokens, stop: out.reason, prefill_ms: out.prefill_ms, decode_ms: out.decode_ms })
+    pub fn ask(&mut self, gpu: &Gpu, m: &SpatialMllm, tok: &QwenTokenizer, question: &str, gen: &GenerationConfig, on_text: &mut dyn FnMut(&str)) -> NResult<Reply> {
+        Ok(pollster::block_on(self.session.answer(gpu, m, tok, question, gen, on_text, &|| false))?)
     }
 }
 
@@ -301,7 +248,7 @@ pub fn answer(
     choice: &FrameChoice,
     gen: &GenerationConfig,
     on_text: &mut dyn FnMut(&str),
-) -> Result<Answer, String> {
+) -> NResult<Answer> {
     let mut v = match source {
         Some(source) => encode(gpu, m, source, n_frames, choice, gen.max_new_tokens)?,
         None => EncodedVideo::text_only(gpu, m, gen.max_new_tokens)?,

@@ -1,6 +1,7 @@
 //! Native-only pieces of the command line: video decoding through the system's ffmpeg, and the
-//! question-answering pipeline over a video file, a folder of frames or images.
+//! question-answering pipeline over a video file, a folder of frames or images; typed errors (`error`).
 
 pub mod answer;
+pub mod error;
 pub mod hub;
 pub mod video;

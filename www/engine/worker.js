@@ -1,9 +1,11 @@
 // The engine's Web Worker: the wasm engine (src/web_engine.rs) and its GPU device live here, so the
-// page stays responsive while the model loads, samples frames, encodes a video and answers.
-// Protocol (see client.js): {id, op, ...args} in; {id, type: 'event' | 'result' | 'error', ...} out.
+// page stays responsive while the model loads, samples frames, encodes a video and answers. Pages
+// talk to it only through the facade (engine.js); the protocol is defined in messages.js, and
+// every request is checked against it before it runs.
 import init, * as wasm from '../pkg/spatial_mllm_web.js';
 import { HubClient } from '../hub/hub.js';
 import { inspect, prepare } from '../hub/convert.js';
+import { checkRequest, event as makeEvent, plainError, reply } from './messages.js';
 
 const { Engine, candidate_indices, estimate_memory } = wasm;
 
@@ -13,12 +15,6 @@ let nextVideo = 1;
 let preparing = null; // the AbortController of the running `prepare`
 
 const post = (msg, transfer = []) => self.postMessage(msg, transfer);
-
-/** An engine rejection as a plain object; the engine's Error names say what kind of failure it is. */
-function plainError(e) {
-  if (e && typeof e === 'object') return { name: e.name || 'EngineError', message: String(e.message ?? e) };
-  return { name: 'EngineError', message: String(e) };
-}
 
 function needEngine() {
   if (!engine) throw Object.assign(new Error('no model is loaded: load one first'), { name: 'BadInput' });
@@ -31,13 +27,14 @@ function needVideo(id) {
   return v;
 }
 
+/** Each op of messages.js's REQUESTS: (args, emit) -> result, or {value, transfer}. */
 const ops = {
-  async load({ modelUrl, samplerUrl, maxBindingBytes }, event) {
+  async load({ modelUrl, samplerUrl, maxBindingBytes }, emit) {
     for (const v of videos.values()) v.free();
     videos.clear();
     engine?.free();
     engine = null;
-    const progress = (which) => (i, n, done, total, cached) => event({ kind: 'progress', which, i, n, done, total, cached });
+    const progress = (which) => (i, n, done, total, cached) => emit('progress', { which, i, n, done, total, cached });
     const e = await Engine.load(modelUrl, progress('model'), maxBindingBytes ?? null);
     if (samplerUrl) await e.load_sampler(samplerUrl, progress('sampler'));
     engine = e;
@@ -53,12 +50,12 @@ const ops = {
     return plain;
   },
 
-  async prepare({ repo, revision, endpoint, token, maxShard }, event) {
+  async prepare({ repo, revision, endpoint, token, maxShard }, emit) {
     const client = new HubClient({ endpoint, token });
     preparing?.abort();
     const abort = (preparing = new AbortController());
     try {
-      const out = await prepare(client, wasm, repo, revision, { maxShard, signal: abort.signal, onProgress: (p) => event({ kind: 'hub', ...p }) });
+      const out = await prepare(client, wasm, repo, revision, { maxShard, signal: abort.signal, onProgress: (p) => emit('hub', p) });
       return { ...out, retries: client.retries };
     } finally {
       if (preparing === abort) preparing = null;
@@ -79,14 +76,13 @@ const ops = {
     return estimate_memory(manifestJson, frames, width, height);
   },
 
-  async sample({ rgba, count, width, height, k, fast }, event) {
-    const r = await needEngine().sample(rgba, count, width, height, k, fast, (stage) => event({ kind: 'stage', stage }));
+  async sample({ rgba, count, width, height, k, fast }, emit) {
+    const r = await needEngine().sample(rgba, count, width, height, k, fast, (stage) => emit('stage', { stage }));
     return { value: r, transfer: [r.points.buffer, r.colors.buffer, r.point_frame.buffer, r.cameras.buffer] };
   },
 
-  async encode({ rgba, count, width, height, maxNew }, event) {
-    const video = await needEngine().encode_video(rgba, count, width, height, true, maxNew,
-      (stage, ms) => event({ kind: 'stage', stage, ms }));
+  async encode({ rgba, count, width, height, maxNew }, emit) {
+    const video = await needEngine().encode_video(rgba, count, width, height, true, maxNew, (stage, ms) => emit('stage', { stage, ms }));
     const id = nextVideo++;
     videos.set(id, video);
     return { videoId: id, tokens: video.tokens() };
@@ -100,9 +96,9 @@ const ops = {
     return { videoId: id, tokens: 0 };
   },
 
-  async ask({ videoId, question, maxNew }, event) {
+  async ask({ videoId, question, maxNew }, emit) {
     const v = needVideo(videoId);
-    const text = await v.ask(question, maxNew, (piece) => event({ kind: 'piece', piece }));
+    const text = await v.ask(question, maxNew, (piece) => emit('piece', { piece }));
     return { text, stats: v.stats() };
   },
 
@@ -117,7 +113,6 @@ const ops = {
     return true;
   },
 
-  // Test hooks: provoke the failures the page must survive.
   'test-lose-device'() {
     needEngine().lose_device();
     return true;
@@ -131,15 +126,15 @@ const ops = {
 const ready = init();
 
 self.onmessage = async ({ data }) => {
-  const { id, op, ...args } = data;
-  const event = (e) => post({ id, type: 'event', event: e });
+  const id = Number.isInteger(data?.id) ? data.id : null;
   try {
+    const { op, args = {} } = checkRequest(data);
     await ready;
-    if (!ops[op]) throw new Error(`unknown engine operation ${op}`);
-    const out = await ops[op](args, event);
-    if (out && out.transfer) post({ id, type: 'result', value: out.value }, out.transfer);
-    else post({ id, type: 'result', value: out });
+    const emit = (kind, fields) => post(reply.event(id, makeEvent(kind, fields)));
+    const out = await ops[op](args, emit);
+    if (out && out.transfer) post(reply.result(id, out.value), out.transfer);
+    else post(reply.result(id, out));
   } catch (e) {
-    post({ id, type: 'error', error: plainError(e) });
+    post(reply.error(id, plainError(e)));
   }
 };

@@ -9,6 +9,7 @@ use spatial_mllm_web::eval::prompt::PromptStyle;
 use spatial_mllm_web::eval::{evaluate_qa, evaluate_with, QaBenchmark};
 use spatial_mllm_web::model::qwen::generate::GenerationConfig;
 use spatial_mllm_web::native::answer::{encode, load_model, EncodedVideo, FrameChoice, Source};
+use spatial_mllm_web::native::error::NResult;
 
 use crate::{fail, gpu, hub_model};
 
@@ -68,7 +69,8 @@ pub fn eval(f32_only: bool, args: EvalArgs) {
     bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} samples {elapsed} eta {eta}").unwrap());
     // Questions come grouped by scene: the last video stays encoded.
     let mut current: Option<(String, EncodedVideo)> = None;
-    let mut answer_video = |rel: &str, prompt: &str| -> Result<String, String> {
+    // A failure is recorded in the results file by its message (a rerun retries the sample).
+    let mut answer_video = |rel: &str, prompt: &str| -> NResult<String> {
         bar.inc(1);
         if current.as_ref().map(|(p, _)| p != rel).unwrap_or(true) {
             let mut path = videos.join(rel);
@@ -89,7 +91,8 @@ pub fn eval(f32_only: bool, args: EvalArgs) {
         samples.truncate(limit.unwrap_or(usize::MAX));
         bar.set_length(samples.len() as u64);
         let style = if v10_prompts { PromptStyle::V1_0 } else { PromptStyle::V1_1 };
-        let s = evaluate_with(&samples, style, |s, prompt| answer_video(&s.video_path(), prompt), &results).unwrap_or_else(|e| results_fail(e));
+        let s = evaluate_with(&samples, style, |s, prompt| answer_video(&s.video_path(), prompt).map_err(|e| e.to_string()), &results)
+            .unwrap_or_else(|e| results_fail(e));
         (s.evaluated, s.resumed, s.failures, s.results_errors, s.metrics.table())
     } else {
         let which = if benchmark == BenchmarkArg::Scanqa { QaBenchmark::ScanQa } else { QaBenchmark::Sqa3d };
@@ -98,7 +101,7 @@ pub fn eval(f32_only: bool, args: EvalArgs) {
         let mut samples = parsed.items;
         samples.truncate(limit.unwrap_or(usize::MAX));
         bar.set_length(samples.len() as u64);
-        let s = evaluate_qa(&samples, |s, prompt| answer_video(&s.video, prompt), &results).unwrap_or_else(|e| results_fail(e));
+        let s = evaluate_qa(&samples, |s, prompt| answer_video(&s.video, prompt).map_err(|e| e.to_string()), &results).unwrap_or_else(|e| results_fail(e));
         (s.evaluated, s.resumed, s.failures, s.results_errors, s.metrics.table())
     };
     bar.finish_and_clear();

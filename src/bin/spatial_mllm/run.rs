@@ -8,6 +8,7 @@ use clap::{Args, ValueEnum};
 use spatial_mllm_web::model::qwen::generate::{GenerationConfig, SamplingConfig};
 use spatial_mllm_web::model::spatial::frame_sampler::SamplerConfig;
 use spatial_mllm_web::native::answer::{answer, load_model, load_vggt, FrameChoice, Source};
+use spatial_mllm_web::native::error::NativeError;
 
 use crate::{fail, gpu, hub_model};
 
@@ -65,14 +66,14 @@ pub fn run(f32_only: bool, args: RunArgs) {
     // No input: a text-only question (no visual block in the prompt).
     let source = (!input.is_empty()).then(|| Source::from_paths(&input).unwrap_or_else(|e| fail(1, e)));
     if source.is_none() && sampling != SamplingArg::Uniform {
-        fail(1, "space-aware sampling needs an input video");
+        fail(1, NativeError::Arguments("space-aware sampling needs an input video".into()));
     }
     let gpu = gpu(f32_only);
     let (m, tok) = load_model(&gpu, &hub_model(&model)).unwrap_or_else(|e| fail(1, e));
     let choice = match sampling {
         SamplingArg::Uniform => FrameChoice::Uniform,
         mode => {
-            let dir = vggt.unwrap_or_else(|| fail(1, "space-aware sampling needs --vggt PACKAGE (VGGT-1B with its point head)"));
+            let dir = vggt.unwrap_or_else(|| fail(1, NativeError::Arguments("space-aware sampling needs --vggt PACKAGE (VGGT-1B with its point head)".into())));
             let v = load_vggt(&gpu, &hub_model(&dir)).unwrap_or_else(|e| fail(1, e));
             let cfg = if mode == SamplingArg::Fast { SamplerConfig::fast() } else { SamplerConfig::full() };
             FrameChoice::SpaceAware { vggt: Box::new(v), cfg }

@@ -66,11 +66,17 @@ impl VideoSession {
 
     /// The prompt of `question`: the user turn holds the visual block (if any), then the question.
     pub fn prompt(&self, m: &SpatialMllm, tok: &QwenTokenizer, question: &str) -> MResult<PromptIds> {
-        let (content, counts, grids) = match &self.visual {
-            Some(v) => (vec![v.content.clone(), Content::Text(question.into())], vec![v.tokens.rows()], vec![v.grid]),
-            None => (vec![Content::Text(question.into())], vec![], vec![]),
+        let (content, counts) = match &self.visual {
+            Some(v) => (vec![v.content.clone(), Content::Text(question.into())], vec![v.tokens.rows()]),
+            None => (vec![Content::Text(question.into())], vec![]),
         };
         let ids = tok.prompt_ids(&[Message::user(content)], &counts)?;
+        self.prompt_of_ids(m, ids)
+    }
+
+    /// The M-RoPE positions of prompt `ids` whose visual block (if any) is this session's.
+    pub fn prompt_of_ids(&self, m: &SpatialMllm, ids: Vec<u32>) -> MResult<PromptIds> {
+        let grids: Vec<VisionGrid> = self.visual.iter().map(|v| v.grid).collect();
         let (positions, delta) = rope_index(&ids, &grids, &m.cfg.tokens, m.cfg.vision.merge, m.cfg.vision.tokens_per_second)?;
         Ok(PromptIds { ids, positions, delta })
     }
@@ -86,7 +92,21 @@ impl VideoSession {
         cfg: &GenerationConfig,
         on_token: &mut dyn FnMut(u32) -> bool,
     ) -> MResult<Generated> {
-        let PromptIds { ids, positions, delta } = self.prompt(m, tok, question)?;
+        let prompt = self.prompt(m, tok, question)?;
+        self.ask_prompt(gpu, m, prompt, cfg, on_token).await
+    }
+
+    /// `ask` with a prompt already made (`prompt` or `prompt_of_ids`; the benchmarks' synthetic
+    /// prompts need no tokenizer).
+    pub async fn ask_prompt(
+        &mut self,
+        gpu: &Gpu,
+        m: &SpatialMllm,
+        prompt: PromptIds,
+        cfg: &GenerationConfig,
+        on_token: &mut dyn FnMut(u32) -> bool,
+    ) -> MResult<Generated> {
+        let PromptIds { ids, positions, delta } = prompt;
         let t = &m.cfg.tokens;
         let need = ids.len() + cfg.max_new_tokens.saturating_sub(1);
         if need > self.cache.capacity {
