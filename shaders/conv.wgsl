@@ -21,41 +21,8 @@
 // channel co < C/2 reads POS[ox * C/2 + co], else POS[(w_out + oy) * C/2 + co - C/2]),
 // + max(RES, 0) (RES), + ADD. RELU_IN applies max(., 0) to X as it is read.
 
-struct Params {
-    h_in: u32,
-    w_in: u32,
-    c_in: u32,
-    k: u32,
-    h_out: u32,
-    w_out: u32,
-    c_out: u32,
-    stride: u32,
-    pad: u32,
-    kp: u32,
-    soff: u32,
-    x_fstride: u32,
-    x_off: u32,
-    M: u32,
-    N: u32,
-    K: u32,
-}
-
-@group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(1) var<storage, read> X: array<Act>;
-@group(0) @binding(2) var<storage, read> W: array<u32>;
-@group(0) @binding(3) var<storage, read_write> Y: array<Act>;
-#ifdef BIAS
-@group(0) @binding(4) var<storage, read> B: array<f32>;
-#endif
-#ifdef POS
-@group(0) @binding(5) var<storage, read> POS: array<f32>;
-#endif
-#ifdef RES
-@group(0) @binding(6) var<storage, read> REST: array<Act>;
-#endif
-#ifdef ADD
-@group(0) @binding(7) var<storage, read> ADDT: array<Act>;
-#endif
+// Declared by the contract (src/kernels/conv.rs): Params P; X, W, Y, B (BIAS), POS (POS),
+// REST (RES), ADDT (ADD); the workgroup size GEMM_WG_* (from the tiling).
 
 fn x_load(i: u32) -> f32 {
     let v = f32(X[i]);

@@ -3,8 +3,10 @@
 // for m < P.M, n < P.N, k < P.K (the including family's Params has these three fields).
 // The tiling comes from the variant's constants (src/gpu/gemm_tile.rs, chosen per adapter):
 // GEMM_BM x GEMM_BN outputs per workgroup, K in steps of GEMM_BK, GEMM_TM x GEMM_TN outputs per
-// thread (GEMM_TN a multiple of 4). Workgroups: (column tiles, row tiles, z). Every output sums
-// its products in the same order (k = 0, 1, ..) whatever the tiling.
+// thread (GEMM_TN a multiple of 4); the workgroup, (BN/TN, BM/TM, 1) threads, is the contract's
+// GEMM_WG_X/Y/Z (computed per variant by GemmTile::entry_workgroup). Workgroups: (column tiles,
+// row tiles, z). Every output sums its products in the same order (k = 0, 1, ..) whatever the
+// tiling.
 //
 // The family supplies the loads and the store (hooks):
 //   struct GemmRow, fn gemm_row(z, m) -> GemmRow: what a row's loads need, computed once per
@@ -17,8 +19,8 @@
 //   fn gemm_store(z, m, n, acc): the epilogue and the output layout (called for m < M, n < N).
 
 #ifdef GEMM
-const GEMM_WX: u32 = GEMM_BN / GEMM_TN; // threads along n
-const GEMM_WY: u32 = GEMM_BM / GEMM_TM; // threads along m
+const GEMM_WX: u32 = GEMM_WG_X; // threads along n: GEMM_BN / GEMM_TN
+const GEMM_WY: u32 = GEMM_WG_Y; // threads along m: GEMM_BM / GEMM_TM
 const GEMM_NT: u32 = GEMM_WX * GEMM_WY;
 const GEMM_KV: u32 = GEMM_BK / 4u; // vec4s along k per tile row
 const GEMM_RS: u32 = GEMM_NT / GEMM_KV; // tile rows between one thread's loads
@@ -28,7 +30,7 @@ const GEMM_NV: u32 = GEMM_TN / 4u; // accumulator vec4s per output row
 var<workgroup> As: array<f32, GEMM_BK * GEMM_BM>; // [BK][BM]
 var<workgroup> Bs: array<f32, GEMM_BK * GEMM_BN>; // [BK][BN]
 
-@compute @workgroup_size(GEMM_WX, GEMM_WY)
+@compute @workgroup_size(GEMM_WG_X, GEMM_WG_Y, GEMM_WG_Z)
 fn gemm(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
     let tid = lid.y * GEMM_WX + lid.x;
     let z = wid.z;

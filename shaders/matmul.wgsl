@@ -2,36 +2,18 @@
 // f32 accumulation, and a fused epilogue: + bias, then GELU or SiLU, then * MUL, then + ADD.
 // `gemm`: the shared tiled GEMM core (shaders/gemm_core.wgsl; tiling chosen per adapter) with
 // this family's loads and store below.
-// `gemv`: one row of X (decode); 8 output rows per workgroup, 32 lanes split K, tree reduction;
-// for q4 weights (X4) each lane takes whole blocks and reads X four values at a time.
+// `gemv`: one row of X (decode); GEMV_WG_Y (8) output rows per workgroup, GEMV_WG_X (32) lanes
+// split K, tree reduction; for q4 weights (X4) each lane takes whole blocks and reads X four
+// values at a time.
 
-struct Params {
-    M: u32,
-    N: u32,
-    K: u32,
-    KP: u32,
-    soff: u32,
-    _p0: u32,
-    _p1: u32,
-    _p2: u32,
-}
+// Declared by the contract (src/kernels/matmul.rs): Params P (M, N, K, kp, soff); X (as ActX),
+// W, Y, B (BIAS), MULT (MUL), ADDT (ADD); the workgroup sizes (GEMV_WG_*, GEMM_WG_* from the tiling).
 
-@group(0) @binding(0) var<uniform> P: Params;
+// X is read as vec4s with X4.
 #ifdef X4
-@group(0) @binding(1) var<storage, read> X: array<Act4>;
+alias ActX = Act4;
 #else
-@group(0) @binding(1) var<storage, read> X: array<Act>;
-#endif
-@group(0) @binding(2) var<storage, read> W: array<u32>;
-@group(0) @binding(3) var<storage, read_write> Y: array<Act>;
-#ifdef BIAS
-@group(0) @binding(4) var<storage, read> B: array<f32>;
-#endif
-#ifdef MUL
-@group(0) @binding(5) var<storage, read> MULT: array<Act>;
-#endif
-#ifdef ADD
-@group(0) @binding(6) var<storage, read> ADDT: array<Act>;
+alias ActX = Act;
 #endif
 
 fn epilogue(m: u32, n: u32, acc: f32) -> Act {
@@ -103,7 +85,7 @@ fn gemm_a4(m: u32, k: u32, c: u32) -> vec4<f32> {
 // Rows are zero-padded to KP (a multiple of 32) columns, so k past K reads zeros.
 fn gemm_b4(n: u32, k: u32, c: u32) -> vec4<f32> {
     if (n < P.N) {
-        return load_w4(n, k, P.KP, P.soff);
+        return load_w4(n, k, P.kp, P.soff);
     }
     return vec4<f32>(0.0);
 }
@@ -114,20 +96,20 @@ fn gemm_store(z: u32, m: u32, n: u32, acc: f32) {
 #endif
 
 #ifdef GEMV
-var<workgroup> red: array<f32, 256>;
+var<workgroup> red: array<f32, GEMV_WG_X * GEMV_WG_Y>;
 
-@compute @workgroup_size(32, 8)
+@compute @workgroup_size(GEMV_WG_X, GEMV_WG_Y, GEMV_WG_Z)
 fn gemv(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,
         @builtin(num_workgroups) nwg: vec3<u32>) {
-    let n = flat_wg(wid, nwg) * 8u + lid.y;
+    let n = flat_wg(wid, nwg) * GEMV_WG_Y + lid.y;
     let m = wid.z;
     var sum = 0.0;
 #ifdef X4
     // q4 with K a multiple of 4: each lane takes whole blocks (32 weights: four words and one
     // scale) and reads X as vec4s, a quarter of the loads of the general loop below.
-    let nb = P.KP / 32u;
+    let nb = P.kp / 32u;
     if (n < P.N) {
-        for (var b = lid.x; b < nb; b += 32u) {
+        for (var b = lid.x; b < nb; b += GEMV_WG_X) {
             let blk = n * nb + b;
             var part = 0.0;
             for (var w = 0u; w < 4u; w++) {
@@ -142,19 +124,19 @@ fn gemv(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     }
 #else
     if (n < P.N) {
-        for (var k = lid.x * 8u; k < P.K; k += 256u) {
-            let w0 = load_w4(n, k, P.KP, P.soff);
-            let w1 = load_w4(n, k + 4u, P.KP, P.soff);
+        for (var k = lid.x * 8u; k < P.K; k += 8u * GEMV_WG_X) {
+            let w0 = load_w4(n, k, P.kp, P.soff);
+            let w1 = load_w4(n, k + 4u, P.kp, P.soff);
             let x0 = vec4<f32>(x_at(m, k), x_at(m, k + 1u), x_at(m, k + 2u), x_at(m, k + 3u));
             let x1 = vec4<f32>(x_at(m, k + 4u), x_at(m, k + 5u), x_at(m, k + 6u), x_at(m, k + 7u));
             sum += dot(w0, x0) + dot(w1, x1);
         }
     }
 #endif
-    let r = lid.y * 32u;
+    let r = lid.y * GEMV_WG_X;
     red[r + lid.x] = sum;
     workgroupBarrier();
-    for (var s = 16u; s > 0u; s >>= 1u) {
+    for (var s = GEMV_WG_X / 2u; s > 0u; s >>= 1u) {
         if (lid.x < s) {
             red[r + lid.x] += red[r + lid.x + s];
         }

@@ -4,10 +4,9 @@
 
 use std::sync::Arc;
 
-use spatial_mllm_web::gpu::{DType, Gpu, GpuOptions, PipelineKey, Recorder, Tensor, Variant};
+use spatial_mllm_web::gpu::{DType, GemmTile, Gpu, GpuOptions, Recorder, Tensor};
 use spatial_mllm_web::kernels::elementwise::{add, relu_columns, silu_mul};
-use spatial_mllm_web::kernels::matmul::{linear, Epilogue};
-use spatial_mllm_web::kernels::ALL_SOURCES;
+use spatial_mllm_web::kernels::matmul::{linear, Activation, Epilogue, MatmulChoice};
 use spatial_mllm_web::weights::{PackedWeight, Weight, WeightFormat};
 
 fn gpu() -> Gpu {
@@ -74,20 +73,32 @@ fn pool_reuses_a_dropped_buffer_of_the_same_bucket() {
 #[test]
 fn pipeline_cache_compiles_each_variant_once() {
     let gpu = gpu();
-    let matmul = ALL_SOURCES.iter().find(|s| s.name == "matmul").unwrap();
-    let v1 = Variant::new(DType::F32).flag("GEMV").flag(WeightFormat::F16.flag());
-    let v2 = Variant::new(DType::F32).flag("GEMV").flag(WeightFormat::Q8.flag());
+    let gemv = |format| MatmulChoice {
+        act: DType::F32,
+        gemv: true,
+        format,
+        bias: false,
+        activation: Activation::None,
+        mul: false,
+        add: false,
+        k4: false,
+        tile: GemmTile::DEFAULT,
+    };
+    let (c1, c2) = (gemv(WeightFormat::F16), gemv(WeightFormat::Q8));
     let before = gpu.pipeline_count();
-    let p1 = gpu.pipeline(PipelineKey { src: matmul, entry: "gemv", variant: &v1 });
-    let again = gpu.pipeline(PipelineKey { src: matmul, entry: "gemv", variant: &v1.clone() });
+    let p1 = c1.launch().pipeline(&gpu);
+    let again = c1.launch().pipeline(&gpu);
     assert!(Arc::ptr_eq(&p1, &again));
     assert_eq!(gpu.pipeline_count(), before + 1);
-    let p2 = gpu.pipeline(PipelineKey { src: matmul, entry: "gemv", variant: &v2 });
+    let p2 = c2.launch().pipeline(&gpu);
     assert!(!Arc::ptr_eq(&p1, &p2));
     assert_eq!(gpu.pipeline_count(), before + 2);
     // Flag order does not make a new variant.
-    let v1_reordered = Variant::new(DType::F32).flag(WeightFormat::F16.flag()).flag("GEMV");
-    assert!(Arc::ptr_eq(&p1, &gpu.pipeline(PipelineKey { src: matmul, entry: "gemv", variant: &v1_reordered })));
+    let l1 = c1.launch();
+    let mut reordered = l1.clone();
+    reordered.variant.flags.reverse();
+    assert_ne!(reordered.variant.flags, l1.variant.flags);
+    assert!(Arc::ptr_eq(&p1, &reordered.pipeline(&gpu)));
     pollster::block_on(gpu.finish()).unwrap(); // both compiled without a WGSL error
 }
 

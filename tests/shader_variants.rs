@@ -1,4 +1,4 @@
-//! Every WGSL variant the launchers of the contract families can produce, assembled and validated
+//! Every WGSL variant the launchers of the kernel families can produce, assembled and validated
 //! with naga on the CPU (no adapter): the entry points' workgroup sizes match their contracts, and
 //! each entry uses exactly the storage slots the contract says it binds. The variants are written
 //! to target/shader-variants/ (or $SHADER_VARIANTS_DIR) with a manifest, for tests/shaders/tint.mjs
@@ -9,9 +9,6 @@ use std::path::PathBuf;
 
 use spatial_mllm_web::gpu::{Contract, DType, Variant};
 use spatial_mllm_web::kernels::{all_launches, CONTRACTS};
-
-/// Families whose WGSL still declares its own uniform struct and bindings (no contract yet).
-const WITHOUT_CONTRACT: [&str; 2] = ["matmul", "conv"];
 
 fn out_dir() -> PathBuf {
     match std::env::var_os("SHADER_VARIANTS_DIR") {
@@ -36,7 +33,9 @@ fn validate(m: &Module, code: &str) -> Result<(), String> {
             return Err(format!("no entry point {entry}"));
         };
         let ep = &module.entry_points[index];
-        let want = m.contract.entry(entry).wg;
+        let Some(want) = m.contract.entry(entry).workgroup(&m.variant) else {
+            return Err(format!("{entry}: the variant builds no such entry point"));
+        };
         if ep.workgroup_size != want {
             return Err(format!("{entry}: workgroup size {:?} in the shader, {want:?} in the contract", ep.workgroup_size));
         }
@@ -117,7 +116,7 @@ fn contract_shaders_declare_no_bindings_or_workgroup_sizes() {
     for f in std::fs::read_dir(&dir).unwrap() {
         let path = f.unwrap().path();
         let name = path.file_stem().unwrap().to_str().unwrap().to_string();
-        if path.extension().is_none_or(|e| e != "wgsl") || WITHOUT_CONTRACT.contains(&name.as_str()) {
+        if path.extension().is_none_or(|e| e != "wgsl") {
             continue;
         }
         let code = std::fs::read_to_string(&path).unwrap();

@@ -15,7 +15,8 @@
 //! and the shader writes `@compute @workgroup_size(NORM_WG_X, NORM_WG_Y, NORM_WG_Z)`. Launchers
 //! bind by slot name ([`Contract::bind`]) and size their grids from the entry ([`Entry::groups`]);
 //! the recorder checks that a dispatch binds exactly the slots its entry point uses.
-//! Families without a contract (matmul, conv) still assemble from [`ShaderSource`] alone.
+//! An entry whose workgroup size follows the variant (the GEMM core's tiling) declares it as a
+//! function of the variant ([`Entry::per_variant`]); its constants are emitted per variant.
 
 use std::sync::Arc;
 
@@ -110,18 +111,36 @@ impl Slot {
     }
 }
 
+/// A workgroup size as a function of the variant (None: the variant does not build the entry).
+pub type WorkgroupOf = fn(&Variant) -> Option<[u32; 3]>;
+
 /// A compute entry point and its workgroup size.
 #[derive(Clone, Copy, Debug)]
 pub struct Entry {
     pub name: &'static str,
+    /// The workgroup size (unused when `wg_of` is set).
     pub wg: [u32; 3],
+    /// The workgroup size as a function of the variant (the GEMM core: from its tiling constants),
+    /// None for a variant that does not build this entry.
+    pub wg_of: Option<WorkgroupOf>,
 }
 
 impl Entry {
     pub const fn new(name: &'static str, wg: [u32; 3]) -> Entry {
-        Entry { name, wg }
+        Entry { name, wg, wg_of: None }
     }
-    /// Invocations per workgroup.
+    /// An entry whose workgroup size `wg_of` computes from the variant.
+    pub const fn per_variant(name: &'static str, wg_of: WorkgroupOf) -> Entry {
+        Entry { name, wg: [0; 3], wg_of: Some(wg_of) }
+    }
+    /// The workgroup size in `variant` (None: the variant does not build this entry).
+    pub fn workgroup(&self, variant: &Variant) -> Option<[u32; 3]> {
+        match self.wg_of {
+            Some(f) => f(variant),
+            None => Some(self.wg),
+        }
+    }
+    /// Invocations per workgroup (of an entry with a fixed size).
     pub const fn threads(&self) -> u32 {
         self.wg[0] * self.wg[1] * self.wg[2]
     }
@@ -190,8 +209,9 @@ impl Contract {
         let flags = effective_flags(variant);
         let mut out = String::new();
         for e in self.entries {
+            let Some(wg) = e.workgroup(variant) else { continue };
             let p = e.const_prefix();
-            out.push_str(&format!("const {p}_X: u32 = {}u;\nconst {p}_Y: u32 = {}u;\nconst {p}_Z: u32 = {}u;\n", e.wg[0], e.wg[1], e.wg[2]));
+            out.push_str(&format!("const {p}_X: u32 = {}u;\nconst {p}_Y: u32 = {}u;\nconst {p}_Z: u32 = {}u;\n", wg[0], wg[1], wg[2]));
         }
         out.push_str("struct Params {\n");
         for (name, ty) in self.params {
@@ -257,6 +277,10 @@ impl Launch {
     /// The entry point's contract (workgroup size).
     pub fn entry(&self) -> &'static Entry {
         self.contract.entry(self.entry)
+    }
+    /// The entry point's workgroup size in this variant.
+    pub fn workgroup(&self) -> [u32; 3] {
+        self.entry().workgroup(&self.variant).unwrap_or_else(|| panic!("kernel {}: variant {} builds no {}", self.contract.name(), self.variant.key(), self.entry))
     }
     /// The compiled pipeline (cached by the device).
     pub fn pipeline(&self, gpu: &Gpu) -> Arc<Pipeline> {

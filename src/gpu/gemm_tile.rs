@@ -71,6 +71,21 @@ impl GemmTile {
         v.constant("GEMM_BM", self.bm).constant("GEMM_BN", self.bn).constant("GEMM_BK", self.bk).constant("GEMM_TM", self.tm).constant("GEMM_TN", self.tn)
     }
 
+    /// The tiling a variant's constants set (None: not a GEMM variant).
+    pub fn of_variant(v: &Variant) -> Option<GemmTile> {
+        let c = |name: &str| v.consts.get(name).and_then(|s| s.trim_end_matches('u').parse::<u32>().ok());
+        Some(tile(c("GEMM_BM")?, c("GEMM_BN")?, c("GEMM_BK")?, c("GEMM_TM")?, c("GEMM_TN")?))
+    }
+
+    /// The `gemm` entry point's workgroup size in a variant: (threads along n, threads along m, 1)
+    /// of its tiling (`Entry::per_variant` of the matmul and conv contracts).
+    pub fn entry_workgroup(v: &Variant) -> Option<[u32; 3]> {
+        Self::of_variant(v).map(|t| {
+            let [x, y] = t.workgroup();
+            [x, y, 1]
+        })
+    }
+
     /// Workgroups for an M x N output (z = 1).
     pub fn groups(&self, m: usize, n: usize) -> [usize; 2] {
         [n.div_ceil(self.bn as usize), m.div_ceil(self.bm as usize)]
@@ -214,5 +229,9 @@ mod tests {
         assert_eq!(GemmTile::parse("64x64x16/4x3"), None);
         assert_eq!(GemmTile::parse("64x64"), None);
         assert!(!tile(256, 256, 16, 4, 4).fits(&web));
+        let v = tile(128, 64, 16, 8, 4).apply(Variant::new(crate::gpu::DType::F32));
+        assert_eq!(GemmTile::of_variant(&v), Some(tile(128, 64, 16, 8, 4)));
+        assert_eq!(GemmTile::entry_workgroup(&v), Some([16, 16, 1]));
+        assert_eq!(GemmTile::entry_workgroup(&Variant::new(crate::gpu::DType::F32)), None);
     }
 }

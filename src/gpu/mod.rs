@@ -17,11 +17,11 @@ mod tensor;
 mod timer;
 
 pub use buffer::{BufferPool, GpuBuffer};
-pub use contract::{Access, Contract, Entry, Launch, Slot, UniformParams, WgslScalar};
+pub use contract::{Access, Contract, Entry, Launch, Slot, UniformParams, WgslScalar, WorkgroupOf};
 pub use device::{Gpu, GpuOptions, GpuInfo};
 pub use error::{GpuError, Result};
 pub use gemm_tile::{GemmChoice, GemmTile, TileSource};
-pub use pipelines::{Pipeline, PipelineKey};
+pub use pipelines::Pipeline;
 pub use readback::Staged;
 pub use recorder::{flat_groups as recorder_flat_groups, Binding, Recorder};
 pub use shader::{ShaderSource, Variant};

@@ -4,46 +4,30 @@ use std::sync::Arc;
 
 use super::contract::Contract;
 use super::device::Gpu;
-use super::shader::{assemble, ShaderSource, Variant};
+use super::shader::Variant;
 
 pub struct Pipeline {
     pub raw: wgpu::ComputePipeline,
     pub layout: wgpu::BindGroupLayout,
     pub label: String,
-    /// The storage slots (binding, name) a dispatch must bind, for families with a contract; the
+    /// The storage slots (binding, name) a dispatch must bind (from the family's contract); the
     /// recorder checks every dispatch against them.
-    pub slots: Option<Vec<(u32, &'static str)>>,
-}
-
-/// The identity of a compiled pipeline.
-pub struct PipelineKey<'a> {
-    pub src: &'a ShaderSource,
-    pub entry: &'static str,
-    pub variant: &'a Variant,
+    pub slots: Vec<(u32, &'static str)>,
 }
 
 impl Gpu {
-    /// The compiled pipeline for this family, entry point and variant (compiled on first use).
-    /// A WGSL error surfaces through `Gpu::check` at the next readback.
-    pub fn pipeline(&self, key: PipelineKey<'_>) -> Arc<Pipeline> {
-        let id = format!("{}::{}|{}", key.src.name, key.entry, key.variant.key());
-        if let Some(p) = self.pipelines.lock().unwrap().get(&id) {
-            return p.clone();
-        }
-        self.compile(id, assemble(key.src, key.variant), key.entry, None)
-    }
-
-    /// The compiled pipeline of a family with a contract (see `contract.rs`).
+    /// The compiled pipeline of a family's entry point and variant (see `contract.rs`), compiled on
+    /// first use; a WGSL error surfaces through `Gpu::check` at the next readback.
     pub fn contract_pipeline(&self, contract: &'static Contract, entry: &'static str, variant: &Variant) -> Arc<Pipeline> {
         let id = format!("{}::{}|{}", contract.name(), entry, variant.key());
         if let Some(p) = self.pipelines.lock().unwrap().get(&id) {
             return p.clone();
         }
         let slots = contract.active_slots(entry, variant);
-        self.compile(id, contract.assemble(variant), entry, Some(slots))
+        self.compile(id, contract.assemble(variant), entry, slots)
     }
 
-    fn compile(&self, id: String, code: String, entry: &'static str, slots: Option<Vec<(u32, &'static str)>>) -> Arc<Pipeline> {
+    fn compile(&self, id: String, code: String, entry: &'static str, slots: Vec<(u32, &'static str)>) -> Arc<Pipeline> {
         let desc = wgpu::ShaderModuleDescriptor { label: Some(&id), source: wgpu::ShaderSource::Wgsl(code.into()) };
         let module = match shader_checks() {
             None => self.device.create_shader_module(desc),

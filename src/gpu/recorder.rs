@@ -49,9 +49,7 @@ impl<'g> Recorder<'g> {
 
     /// Record one dispatch: `params` goes to binding 0 (uniform), `bufs` are storage bindings.
     pub fn dispatch<P: bytemuck::Pod>(&mut self, pipe: Arc<Pipeline>, params: &P, bufs: &[Binding<'_>], groups: [u32; 3]) {
-        if let Some(slots) = &pipe.slots {
-            check_slots(&pipe.label, slots, bufs);
-        }
+        check_slots(&pipe.label, &pipe.slots, bufs);
         let align = self.gpu.limits.min_uniform_buffer_offset_alignment.max(16) as usize;
         let offset = self.uniforms.len().div_ceil(align) * align;
         self.uniforms.resize(offset, 0);

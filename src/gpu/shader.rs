@@ -49,11 +49,6 @@ impl Variant {
     }
 }
 
-/// Produce the WGSL text of `src` for `variant` (families without a contract).
-pub fn assemble(src: &ShaderSource, variant: &Variant) -> String {
-    assemble_with(src, variant, "", &[])
-}
-
 /// Produce the WGSL text of `src` for `variant` with `header` (a contract's declarations) after the
 /// aliases and constants. Panics when a flag of the variant appears in no `#ifdef` / `#ifndef` of
 /// the source or its includes, nor in `extra_flags` (a contract's slot conditions): a misspelt
@@ -162,6 +157,6 @@ mod tests {
     #[should_panic(expected = "shader family t: flag RMSS")]
     fn unknown_flag_panics() {
         let src = ShaderSource { name: "t", code: "#ifdef RMS\n#endif\n", includes: &[] };
-        assemble(&src, &Variant::new(DType::F32).flag("RMSS"));
+        assemble_with(&src, &Variant::new(DType::F32).flag("RMSS"), "", &[]);
     }
 }

@@ -6,11 +6,9 @@
 //! one, dequantised in the kernel. The layouts and the fused epilogue are documented in
 //! shaders/conv.wgsl; the GEMM is the core shared with matmul, at the device's `Gpu::gemm_tile`.
 
-use bytemuck::{Pod, Zeroable};
-
-use super::{check_act, CONV};
-use crate::gpu::{error::shape_err, Binding, DType, Gpu, PipelineKey, Recorder, Result, Tensor, Variant};
-use crate::weights::Weight;
+use super::{check_act, ACTS, CONV_WGSL, GEMM_ENTRY};
+use crate::gpu::{error::shape_err, Contract, DType, GemmTile, Gpu, Launch, Recorder, Result, Slot, Tensor, UniformParams, Variant};
+use crate::weights::{Weight, WeightFormat};
 
 /// `frames` images of [h, w, c] inside `t`; frame f starts at element `off + f * frame_stride`.
 #[derive(Clone, Copy, Debug)]
@@ -98,25 +96,96 @@ impl<'a> ConvEpilogue<'a> {
     }
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct Params {
-    h_in: u32,
-    w_in: u32,
-    c_in: u32,
-    k: u32,
-    h_out: u32,
-    w_out: u32,
-    c_out: u32,
-    stride: u32,
-    pad: u32,
-    kp: u32,
-    soff: u32,
-    x_fstride: u32,
-    x_off: u32,
-    m: u32,
-    n: u32,
-    kk: u32,
+crate::uniform_params! {
+    /// M, N, K: the GEMM core's sizes (named as it reads them).
+    #[allow(non_snake_case)]
+    pub struct ConvParams {
+        h_in: u32,
+        w_in: u32,
+        c_in: u32,
+        k: u32,
+        h_out: u32,
+        w_out: u32,
+        c_out: u32,
+        stride: u32,
+        pad: u32,
+        kp: u32,
+        soff: u32,
+        x_fstride: u32,
+        x_off: u32,
+        M: u32,
+        N: u32,
+        K: u32,
+    }
+}
+
+pub static CONV: Contract = Contract {
+    src: CONV_WGSL,
+    params: ConvParams::FIELDS,
+    slots: &[
+        Slot::read("X", "array<Act>"),
+        Slot::read("W", "array<u32>"),
+        Slot::write("Y", "array<Act>"),
+        Slot::read("B", "array<f32>").when("BIAS"),
+        Slot::read("POS", "array<f32>").when("POS"),
+        Slot::read("REST", "array<Act>").when("RES"),
+        Slot::read("ADDT", "array<Act>").when("ADD"),
+    ],
+    entries: &[GEMM_ENTRY],
+};
+
+/// What selects a conv variant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvChoice {
+    pub act: DType,
+    /// `conv_transpose2d` (CONVT, weights read along N) rather than `conv2d` (CONV).
+    pub transposed: bool,
+    pub format: WeightFormat,
+    pub relu_in: bool,
+    pub bias: bool,
+    pub relu: bool,
+    pub pos: bool,
+    pub res: bool,
+    pub add: bool,
+    pub tile: GemmTile,
+}
+
+impl ConvChoice {
+    pub fn launch(self) -> Launch {
+        let variant = Variant::new(self.act)
+            .flag("GEMM")
+            .flag(if self.transposed { "CONVT" } else { "CONV" })
+            .flag_if(self.transposed, "B_KN")
+            .flag(self.format.flag())
+            .flag_if(self.relu_in, "RELU_IN")
+            .flag_if(self.bias, "BIAS")
+            .flag_if(self.relu, "RELU")
+            .flag_if(self.pos, "POS")
+            .flag_if(self.res, "RES")
+            .flag_if(self.add, "ADD");
+        Launch::new(&CONV, "gemm", self.tile.apply(variant))
+    }
+}
+
+/// Every variant `conv2d` and `conv_transpose2d` can produce: every weight format, fused
+/// epilogue and tiling.
+pub fn launches() -> Vec<Launch> {
+    let formats = [WeightFormat::F32, WeightFormat::F16, WeightFormat::Q8, WeightFormat::Q4];
+    let mut out = Vec::new();
+    for act in ACTS {
+        for transposed in [false, true] {
+            for format in formats {
+                for bits in 0..64 {
+                    let on = |i: u32| bits & (1 << i) != 0;
+                    for tile in GemmTile::CANDIDATES {
+                        let c = ConvChoice { act, transposed, format, relu_in: on(0), bias: on(1), relu: on(2), pos: on(3), res: on(4), add: on(5), tile };
+                        out.push(c.launch());
+                    }
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Y = conv(relu?(X)) with a k x k kernel, `stride`, zero padding (k - 1) / 2, and the epilogue.
@@ -132,7 +201,7 @@ pub fn conv2d(rec: &mut Recorder, x: ImageView, w: &Weight, k: usize, stride: us
     let (h_out, w_out) = ((x.h + 2 * pad - k) / stride + 1, (x.w + 2 * pad - k) / stride + 1);
     let (m, n, kk) = (h_out * w_out, w.rows, x.c * k * k);
     let g = Geometry { h_out, w_out, c_out: w.rows, k, stride, pad, m, n, kk };
-    launch(rec, "conv2d", "CONV", x, w, g, relu_in, epi)
+    launch(rec, "conv2d", false, x, w, g, relu_in, epi)
 }
 
 /// Transposed convolution with kernel == stride == k: [frames, h, w, c_in] → [frames, h*k, w*k,
@@ -143,7 +212,7 @@ pub fn conv_transpose2d(rec: &mut Recorder, x: ImageView, w: &Weight, k: usize, 
     }
     let c_out = w.cols / (k * k);
     let g = Geometry { h_out: x.h * k, w_out: x.w * k, c_out, k, stride: k, pad: 0, m: x.h * x.w, n: w.cols, kk: x.c };
-    launch(rec, "conv_transpose2d", "CONVT", x, w, g, relu_in, epi)
+    launch(rec, "conv_transpose2d", true, x, w, g, relu_in, epi)
 }
 
 struct Geometry {
@@ -159,7 +228,7 @@ struct Geometry {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn launch(rec: &mut Recorder, kernel: &'static str, flag: &'static str, x: ImageView, w: &Weight, g: Geometry, relu_in: bool, epi: ConvEpilogue) -> Result<Tensor> {
+fn launch(rec: &mut Recorder, kernel: &'static str, transposed: bool, x: ImageView, w: &Weight, g: Geometry, relu_in: bool, epi: ConvEpilogue) -> Result<Tensor> {
     let gpu = rec.gpu;
     check_act(kernel, "X", x.t, gpu)?;
     x.check(kernel)?;
@@ -189,20 +258,20 @@ fn launch(rec: &mut Recorder, kernel: &'static str, flag: &'static str, x: Image
         return Err(shape_err(kernel, format!("{out_shape:?} is too large for one dispatch ({groups:?} workgroups): process fewer frames at once")));
     }
     let y = gpu.alloc_act(&out_shape)?;
-    let variant = Variant::new(gpu.act)
-        .flag("GEMM")
-        .flag(flag)
-        .flag_if(flag == "CONVT", "B_KN")
-        .flag(w.format.flag())
-        .flag_if(relu_in, "RELU_IN")
-        .flag_if(epi.bias.is_some(), "BIAS")
-        .flag_if(epi.relu, "RELU")
-        .flag_if(epi.pos.is_some(), "POS")
-        .flag_if(epi.res_relu.is_some(), "RES")
-        .flag_if(epi.add.is_some(), "ADD");
-    let variant = tile.apply(variant);
-    let pipe = gpu.pipeline(PipelineKey { src: &CONV, entry: "gemm", variant: &variant });
-    let p = Params {
+    let choice = ConvChoice {
+        act: gpu.act,
+        transposed,
+        format: w.format,
+        relu_in,
+        bias: epi.bias.is_some(),
+        relu: epi.relu,
+        pos: epi.pos.is_some(),
+        res: epi.res_relu.is_some(),
+        add: epi.add.is_some(),
+        tile,
+    };
+    let pipe = choice.launch().pipeline(gpu);
+    let p = ConvParams {
         h_in: x.h as u32,
         w_in: x.w as u32,
         c_in: x.c as u32,
@@ -216,22 +285,22 @@ fn launch(rec: &mut Recorder, kernel: &'static str, flag: &'static str, x: Image
         soff: w.scale_offset,
         x_fstride: x.frame_stride as u32,
         x_off: x.off as u32,
-        m: g.m as u32,
-        n: g.n as u32,
-        kk: g.kk as u32,
+        M: g.m as u32,
+        N: g.n as u32,
+        K: g.kk as u32,
     };
-    let mut binds = vec![Binding::t(1, x.t), Binding(2, &w.buf), Binding::t(3, &y)];
+    let mut binds = vec![CONV.bind("X", x.t), CONV.bind_buf("W", &w.buf), CONV.bind("Y", &y)];
     if let Some(b) = epi.bias {
-        binds.push(Binding::t(4, b));
+        binds.push(CONV.bind("B", b));
     }
     if let Some(pt) = epi.pos {
-        binds.push(Binding::t(5, &pt.t));
+        binds.push(CONV.bind("POS", &pt.t));
     }
     if let Some(t) = epi.res_relu {
-        binds.push(Binding::t(6, t));
+        binds.push(CONV.bind("REST", t));
     }
     if let Some(t) = epi.add {
-        binds.push(Binding::t(7, t));
+        binds.push(CONV.bind("ADDT", t));
     }
     rec.dispatch(pipe, &p, &binds, [groups[0] as u32, groups[1] as u32, groups[2] as u32]);
     Ok(y)

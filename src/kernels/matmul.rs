@@ -2,10 +2,8 @@
 //! core shared with conv, shaders/gemm_core.wgsl, at the device's `Gpu::gemm_tile`), up to
 //! `GEMV_MAX_ROWS` rows (decode) to the split-K GEMV.
 
-use bytemuck::{Pod, Zeroable};
-
-use super::{check_act, MATMUL};
-use crate::gpu::{error::shape_err, Binding, GemmTile, PipelineKey, Recorder, Result, Tensor, Variant};
+use super::{check_act, ACTS, GEMM_ENTRY, MATMUL_WGSL};
+use crate::gpu::{error::shape_err, Contract, DType, Entry, GemmTile, Launch, Recorder, Result, Slot, Tensor, UniformParams, Variant};
 use crate::weights::{Weight, WeightFormat};
 
 /// Largest row count for which the GEMV path is used.
@@ -48,15 +46,94 @@ impl<'a> Epilogue<'a> {
     }
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct Params {
-    m: u32,
-    n: u32,
-    k: u32,
-    kp: u32,
-    soff: u32,
-    _p: [u32; 3],
+crate::uniform_params! {
+    /// M, N, K: the GEMM core's sizes (named as it reads them).
+    #[allow(non_snake_case)]
+    pub struct MatmulParams {
+        M: u32,
+        N: u32,
+        K: u32,
+        /// Weight row length, padded to 32.
+        kp: u32,
+        /// Where the q8 / q4 scales start in the packed weight (words).
+        soff: u32,
+    }
+}
+
+pub static MATMUL: Contract = Contract {
+    src: MATMUL_WGSL,
+    params: MatmulParams::FIELDS,
+    slots: &[
+        // `ActX`: Act, or Act4 with X4 (aliased in the WGSL).
+        Slot::read("X", "array<ActX>"),
+        Slot::read("W", "array<u32>"),
+        Slot::write("Y", "array<Act>"),
+        Slot::read("B", "array<f32>").when("BIAS"),
+        Slot::read("MULT", "array<Act>").when("MUL"),
+        Slot::read("ADDT", "array<Act>").when("ADD"),
+    ],
+    entries: &[Entry::new("gemv", [32, 8, 1]), GEMM_ENTRY],
+};
+
+/// What selects a matmul variant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MatmulChoice {
+    pub act: DType,
+    /// The split-K GEMV rather than the tiled GEMM.
+    pub gemv: bool,
+    pub format: WeightFormat,
+    pub bias: bool,
+    pub activation: Activation,
+    pub mul: bool,
+    pub add: bool,
+    /// K is a multiple of 4 (X read as vec4s where the path does so).
+    pub k4: bool,
+    /// The GEMM's tiling (ignored by the GEMV).
+    pub tile: GemmTile,
+}
+
+impl MatmulChoice {
+    pub fn launch(self) -> Launch {
+        let variant = Variant::new(self.act)
+            .flag(if self.gemv { "GEMV" } else { "GEMM" })
+            .flag(self.format.flag())
+            .flag_if(self.bias, "BIAS")
+            .flag_if(self.activation == Activation::Gelu, "GELU")
+            .flag_if(self.activation == Activation::Silu, "SILU")
+            .flag_if(self.mul, "MUL")
+            .flag_if(self.add, "ADD")
+            // X read as vec4s: by the tiled GEMM whenever K allows, by the GEMV for q4 weights.
+            .flag_if(self.k4 && (!self.gemv || self.format == WeightFormat::Q4), "X4");
+        if self.gemv {
+            Launch::new(&MATMUL, "gemv", variant)
+        } else {
+            Launch::new(&MATMUL, "gemm", self.tile.apply(variant))
+        }
+    }
+}
+
+/// Every variant `linear` can produce: both paths, every weight format, epilogue and tiling.
+pub fn launches() -> Vec<Launch> {
+    let formats = [WeightFormat::F32, WeightFormat::F16, WeightFormat::Q8, WeightFormat::Q4];
+    let mut out = Vec::new();
+    for act in ACTS {
+        for format in formats {
+            for activation in [Activation::None, Activation::Gelu, Activation::Silu] {
+                for bits in 0..16 {
+                    let (bias, mul, add, k4) = (bits & 1 != 0, bits & 2 != 0, bits & 4 != 0, bits & 8 != 0);
+                    let choice = |gemv, tile| MatmulChoice { act, gemv, format, bias, activation, mul, add, k4, tile };
+                    // K's alignment selects nothing for the GEMV of f32 / f16 / q8 weights.
+                    if !k4 || format == WeightFormat::Q4 {
+                        out.push(choice(true, GemmTile::DEFAULT).launch());
+                    }
+                    for tile in GemmTile::CANDIDATES {
+                        out.push(choice(false, tile).launch());
+                    }
+                }
+            }
+        }
+    }
+    out
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -85,7 +162,7 @@ pub fn linear_tiled(rec: &mut Recorder, x: &Tensor, w: &Weight, epi: Epilogue, p
         return Err(shape_err("matmul", format!("X has {k} columns but the weight has {} (shape [{n}, {}])", w.cols, w.cols)));
     }
     if let Some(b) = epi.bias {
-        if b.numel() != n || b.dtype != crate::gpu::DType::F32 {
+        if b.numel() != n || b.dtype != DType::F32 {
             return Err(shape_err("matmul", format!("bias must be {n} f32 values, got {:?} {:?}", b.shape, b.dtype)));
         }
     }
@@ -105,32 +182,34 @@ pub fn linear_tiled(rec: &mut Recorder, x: &Tensor, w: &Weight, epi: Epilogue, p
         Path::Gemv => true,
         Path::Gemm => false,
     };
-    let variant = Variant::new(gpu.act)
-        .flag(if gemv { "GEMV" } else { "GEMM" })
-        .flag(w.format.flag())
-        .flag_if(epi.bias.is_some(), "BIAS")
-        .flag_if(epi.act == Activation::Gelu, "GELU")
-        .flag_if(epi.act == Activation::Silu, "SILU")
-        .flag_if(epi.mul.is_some(), "MUL")
-        .flag_if(epi.add.is_some(), "ADD")
-        // X read as vec4s: by the tiled GEMM whenever K allows, by the GEMV for q4 weights.
-        .flag_if(k % 4 == 0 && (!gemv || w.format == WeightFormat::Q4), "X4");
-    let variant = if gemv { variant } else { tile.apply(variant) };
-    let entry = if gemv { "gemv" } else { "gemm" };
-    let pipe = gpu.pipeline(PipelineKey { src: &MATMUL, entry, variant: &variant });
-    let params = Params { m: m as u32, n: n as u32, k: k as u32, kp: w.padded_cols() as u32, soff: w.scale_offset, _p: [0; 3] };
-    let mut binds = vec![Binding::t(1, x), Binding(2, &w.buf), Binding::t(3, &y)];
+    let choice = MatmulChoice {
+        act: gpu.act,
+        gemv,
+        format: w.format,
+        bias: epi.bias.is_some(),
+        activation: epi.act,
+        mul: epi.mul.is_some(),
+        add: epi.add.is_some(),
+        k4: k % 4 == 0,
+        tile,
+    };
+    let launch = choice.launch();
+    let pipe = launch.pipeline(gpu);
+    let params = MatmulParams { M: m as u32, N: n as u32, K: k as u32, kp: w.padded_cols() as u32, soff: w.scale_offset };
+    let mut binds = vec![MATMUL.bind("X", x), MATMUL.bind_buf("W", &w.buf), MATMUL.bind("Y", &y)];
     if let Some(b) = epi.bias {
-        binds.push(Binding::t(4, b));
+        binds.push(MATMUL.bind("B", b));
     }
     if let Some(t) = epi.mul {
-        binds.push(Binding::t(5, t));
+        binds.push(MATMUL.bind("MULT", t));
     }
     if let Some(t) = epi.add {
-        binds.push(Binding::t(6, t));
+        binds.push(MATMUL.bind("ADDT", t));
     }
     if gemv {
-        let mut groups = crate::gpu::recorder_flat_groups((n as u32).div_ceil(8), gpu.limits.max_compute_workgroups_per_dimension);
+        // GEMV_WG_Y output rows per workgroup, one row of X per z.
+        let rows = launch.workgroup()[1];
+        let mut groups = crate::gpu::recorder_flat_groups((n as u32).div_ceil(rows), gpu.limits.max_compute_workgroups_per_dimension);
         groups[2] = m as u32;
         rec.dispatch(pipe, &params, &binds, groups);
     } else {

@@ -15,20 +15,20 @@ pub mod resize;
 pub mod rope;
 pub mod sample;
 
-use crate::gpu::{Contract, Launch, ShaderSource};
+use crate::gpu::{Contract, Entry, GemmTile, Launch, ShaderSource};
 
 const COMMON: &str = include_str!("../../shaders/common.wgsl");
 const QUANT: &str = include_str!("../../shaders/quant.wgsl");
 const REDUCE: &str = include_str!("../../shaders/reduce.wgsl");
 /// The tiled GEMM shared by matmul and conv (`#ifdef GEMM`; tiling from `Gpu::gemm_tile`).
 const GEMM_CORE: &str = include_str!("../../shaders/gemm_core.wgsl");
+/// The GEMM core's entry point: its workgroup size follows the variant's tiling.
+const GEMM_ENTRY: Entry = Entry::per_variant("gemm", GemmTile::entry_workgroup);
 
-// Families without a contract yet: their WGSL declares its own uniform struct and bindings.
-pub(crate) const MATMUL: ShaderSource = ShaderSource { name: "matmul", code: include_str!("../../shaders/matmul.wgsl"), includes: &[COMMON, QUANT, GEMM_CORE] };
-pub(crate) const CONV: ShaderSource = ShaderSource { name: "conv", code: include_str!("../../shaders/conv.wgsl"), includes: &[QUANT, GEMM_CORE] };
-
-// Families with a contract (declared next to their launchers): the WGSL without the declarations
+// Every family has a contract (declared next to its launcher): the WGSL without the declarations
 // the contract emits.
+const MATMUL_WGSL: ShaderSource = ShaderSource { name: "matmul", code: include_str!("../../shaders/matmul.wgsl"), includes: &[COMMON, QUANT, GEMM_CORE] };
+const CONV_WGSL: ShaderSource = ShaderSource { name: "conv", code: include_str!("../../shaders/conv.wgsl"), includes: &[QUANT, GEMM_CORE] };
 const ATTENTION_WGSL: ShaderSource = ShaderSource { name: "attention", code: include_str!("../../shaders/attention.wgsl"), includes: &[COMMON, REDUCE] };
 const NORM_WGSL: ShaderSource = ShaderSource { name: "norm", code: include_str!("../../shaders/norm.wgsl"), includes: &[COMMON, REDUCE] };
 const ROPE_WGSL: ShaderSource = ShaderSource { name: "rope", code: include_str!("../../shaders/rope.wgsl"), includes: &[] };
@@ -41,25 +41,9 @@ const RESIZE_WGSL: ShaderSource = ShaderSource { name: "resize", code: include_s
 const HEAD_ACT_WGSL: ShaderSource = ShaderSource { name: "head_act", code: include_str!("../../shaders/head_act.wgsl"), includes: &[] };
 const SAMPLE_WGSL: ShaderSource = ShaderSource { name: "sample", code: include_str!("../../shaders/sample.wgsl"), includes: &[REDUCE] };
 
-/// Every family's source, for tools that compile them all (validation, warm-up).
-pub const ALL_SOURCES: [&ShaderSource; 13] = [
-    &MATMUL,
-    &ATTENTION_WGSL,
-    &NORM_WGSL,
-    &ROPE_WGSL,
-    &ELEMENTWISE_WGSL,
-    &EMBED_WGSL,
-    &SAMPLE_WGSL,
-    &PENALTY_WGSL,
-    &GATHER_WGSL,
-    &REGROUP_WGSL,
-    &CONV,
-    &RESIZE_WGSL,
-    &HEAD_ACT_WGSL,
-];
-
-/// The families with a contract (`crate::gpu::Contract`).
-pub static CONTRACTS: [&Contract; 11] = [
+/// Every family's contract (`crate::gpu::Contract`), for tools that compile them all.
+pub static CONTRACTS: [&Contract; 13] = [
+    &matmul::MATMUL,
     &attention::ATTENTION,
     &norm::NORM,
     &rope::ROPE,
@@ -70,13 +54,15 @@ pub static CONTRACTS: [&Contract; 11] = [
     &gather::GATHER,
     &regroup::REGROUP,
     &resize::RESIZE,
+    &conv::CONV,
     &head_act::HEAD_ACT,
 ];
 
-/// Every (family, entry point, variant) the launchers of the contract families can produce,
-/// enumerated by the functions the launchers choose their variants with (both activation types).
+/// Every (family, entry point, variant) the launchers can produce, enumerated by the functions
+/// the launchers choose their variants with (both activation types, every GEMM tiling).
 pub fn all_launches() -> Vec<Launch> {
     let mut out = Vec::new();
+    out.extend(matmul::launches());
     out.extend(attention::launches());
     out.extend(norm::launches());
     out.extend(rope::launches());
@@ -85,6 +71,7 @@ pub fn all_launches() -> Vec<Launch> {
     out.extend(sample::launches());
     out.extend(gather::launches());
     out.extend(regroup::launches());
+    out.extend(conv::launches());
     out.extend(resize::launches());
     out.extend(head_act::launches());
     out
