@@ -11,6 +11,9 @@
 //!   number and skipped; reading them from disk is native only.
 //! - `run` (native only): [`evaluate`] runs samples through an answer function, appends one JSON line per
 //!   sample to a results file and resumes from it.
+//! - [`shard`] (native only): `eval --shard K/N`, the interleaved split of the ordered samples and the shard
+//!   results file with its header; [`merge`] (native only): the shard files checked and merged back into one
+//!   result set in the unsharded order.
 //!
 //! Everything except file access is plain Rust and builds for wasm32.
 
@@ -21,12 +24,20 @@ pub mod score;
 
 #[cfg(not(target_arch = "wasm32"))]
 mod run;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod shard;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod merge;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub use run::{
     evaluate, evaluate_qa, evaluate_with, metrics_from_results_file, qa_metrics_from_results_file, read_results, EvalSummary, Identified, QaEvalSummary, RunSummary,
 };
 
+#[cfg(not(target_arch = "wasm32"))]
+pub use merge::{merge_shards, shard_files, Merged, MergedRecords};
+#[cfg(not(target_arch = "wasm32"))]
+pub use shard::{Shard, ShardHeader, ShardPlan};
 #[cfg(not(target_arch = "wasm32"))]
 pub use annotations::{load_qa_annotations, load_vsi_annotations};
 pub use annotations::{parse_qa_annotations, parse_vsi_annotations, AnnotationError, Parsed};

@@ -49,8 +49,8 @@ impl Identified for QaRecord {
 }
 
 /// Parse results-file text: one record per non-blank line; bad lines and repeated ids reported by line number
-/// (the first record of an id is kept).
-fn parse_results<R: DeserializeOwned + Identified>(text: &str) -> (Vec<R>, Vec<AnnotationError>) {
+/// (the first record of an id is kept). A shard file's header line ([`super::shard`]) is skipped.
+pub(crate) fn parse_results<R: DeserializeOwned + Identified>(text: &str) -> (Vec<R>, Vec<AnnotationError>) {
     let mut records = Vec::new();
     let mut errors = Vec::new();
     let mut seen = HashSet::new();
@@ -61,6 +61,7 @@ fn parse_results<R: DeserializeOwned + Identified>(text: &str) -> (Vec<R>, Vec<A
         match serde_json::from_str::<R>(line) {
             Ok(r) if !seen.insert(r.id().to_string()) => errors.push(AnnotationError { line: i + 1, message: format!("repeated id {:?}, ignored", r.id()) }),
             Ok(r) => records.push(r),
+            Err(_) if super::shard::is_header_line(line) => {}
             Err(e) => errors.push(AnnotationError { line: i + 1, message: format!("not a result record: {e}") }),
         }
     }

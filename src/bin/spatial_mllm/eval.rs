@@ -1,12 +1,14 @@
 //! `eval`: VSI-Bench, ScanQA or SQA3D over a results file that a rerun resumes.
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use spatial_mllm_web::eval::annotations::{load_qa_annotations, load_vsi_annotations};
 use spatial_mllm_web::eval::prompt::PromptStyle;
-use spatial_mllm_web::eval::{evaluate_qa, evaluate_with, QaBenchmark};
+use spatial_mllm_web::eval::shard::{file_sha256, package_sha256};
+use spatial_mllm_web::eval::{evaluate_qa, evaluate_with, QaBenchmark, Shard, ShardPlan};
 use spatial_mllm_web::model::qwen::generate::GenerationConfig;
 use spatial_mllm_web::native::answer::{encode, load_model, EncodedVideo, FrameChoice, Source};
 use spatial_mllm_web::native::error::NResult;
@@ -25,7 +27,7 @@ pub struct EvalArgs {
     /// folder of frames {dataset}/{scene}/).
     #[arg(long)]
     videos: PathBuf,
-    /// The results file (JSON lines).
+    /// The results file (JSON lines); with --shard, the results folder, which gets shard-K-of-N.jsonl.
     #[arg(long)]
     results: PathBuf,
     /// Frames per video.
@@ -43,6 +45,10 @@ pub struct EvalArgs {
     /// Evaluate only the first N samples.
     #[arg(long)]
     limit: Option<usize>,
+    /// Evaluate shard K of N (K from 0): the samples at positions i with i % N == K of the annotation
+    /// order (after --limit), into RESULTS/shard-K-of-N.jsonl; `eval-merge` joins the shards.
+    #[arg(long, value_name = "K/N")]
+    shard: Option<String>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -53,8 +59,12 @@ enum BenchmarkArg {
 }
 
 pub fn eval(f32_only: bool, args: EvalArgs) {
-    let EvalArgs { model, annotations, videos, results, frames, max_new_tokens, benchmark, v10_prompts, limit } = args;
+    let shard = args.shard.as_ref().map(|s| parse_shard(s, &args.results));
+    let pkg = hub_model(&args.model);
+    let plan = shard.map(|s| shard_plan(s, f32_only, &args, &pkg));
+    let EvalArgs { model: _, annotations, videos, results, frames, max_new_tokens, benchmark, v10_prompts, limit, shard: _ } = args;
     let max_new_tokens = max_new_tokens.unwrap_or(if benchmark == BenchmarkArg::Vsi { 1024 } else { 256 });
+    let results = plan.as_ref().map_or(results, |p| p.results_path());
     let report_bad = |errors: &[spatial_mllm_web::eval::AnnotationError]| {
         for e in errors {
             eprintln!("{}: {e} (skipped)", annotations.display());
@@ -62,7 +72,7 @@ pub fn eval(f32_only: bool, args: EvalArgs) {
     };
     let read_err = |e: std::io::Error| -> ! { fail(1, format!("{}: {e}", annotations.display())) };
     let gpu = gpu(f32_only);
-    let (m, tok) = load_model(&gpu, &hub_model(&model)).unwrap_or_else(|e| fail(1, e));
+    let (m, tok) = load_model(&gpu, &pkg).unwrap_or_else(|e| fail(1, e));
     // Greedy, stopping at the end-of-turn tokens: the reference's do_sample with top_p 0.001.
     let gen = GenerationConfig::greedy(max_new_tokens, m.cfg.tokens.eos.clone());
     let bar = ProgressBar::new(0);
@@ -89,6 +99,10 @@ pub fn eval(f32_only: bool, args: EvalArgs) {
         report_bad(&parsed.errors);
         let mut samples = parsed.items;
         samples.truncate(limit.unwrap_or(usize::MAX));
+        let samples = match &plan {
+            Some(p) => p.start(samples).unwrap_or_else(|e| fail(1, e)),
+            None => samples,
+        };
         bar.set_length(samples.len() as u64);
         let style = if v10_prompts { PromptStyle::V1_0 } else { PromptStyle::V1_1 };
         let s = evaluate_with(&samples, style, |s, prompt| answer_video(&s.video_path(), prompt).map_err(|e| e.to_string()), &results)
@@ -100,6 +114,10 @@ pub fn eval(f32_only: bool, args: EvalArgs) {
         report_bad(&parsed.errors);
         let mut samples = parsed.items;
         samples.truncate(limit.unwrap_or(usize::MAX));
+        let samples = match &plan {
+            Some(p) => p.start(samples).unwrap_or_else(|e| fail(1, e)),
+            None => samples,
+        };
         bar.set_length(samples.len() as u64);
         let s = evaluate_qa(&samples, |s, prompt| answer_video(&s.video, prompt).map_err(|e| e.to_string()), &results).unwrap_or_else(|e| results_fail(e));
         (s.evaluated, s.resumed, s.failures, s.results_errors, s.metrics.table())
@@ -113,4 +131,39 @@ pub fn eval(f32_only: bool, args: EvalArgs) {
     }
     println!("{evaluated} evaluated, {resumed} resumed from {}, {} failed", results.display(), failures.len());
     print!("{table}");
+}
+
+/// `--shard K/N`, refused (exit code 1) before anything is loaded when malformed or when `--results` is a file.
+fn parse_shard(arg: &str, results: &Path) -> Shard {
+    let shard = arg.parse::<Shard>().unwrap_or_else(|e| fail(1, e));
+    if results.is_file() {
+        fail(1, format!("{}: with --shard, --results names a folder (it gets shard-K-of-N.jsonl), not a file", results.display()));
+    }
+    shard
+}
+
+/// The shard's plan: its results file in the --results folder and the header's identity of the evaluation.
+fn shard_plan(shard: Shard, f32_only: bool, args: &EvalArgs, pkg: &Path) -> ShardPlan {
+    let (benchmark, prompts) = match args.benchmark {
+        BenchmarkArg::Vsi => ("vsi", if args.v10_prompts { "v1.0" } else { "v1.1" }),
+        BenchmarkArg::Scanqa => ("scanqa", "conversation"),
+        BenchmarkArg::Sqa3d => ("sqa3d", "conversation"),
+    };
+    let max_new_tokens = args.max_new_tokens.unwrap_or(if args.benchmark == BenchmarkArg::Vsi { 1024 } else { 256 });
+    ShardPlan {
+        shard,
+        dir: args.results.clone(),
+        benchmark: benchmark.to_string(),
+        model: args.model.clone(),
+        model_sha256: package_sha256(pkg).unwrap_or_else(|e| fail(1, format!("{}: {e}", pkg.display()))),
+        annotations: args.annotations.display().to_string(),
+        annotations_sha256: file_sha256(&args.annotations).unwrap_or_else(|e| fail(1, format!("{}: {e}", args.annotations.display()))),
+        config: BTreeMap::from([
+            ("frames".to_string(), args.frames.into()),
+            ("max_new_tokens".to_string(), max_new_tokens.into()),
+            ("prompts".to_string(), prompts.into()),
+            ("f32".to_string(), f32_only.into()),
+            ("limit".to_string(), args.limit.into()),
+        ]),
+    }
 }

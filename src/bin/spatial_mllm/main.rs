@@ -6,6 +6,7 @@
 mod bench;
 mod convert;
 mod eval;
+mod eval_merge;
 mod info;
 mod run;
 mod sample;
@@ -38,6 +39,10 @@ enum Cmd {
     /// multiple choice by normalised exact match, numbers by Mean Relative Accuracy; per-task, micro
     /// and macro averages. One result line per sample is appended to RESULTS; a rerun resumes.
     Eval(eval::EvalArgs),
+    /// Merge the shard results files of `eval --shard K/N` (files or folders): checks that they are
+    /// the shards of one evaluation, all there, disjoint and complete, and prints the table `eval`
+    /// prints for a whole run.
+    EvalMerge(eval_merge::EvalMergeArgs),
     /// Space-aware frame sampling of a video with a VGGT package: the frames the full mode (128
     /// candidates at 518 px) and the fast mode (32 at 224 px) pick, and how far they agree.
     Sample(sample::SampleArgs),
@@ -64,6 +69,7 @@ fn main() {
         Cmd::Info => info::info(cli.f32),
         Cmd::Sample(args) => sample::sample(cli.f32, args),
         Cmd::Eval(args) => eval::eval(cli.f32, args),
+        Cmd::EvalMerge(args) => eval_merge::eval_merge(args),
         Cmd::Run(args) => run::run(cli.f32, args),
         Cmd::Convert(args) => convert::convert(args),
         Cmd::Verify(args) => convert::verify(args),
