@@ -3,6 +3,7 @@
 
 pub mod attention;
 pub mod conv;
+pub mod copy;
 pub mod elementwise;
 pub mod embed;
 pub mod gather;
@@ -40,9 +41,10 @@ const REGROUP_WGSL: ShaderSource = ShaderSource { name: "regroup", code: include
 const RESIZE_WGSL: ShaderSource = ShaderSource { name: "resize", code: include_str!("../../shaders/resize.wgsl"), includes: &[] };
 const HEAD_ACT_WGSL: ShaderSource = ShaderSource { name: "head_act", code: include_str!("../../shaders/head_act.wgsl"), includes: &[] };
 const SAMPLE_WGSL: ShaderSource = ShaderSource { name: "sample", code: include_str!("../../shaders/sample.wgsl"), includes: &[REDUCE] };
+const COPY_WGSL: ShaderSource = ShaderSource { name: "copy", code: include_str!("../../shaders/copy.wgsl"), includes: &[] };
 
 /// Every family's source, for tools that compile them all (validation, warm-up).
-pub const ALL_SOURCES: [&ShaderSource; 13] = [
+pub const ALL_SOURCES: [&ShaderSource; 14] = [
     &MATMUL,
     &ATTENTION_WGSL,
     &NORM_WGSL,
@@ -56,10 +58,11 @@ pub const ALL_SOURCES: [&ShaderSource; 13] = [
     &CONV,
     &RESIZE_WGSL,
     &HEAD_ACT_WGSL,
+    &COPY_WGSL,
 ];
 
 /// The families with a contract (`crate::gpu::Contract`).
-pub static CONTRACTS: [&Contract; 11] = [
+pub static CONTRACTS: [&Contract; 12] = [
     &attention::ATTENTION,
     &norm::NORM,
     &rope::ROPE,
@@ -71,6 +74,7 @@ pub static CONTRACTS: [&Contract; 11] = [
     &regroup::REGROUP,
     &resize::RESIZE,
     &head_act::HEAD_ACT,
+    &copy::COPY,
 ];
 
 /// Every (family, entry point, variant) the launchers of the contract families can produce,
@@ -87,6 +91,7 @@ pub fn all_launches() -> Vec<Launch> {
     out.extend(regroup::launches());
     out.extend(resize::launches());
     out.extend(head_act::launches());
+    out.extend(copy::launches());
     out
 }
 
