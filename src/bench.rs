@@ -4,6 +4,7 @@
 //! (`testing::cases`): the launchers the tests check, timed on the same set-up.
 //! Timing: a fence (readback) around `reps` back-to-back dispatches in one submission.
 
+pub mod bandwidth;
 pub mod qwen;
 pub mod spatial;
 pub mod vggt;
@@ -62,17 +63,6 @@ fn time(gpu: &Gpu, reps: usize, mut f: impl FnMut(&mut Recorder) -> Result<()>) 
     Ok((ms / reps as f64, per))
 }
 
-/// Device-to-device copy bandwidth (read + write bytes per second).
-pub fn copy_bandwidth(gpu: &Gpu, bytes: u64, reps: usize) -> Result<Row> {
-    let a = gpu.alloc(&[(bytes / 4) as usize], crate::gpu::DType::U32)?;
-    let b = gpu.alloc(&[(bytes / 4) as usize], crate::gpu::DType::U32)?;
-    let (ms, _) = time(gpu, reps, |rec| {
-        rec.copy(&a, 0, &b, 0, bytes);
-        Ok(())
-    })?;
-    Ok(Row { name: format!("copy {} MiB", bytes >> 20), ms, bytes: 2.0 * bytes as f64, flops: 0.0, dispatches: 0 })
-}
-
 fn weight(gpu: &Gpu, rng: &mut Rng, fmt: WeightFormat, n: usize, k: usize) -> Result<Weight> {
     let w = rng.normals(n * k, 0.02);
     Weight::upload(gpu, &PackedWeight::pack(fmt, &w, n, k), "bench weight")
@@ -101,13 +91,14 @@ fn gemm_tile_row(gpu: &Gpu, rng: &mut Rng, fmt: WeightFormat, [m, n, k]: [usize;
     Ok(Row { name, ms, bytes, flops: 2.0 * (m * n * k) as f64, dispatches: d })
 }
 
-/// The copy bandwidth, then every perf row of every kernel case (`testing::cases`) at `scale`.
+/// The bandwidth probe's rows (`bandwidth::probe`: the copy kernel's grids and
+/// `copy_buffer_to_buffer`; the best is the copy floor), then every perf row of every kernel case
+/// (`testing::cases`) at `scale`.
 pub fn run_all(gpu: &Gpu, scale: Scale, reps: usize) -> std::result::Result<Vec<Row>, String> {
     let full = scale == Scale::Full;
     let act_b = gpu.act.size() as f64;
     let mut rows = Vec::new();
-    let copy_bytes: u64 = if full { 512 << 20 } else { 64 << 20 };
-    rows.push(copy_bandwidth(gpu, copy_bytes.min(gpu.info.max_binding / 2), reps).map_err(|e| e.to_string())?);
+    rows.extend(bandwidth::probe(gpu, bandwidth::probe_bytes(gpu, scale), reps).map_err(|e| format!("bandwidth probe: {e}"))?);
     for case in cases() {
         for (i, row) in case.perf_rows(scale).into_iter().enumerate() {
             let name = format!("{} {}", case.name, row.label);
@@ -131,17 +122,21 @@ fn best_gemm(rows: &[Row]) -> f64 {
     rows.iter().filter(|r| r.name.starts_with("matmul") && r.name.contains(" Gemm")).map(|r| r.gflops()).fold(0.0, f64::max)
 }
 
-/// The table: each row's rate as a fraction of the copy bandwidth and of the best GEMM rate.
+/// The table: each row's rate as a fraction of the copy floor (the bandwidth probe's best row)
+/// and of the best GEMM rate.
 pub fn format_table(gpu: &Gpu, rows: &[Row]) -> String {
-    let copy = rows.iter().find(|r| r.name.starts_with("copy")).map(|r| r.gbps()).unwrap_or(f64::NAN);
+    let floor = bandwidth::copy_floor(rows);
+    let copy = floor.map(|r| r.gbps()).unwrap_or(f64::NAN);
     let best = best_gemm(rows);
     let w = rows.iter().map(|r| r.name.len()).max().unwrap_or(0).max(40);
     let mut s = format!(
-        "device: {}\npath: {:?} activations\ngemm tile: {}\ntimes: {}\nfloors: copy bandwidth {copy:.1} GB/s, best GEMM {best:.1} GFLOP/s (both measured in this run)\n\n",
+        "device: {}\npath: {:?} activations\ngemm tile: {}\ntimes: {}\nfloors: copy bandwidth {copy:.1} GB/s (the best of the copy rows: {}), best GEMM {best:.1} GFLOP/s (both measured in this run)\ncopy floor against the adapter's published memory bandwidth: {}\n\n",
         gpu.info,
         gpu.act,
         gpu.gemm_choice(),
-        if gpu.info.has_timestamps { "GPU timestamps around the repetitions" } else { "wall clock around the repetitions' submission and fence" }
+        if gpu.info.has_timestamps { "GPU timestamps around the repetitions" } else { "wall clock around the repetitions' submission and fence" },
+        floor.map_or("none", |r| r.name.as_str()),
+        bandwidth::versus_published(&gpu.info.name, copy),
     );
     s += &format!("{:<w$} {:>10} {:>10} {:>10} {:>8} {:>8} {:>5}\n", "kernel", "ms", "GB/s", "GFLOP/s", "%copy", "%gemm", "disp");
     for r in rows {

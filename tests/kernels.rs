@@ -67,6 +67,7 @@ kernel_tests!(
     conv_transpose2d,
     bilinear,
     head_activation,
+    copy_words,
 );
 
 /// The tests above are exactly the suite's cases, in its order: a case added to

@@ -2,7 +2,7 @@
 //! tokens/s, dispatches and submits per decoded token, bytes read per decoded token, and the
 //! fractions of the same device's measured copy bandwidth and best GEMM rate reached.
 
-use super::{copy_bandwidth, gemm_row, Row};
+use super::{bandwidth, gemm_row, Row};
 use crate::gpu::{Gpu, Recorder, StatsSnapshot};
 use crate::model::qwen::generate::{generate, GenerationConfig, Generated, Prompt};
 use crate::model::qwen::{KvCache, QwenConfig, TextModel};
@@ -114,7 +114,7 @@ pub async fn run(gpu: &Gpu, m: &Manifest, params: std::collections::HashMap<Stri
     let mean_ctx = b.prompt as f64 + b.new_tokens as f64 / 2.0;
     let kv_bytes = (cfg.layers * 2 * cfg.kv_dim()) as f64 * mean_ctx * gpu.act.size() as f64;
 
-    let copy = copy_bandwidth(gpu, (256u64 << 20).min(gpu.info.max_binding / 2), 5).map_err(|e| err(&e))?;
+    let copy = bandwidth::copy_floor_row(gpu, bandwidth::probe_bytes(gpu, crate::testing::Scale::Small), 5).map_err(|e| err(&e))?;
     let fmt = m.tensors.get("llm.layers.0.mlp.up_proj.weight").map(|t| t.format).unwrap_or(WeightFormat::Q4);
     let gemm = gemm_row(gpu, &mut rng, fmt, b.prompt, cfg.intermediate, cfg.hidden, 3).map_err(|e| err(&e))?;
     Ok(QwenReport {
@@ -162,7 +162,20 @@ pub fn format_table(gpu: &Gpu, runs: &[QwenReport]) -> String {
         );
     }
     s += "\nfloors measured in the same run: ";
-    let floors: Vec<String> = runs.iter().map(|r| format!("{}: copy {:.1} GB/s, {} {:.1} GFLOP/s", r.label, r.copy.gbps(), r.gemm.name, r.gemm.gflops())).collect();
+    let floors: Vec<String> = runs
+        .iter()
+        .map(|r| {
+            format!(
+                "{}: copy {:.1} GB/s ({}; {}), {} {:.1} GFLOP/s",
+                r.label,
+                r.copy.gbps(),
+                r.copy.name,
+                bandwidth::versus_published(&gpu.info.name, r.copy.gbps()),
+                r.gemm.name,
+                r.gemm.gflops()
+            )
+        })
+        .collect();
     s += &floors.join("; ");
     s += &format!("\n(decode: {} tokens after the prompt, best of the repetitions; prefill includes the first token's logits and readback; CPU encode: recording the step's uniforms, bind groups and passes, which the GPU waits for; bind groups are cached across steps)\n", runs.first().map_or(0, |r| r.decoded));
     s

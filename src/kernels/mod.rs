@@ -3,6 +3,7 @@
 
 pub mod attention;
 pub mod conv;
+pub mod copy;
 pub mod elementwise;
 pub mod embed;
 pub mod gather;
@@ -40,9 +41,10 @@ const REGROUP_WGSL: ShaderSource = ShaderSource { name: "regroup", code: include
 const RESIZE_WGSL: ShaderSource = ShaderSource { name: "resize", code: include_str!("../../shaders/resize.wgsl"), includes: &[] };
 const HEAD_ACT_WGSL: ShaderSource = ShaderSource { name: "head_act", code: include_str!("../../shaders/head_act.wgsl"), includes: &[] };
 const SAMPLE_WGSL: ShaderSource = ShaderSource { name: "sample", code: include_str!("../../shaders/sample.wgsl"), includes: &[REDUCE] };
+const COPY_WGSL: ShaderSource = ShaderSource { name: "copy", code: include_str!("../../shaders/copy.wgsl"), includes: &[] };
 
 /// Every family's contract (`crate::gpu::Contract`), for tools that compile them all.
-pub static CONTRACTS: [&Contract; 13] = [
+pub static CONTRACTS: [&Contract; 14] = [
     &matmul::MATMUL,
     &attention::ATTENTION,
     &norm::NORM,
@@ -56,6 +58,7 @@ pub static CONTRACTS: [&Contract; 13] = [
     &resize::RESIZE,
     &conv::CONV,
     &head_act::HEAD_ACT,
+    &copy::COPY,
 ];
 
 /// Every (family, entry point, variant) the launchers can produce, enumerated by the functions
@@ -74,6 +77,7 @@ pub fn all_launches() -> Vec<Launch> {
     out.extend(conv::launches());
     out.extend(resize::launches());
     out.extend(head_act::launches());
+    out.extend(copy::launches());
     out
 }
 

@@ -16,6 +16,7 @@ use super::reference as cpu;
 use super::util::{as_stored, Rng};
 use crate::gpu::{DType, Gpu, GpuError, Recorder, Tensor};
 use crate::kernels::attention::{attention_with, Attention, HeadsView, Kernel};
+use crate::kernels::copy::{copy_words, CopyGrid};
 use crate::kernels::conv::{conv2d, conv_transpose2d, ConvEpilogue, ImageView, SeparablePos};
 use crate::kernels::elementwise::{elementwise, modulate, relu_columns, Op};
 use crate::kernels::embed::{embed, embed_parts};
@@ -233,6 +234,7 @@ pub fn cases() -> Vec<KernelCase> {
         C::new("conv_transpose2d", "conv::conv_transpose2d", conv_def(conv_transpose_rows)),
         C::new("bilinear", "resize::bilinear", bilinear_def()),
         C::new("head_activation", "head_act::head_activation", head_act_def()),
+        C::new("copy_words", "copy::copy_words", copy_def()),
     ]
 }
 
@@ -1526,6 +1528,61 @@ fn head_act_def() -> Def<(ValueAct, ConfAct)> {
                 }),
                 expect: Box::new(move || Expect::Values(vec![want_v, want_c])),
             })
+        },
+    )
+}
+
+// ================================================================ streaming copy
+
+/// The copy kernel (the bandwidth probe's): word counts that are not a multiple of a vec4 (the
+/// last 1 to 3 words go by a buffer copy), nor of the grid, grids of one workgroup (many passes)
+/// to one pass, every item count; the bytes must be equal and the words past the copy untouched.
+fn copy_def() -> Def<(usize, CopyGrid)> {
+    Def::new(
+        || {
+            let g = |groups, items| CopyGrid { groups, items };
+            vec![
+                (1, g(0, 4)),
+                (3, g(0, 1)),
+                (4, g(1, 1)),
+                (7, g(0, 8)),
+                (4099, g(1, 1)),
+                (4101, g(1, 2)),
+                (65_539, g(3, 8)),
+                (65_542, g(7, 2)),
+                (262_147, g(0, 4)),
+                (262_145, g(5, 4)),
+                (1_000_003, g(0, 8)),
+                (1_000_002, g(0, 1)),
+            ]
+        },
+        |&(words, grid)| match grid.groups {
+            0 => format!("{words} words, one pass x {} vec4", grid.items),
+            n => format!("{words} words, {n} wg x {} vec4", grid.items),
+        },
+        |_| Tol::EXACT,
+        |g, r, &(words, grid)| {
+            // Random words, none a NaN pattern (the sentinel past the end is one), compared as bits.
+            let src: Vec<u32> = (0..words).map(|_| (r.next_u64() >> 32) as u32 & !(1 << 30)).collect();
+            let spare = 37;
+            let x = g.upload(bytemuck::cast_slice(&src), &[words], DType::F32).map_err(e2s)?;
+            let y = g.upload(bytemuck::cast_slice(&vec![u32::MAX; words + spare]), &[words + spare], DType::F32).map_err(e2s)?;
+            Ok(Setup::rule(
+                move |rec| {
+                    copy_words(rec, &x, &y, words, grid)?;
+                    Ok(vec![y.clone()])
+                },
+                move |got| {
+                    let got: Vec<u32> = got[0].iter().map(|v| v.to_bits()).collect();
+                    if let Some(i) = (0..words).find(|&i| got[i] != src[i]) {
+                        return Err(format!("word {i}: {:#010x}, expected {:#010x}", got[i], src[i]));
+                    }
+                    if let Some(i) = (words..words + spare).find(|&i| got[i] != u32::MAX) {
+                        return Err(format!("word {i} past the copy was written: {:#010x}", got[i]));
+                    }
+                    Ok(0.0)
+                },
+            ))
         },
     )
 }
