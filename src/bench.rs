@@ -5,9 +5,12 @@
 //! Timing: a fence (readback) around `reps` back-to-back dispatches in one submission.
 
 pub mod bandwidth;
+mod error;
 pub mod qwen;
 pub mod spatial;
 pub mod vggt;
+
+pub use error::BenchError;
 
 use std::time::Instant;
 
@@ -94,17 +97,16 @@ fn gemm_tile_row(gpu: &Gpu, rng: &mut Rng, fmt: WeightFormat, [m, n, k]: [usize;
 /// The bandwidth probe's rows (`bandwidth::probe`: the copy kernel's grids and
 /// `copy_buffer_to_buffer`; the best is the copy floor), then every perf row of every kernel case
 /// (`testing::cases`) at `scale`.
-pub fn run_all(gpu: &Gpu, scale: Scale, reps: usize) -> std::result::Result<Vec<Row>, String> {
+pub fn run_all(gpu: &Gpu, scale: Scale, reps: usize) -> std::result::Result<Vec<Row>, BenchError> {
     let full = scale == Scale::Full;
     let act_b = gpu.act.size() as f64;
     let mut rows = Vec::new();
-    rows.extend(bandwidth::probe(gpu, bandwidth::probe_bytes(gpu, scale), reps).map_err(|e| format!("bandwidth probe: {e}"))?);
+    rows.extend(bandwidth::probe(gpu, bandwidth::probe_bytes(gpu, scale), reps).map_err(BenchError::Probe)?);
     for case in cases() {
         for (i, row) in case.perf_rows(scale).into_iter().enumerate() {
             let name = format!("{} {}", case.name, row.label);
-            let fail = |e: &dyn std::fmt::Display| format!("{name}: {e}");
-            let mut set = (row.setup)(gpu, &mut Rng::new(row_seed(7, case.name, i))).map_err(|e| fail(&e))?;
-            let (ms, d) = time(gpu, reps.min(row.max_reps), |rec| (set.launch)(rec).map(|_| ())).map_err(|e| fail(&e))?;
+            let mut set = (row.setup)(gpu, &mut Rng::new(row_seed(7, case.name, i))).map_err(|reason| BenchError::RowSetup { row: name.clone(), reason })?;
+            let (ms, d) = time(gpu, reps.min(row.max_reps), |rec| (set.launch)(rec).map(|_| ())).map_err(|source| BenchError::Row { row: name.clone(), source })?;
             rows.push(Row { name, ms, bytes: (row.bytes)(act_b), flops: row.flops, dispatches: d });
         }
     }
@@ -112,7 +114,7 @@ pub fn run_all(gpu: &Gpu, scale: Scale, reps: usize) -> std::result::Result<Vec<
     let [gm, gn, gk] = if full { [2048, 2048, 2048] } else { [256, 512, 512] };
     let mut rng = Rng::new(7);
     for tile in gpu.gemm_candidates().into_iter().filter(|&t| t != gpu.gemm_tile()) {
-        rows.push(gemm_tile_row(gpu, &mut rng, WeightFormat::Q8, [gm, gn, gk], reps, Some(tile)).map_err(|e| e.to_string())?);
+        rows.push(gemm_tile_row(gpu, &mut rng, WeightFormat::Q8, [gm, gn, gk], reps, Some(tile))?);
     }
     Ok(rows)
 }

@@ -19,7 +19,7 @@ fn shard_argument_parsing() {
     assert_eq!("0/3".parse::<Shard>(), Ok(Shard { index: 0, count: 3 }));
     assert_eq!("7/8".parse::<Shard>(), Ok(Shard { index: 7, count: 8 }));
     assert_eq!("0/1".parse::<Shard>(), Ok(Shard { index: 0, count: 1 }));
-    let err = |s: &str| s.parse::<Shard>().unwrap_err();
+    let err = |s: &str| s.parse::<Shard>().unwrap_err().to_string();
     assert!(err("3/3").contains("must be below N (0 to 2"), "{}", err("3/3"));
     assert!(err("0/0").contains("at least 1"), "{}", err("0/0"));
     for bad in ["a/b", "1", "", "/3", "1/", "-1/3", "1/3/4", "1.0/3", "+1/3"] {
@@ -187,17 +187,17 @@ fn a_shard_resumes_and_refuses_another_evaluation() {
     // Other settings, another model or another sample list: refused, naming what differs.
     let mut other = plan(tmp.path(), Shard { index: 0, count: 2 });
     other.config.insert("frames".into(), 8.into());
-    let e = other.start(all.clone()).unwrap_err();
+    let e = other.start(all.clone()).unwrap_err().to_string();
     assert!(e.contains("written by another evaluation") && e.contains("frames: 16 vs 8"), "{e}");
-    let e = p.start(all[..5].to_vec()).unwrap_err();
+    let e = p.start(all[..5].to_vec()).unwrap_err().to_string();
     assert!(e.contains("samples over all shards: 7 vs 5"), "{e}");
     let mut other = plan(tmp.path(), Shard { index: 0, count: 2 });
     other.model_sha256 = "ef".repeat(32);
-    let e = other.start(all.clone()).unwrap_err();
+    let e = other.start(all.clone()).unwrap_err().to_string();
     assert!(e.contains("model:"), "{e}");
     // A plain results file in the shard's place.
     std::fs::write(&path, "{\"id\": \"10\"}\n").unwrap();
-    let e = p.start(all).unwrap_err();
+    let e = p.start(all).unwrap_err().to_string();
     assert!(e.contains("not a shard results file"), "{e}");
 }
 
@@ -224,7 +224,7 @@ fn scanqa_and_sqa3d_shards_merge_too() {
 }
 
 fn merge_err(files: &[PathBuf]) -> String {
-    merge_shards(files, false).map(|_| ()).unwrap_err()
+    merge_shards(files, false).map(|_| ()).unwrap_err().to_string()
 }
 
 #[test]
@@ -284,7 +284,7 @@ fn merge_names_what_is_wrong() {
     assert!(merge_err(&[plain]).contains("not a shard results file"));
     let empty = tmp.path().join("empty");
     std::fs::create_dir_all(&empty).unwrap();
-    assert!(shard_files(&[empty]).unwrap_err().contains("no shard results files"));
+    assert!(shard_files(&[empty]).unwrap_err().to_string().contains("no shard results files"));
 }
 
 // ------------------------------------------------------------------------------------------------ command line

@@ -2,7 +2,7 @@
 //! tokens/s, dispatches and submits per decoded token, bytes read per decoded token, and the
 //! fractions of the same device's measured copy bandwidth and best GEMM rate reached.
 
-use super::{bandwidth, gemm_row, Row};
+use super::{bandwidth, gemm_row, BenchError, Row};
 use crate::gpu::{Gpu, Recorder, StatsSnapshot};
 use crate::model::qwen::generate::{generate, GenerationConfig, Generated, Prompt};
 use crate::model::qwen::{KvCache, QwenConfig, TextModel};
@@ -61,33 +61,31 @@ async fn one_run(
     positions: &[[i32; 3]],
     cache: &mut KvCache,
     tokens: usize,
-) -> Result<(Generated, StatsSnapshot, u64), String> {
-    let err = |e: &dyn std::fmt::Display| e.to_string();
+) -> Result<(Generated, StatsSnapshot, u64), BenchError> {
     let mut rec = Recorder::new(gpu);
-    let embeds = model.embed(&mut rec, &gpu.upload_u32(ids, &[ids.len()]).map_err(|e| err(&e))?).map_err(|e| err(&e))?;
-    rec.submit().map_err(|e| err(&e))?;
+    let embeds = model.embed(&mut rec, &gpu.upload_u32(ids, &[ids.len()])?)?;
+    rec.submit()?;
     let mut at_token = Vec::new();
     let mut on_token = |_| {
         at_token.push(gpu.stats.snapshot());
         true
     };
     let prompt = Prompt { embeds, positions: positions.to_vec(), delta: 0 };
-    let g = generate(gpu, model, cache, prompt, &GenerationConfig::greedy(tokens, vec![]), &mut on_token).await.map_err(|e| err(&e))?;
+    let g = generate(gpu, model, cache, prompt, &GenerationConfig::greedy(tokens, vec![]), &mut on_token).await?;
     let steps = at_token.len().saturating_sub(2);
     let counted = if steps > 0 { at_token[steps] - at_token[0] } else { StatsSnapshot::default() };
     Ok((g, counted, steps as u64))
 }
 
-pub async fn run(gpu: &Gpu, m: &Manifest, params: std::collections::HashMap<String, GpuParam>, b: &QwenBench) -> Result<QwenReport, String> {
-    let err = |e: &dyn std::fmt::Display| e.to_string();
-    let cfg = QwenConfig::from_json(&m.config).map_err(|e| err(&e))?.text;
-    let model = TextModel::new(gpu, &cfg, &Params::new(params)).map_err(|e| err(&e))?;
+pub async fn run(gpu: &Gpu, m: &Manifest, params: std::collections::HashMap<String, GpuParam>, b: &QwenBench) -> Result<QwenReport, BenchError> {
+    let cfg = QwenConfig::from_json(&m.config)?.text;
+    let model = TextModel::new(gpu, &cfg, &Params::new(params))?;
     let mut rng = Rng::new(11);
     let ids: Vec<u32> = (0..b.prompt).map(|_| rng.below(cfg.vocab) as u32).collect();
     let positions: Vec<[i32; 3]> = (0..b.prompt as i32).map(|i| [i; 3]).collect();
 
     // A short warm-up run compiles every pipeline and fills the buffer pool.
-    let mut cache = KvCache::new(gpu, &cfg, b.prompt + b.new_tokens).map_err(|e| err(&e))?;
+    let mut cache = KvCache::new(gpu, &cfg, b.prompt + b.new_tokens)?;
     one_run(gpu, &model, &ids, &positions, &mut cache, 2).await?;
     let mut prefill_ms = f64::INFINITY;
     let mut decode_ms = f64::INFINITY;
@@ -114,9 +112,9 @@ pub async fn run(gpu: &Gpu, m: &Manifest, params: std::collections::HashMap<Stri
     let mean_ctx = b.prompt as f64 + b.new_tokens as f64 / 2.0;
     let kv_bytes = (cfg.layers * 2 * cfg.kv_dim()) as f64 * mean_ctx * gpu.act.size() as f64;
 
-    let copy = bandwidth::copy_floor_row(gpu, bandwidth::probe_bytes(gpu, crate::testing::Scale::Small), 5).map_err(|e| err(&e))?;
+    let copy = bandwidth::copy_floor_row(gpu, bandwidth::probe_bytes(gpu, crate::testing::Scale::Small), 5)?;
     let fmt = m.tensors.get("llm.layers.0.mlp.up_proj.weight").map(|t| t.format).unwrap_or(WeightFormat::Q4);
-    let gemm = gemm_row(gpu, &mut rng, fmt, b.prompt, cfg.intermediate, cfg.hidden, 3).map_err(|e| err(&e))?;
+    let gemm = gemm_row(gpu, &mut rng, fmt, b.prompt, cfg.intermediate, cfg.hidden, 3)?;
     Ok(QwenReport {
         label: formats(m),
         prompt: b.prompt,

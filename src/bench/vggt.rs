@@ -3,7 +3,7 @@
 //! (the buffer pool's high-water mark; weights are counted separately) and the largest single
 //! tensor (which must fit the storage-binding limit: 128 MiB by WebGPU's default).
 
-use super::{gemm_row, Row};
+use super::{gemm_row, BenchError, Row};
 use crate::gpu::{Gpu, Recorder};
 use crate::model::vggt::{Aggregator, Frames};
 use crate::rng::Rng;
@@ -32,8 +32,7 @@ pub fn flops(d: usize, depth: usize, frames: usize, per_frame: usize, patch_dim:
 }
 
 /// Run the aggregator over random frames, keeping the DPT heads' layers (4, 11, 17, 23).
-pub async fn run(gpu: &Gpu, agg: &Aggregator, frames: usize, height: usize, width: usize, reps: usize) -> Result<VggtRun, String> {
-    let err = |e: &dyn std::fmt::Display| e.to_string();
+pub async fn run(gpu: &Gpu, agg: &Aggregator, frames: usize, height: usize, width: usize, reps: usize) -> Result<VggtRun, BenchError> {
     let mut rng = Rng::new(5);
     let px: Vec<f32> = (0..frames * 3 * height * width).map(|_| rng.unit() as f32).collect();
     let f = Frames { pixels: &px, count: frames, height, width };
@@ -42,10 +41,10 @@ pub async fn run(gpu: &Gpu, agg: &Aggregator, frames: usize, height: usize, widt
     let once = || async {
         let t0 = crate::gpu::clock::now_ms();
         let mut rec = Recorder::new(gpu);
-        let out = agg.forward(&mut rec, &f, &keep, None).map_err(|e| err(&e))?;
-        rec.submit().map_err(|e| err(&e))?;
-        gpu.finish().await.map_err(|e| err(&e))?;
-        Ok::<_, String>((crate::gpu::clock::now_ms() - t0, out.tokens))
+        let out = agg.forward(&mut rec, &f, &keep, None)?;
+        rec.submit()?;
+        gpu.finish().await?;
+        Ok::<_, BenchError>((crate::gpu::clock::now_ms() - t0, out.tokens))
     };
     gpu.clear_pool();
     gpu.stats.reset_largest();
@@ -61,8 +60,8 @@ pub async fn run(gpu: &Gpu, agg: &Aggregator, frames: usize, height: usize, widt
 }
 
 /// The device's best GEMM rate at the aggregator's shapes (q8 weights, as the default policy stores them).
-pub fn gemm_floor(gpu: &Gpu, d: usize, rows: usize) -> Result<Row, String> {
-    gemm_row(gpu, &mut Rng::new(3), WeightFormat::Q8, rows, 4 * d, d, 3).map_err(|e| e.to_string())
+pub fn gemm_floor(gpu: &Gpu, d: usize, rows: usize) -> Result<Row, BenchError> {
+    Ok(gemm_row(gpu, &mut Rng::new(3), WeightFormat::Q8, rows, 4 * d, d, 3)?)
 }
 
 pub fn format_table(gpu: &Gpu, weights_bytes: u64, runs: &[VggtRun], gemm: &Row) -> String {

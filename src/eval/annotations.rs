@@ -220,7 +220,7 @@ fn vsi_sample(v: &Value, index: usize) -> Result<Sample, String> {
         _ => return Err("no video: needs `dataset` and `scene_name`, or `video`".into()),
     };
     let sample = Sample { id, dataset, scene_name, video, question, options, ground_truth, question_type };
-    sample.check()?;
+    sample.check().map_err(|e| e.to_string())?;
     Ok(sample)
 }
 

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 
 use super::report::{qa_metrics, vsi_metrics_of, QaRecord, VsiRecord};
+use super::error::ShardError;
 use super::run::{parse_results, Identified};
 use super::shard::{Shard, ShardHeader};
 
@@ -65,30 +66,30 @@ impl Merged {
 
 /// The shard files named by `inputs`: a folder stands for its `shard-K-of-N.jsonl` files, a file for itself.
 /// Repeated paths count once.
-pub fn shard_files(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+pub fn shard_files(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, ShardError> {
     let mut files = Vec::new();
     for input in inputs {
         if input.is_dir() {
             let mut found: Vec<(Shard, PathBuf)> = std::fs::read_dir(input)
-                .map_err(|e| format!("{}: {e}", input.display()))?
+                .map_err(|e| ShardError::io(input, e))?
                 .filter_map(|e| e.ok())
                 .filter_map(|e| Shard::from_file_name(&e.file_name().to_string_lossy()).map(|s| (s, e.path())))
                 .collect();
             if found.is_empty() {
-                return Err(format!("{}: no shard results files (shard-K-of-N.jsonl) in this folder", input.display()));
+                return Err(ShardError::NoShardFilesIn { dir: input.display().to_string() });
             }
             found.sort();
             files.extend(found.into_iter().map(|(_, p)| p));
         } else if input.exists() {
             files.push(input.clone());
         } else {
-            return Err(format!("{}: no such file or folder", input.display()));
+            return Err(ShardError::NotFound { path: input.display().to_string() });
         }
     }
     let mut seen = std::collections::HashSet::new();
     files.retain(|p| seen.insert(std::fs::canonicalize(p).unwrap_or_else(|_| p.clone())));
     if files.is_empty() {
-        return Err("no shard results files given".into());
+        return Err(ShardError::NoShardFiles);
     }
     Ok(files)
 }
@@ -103,38 +104,35 @@ fn name(p: &Path) -> String {
     p.display().to_string()
 }
 
-fn read_shard(path: &Path) -> Result<ShardFile, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+fn read_shard(path: &Path) -> Result<ShardFile, ShardError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ShardError::io(path, e))?;
     let first = text.lines().next().unwrap_or_default();
-    let header = ShardHeader::from_line(first).map_err(|e| {
-        format!("{}: not a shard results file (the first line is not the {{\"eval_shard\": ...}} header that `eval --shard` writes: {e})", path.display())
-    })?;
+    let header = ShardHeader::from_line(first).map_err(|source| ShardError::NotShardFile { path: name(path), source })?;
     Ok(ShardFile { path: path.to_path_buf(), header, text })
 }
 
 /// Merge shard results files (see the module documentation for the checks). Errors name the problem and the
 /// files.
-pub fn merge_shards(files: &[PathBuf], allow_partial: bool) -> Result<Merged, String> {
+pub fn merge_shards(files: &[PathBuf], allow_partial: bool) -> Result<Merged, ShardError> {
     if files.is_empty() {
-        return Err("no shard results files given".into());
+        return Err(ShardError::NoShardFiles);
     }
     let shards = files.iter().map(|p| read_shard(p)).collect::<Result<Vec<_>, _>>()?;
 
     // One shard count, then one evaluation.
     let first = &shards[0];
     if let Some(other) = shards.iter().find(|s| s.header.shard.count != first.header.shard.count) {
-        return Err(format!(
-            "mixed shard counts: {} is shard {} but {} is shard {}; merge the files of one --shard K/N split",
-            name(&first.path),
-            first.header.shard,
-            name(&other.path),
-            other.header.shard
-        ));
+        return Err(ShardError::MixedCounts {
+            first: name(&first.path),
+            first_shard: first.header.shard,
+            other: name(&other.path),
+            other_shard: other.header.shard,
+        });
     }
     for s in &shards[1..] {
         let diff = first.header.differences(&s.header);
         if !diff.is_empty() {
-            return Err(format!("{} and {} are not shards of one evaluation ({})", name(&first.path), name(&s.path), diff.join("; ")));
+            return Err(ShardError::NotOneEvaluation { first: name(&first.path), other: name(&s.path), differences: diff });
         }
     }
 
@@ -144,19 +142,14 @@ pub fn merge_shards(files: &[PathBuf], allow_partial: bool) -> Result<Merged, St
     for s in &shards {
         let slot = &mut by_index[s.header.shard.index];
         if let Some(prev) = slot {
-            return Err(format!("shard {} given twice: {} and {}", s.header.shard, name(&prev.path), name(&s.path)));
+            return Err(ShardError::ShardTwice { shard: s.header.shard, first: name(&prev.path), second: name(&s.path) });
         }
         *slot = Some(s);
     }
     let missing: Vec<String> = by_index.iter().enumerate().filter(|(_, s)| s.is_none()).map(|(k, _)| format!("{k}/{n}")).collect();
     if !missing.is_empty() {
         let have: Vec<String> = shards.iter().map(|s| s.header.shard.to_string()).collect();
-        return Err(format!(
-            "missing shard{} {} of {n} (found {}): run the missing ones or name their files",
-            plural(missing.len()),
-            missing.join(", "),
-            have.join(", ")
-        ));
+        return Err(ShardError::MissingShards { missing, count: n, found: have });
     }
     let shards: Vec<&ShardFile> = by_index.into_iter().map(|s| s.expect("checked above")).collect();
 
@@ -166,11 +159,11 @@ pub fn merge_shards(files: &[PathBuf], allow_partial: bool) -> Result<Merged, St
     for (k, s) in shards.iter().enumerate() {
         let want = s.header.shard.len_of(total);
         if s.header.ids.len() != want {
-            return Err(format!("{}: shard {} lists {} samples, but {want} of {total} belong to it", name(&s.path), s.header.shard, s.header.ids.len()));
+            return Err(ShardError::WrongSampleCount { path: name(&s.path), shard: s.header.shard, listed: s.header.ids.len(), want, total });
         }
         for id in &s.header.ids {
             if let Some(j) = owner.insert(id, k) {
-                return Err(format!("duplicate sample {id:?}: in the sample lists of both {} and {}", name(&shards[j].path), name(&s.path)));
+                return Err(ShardError::DuplicateInLists { id: id.clone(), first: name(&shards[j].path), second: name(&s.path) });
             }
         }
     }
@@ -188,19 +181,11 @@ pub fn merge_shards(files: &[PathBuf], allow_partial: bool) -> Result<Merged, St
     Ok(Merged { header, files: shards.iter().map(|s| s.path.clone()).collect(), records, missing, warnings })
 }
 
-fn plural(n: usize) -> &'static str {
-    if n == 1 {
-        ""
-    } else {
-        "s"
-    }
-}
-
 type Gathered<R> = (Vec<R>, Vec<(Shard, Vec<String>)>, Vec<String>);
 
 /// The shards' records, checked (no sample in two shards, none foreign to its shard, each shard complete unless
 /// `allow_partial`), in the unsharded order.
-fn gather<R: DeserializeOwned + Identified>(shards: &[&ShardFile], owner: &HashMap<&str, usize>, allow_partial: bool) -> Result<Gathered<R>, String> {
+fn gather<R: DeserializeOwned + Identified>(shards: &[&ShardFile], owner: &HashMap<&str, usize>, allow_partial: bool) -> Result<Gathered<R>, ShardError> {
     let n = shards.len();
     let mut warnings = Vec::new();
     let mut per_shard: Vec<HashMap<String, R>> = Vec::with_capacity(n);
@@ -212,14 +197,14 @@ fn gather<R: DeserializeOwned + Identified>(shards: &[&ShardFile], owner: &HashM
         for r in records {
             let id = r.id().to_string();
             if let Some(j) = seen.insert(id.clone(), k) {
-                return Err(format!("duplicate sample {id:?}: it has results in both {} and {}", name(&shards[j].path), name(&s.path)));
+                return Err(ShardError::DuplicateResults { id, first: name(&shards[j].path), second: name(&s.path) });
             }
             match owner.get(id.as_str()) {
                 Some(&o) if o == k => {}
                 Some(&o) => {
-                    return Err(format!("{}: sample {id:?} belongs to shard {}, not {}", name(&s.path), shards[o].header.shard, s.header.shard));
+                    return Err(ShardError::ForeignSample { path: name(&s.path), id, owner: shards[o].header.shard, shard: s.header.shard });
                 }
-                None => return Err(format!("{}: sample {id:?} is not in the evaluation's sample list", name(&s.path))),
+                None => return Err(ShardError::UnknownSample { path: name(&s.path), id }),
             }
             map.insert(id, r);
         }
@@ -232,16 +217,7 @@ fn gather<R: DeserializeOwned + Identified>(shards: &[&ShardFile], owner: &HashM
             continue;
         }
         if !allow_partial {
-            let show: Vec<&str> = absent.iter().take(5).map(String::as_str).collect();
-            return Err(format!(
-                "shard {} ({}) is incomplete: {} of its {} samples have no result ({}{}); rerun the shard (it resumes) or merge with --partial",
-                s.header.shard,
-                name(&s.path),
-                absent.len(),
-                s.header.ids.len(),
-                show.join(", "),
-                if absent.len() > show.len() { ", ..." } else { "" }
-            ));
+            return Err(ShardError::Incomplete { shard: s.header.shard, path: name(&s.path), listed: s.header.ids.len(), absent });
         }
         missing.push((s.header.shard, absent));
     }

@@ -23,6 +23,8 @@ pub mod report;
 pub mod score;
 
 #[cfg(not(target_arch = "wasm32"))]
+mod error;
+#[cfg(not(target_arch = "wasm32"))]
 mod run;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod shard;
@@ -36,6 +38,8 @@ pub use run::{
 
 #[cfg(not(target_arch = "wasm32"))]
 pub use merge::{merge_shards, shard_files, Merged, MergedRecords};
+#[cfg(not(target_arch = "wasm32"))]
+pub use error::{BadShard, ShardError};
 #[cfg(not(target_arch = "wasm32"))]
 pub use shard::{Shard, ShardHeader, ShardPlan};
 #[cfg(not(target_arch = "wasm32"))]
@@ -79,9 +83,9 @@ impl Sample {
     }
 
     /// What the reference refuses: a multiple-choice question without options (eval_vsibench.py L81–83).
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), SampleError> {
         if self.question_type.is_multiple_choice() && self.options.is_empty() {
-            return Err(format!("multiple-choice question ({}) without options", self.question_type));
+            return Err(SampleError::NoOptions { question_type: self.question_type });
         }
         Ok(())
     }
@@ -90,6 +94,14 @@ impl Sample {
     pub fn prompt(&self, style: PromptStyle) -> String {
         prompt::vsi_prompt(self, style)
     }
+}
+
+/// What the reference refuses in a sample (it is skipped, with this message).
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum SampleError {
+    /// A multiple-choice question without options: give the annotation its `options`.
+    #[error("multiple-choice question ({question_type}) without options")]
+    NoOptions { question_type: QuestionType },
 }
 
 /// Which question-answering benchmark a [`QaSample`] belongs to.

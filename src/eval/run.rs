@@ -206,7 +206,7 @@ pub fn evaluate_with(
     results_path: &Path,
 ) -> io::Result<EvalSummary> {
     let run = run_resumable(samples, results_path, |s: &Sample| {
-        s.check()?;
+        s.check().map_err(|e| e.to_string())?;
         let prompt = s.prompt(style);
         let reply = answer_fn(s, &prompt)?;
         Ok(VsiRecord::new(s, &prompt, &reply))

@@ -26,6 +26,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::error::{BadShard, ShardError};
 use super::run::Identified;
 
 /// Shard `index` of `count` (0-based): the samples at positions `i` with `i % count == index`.
@@ -42,19 +43,19 @@ impl fmt::Display for Shard {
 }
 
 impl std::str::FromStr for Shard {
-    type Err = String;
+    type Err = BadShard;
 
     /// `K/N` with whole numbers, 0 <= K < N.
-    fn from_str(s: &str) -> Result<Shard, String> {
-        let bad = || format!("--shard {s:?}: expected K/N, shard K (counting from 0) of N, e.g. 0/8");
+    fn from_str(s: &str) -> Result<Shard, BadShard> {
+        let bad = || BadShard::Syntax { arg: s.to_string() };
         let (k, n) = s.split_once('/').ok_or_else(bad)?;
         let num = |t: &str| if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) { t.parse::<usize>().ok() } else { None };
         let (index, count) = (num(k.trim()).ok_or_else(bad)?, num(n.trim()).ok_or_else(bad)?);
         if count == 0 {
-            return Err(format!("--shard {s}: N (the number of shards) must be at least 1"));
+            return Err(BadShard::NoShards { arg: s.to_string() });
         }
         if index >= count {
-            return Err(format!("--shard {s}: K counts from 0 and must be below N (0 to {} for {count} shards)", count - 1));
+            return Err(BadShard::IndexTooLarge { arg: s.to_string(), count });
         }
         Ok(Shard { index, count })
     }
@@ -133,8 +134,8 @@ impl ShardHeader {
     }
 
     /// Parse a header line.
-    pub fn from_line(line: &str) -> Result<ShardHeader, String> {
-        serde_json::from_str::<HeaderLine>(line).map(|h| h.eval_shard).map_err(|e| e.to_string())
+    pub fn from_line(line: &str) -> Result<ShardHeader, serde_json::Error> {
+        serde_json::from_str::<HeaderLine>(line).map(|h| h.eval_shard)
     }
 
     /// What differs between two shards' headers that must agree (everything but the shard, its ids and the
@@ -198,25 +199,22 @@ pub fn package_sha256(dir: &Path) -> io::Result<String> {
 /// Start or resume a shard results file: a missing or empty file gets `header` as its first line; an existing
 /// one must start with the same header (same shard, settings and sample ids), else the run is refused with what
 /// differs. The records after the header are the run's business ([`super::evaluate_with`] resumes from them).
-pub fn prepare_results_file(path: &Path, header: &ShardHeader) -> Result<(), String> {
-    let show = path.display();
+pub fn prepare_results_file(path: &Path, header: &ShardHeader) -> Result<(), ShardError> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(format!("{show}: {e}")),
+        Err(e) => return Err(ShardError::io(path, e)),
     };
     if text.trim().is_empty() {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            std::fs::create_dir_all(dir).map_err(|e| ShardError::io(dir, e))?;
         }
-        let mut f = OpenOptions::new().create(true).write(true).truncate(true).open(path).map_err(|e| format!("{show}: {e}"))?;
-        f.write_all((header.to_line() + "\n").as_bytes()).and_then(|_| f.flush()).map_err(|e| format!("{show}: {e}"))?;
+        let mut f = OpenOptions::new().create(true).write(true).truncate(true).open(path).map_err(|e| ShardError::io(path, e))?;
+        f.write_all((header.to_line() + "\n").as_bytes()).and_then(|_| f.flush()).map_err(|e| ShardError::io(path, e))?;
         return Ok(());
     }
     let first = text.lines().next().unwrap_or_default();
-    let stored = ShardHeader::from_line(first).map_err(|e| {
-        format!("{show}: not a shard results file (its first line is not an {{\"eval_shard\": ...}} header: {e}); remove it or choose another --results folder")
-    })?;
+    let stored = ShardHeader::from_line(first).map_err(|source| ShardError::NotResultsFile { path: path.display().to_string(), source })?;
     let mut diff = stored.differences(header);
     if stored.shard != header.shard {
         diff.push(format!("shard: {} vs {}", stored.shard, header.shard));
@@ -225,7 +223,7 @@ pub fn prepare_results_file(path: &Path, header: &ShardHeader) -> Result<(), Str
         diff.push("the shard's sample ids".into());
     }
     if !diff.is_empty() {
-        return Err(format!("{show} was written by another evaluation (stored vs now: {}); remove it or choose another --results folder", diff.join("; ")));
+        return Err(ShardError::OtherEvaluation { path: path.display().to_string(), differences: diff });
     }
     Ok(())
 }
@@ -268,7 +266,7 @@ impl ShardPlan {
 
     /// Take this shard's samples of the ordered list and start (or resume, after checking its header) the shard
     /// results file; evaluate the returned samples into [`ShardPlan::results_path`].
-    pub fn start<S: Identified>(&self, samples: Vec<S>) -> Result<Vec<S>, String> {
+    pub fn start<S: Identified>(&self, samples: Vec<S>) -> Result<Vec<S>, ShardError> {
         prepare_results_file(&self.results_path(), &self.header(&samples))?;
         Ok(self.shard.select(samples))
     }
