@@ -5,6 +5,17 @@
 // `gemv`: one row of X (decode); GEMV_WG_Y (8) output rows per workgroup, GEMV_WG_X (32) lanes
 // split K, tree reduction; for q4 weights (X4) each lane takes whole blocks and reads X four
 // values at a time.
+// The fused decode GEMVs (one row of X per workgroup z, as `gemv`):
+//   NORM_IN: X is RMSNormed (G, eps) in a prologue; COMBINE: X is the attention's output, merged
+//     from its key ranges (PART, ML) in a prologue. Either is staged in workgroup memory, rounded
+//     to the activation type as the separate kernels store it, so results are bit-identical.
+//   PAIRED: a workgroup's first GEMV_WG_Y / 2 rows are j.., its others j + half.. within blocks of
+//     2 * half rows, so that rotate-half pairs (RoPE) and gate/up pairs meet in one workgroup.
+//   W_MULTI: rows [0, n1) from W, [n1, n2) from W2, the rest from W3 (q/k/v, gate/up).
+//   ROPE_KV: RMSNorm, then rows q | k | v + bias; q and k rotated by M-RoPE; q to Y, k and v into
+//     the layer's KV cache KVC (keys from 0, values from v_base) at row past + m. The norm's
+//     weight, the bias and the inverse frequencies come in one vector AUX (at most 8 storage
+//     buffers per stage in WebGPU).   SWIGLU: Y = SiLU(gate) * up.
 
 // Declared by the contract (src/kernels/matmul.rs): Params P (M, N, K, kp, soff); X (as ActX),
 // W, Y, B (BIAS), MULT (MUL), ADDT (ADD); the workgroup sizes (GEMV_WG_*, GEMM_WG_* from the tiling).
@@ -36,6 +47,23 @@ fn epilogue(m: u32, n: u32, acc: f32) -> Act {
     return Act(v);
 }
 
+#ifdef NORM_IN|COMBINE|ROPE_KV
+// The fused decode GEMVs stage their one row of X in workgroup memory (see stage_row).
+fn x4(m: u32, i: u32) -> vec4<f32> {
+    let k = 4u * i;
+    if (k < P.K) {
+        return vec4<f32>(xs[k], xs[k + 1u], xs[k + 2u], xs[k + 3u]);
+    }
+    return vec4<f32>(0.0);
+}
+
+fn x_at(m: u32, k: u32) -> f32 {
+    if (k < P.K) {
+        return xs[k];
+    }
+    return 0.0;
+}
+#else
 #ifdef X4
 // Columns 4i..4i+3 of row m (K is a multiple of 4); zero past K, where the padded weights are.
 fn x4(m: u32, i: u32) -> vec4<f32> {
@@ -51,6 +79,8 @@ fn x_at(m: u32, k: u32) -> f32 {
     }
     return 0.0;
 }
+#endif
+
 #endif
 
 #ifdef GEMM
@@ -98,11 +128,167 @@ fn gemm_store(z: u32, m: u32, n: u32, acc: f32) {
 #ifdef GEMV
 var<workgroup> red: array<f32, GEMV_WG_X * GEMV_WG_Y>;
 
+#ifdef NORM_IN|COMBINE|ROPE_KV
+// Most columns a staged row may have (MAX_STAGED_K in decode.rs): with `red`, within the 16 KiB
+// of workgroup memory every adapter has.
+const STAGED_K: u32 = 3584u;
+var<workgroup> xs: array<f32, STAGED_K>;
+#endif
+
+#ifdef NORM_IN|ROPE_KV
+// Element k of row m of X, whichever way X is bound.
+fn x_raw(m: u32, k: u32) -> f32 {
+#ifdef X4
+    return f32(X[m * (P.K / 4u) + k / 4u][k % 4u]);
+#else
+    return f32(X[m * P.K + k]);
+#endif
+}
+#endif
+
+#ifdef NORM_IN|ROPE_KV
+// The RMSNorm's weight: G, or the head of AUX.
+fn norm_weight(k: u32) -> f32 {
+#ifdef ROPE_KV
+    return AUX[k];
+#else
+    return G[k];
+#endif
+}
+
+// RMSNorm of row m into `xs`, summed as the norm kernel sums (128 strided partial sums, then a
+// tree) so that the result is the norm kernel's to the bit.
+fn stage_row(m: u32, t: u32) {
+    var ss = 0.0;
+    if (t < 128u) {
+        for (var k = t; k < P.K; k += 128u) {
+            let v = x_raw(m, k);
+            ss += v * v;
+        }
+    }
+    red[t] = ss;
+    workgroupBarrier();
+    for (var s = 64u; s > 0u; s >>= 1u) {
+        if (t < s) {
+            red[t] += red[t + s];
+        }
+        workgroupBarrier();
+    }
+    let inv = inverseSqrt(red[0] / f32(P.K) + P.eps);
+    for (var k = t; k < P.K; k += GEMV_WG_X * GEMV_WG_Y) {
+        xs[k] = f32(Act(x_raw(m, k) * inv * norm_weight(k)));
+    }
+    workgroupBarrier();
+}
+#endif
+
+#ifdef COMBINE
+// Per head: the key ranges' common maximum and the sum of their weights (at most 64 heads).
+var<workgroup> head_ml: array<vec2<f32>, 64>;
+
+// Row m of the attention's output into `xs`: head h's key ranges (P.n_split of them, partial
+// sums PART and (max, sum) pairs ML) rescaled to their common maximum and summed, as
+// flash_combine does.
+fn stage_row(m: u32, t: u32) {
+    if (t < P.hq) {
+        let base = (m * P.hq + t) * P.n_split;
+        var mx = -3.0e38;
+        for (var s = 0u; s < P.n_split; s++) {
+            mx = max(mx, ML[base + s].x);
+        }
+        var l = 0.0;
+        for (var s = 0u; s < P.n_split; s++) {
+            let ml = ML[base + s];
+            l += select(0.0, exp(ml.x - mx), ml.y > 0.0) * ml.y;
+        }
+        head_ml[t] = vec2<f32>(mx, l);
+    }
+    workgroupBarrier();
+    for (var k = t; k < P.K; k += GEMV_WG_X * GEMV_WG_Y) {
+        let h = k / P.hd;
+        let base = (m * P.hq + h) * P.n_split;
+        let hm = head_ml[h];
+        var acc = 0.0;
+        for (var s = 0u; s < P.n_split; s++) {
+            let ml = ML[base + s];
+            acc += select(0.0, exp(ml.x - hm.x), ml.y > 0.0) * PART[(base + s) * P.hd + k % P.hd];
+        }
+        xs[k] = f32(Act(select(0.0, acc / hm.y, hm.y > 0.0)));
+    }
+    workgroupBarrier();
+}
+#endif
+
+// The output row of local row y in workgroup g.
+fn gemv_row(g: u32, y: u32) -> u32 {
+#ifdef PAIRED
+    let h2 = GEMV_WG_Y / 2u;
+    let per_block = P.half / h2;
+    let j = (g % per_block) * h2 + y % h2;
+    return (g / per_block) * 2u * P.half + j + select(0u, P.half, y >= h2);
+#else
+    return g * GEMV_WG_Y + y;
+#endif
+}
+
+// Output row n's row within its weight matrix and that matrix's scale offset (selecting it).
+fn weight_row(n: u32) -> vec2<u32> {
+#ifdef W_MULTI
+    if (n >= P.n2) {
+        w_sel = 2u;
+        return vec2<u32>(n - P.n2, P.soff3);
+    }
+    if (n >= P.n1) {
+        w_sel = 1u;
+        return vec2<u32>(n - P.n1, P.soff2);
+    }
+#endif
+    return vec2<u32>(n, P.soff);
+}
+
+#ifdef ROPE_KV
+// Output row n (local row y) as the separate q / k / v GEMV stores it. AUX: norm weight [K],
+// bias [N], inverse frequencies [half].
+fn qkv_value(n: u32, y: u32) -> f32 {
+    return f32(Act(red[y * GEMV_WG_X] + AUX[P.K + n]));
+}
+
+// Row n of q | k | v for token m: q and k rotated (M-RoPE, as the rope kernel does, with the
+// pair's other half from the workgroup's other half), then stored to Y or the KV cache.
+fn store_qkv(m: u32, n: u32, y: u32) {
+    let h2 = GEMV_WG_Y / 2u;
+    var v = qkv_value(n, y);
+    if (n < P.q_dim + P.kv_dim) {
+        let first = y < h2;
+        let other = qkv_value(select(n - P.half, n + P.half, first), select(y - h2, y + h2, first));
+        let k = n % P.half;
+        let c = select(select(2u, 1u, k < P.sec1), 0u, k < P.sec0);
+        let sc = sincos(f32(POS[m * P.n_comp + c]) * AUX[P.K + P.N + k]);
+        let xa = select(other, v, first);
+        let xb = select(v, other, first);
+        v = select(xb * sc.y + xa * sc.x, xa * sc.y - xb * sc.x, first);
+    }
+    if (n < P.q_dim) {
+        Y[m * P.q_dim + n] = Act(v);
+    } else if (n < P.q_dim + P.kv_dim) {
+        KVC[(P.past + m) * P.kv_dim + n - P.q_dim] = Act(v);
+    } else {
+        KVC[P.v_base + (P.past + m) * P.kv_dim + n - P.q_dim - P.kv_dim] = Act(v);
+    }
+}
+#endif
+
 @compute @workgroup_size(GEMV_WG_X, GEMV_WG_Y, GEMV_WG_Z)
 fn gemv(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,
         @builtin(num_workgroups) nwg: vec3<u32>) {
-    let n = flat_wg(wid, nwg) * GEMV_WG_Y + lid.y;
+    let n = gemv_row(flat_wg(wid, nwg), lid.y);
     let m = wid.z;
+#ifdef NORM_IN|COMBINE|ROPE_KV
+    stage_row(m, lid.y * GEMV_WG_X + lid.x);
+#endif
+    let wrow = weight_row(n);
+    let wr = wrow.x;
+    let soff = wrow.y;
     var sum = 0.0;
 #ifdef X4
     // q4 with K a multiple of 4: each lane takes whole blocks (32 weights: four words and one
@@ -110,23 +296,23 @@ fn gemv(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     let nb = P.kp / 32u;
     if (n < P.N) {
         for (var b = lid.x; b < nb; b += GEMV_WG_X) {
-            let blk = n * nb + b;
+            let blk = wr * nb + b;
             var part = 0.0;
             for (var w = 0u; w < 4u; w++) {
-                let word = vec4<u32>(W[blk * 4u + w]);
+                let word = vec4<u32>(w_word(blk * 4u + w));
                 let lo = vec4<f32>((word >> vec4<u32>(0u, 4u, 8u, 12u)) & vec4<u32>(15u)) - 8.0;
                 let hi = vec4<f32>((word >> vec4<u32>(16u, 20u, 24u, 28u)) & vec4<u32>(15u)) - 8.0;
                 let i = b * 8u + w * 2u;
                 part += dot(lo, x4(m, i)) + dot(hi, x4(m, i + 1u));
             }
-            sum += w_scale(blk, P.soff) * part;
+            sum += w_scale(blk, soff) * part;
         }
     }
 #else
     if (n < P.N) {
         for (var k = lid.x * 8u; k < P.K; k += 8u * GEMV_WG_X) {
-            let w0 = load_w4(n, k, P.kp, P.soff);
-            let w1 = load_w4(n, k + 4u, P.kp, P.soff);
+            let w0 = load_w4(wr, k, P.kp, soff);
+            let w1 = load_w4(wr, k + 4u, P.kp, soff);
             let x0 = vec4<f32>(x_at(m, k), x_at(m, k + 1u), x_at(m, k + 2u), x_at(m, k + 3u));
             let x1 = vec4<f32>(x_at(m, k + 4u), x_at(m, k + 5u), x_at(m, k + 6u), x_at(m, k + 7u));
             sum += dot(w0, x0) + dot(w1, x1);
@@ -143,7 +329,19 @@ fn gemv(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
         workgroupBarrier();
     }
     if (lid.x == 0u && n < P.N) {
+#ifdef ROPE_KV
+        store_qkv(m, n, lid.y);
+#else
+#ifdef SWIGLU
+        // Gate rows (the first half) write SiLU(gate) * up, rounded as the separate GEMVs round.
+        if (lid.y < GEMV_WG_Y / 2u) {
+            let g = f32(Act(silu_f32(red[r])));
+            Y[m * P.half + n] = Act(red[r + GEMV_WG_X * GEMV_WG_Y / 2u] * g);
+        }
+#else
         Y[m * P.N + n] = epilogue(m, n, red[r]);
+#endif
+#endif
     }
 }
 #endif

@@ -1,8 +1,28 @@
 // Unpacking of packed weight matrices (layout documented in src/weights/quant.rs). The including
 // shader declares `W: array<u32>`. Rows are padded to `kp` columns (a multiple of 32).
+// With W_MULTI (the fused decode GEMVs) rows come from up to three matrices W, W2, W3 of the same
+// width: `w_sel` (set per thread by the including shader) says which one is read.
+
+#ifdef W_MULTI
+var<private> w_sel: u32;
+
+fn w_word(i: u32) -> u32 {
+    if (w_sel == 1u) {
+        return W2[i];
+    }
+    if (w_sel == 2u) {
+        return W3[i];
+    }
+    return W[i];
+}
+#else
+fn w_word(i: u32) -> u32 {
+    return W[i];
+}
+#endif
 
 fn w_scale(blk: u32, soff: u32) -> f32 {
-    let v = unpack2x16float(W[soff + blk / 2u]);
+    let v = unpack2x16float(w_word(soff + blk / 2u));
     return select(v.x, v.y, (blk & 1u) == 1u);
 }
 
@@ -10,23 +30,23 @@ fn w_scale(blk: u32, soff: u32) -> f32 {
 fn load_w4(row: u32, k0: u32, kp: u32, soff: u32) -> vec4<f32> {
 #ifdef W_F32
     let i = row * kp + k0;
-    return vec4<f32>(bitcast<f32>(W[i]), bitcast<f32>(W[i + 1u]), bitcast<f32>(W[i + 2u]), bitcast<f32>(W[i + 3u]));
+    return vec4<f32>(bitcast<f32>(w_word(i)), bitcast<f32>(w_word(i + 1u)), bitcast<f32>(w_word(i + 2u)), bitcast<f32>(w_word(i + 3u)));
 #endif
 #ifdef W_F16
     let i = (row * kp + k0) / 2u;
-    let a = unpack2x16float(W[i]);
-    let b = unpack2x16float(W[i + 1u]);
+    let a = unpack2x16float(w_word(i));
+    let b = unpack2x16float(w_word(i + 1u));
     return vec4<f32>(a.x, a.y, b.x, b.y);
 #endif
 #ifdef W_Q8
     let blk = row * (kp / 32u) + k0 / 32u;
-    let w = bitcast<i32>(W[blk * 8u + (k0 % 32u) / 4u]);
+    let w = bitcast<i32>(w_word(blk * 8u + (k0 % 32u) / 4u));
     let q = vec4<i32>(extractBits(w, 0u, 8u), extractBits(w, 8u, 8u), extractBits(w, 16u, 8u), extractBits(w, 24u, 8u));
     return w_scale(blk, soff) * vec4<f32>(q);
 #endif
 #ifdef W_Q4
     let blk = row * (kp / 32u) + k0 / 32u;
-    let w = W[blk * 4u + (k0 % 32u) / 8u];
+    let w = w_word(blk * 4u + (k0 % 32u) / 8u);
     let sh = (k0 % 8u) * 4u;
     let q = vec4<u32>(extractBits(w, sh, 4u), extractBits(w, sh + 4u, 4u), extractBits(w, sh + 8u, 4u), extractBits(w, sh + 12u, 4u));
     return w_scale(blk, soff) * (vec4<f32>(q) - vec4<f32>(8.0));
@@ -36,23 +56,23 @@ fn load_w4(row: u32, k0: u32, kp: u32, soff: u32) -> vec4<f32> {
 // One weight at any column of row `row` (for gathers across a row, as the convolutions do).
 fn load_w1(row: u32, col: u32, kp: u32, soff: u32) -> f32 {
 #ifdef W_F32
-    return bitcast<f32>(W[row * kp + col]);
+    return bitcast<f32>(w_word(row * kp + col));
 #endif
 #ifdef W_F16
     let i = row * kp + col;
-    let v = unpack2x16float(W[i / 2u]);
+    let v = unpack2x16float(w_word(i / 2u));
     return select(v.x, v.y, (i & 1u) == 1u);
 #endif
 #ifdef W_Q8
     let blk = row * (kp / 32u) + col / 32u;
     let e = col % 32u;
-    let w = bitcast<i32>(W[blk * 8u + e / 4u]);
+    let w = bitcast<i32>(w_word(blk * 8u + e / 4u));
     return w_scale(blk, soff) * f32(extractBits(w, (e % 4u) * 8u, 8u));
 #endif
 #ifdef W_Q4
     let blk = row * (kp / 32u) + col / 32u;
     let e = col % 32u;
-    let w = W[blk * 4u + e / 8u];
+    let w = w_word(blk * 4u + e / 8u);
     return w_scale(blk, soff) * (f32(extractBits(w, (e % 8u) * 4u, 4u)) - 8.0);
 #endif
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use spatial_mllm_web::gpu::{DType, GemmTile, Gpu, GpuOptions, Recorder, Tensor};
 use spatial_mllm_web::kernels::elementwise::{add, relu_columns, silu_mul};
-use spatial_mllm_web::kernels::matmul::{linear, Activation, Epilogue, MatmulChoice};
+use spatial_mllm_web::kernels::matmul::{linear, Activation, Epilogue, Fused, MatmulChoice};
 use spatial_mllm_web::weights::{PackedWeight, Weight, WeightFormat};
 
 fn gpu() -> Gpu {
@@ -83,6 +83,7 @@ fn pipeline_cache_compiles_each_variant_once() {
         add: false,
         k4: false,
         tile: GemmTile::DEFAULT,
+        fused: Fused::None,
     };
     let (c1, c2) = (gemv(WeightFormat::F16), gemv(WeightFormat::Q8));
     let before = gpu.pipeline_count();

@@ -4,7 +4,8 @@
 use super::{check_act, ACTS, ATTENTION_WGSL};
 use crate::gpu::{error::shape_err, Contract, DType, Entry, Launch, Recorder, Result, Slot, Tensor, UniformParams, Variant};
 
-/// A token-major view: token t, head h, dim d lives at `t * stride + off + h * head_dim + d`.
+/// A token-major view: token t, head h, dim d lives at `t * stride + off + h * head_dim + d`
+/// (`off` may include whole tokens: the values of a KV cache that holds keys, then values).
 #[derive(Clone, Copy)]
 pub struct HeadsView<'a> {
     pub t: &'a Tensor,
@@ -155,12 +156,70 @@ pub fn attention(rec: &mut Recorder, a: &Attention) -> Result<Tensor> {
 }
 
 pub fn attention_with(rec: &mut Recorder, a: &Attention, kernel: Kernel) -> Result<Tensor> {
+    match attention_out(rec, a, kernel)? {
+        AttentionOut::Done(o) => Ok(o),
+        AttentionOut::Ranges { part, ml, n_split } => {
+            let gpu = rec.gpu;
+            let out = gpu.alloc_act(&[a.q.tokens, a.q.heads * a.head_dim])?;
+            let p = AttentionParams { n_split: n_split as u32, ..params(a, 0, 0, 0) };
+            let combine = combine_choice(gpu.act, a.head_dim as u32);
+            let binds = [ATTENTION.bind("O", &out), ATTENTION.bind("PART", &part), ATTENTION.bind("ML", &ml)];
+            rec.dispatch_flat(combine.pipeline(gpu), &p, &binds, (a.q.tokens * a.q.heads) as u32);
+            Ok(out)
+        }
+    }
+}
+
+/// The attention's output, or for a decode step over a long cache its key ranges' partial results
+/// (flash-decoding), to be merged by `flash_combine` or by the next matmul's prologue
+/// (`decode::linear_combined`).
+pub enum AttentionOut {
+    Done(Tensor),
+    /// Per (query, head, range): the unnormalised weighted sum of V [.., head_dim] and the
+    /// (max, sum) of its scores.
+    Ranges {
+        part: Tensor,
+        ml: Tensor,
+        n_split: usize,
+    },
+}
+
+/// `attention`, leaving a split decode step's ranges unmerged.
+pub fn attention_ranges(rec: &mut Recorder, a: &Attention) -> Result<AttentionOut> {
+    attention_out(rec, a, Kernel::Auto)
+}
+
+fn params(a: &Attention, n_seg: usize, split_len: usize, n_split: usize) -> AttentionParams {
+    AttentionParams {
+        n_q: a.q.tokens as u32,
+        n_kv: a.k.tokens as u32,
+        hq: a.q.heads as u32,
+        hkv: a.k.heads as u32,
+        q_stride: a.q.stride as u32,
+        k_stride: a.k.stride as u32,
+        v_stride: a.v.stride as u32,
+        o_stride: (a.q.heads * a.head_dim) as u32,
+        q_off: a.q.off as u32,
+        k_off: a.k.off as u32,
+        v_off: a.v.off as u32,
+        o_off: 0,
+        causal: a.causal as u32,
+        q_pos0: a.q_pos0 as u32,
+        n_seg: n_seg as u32,
+        scale: a.scale,
+        split_len: split_len as u32,
+        n_split: n_split as u32,
+    }
+}
+
+fn attention_out(rec: &mut Recorder, a: &Attention, kernel: Kernel) -> Result<AttentionOut> {
     let gpu = rec.gpu;
     let d = a.head_dim;
     for (name, v) in [("Q", &a.q), ("K", &a.k), ("V", &a.v)] {
         check_act("attention", name, v.t, gpu)?;
         let need = if v.tokens == 0 { 0 } else { (v.tokens - 1) * v.stride + v.off + v.heads * d };
-        if need > v.t.numel() || v.off + v.heads * d > v.stride {
+        // A view may start some whole tokens into its tensor (a KV cache's values).
+        if need > v.t.numel() || v.off % v.stride.max(1) + v.heads * d > v.stride {
             return Err(shape_err(
                 "attention",
                 format!(
@@ -212,33 +271,13 @@ pub fn attention_with(rec: &mut Recorder, a: &Attention, kernel: Kernel) -> Resu
     if d > MAX_HEAD_DIM_TILE {
         return Err(shape_err("attention", format!("head dim {d} > {MAX_HEAD_DIM_TILE} is not supported")));
     }
-    let out = gpu.alloc_act(&[a.q.tokens, a.q.heads * d])?;
     // Decode over a long cache: one workgroup per (query, head) would leave most of a GPU idle,
-    // so the keys are cut into ranges of SPLIT_KEYS or more, merged by `flash_combine`.
+    // so the keys are cut into ranges of SPLIT_KEYS or more, merged afterwards.
     let n_split = if rows && a.q.tokens * a.q.heads < SPLIT_MAX_WORKGROUPS { a.k.tokens.div_ceil(SPLIT_KEYS).min(MAX_SPLITS) } else { 1 };
     let split_len = a.k.tokens.div_ceil(n_split);
     let launch = AttentionChoice { act: gpu.act, rows, split: n_split > 1, varlen: a.segments.is_some(), head_dim: d as u32 }.launch();
     let pipe = launch.pipeline(gpu);
-    let p = AttentionParams {
-        n_q: a.q.tokens as u32,
-        n_kv: a.k.tokens as u32,
-        hq: a.q.heads as u32,
-        hkv: a.k.heads as u32,
-        q_stride: a.q.stride as u32,
-        k_stride: a.k.stride as u32,
-        v_stride: a.v.stride as u32,
-        o_stride: (a.q.heads * d) as u32,
-        q_off: a.q.off as u32,
-        k_off: a.k.off as u32,
-        v_off: a.v.off as u32,
-        o_off: 0,
-        causal: a.causal as u32,
-        q_pos0: a.q_pos0 as u32,
-        n_seg: n_seg as u32,
-        scale: a.scale,
-        split_len: split_len as u32,
-        n_split: n_split as u32,
-    };
+    let p = params(a, n_seg, split_len, n_split);
     let mut binds = vec![ATTENTION.bind("Q", a.q.t), ATTENTION.bind("K", a.k.t), ATTENTION.bind("V", a.v.t)];
     if let Some(s) = a.segments {
         binds.push(ATTENTION.bind("SEG", s));
@@ -251,18 +290,17 @@ pub fn attention_with(rec: &mut Recorder, a: &Attention, kernel: Kernel) -> Resu
         binds.push(ATTENTION.bind("PART", &part));
         binds.push(ATTENTION.bind("ML", &ml));
         rec.dispatch_flat(pipe, &p, &binds, slots as u32);
-        let combine = combine_choice(gpu.act, d as u32);
-        let binds = [ATTENTION.bind("O", &out), ATTENTION.bind("PART", &part), ATTENTION.bind("ML", &ml)];
-        rec.dispatch_flat(combine.pipeline(gpu), &p, &binds, (a.q.tokens * a.q.heads) as u32);
-    } else if rows {
-        binds.push(ATTENTION.bind("O", &out));
+        return Ok(AttentionOut::Ranges { part, ml, n_split });
+    }
+    let out = gpu.alloc_act(&[a.q.tokens, a.q.heads * d])?;
+    binds.push(ATTENTION.bind("O", &out));
+    if rows {
         rec.dispatch_flat(pipe, &p, &binds, (a.q.tokens * a.q.heads) as u32);
     } else {
-        binds.push(ATTENTION.bind("O", &out));
         let bq = launch.entry().threads(); // one query per thread
         rec.dispatch(pipe, &p, &binds, [(a.q.tokens as u32).div_ceil(bq), a.q.heads as u32, 1]);
     }
-    Ok(out)
+    Ok(AttentionOut::Done(out))
 }
 
 /// Split a decode step's keys when fewer (query, head) pairs than this would run.

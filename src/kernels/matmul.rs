@@ -57,6 +57,29 @@ crate::uniform_params! {
         kp: u32,
         /// Where the q8 / q4 scales start in the packed weight (words).
         soff: u32,
+        // The fused decode GEMVs (src/kernels/decode.rs); zero elsewhere.
+        /// W_MULTI: the first rows of W2 and of W3, and their scale offsets.
+        n1: u32,
+        n2: u32,
+        soff2: u32,
+        soff3: u32,
+        /// PAIRED: rows j and j + half meet in one workgroup (within blocks of 2 * half rows).
+        half: u32,
+        /// NORM_IN: the RMSNorm's epsilon.
+        eps: f32,
+        /// ROPE_KV: q and kv widths, cache rows already written, where the values start in the
+        /// cache, M-RoPE sections and components.
+        q_dim: u32,
+        kv_dim: u32,
+        past: u32,
+        v_base: u32,
+        sec0: u32,
+        sec1: u32,
+        n_comp: u32,
+        /// COMBINE: query heads, head dim, key ranges.
+        hq: u32,
+        hd: u32,
+        n_split: u32,
     }
 }
 
@@ -65,15 +88,52 @@ pub static MATMUL: Contract = Contract {
     params: MatmulParams::FIELDS,
     slots: &[
         // `ActX`: Act, or Act4 with X4 (aliased in the WGSL).
-        Slot::read("X", "array<ActX>"),
+        Slot::read("X", "array<ActX>").when("!COMBINE"),
         Slot::read("W", "array<u32>"),
         Slot::write("Y", "array<Act>"),
         Slot::read("B", "array<f32>").when("BIAS"),
         Slot::read("MULT", "array<Act>").when("MUL"),
         Slot::read("ADDT", "array<Act>").when("ADD"),
+        Slot::read("G", "array<f32>").when("NORM_IN"),
+        Slot::read("W2", "array<u32>").when("W_MULTI"),
+        Slot::read("W3", "array<u32>").when("W_MULTI"),
+        Slot::read("AUX", "array<f32>").when("ROPE_KV"),
+        Slot::read("POS", "array<i32>").when("ROPE_KV"),
+        Slot::write("KVC", "array<Act>").when("ROPE_KV"),
+        Slot::read("PART", "array<f32>").when("COMBINE"),
+        Slot::read("ML", "array<vec2<f32>>").when("COMBINE"),
     ],
     entries: &[Entry::new("gemv", [32, 8, 1]), GEMM_ENTRY],
 };
+
+impl MatmulParams {
+    /// The sizes of X [m, w.cols] · Wᵀ, the fused decode fields zero.
+    pub fn plain(m: usize, n: usize, w: &Weight) -> MatmulParams {
+        MatmulParams {
+            M: m as u32,
+            N: n as u32,
+            K: w.cols as u32,
+            kp: w.padded_cols() as u32,
+            soff: w.scale_offset,
+            n1: 0,
+            n2: 0,
+            soff2: 0,
+            soff3: 0,
+            half: 0,
+            eps: 0.0,
+            q_dim: 0,
+            kv_dim: 0,
+            past: 0,
+            v_base: 0,
+            sec0: 0,
+            sec1: 0,
+            n_comp: 0,
+            hq: 0,
+            hd: 0,
+            n_split: 0,
+        }
+    }
+}
 
 /// What selects a matmul variant.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,6 +150,41 @@ pub struct MatmulChoice {
     pub k4: bool,
     /// The GEMM's tiling (ignored by the GEMV).
     pub tile: GemmTile,
+    /// The fused decode GEMVs' prologue and output (GEMV only; see `decode`).
+    pub fused: Fused,
+}
+
+/// What a decode GEMV fuses around the dot products (src/kernels/decode.rs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fused {
+    None,
+    /// RMSNorm of X in the prologue; the plain epilogue; with `multi`, rows from up to three
+    /// matrices (a table stored in row parts, such as the lm_head).
+    NormIn {
+        multi: bool,
+    },
+    /// The attention's key ranges merged into X in the prologue; the plain epilogue.
+    Combine,
+    /// RMSNorm, q | k | v from three matrices, + bias, M-RoPE, k and v into the KV cache.
+    QkvRope,
+    /// [RMSNorm,] SiLU(gate) * up from two matrices.
+    SwiGlu {
+        norm: bool,
+    },
+}
+
+impl Fused {
+    fn flags(self) -> &'static [&'static str] {
+        match self {
+            Fused::None => &[],
+            Fused::NormIn { multi: false } => &["NORM_IN"],
+            Fused::NormIn { multi: true } => &["NORM_IN", "W_MULTI"],
+            Fused::Combine => &["COMBINE"],
+            Fused::QkvRope => &["PAIRED", "W_MULTI", "ROPE_KV"],
+            Fused::SwiGlu { norm: true } => &["NORM_IN", "PAIRED", "W_MULTI", "SWIGLU"],
+            Fused::SwiGlu { norm: false } => &["PAIRED", "W_MULTI", "SWIGLU"],
+        }
+    }
 }
 
 impl MatmulChoice {
@@ -104,6 +199,7 @@ impl MatmulChoice {
             .flag_if(self.add, "ADD")
             // X read as vec4s: by the tiled GEMM whenever K allows, by the GEMV for q4 weights.
             .flag_if(self.k4 && (!self.gemv || self.format == WeightFormat::Q4), "X4");
+        let variant = self.fused.flags().iter().fold(variant, |v, f| v.flag(f));
         if self.gemv {
             Launch::new(&MATMUL, "gemv", variant)
         } else {
@@ -121,7 +217,7 @@ pub fn launches() -> Vec<Launch> {
             for activation in [Activation::None, Activation::Gelu, Activation::Silu] {
                 for bits in 0..16 {
                     let (bias, mul, add, k4) = (bits & 1 != 0, bits & 2 != 0, bits & 4 != 0, bits & 8 != 0);
-                    let choice = |gemv, tile| MatmulChoice { act, gemv, format, bias, activation, mul, add, k4, tile };
+                    let choice = |gemv, tile| MatmulChoice { act, gemv, format, bias, activation, mul, add, k4, tile, fused: Fused::None };
                     // K's alignment selects nothing for the GEMV of f32 / f16 / q8 weights.
                     if !k4 || format == WeightFormat::Q4 {
                         out.push(choice(true, GemmTile::DEFAULT).launch());
@@ -133,6 +229,7 @@ pub fn launches() -> Vec<Launch> {
             }
         }
     }
+    out.extend(super::decode::launches());
     out
 }
 
@@ -192,10 +289,11 @@ pub fn linear_tiled(rec: &mut Recorder, x: &Tensor, w: &Weight, epi: Epilogue, p
         add: epi.add.is_some(),
         k4: k % 4 == 0,
         tile,
+        fused: Fused::None,
     };
     let launch = choice.launch();
     let pipe = launch.pipeline(gpu);
-    let params = MatmulParams { M: m as u32, N: n as u32, K: k as u32, kp: w.padded_cols() as u32, soff: w.scale_offset };
+    let params = MatmulParams::plain(m, n, w);
     let mut binds = vec![MATMUL.bind("X", x), MATMUL.bind_buf("W", &w.buf), MATMUL.bind("Y", &y)];
     if let Some(b) = epi.bias {
         binds.push(MATMUL.bind("B", b));

@@ -4,6 +4,7 @@
 pub mod attention;
 pub mod conv;
 pub mod copy;
+pub mod decode;
 pub mod elementwise;
 pub mod embed;
 pub mod gather;
@@ -21,6 +22,7 @@ use crate::gpu::{Contract, Entry, GemmTile, Launch, ShaderSource};
 const COMMON: &str = include_str!("../../shaders/common.wgsl");
 const QUANT: &str = include_str!("../../shaders/quant.wgsl");
 const REDUCE: &str = include_str!("../../shaders/reduce.wgsl");
+const SINCOS: &str = include_str!("../../shaders/sincos.wgsl");
 /// The tiled GEMM shared by matmul and conv (`#ifdef GEMM`; tiling from `Gpu::gemm_tile`).
 const GEMM_CORE: &str = include_str!("../../shaders/gemm_core.wgsl");
 /// The GEMM core's entry point: its workgroup size follows the variant's tiling.
@@ -28,11 +30,11 @@ const GEMM_ENTRY: Entry = Entry::per_variant("gemm", GemmTile::entry_workgroup);
 
 // Every family has a contract (declared next to its launcher): the WGSL without the declarations
 // the contract emits.
-const MATMUL_WGSL: ShaderSource = ShaderSource { name: "matmul", code: include_str!("../../shaders/matmul.wgsl"), includes: &[COMMON, QUANT, GEMM_CORE] };
+const MATMUL_WGSL: ShaderSource = ShaderSource { name: "matmul", code: include_str!("../../shaders/matmul.wgsl"), includes: &[COMMON, QUANT, SINCOS, GEMM_CORE] };
 const CONV_WGSL: ShaderSource = ShaderSource { name: "conv", code: include_str!("../../shaders/conv.wgsl"), includes: &[QUANT, GEMM_CORE] };
 const ATTENTION_WGSL: ShaderSource = ShaderSource { name: "attention", code: include_str!("../../shaders/attention.wgsl"), includes: &[COMMON, REDUCE] };
 const NORM_WGSL: ShaderSource = ShaderSource { name: "norm", code: include_str!("../../shaders/norm.wgsl"), includes: &[COMMON, REDUCE] };
-const ROPE_WGSL: ShaderSource = ShaderSource { name: "rope", code: include_str!("../../shaders/rope.wgsl"), includes: &[] };
+const ROPE_WGSL: ShaderSource = ShaderSource { name: "rope", code: include_str!("../../shaders/rope.wgsl"), includes: &[SINCOS] };
 const ELEMENTWISE_WGSL: ShaderSource = ShaderSource { name: "elementwise", code: include_str!("../../shaders/elementwise.wgsl"), includes: &[COMMON] };
 const EMBED_WGSL: ShaderSource = ShaderSource { name: "embed", code: include_str!("../../shaders/embed.wgsl"), includes: &[QUANT] };
 const GATHER_WGSL: ShaderSource = ShaderSource { name: "gather", code: include_str!("../../shaders/gather.wgsl"), includes: &[] };

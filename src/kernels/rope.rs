@@ -59,6 +59,13 @@ impl RopeTable {
     }
 }
 
+impl RopeTable {
+    /// The inverse frequencies on the GPU (f32 [half]).
+    pub fn freq_tensor(&self) -> &Tensor {
+        &self.freq_gpu
+    }
+}
+
 crate::uniform_params! {
     pub struct RopeParams {
         n_tok: u32,

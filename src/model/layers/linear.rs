@@ -81,6 +81,16 @@ impl Linear {
         self.input
     }
 
+    /// The weight of a one-part layer (for kernels that read several layers' weights at once).
+    pub fn weight(&self) -> MResult<&Weight> {
+        Ok(&self.one_part()?.w)
+    }
+
+    /// The bias of a one-part layer, if it has one.
+    pub fn bias(&self) -> MResult<Option<&Tensor>> {
+        Ok(self.one_part()?.b.as_ref())
+    }
+
     fn one_part(&self) -> MResult<&Part> {
         match &self.parts[..] {
             [p] => Ok(p),

@@ -1,6 +1,7 @@
 //! Normalisation layers and LayerScale.
 
 use crate::gpu::{Recorder, Tensor};
+use crate::kernels::decode::NormIn;
 use crate::kernels::elementwise::layer_scale_add;
 use crate::kernels::norm::{head_layer_norm_inplace, layer_norm, rms_norm, Rows};
 use crate::model::params::Scope;
@@ -19,6 +20,11 @@ impl RmsNorm {
 
     pub fn forward(&self, rec: &mut Recorder, x: &Tensor) -> MResult<Tensor> {
         Ok(rms_norm(rec, x, &self.w, self.eps)?)
+    }
+
+    /// This norm as the prologue of the next matmul (`kernels::decode`).
+    pub fn as_prologue(&self) -> NormIn<'_> {
+        NormIn { weight: &self.w, eps: self.eps }
     }
 }
 

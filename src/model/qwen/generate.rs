@@ -95,7 +95,8 @@ pub async fn generate(
     let pos = positions_tensor(gpu, &prompt.positions)?;
     let hidden = model.forward(&mut rec, prompt.embeds, &pos, cache, None)?;
     let last = model.last_row(&mut rec, &hidden)?;
-    let mut step = choose(gpu, model, rec, &last, cfg, &tokens, &mut rng)?;
+    let logits = model.logits(&mut rec, &last)?;
+    let mut step = choose(gpu, rec, &logits, cfg, &tokens, &mut rng)?;
     let mut prefill_ms = None;
     let reason = loop {
         // The step feeding this token is only needed if the reply goes on after it.
@@ -162,23 +163,22 @@ fn feed(
     let mut rec = Recorder::new(gpu);
     let x = model.embed(&mut rec, ids)?;
     let pos = positions_tensor(gpu, &[decode_position(cache.len, delta)])?;
-    let hidden = model.forward(&mut rec, x, &pos, cache, None)?;
-    choose(gpu, model, rec, &hidden, cfg, seen, rng)
+    let logits = model.decode_logits(&mut rec, x, &pos, cache)?;
+    choose(gpu, rec, &logits, cfg, seen, rng)
 }
 
-/// Logits of the one hidden row, penalty, choice; submits the recorder with the id staged.
-fn choose(gpu: &Gpu, model: &TextModel, mut rec: Recorder<'_>, hidden: &Tensor, cfg: &GenerationConfig, seen: &[u32], rng: &mut fastrand::Rng) -> MResult<Step> {
-    let logits = model.logits(&mut rec, hidden)?;
+/// Penalty and choice over the one row of logits; submits the recorder with the id staged.
+fn choose(gpu: &Gpu, mut rec: Recorder<'_>, logits: &Tensor, cfg: &GenerationConfig, seen: &[u32], rng: &mut fastrand::Rng) -> MResult<Step> {
     if cfg.repetition_penalty != 1.0 && !seen.is_empty() {
         let mut ids = seen.to_vec();
         ids.sort_unstable();
         ids.dedup();
         let t = gpu.upload_u32(&ids, &[ids.len()])?;
-        repetition_penalty(&mut rec, &logits, 0, &t, cfg.repetition_penalty)?;
+        repetition_penalty(&mut rec, logits, 0, &t, cfg.repetition_penalty)?;
     }
     let id = match &cfg.sampling {
-        None => argmax(&mut rec, &logits, 0)?,
-        Some(s) => sample(&mut rec, &logits, 0, Sampling { temperature: s.temperature, top_p: s.top_p, top_k: s.top_k, u: rng.f32() })?,
+        None => argmax(&mut rec, logits, 0)?,
+        Some(s) => sample(&mut rec, logits, 0, Sampling { temperature: s.temperature, top_p: s.top_p, top_k: s.top_k, u: rng.f32() })?,
     };
     let staged = rec.stage(&id);
     rec.submit()?;

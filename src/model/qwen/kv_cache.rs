@@ -1,13 +1,15 @@
-//! Keys and values of every layer for the tokens seen so far: per layer two activation tensors
-//! [capacity, kv_heads * head_dim], written by buffer copies after RoPE.
+//! Keys and values of every layer for the tokens seen so far: per layer one activation tensor
+//! [2 * capacity, kv_heads * head_dim], keys in its first `capacity` rows, values in the others
+//! (one buffer, so that the fused decode pass that writes both binds one; WebGPU allows 8 storage
+//! buffers per shader stage). Written by buffer copies after RoPE, or by that pass.
 
 use super::TextConfig;
 use crate::gpu::{Gpu, Tensor};
 use crate::model::{MResult, ModelError};
 
 pub struct KvCache {
-    pub k: Vec<Tensor>,
-    pub v: Vec<Tensor>,
+    /// Per layer: keys then values.
+    pub kv: Vec<Tensor>,
     /// Tokens stored.
     pub len: usize,
     pub capacity: usize,
@@ -15,19 +17,19 @@ pub struct KvCache {
 
 impl KvCache {
     pub fn new(gpu: &Gpu, cfg: &TextConfig, capacity: usize) -> MResult<KvCache> {
-        let shape = [capacity, cfg.kv_dim()];
-        let mut k = Vec::with_capacity(cfg.layers);
-        let mut v = Vec::with_capacity(cfg.layers);
-        for _ in 0..cfg.layers {
-            k.push(gpu.alloc_act(&shape)?);
-            v.push(gpu.alloc_act(&shape)?);
-        }
-        Ok(KvCache { k, v, len: 0, capacity })
+        let shape = [2 * capacity, cfg.kv_dim()];
+        let kv = (0..cfg.layers).map(|_| gpu.alloc_act(&shape)).collect::<Result<Vec<_>, _>>()?;
+        Ok(KvCache { kv, len: 0, capacity })
     }
 
     /// Bytes on the GPU (both K and V of every layer).
     pub fn bytes(&self) -> u64 {
-        self.k.iter().chain(&self.v).map(Tensor::bytes).sum()
+        self.kv.iter().map(Tensor::bytes).sum()
+    }
+
+    /// Where a layer's values start in its tensor, in elements.
+    pub fn v_base(&self) -> usize {
+        self.kv.first().map_or(0, |t| self.capacity * t.cols())
     }
 
     /// Room for `n` more tokens, else a clear error.

@@ -4,8 +4,9 @@
 //! The same code prefills (many rows: GEMM, tiled attention) and decodes (one row: GEMV).
 
 use super::{KvCache, TextConfig};
-use crate::gpu::{Recorder, Tensor};
-use crate::kernels::attention::{attention, Attention, HeadsView};
+use crate::gpu::{Gpu, Recorder, Tensor};
+use crate::kernels::attention::{attention, attention_ranges, Attention, AttentionOut, HeadsView};
+use crate::kernels::decode::{self, gate_up_swiglu, linear_combined, qkv_rope_kv, QkvAux, QkvOut, Ranges};
 use crate::kernels::embed::embed_parts;
 use crate::kernels::matmul::{linear, Epilogue};
 use crate::kernels::rope::{rope_inplace, RopeKind, RopeTable};
@@ -13,10 +14,11 @@ use crate::model::layers::{GatedMlp, Linear, RmsNorm};
 use crate::model::{MResult, ModelError, Params, Scope};
 use crate::weights::Weight;
 
-/// One layer's part of the KV cache: keys and values [capacity, kv_dim], `past` rows written.
+/// One layer's part of the KV cache: keys, then from `v_base` (elements) values, each
+/// [capacity, kv_dim], `past` rows written.
 struct LayerKv<'a> {
-    k: &'a Tensor,
-    v: &'a Tensor,
+    kv: &'a Tensor,
+    v_base: usize,
     past: usize,
 }
 
@@ -56,16 +58,17 @@ impl SelfAttention {
         let v = self.v_proj.forward(rec, h)?;
         rope_inplace(rec, &q, self.heads, q_dim, 0, pos, rope)?;
         rope_inplace(rec, &k, self.kv_heads, kv_dim, 0, pos, rope)?;
-        let row = (kv_dim * rec.gpu.act.size()) as u64;
-        rec.copy(&k, 0, kv.k, kv.past as u64 * row, n as u64 * row);
-        rec.copy(&v, 0, kv.v, kv.past as u64 * row, n as u64 * row);
-        let view = |t| HeadsView { t, tokens: kv.past + n, heads: self.kv_heads, stride: kv_dim, off: 0 };
+        let size = rec.gpu.act.size() as u64;
+        let row = kv_dim as u64 * size;
+        rec.copy(&k, 0, kv.kv, kv.past as u64 * row, n as u64 * row);
+        rec.copy(&v, 0, kv.kv, kv.v_base as u64 * size + kv.past as u64 * row, n as u64 * row);
+        let view = |off| HeadsView { t: kv.kv, tokens: kv.past + n, heads: self.kv_heads, stride: kv_dim, off };
         let o = attention(
             rec,
             &Attention {
                 q: HeadsView::dense(&q, self.heads),
-                k: view(kv.k),
-                v: view(kv.v),
+                k: view(0),
+                v: view(kv.v_base),
                 head_dim: self.head_dim,
                 causal: true,
                 q_pos0: kv.past,
@@ -75,6 +78,35 @@ impl SelfAttention {
         )?;
         self.o_proj.forward_add(rec, &o, residual)
     }
+
+    /// `forward` for a decode step in three dispatches: RMSNorm + q/k/v + bias + M-RoPE + the
+    /// cache write in one GEMV; the attention; the merge of its key ranges + o + residual in one
+    /// GEMV. Bit-identical to `norm.forward` then `forward`.
+    fn forward_decode(&self, rec: &mut Recorder, aux: &QkvAux, x: &Tensor, (pos, rope): (&Tensor, &RopeTable), kv: LayerKv) -> MResult<Tensor> {
+        let n = x.rows();
+        let kv_dim = self.kv_heads * self.head_dim;
+        let out = QkvOut { cache: kv.kv, v_base: kv.v_base, past: kv.past, heads: self.heads, kv_heads: self.kv_heads, pos, rope };
+        let w = [self.q_proj.weight()?, self.k_proj.weight()?, self.v_proj.weight()?];
+        let q = qkv_rope_kv(rec, x, aux, w, &out)?;
+        let view = |off| HeadsView { t: kv.kv, tokens: kv.past + n, heads: self.kv_heads, stride: kv_dim, off };
+        let a = Attention {
+            q: HeadsView::dense(&q, self.heads),
+            k: view(0),
+            v: view(kv.v_base),
+            head_dim: self.head_dim,
+            causal: true,
+            q_pos0: kv.past,
+            segments: None,
+            scale: 1.0 / (self.head_dim as f32).sqrt(),
+        };
+        match attention_ranges(rec, &a)? {
+            AttentionOut::Done(o) => self.o_proj.forward_add(rec, &o, x),
+            AttentionOut::Ranges { part, ml, n_split } => {
+                let r = Ranges { part: &part, ml: &ml, n_split, heads: self.heads, head_dim: self.head_dim };
+                Ok(linear_combined(rec, &r, self.o_proj.weight()?, self.o_proj.bias()?, x)?)
+            }
+        }
+    }
 }
 
 /// A decoder layer (`llm.layers.N`).
@@ -83,16 +115,41 @@ struct Layer {
     self_attn: SelfAttention,
     post_attention_layernorm: RmsNorm,
     mlp: GatedMlp,
+    /// The input norm's weight, q/k/v biases and rotary frequencies for the fused decode pass.
+    qkv_aux: QkvAux,
 }
 
 impl Layer {
-    fn load(p: &Scope, c: &TextConfig) -> MResult<Layer> {
+    fn load(gpu: &Gpu, p: &Scope, c: &TextConfig, rope: &RopeTable) -> MResult<Layer> {
+        let input_layernorm = RmsNorm::load(&p.pp("input_layernorm"), c.hidden, c.eps)?;
+        let self_attn = SelfAttention::load(&p.pp("self_attn"), c)?;
+        let a = &self_attn;
+        let biases = [a.q_proj.bias()?, a.k_proj.bias()?, a.v_proj.bias()?].map(|b| b.expect("q/k/v are loaded with biases"));
         Ok(Layer {
-            input_layernorm: RmsNorm::load(&p.pp("input_layernorm"), c.hidden, c.eps)?,
-            self_attn: SelfAttention::load(&p.pp("self_attn"), c)?,
+            qkv_aux: QkvAux::new(gpu, input_layernorm.as_prologue(), biases, rope)?,
+            input_layernorm,
+            self_attn,
             post_attention_layernorm: RmsNorm::load(&p.pp("post_attention_layernorm"), c.hidden, c.eps)?,
             mlp: GatedMlp::load(&p.pp("mlp"), c.hidden, c.intermediate, false)?,
         })
+    }
+
+    /// The layer over the rows of `x` (prefill, or an unfused decode step).
+    fn forward(&self, rec: &mut Recorder, x: &Tensor, rope: (&Tensor, &RopeTable), kv: LayerKv) -> MResult<Tensor> {
+        let h = self.input_layernorm.forward(rec, x)?;
+        let x = self.self_attn.forward(rec, &h, x, rope, kv)?;
+        let h = self.post_attention_layernorm.forward(rec, &x)?;
+        self.mlp.forward_add(rec, &h, &x)
+    }
+
+    /// The layer for a decode step in five dispatches: q/k/v (norm folded), the attention, o
+    /// (key ranges merged in), gate/up with SiLU * up (norm folded), down. Bit-identical to
+    /// `forward`.
+    fn forward_decode(&self, rec: &mut Recorder, x: &Tensor, rope: (&Tensor, &RopeTable), kv: LayerKv) -> MResult<Tensor> {
+        let x = self.self_attn.forward_decode(rec, &self.qkv_aux, x, rope, kv)?;
+        let m = &self.mlp;
+        let h = gate_up_swiglu(rec, &x, Some(self.post_attention_layernorm.as_prologue()), m.gate.weight()?, m.up.weight()?)?;
+        m.down.forward_add(rec, &h, &x)
     }
 }
 
@@ -103,6 +160,9 @@ pub struct TextModel {
     layers: Vec<Layer>,
     norm: RmsNorm,
     rope: RopeTable,
+    /// Decode steps run the fused kernels (`Layer::forward_decode`) where the model allows them;
+    /// false runs the separate kernels (for comparison).
+    pub fused_decode: bool,
 }
 
 /// Intermediate activations, for parity tests: the embedded input, each layer's output, the
@@ -116,18 +176,26 @@ pub struct Taps {
 impl TextModel {
     pub fn new(gpu: &crate::gpu::Gpu, cfg: &TextConfig, p: &Params) -> MResult<TextModel> {
         let llm = p.pp("llm");
-        let layers = (0..cfg.layers).map(|l| Layer::load(&llm.pp("layers").pp(l), cfg)).collect::<MResult<Vec<_>>>()?;
+        let kind = RopeKind::MRope { theta: cfg.rope_theta, sections: cfg.mrope_section };
+        let rope = RopeTable::new(gpu, kind, cfg.head_dim)?;
+        let layers = (0..cfg.layers).map(|l| Layer::load(gpu, &llm.pp("layers").pp(l), cfg, &rope)).collect::<MResult<Vec<_>>>()?;
         let embed = llm.matrix_parts("embed_tokens.weight", cfg.vocab, cfg.hidden)?;
         let lm_head = if cfg.tie_embeddings { embed.clone() } else { llm.matrix_parts("lm_head.weight", cfg.vocab, cfg.hidden)? };
-        let kind = RopeKind::MRope { theta: cfg.rope_theta, sections: cfg.mrope_section };
         Ok(TextModel {
             cfg: cfg.clone(),
             embed,
             lm_head,
             layers,
             norm: RmsNorm::load(&llm.pp("norm"), cfg.hidden, cfg.eps)?,
-            rope: RopeTable::new(gpu, kind, cfg.head_dim)?,
+            rope,
+            fused_decode: true,
         })
+    }
+
+    /// Whether a step of `rows` rows runs the fused decode kernels.
+    fn decodes_fused(&self, rows: usize) -> bool {
+        let c = &self.cfg;
+        self.fused_decode && decode::fits(rows, c.hidden) && c.q_dim() <= decode::MAX_STAGED_K && c.heads <= decode::MAX_COMBINE_HEADS && (c.head_dim / 2) % 4 == 0
     }
 
     /// Token embeddings [n, hidden] for U32 ids.
@@ -138,19 +206,38 @@ impl TextModel {
     /// Run the decoder over `x` [n, hidden] at M-RoPE positions `pos` (I32 [n, 3]), appending
     /// to the cache; returns the final-normed hidden states [n, hidden].
     pub fn forward(&self, rec: &mut Recorder, x: Tensor, pos: &Tensor, cache: &mut KvCache, mut taps: Option<&mut Taps>) -> MResult<Tensor> {
+        let x = self.layers_forward(rec, x, pos, cache, taps.as_deref_mut())?;
+        let out = self.norm.forward(rec, &x)?;
+        if let Some(t) = taps {
+            t.norm = Some(out.clone());
+        }
+        Ok(out)
+    }
+
+    /// A decode step's logits [rows, vocab]: `forward` then `logits`, with the final norm folded
+    /// into the lm_head's pass (every row part of it in that one pass) where the step runs fused.
+    pub fn decode_logits(&self, rec: &mut Recorder, x: Tensor, pos: &Tensor, cache: &mut KvCache) -> MResult<Tensor> {
+        if !self.decodes_fused(x.rows()) || self.lm_head.len() > 3 {
+            let hidden = self.forward(rec, x, pos, cache, None)?;
+            return self.logits(rec, &hidden);
+        }
+        let x = self.layers_forward(rec, x, pos, cache, None)?;
+        Ok(decode::linear_normed_parts(rec, &x, self.norm.as_prologue(), &self.lm_head)?)
+    }
+
+    /// The decoder layers without the final norm.
+    fn layers_forward(&self, rec: &mut Recorder, x: Tensor, pos: &Tensor, cache: &mut KvCache, mut taps: Option<&mut Taps>) -> MResult<Tensor> {
         let c = &self.cfg;
         let n = x.rows();
         if x.cols() != c.hidden || pos.numel() != 3 * n {
             return Err(ModelError::Input(format!("decoder input {:?} with {} positions", x.shape, pos.numel() / 3)));
         }
         cache.check_room(n)?;
+        let fused = self.decodes_fused(n);
         let mut x = x;
         for (l, layer) in self.layers.iter().enumerate() {
-            let h = layer.input_layernorm.forward(rec, &x)?;
-            let kv = LayerKv { k: &cache.k[l], v: &cache.v[l], past: cache.len };
-            x = layer.self_attn.forward(rec, &h, &x, (pos, &self.rope), kv)?;
-            let h = layer.post_attention_layernorm.forward(rec, &x)?;
-            x = layer.mlp.forward_add(rec, &h, &x)?;
+            let kv = LayerKv { kv: &cache.kv[l], v_base: cache.v_base(), past: cache.len };
+            x = if fused { layer.forward_decode(rec, &x, (pos, &self.rope), kv)? } else { layer.forward(rec, &x, (pos, &self.rope), kv)? };
             if let Some(t) = taps.as_deref_mut() {
                 t.layers.push(x.clone());
             }
@@ -159,11 +246,7 @@ impl TextModel {
             }
         }
         cache.len += n;
-        let out = self.norm.forward(rec, &x)?;
-        if let Some(t) = taps {
-            t.norm = Some(out.clone());
-        }
-        Ok(out)
+        Ok(x)
     }
 
     /// Logits [rows, vocab] of the given hidden rows. A head split into parts (the real 151 936 x

@@ -1,0 +1,127 @@
+//! The fused decode step (src/kernels/decode.rs: RMSNorm folded into the q/k/v and gate/up GEMVs,
+//! q/k/v + bias + M-RoPE + the KV-cache write in one pass, SiLU * up in the gate/up GEMV, the
+//! attention's key ranges merged in the o projection) against the separate kernels, on the
+//! Qwen2.5-VL fixture in every weight format and on both precision paths: the decoder's output
+//! and every layer's keys and values must be identical to the bit, for one and for several rows,
+//! over a short cache (one key range) and a long one (split into ranges), with the final norm
+//! folded into an lm_head of one part and of three.
+
+mod common;
+
+use spatial_mllm_web::gpu::{Gpu, Recorder, Tensor};
+use spatial_mllm_web::model::qwen::{KvCache, QwenConfig, TextModel};
+use spatial_mllm_web::model::Params;
+use spatial_mllm_web::rng::Rng;
+use spatial_mllm_web::weights::convert::{convert, ConvertOptions};
+use spatial_mllm_web::weights::loader::GpuParam;
+use spatial_mllm_web::weights::package::Package;
+use spatial_mllm_web::weights::policy::Policy;
+
+/// The fixture converted with `policy` (e.g. "=q4") and loaded, its tied embedding (the lm_head)
+/// cut into `lm_head_parts` row parts as the converter cuts the real 151 936-row table.
+fn load(gpu: &Gpu, policy: &str, lm_head_parts: usize) -> (Params, QwenConfig) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dst = tmp.path().join("pkg");
+    let opts = ConvertOptions { policy: Policy::parse(policy).unwrap(), max_shard: 128 << 20 };
+    convert(&common::fixture_dir("qwen2.5-vl"), &dst, &opts, &mut |_| {}).unwrap();
+    let pkg = Package::open(&dst).unwrap();
+    let mut map = pkg.load(gpu, &mut |_| {}).unwrap();
+    let name = "llm.embed_tokens.weight";
+    if let Some(GpuParam::Matrix(parts)) = map.get(name) {
+        let table = &parts[0];
+        let rows = (table.rows / lm_head_parts).next_multiple_of(2);
+        let cut = (0..table.rows).step_by(rows).map(|r0| table.slice_rows(gpu, r0, (r0 + rows).min(table.rows)).unwrap()).collect();
+        map.insert(name.into(), GpuParam::Matrix(cut));
+    }
+    (Params::new(map), QwenConfig::from_json(&pkg.manifest.config).unwrap())
+}
+
+fn bits(gpu: &Gpu, t: &Tensor) -> Vec<u32> {
+    pollster::block_on(gpu.read_f32(t)).unwrap().iter().map(|v| v.to_bits()).collect()
+}
+
+/// Rows of random token ids embedded, at M-RoPE positions with distinct t/h/w components.
+fn step_input(gpu: &Gpu, model: &TextModel, rng: &mut Rng, rows: usize, at: usize) -> (Tensor, Tensor) {
+    let ids: Vec<u32> = (0..rows).map(|_| rng.below(model.cfg.vocab) as u32).collect();
+    let pos: Vec<i32> = (0..rows).flat_map(|i| [(at + i) as i32, (at + 2 * i) as i32 + 3, (at / 2 + i) as i32]).collect();
+    let mut rec = Recorder::new(gpu);
+    let x = model.embed(&mut rec, &gpu.upload_u32(&ids, &[rows]).unwrap()).unwrap();
+    rec.submit().unwrap();
+    (x, gpu.upload_i32(&pos, &[rows, 3]).unwrap())
+}
+
+/// Prefill `past` random tokens into both caches, then run a step of `rows` rows fused and
+/// unfused up to the logits; compare logits and caches bit for bit. Returns the dispatches of
+/// each step.
+fn compare(gpu: &Gpu, fused: &TextModel, plain: &TextModel, past: usize, rows: usize, what: &str) -> (u64, u64) {
+    let cfg = &fused.cfg;
+    let mut rng = Rng::new(past as u64 * 31 + rows as u64);
+    let mut caches = [KvCache::new(gpu, cfg, past + rows).unwrap(), KvCache::new(gpu, cfg, past + rows).unwrap()];
+    let (prompt, prompt_pos) = step_input(gpu, fused, &mut rng, past, 0);
+    let (x, pos) = step_input(gpu, fused, &mut rng, rows, past);
+    let mut outs = Vec::new();
+    let mut dispatches = Vec::new();
+    for (model, cache) in [fused, plain].into_iter().zip(caches.iter_mut()) {
+        let mut rec = Recorder::new(gpu);
+        model.forward(&mut rec, prompt.clone(), &prompt_pos, cache, None).unwrap();
+        rec.submit().unwrap();
+        let before = gpu.stats.snapshot();
+        let mut rec = Recorder::new(gpu);
+        let out = model.decode_logits(&mut rec, x.clone(), &pos, cache).unwrap();
+        rec.submit().unwrap();
+        dispatches.push((gpu.stats.snapshot() - before).dispatches);
+        outs.push(out);
+    }
+    assert_eq!(bits(gpu, &outs[0]), bits(gpu, &outs[1]), "{what}: logits, fused vs separate kernels");
+    for l in 0..cfg.layers {
+        assert_eq!(bits(gpu, &caches[0].kv[l]), bits(gpu, &caches[1].kv[l]), "{what}: layer {l} keys and values");
+    }
+    (dispatches[0], dispatches[1])
+}
+
+/// An lm_head in three parts is computed one row at a time by the separate kernels.
+fn run(allow_f16: bool, policy: &str, lm_head_parts: usize) {
+    let gpu = common::gpu(allow_f16);
+    let (params, cfg) = load(&gpu, policy, lm_head_parts);
+    let parts = params.matrix_parts("llm.embed_tokens.weight", cfg.text.vocab, cfg.text.hidden).unwrap().len();
+    assert_eq!(parts, lm_head_parts, "row parts of the lm_head");
+    let fused = TextModel::new(&gpu, &cfg.text, &params).unwrap();
+    let mut plain = TextModel::new(&gpu, &cfg.text, &params).unwrap();
+    plain.fused_decode = false;
+    let layers = cfg.text.layers as u64;
+    let steps: &[(usize, usize)] = if parts == 1 { &[(5, 1), (9, 3), (600, 1), (700, 2)] } else { &[(5, 1), (600, 1)] };
+    for &(past, rows) in steps {
+        let what = format!("{policy} on the {:?} path, lm_head in {parts} part(s), {rows} row(s) after {past}", gpu.act);
+        let (f, p) = compare(&gpu, &fused, &plain, past, rows, &what);
+        println!("{what}: identical; {f} dispatches fused, {p} separate");
+        // Five per layer fused, and the lm_head with the final norm; the long cache's attention
+        // ranges are merged inside the o projection.
+        assert_eq!(f, 5 * layers + 1, "{what}: dispatches of the fused step");
+        assert!(p >= 12 * layers + 2, "{what}: dispatches of the separate kernels");
+    }
+}
+
+#[test]
+fn fused_decode_is_bit_identical_f32_weights_f32_path() {
+    run(false, "=f32", 1);
+}
+
+#[test]
+fn fused_decode_is_bit_identical_f16_weights_f16_path() {
+    run(true, "=f16", 1);
+}
+
+#[test]
+fn fused_decode_is_bit_identical_q8_weights_f32_path() {
+    run(false, "=q8", 3);
+}
+
+#[test]
+fn fused_decode_is_bit_identical_f16_weights_f32_path_lm_head_in_parts() {
+    run(false, "=f16", 3);
+}
+
+#[test]
+fn fused_decode_is_bit_identical_q4_weights_f16_path() {
+    run(true, "=q4", 1);
+}
