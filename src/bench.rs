@@ -21,6 +21,16 @@ pub use crate::testing::Scale;
 use crate::testing::{cases, cases::row_seed};
 use crate::weights::{PackedWeight, Weight, WeightFormat};
 
+/// The memory column every model benchmark reports.
+pub const PEAK_GPU_MEMORY: &str = "peak GPU memory GB (weights + activations)";
+
+/// Peak GPU memory of a run: `weight_bytes` (the loaded package: they stay on the GPU) plus the
+/// activations' high-water mark since `Gpu::clear_pool` (the buffer pool's buffers in use and
+/// kept for reuse; the KV cache is one of them). Call `gpu.clear_pool()` before the run.
+pub fn peak_gpu_bytes(gpu: &Gpu, weight_bytes: u64) -> u64 {
+    weight_bytes + gpu.stats.activation_bytes()
+}
+
 pub struct Row {
     pub name: String,
     pub ms: f64,

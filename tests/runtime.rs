@@ -70,6 +70,36 @@ fn pool_reuses_a_dropped_buffer_of_the_same_bucket() {
     assert_eq!(gpu.pooled_bytes(), 0);
 }
 
+/// Issue 17: a stage that ends frees the pool's idle buffers (`Gpu::trim_pool`), and the bind
+/// groups over them that would keep them alive; buffers in use stay, and the high-water mark
+/// (live + pooled buffers) keeps the peak.
+#[test]
+fn trimming_the_pool_frees_idle_buffers_and_keeps_the_peak() {
+    let gpu = gpu();
+    gpu.clear_pool();
+    let n = 40;
+    let x = gpu.upload_f32(&rng_values(3, n), &[1, n]).unwrap();
+    let w = Weight::upload(&gpu, &PackedWeight::pack(WeightFormat::Q8, &rng_values(4, n * n), n, n), "w").unwrap();
+    let mut rec = Recorder::new(&gpu);
+    let y = linear(&mut rec, &x, &w, Epilogue::none()).unwrap();
+    rec.submit().unwrap();
+    read(&gpu, &y);
+    let big = gpu.alloc(&[1000, 370], DType::F32).unwrap();
+    let held = x.buf.size() + y.buf.size() + big.buf.size();
+    assert_eq!(gpu.stats.held_bytes(), held);
+    let cached = gpu.cached_bind_groups();
+    assert!(cached >= 1);
+    drop((x, y));
+    gpu.trim_pool();
+    assert_eq!(gpu.pooled_bytes(), 0);
+    assert_eq!(gpu.stats.held_bytes(), big.buf.size(), "the buffer in use stays");
+    assert_eq!(gpu.stats.activation_bytes(), held, "the peak stays");
+    assert_eq!(gpu.cached_bind_groups(), cached - 1, "the group over the freed buffers is forgotten");
+    drop(big);
+    gpu.clear_pool();
+    assert_eq!((gpu.stats.held_bytes(), gpu.stats.activation_bytes()), (0, 0));
+}
+
 #[test]
 fn pipeline_cache_compiles_each_variant_once() {
     let gpu = gpu();

@@ -3,8 +3,9 @@
 
 mod common;
 
-use spatial_mllm_web::gpu::Gpu;
-use spatial_mllm_web::model::spatial::SpatialMllm;
+use spatial_mllm_web::gpu::{Gpu, Recorder};
+use spatial_mllm_web::model::qwen::vision_layout::Grid;
+use spatial_mllm_web::model::spatial::{SpatialMllm, VideoInput};
 use spatial_mllm_web::testing::spatial_parity::{self, SpatialFixture};
 
 fn load(gpu: &Gpu, name: &str) -> (SpatialMllm, SpatialFixture) {
@@ -64,4 +65,29 @@ fn wrong_model_kind_is_a_clear_error() {
     let (params, pkg) = common::load_package(&gpu, "vggt", 128 << 20);
     let e = pollster::block_on(SpatialMllm::new(&gpu, &pkg.manifest.model_kind, &pkg.manifest.config, &params)).err().expect("a VGGT package is not Spatial-MLLM");
     assert!(e.to_string().contains("\"vggt\" is neither a Spatial-MLLM checkpoint"), "{e}");
+}
+
+/// Issue 17: the connector runs in passes of at most `PASS_BYTES` (three at 16 frames of
+/// 644x476) to bound memory. A pass of more rows than the GEMV path takes computes each row as
+/// one pass does: the fused tokens are bit-identical, on both precision paths.
+#[test]
+fn connector_passes_are_bit_identical_to_one_pass() {
+    for f16 in [false, true] {
+        let gpu = common::gpu(f16);
+        let (mut model, fx) = load(&gpu, "spatial-mllm-v1.1");
+        let (vit, vggt) = fx.inputs().unwrap();
+        let [t, h, w] = vit.grid_thw;
+        let input = VideoInput { vit_patches: &vit.pixel_values, grid: Grid { t, h, w }, frames: vggt.as_frames() };
+        let mut fused = |rows_per_pass| {
+            model.spatial.as_mut().expect("a spatial encoder").connector.rows_per_pass = rows_per_pass;
+            let mut rec = Recorder::new(&gpu);
+            let out = model.encode_video(&mut rec, &input, None).unwrap();
+            rec.submit().unwrap();
+            (pollster::block_on(gpu.read_bytes(&out, 0, out.bytes())).unwrap(), out.rows())
+        };
+        let (one, tokens) = fused(usize::MAX);
+        for rows in [10, 7] {
+            assert!(tokens > rows && fused(rows).0 == one, "[{:?}] passes of {rows} rows differ from one pass of {tokens}", gpu.act);
+        }
+    }
 }

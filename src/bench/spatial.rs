@@ -1,7 +1,9 @@
 //! Spatial-MLLM at a real config (random weights from a package): time to first token for a video
 //! split into its stages (CPU preprocessing of random frames, ViT, VGGT, connector, prefill),
-//! decode tokens/s, peak activation memory, and the package's download size.
+//! decode tokens/s, peak activation memory and peak GPU memory (weights + activations), and the
+//! package's download size.
 
+use super::PEAK_GPU_MEMORY;
 use crate::gpu::{clock::now_ms, Gpu};
 use crate::model::qwen::generate::GenerationConfig;
 use crate::model::qwen::VisionModel;
@@ -26,6 +28,7 @@ pub struct SpatialRun {
     pub connector_ms: f64,
     pub prefill_ms: f64,
     pub decode_tok_s: f64,
+    /// The activations' high-water mark over the run (`GpuStats::activation_bytes`).
     pub activation_bytes: u64,
 }
 
@@ -77,15 +80,9 @@ pub async fn run(gpu: &Gpu, m: &SpatialMllm, frames: usize, height: usize, width
     let mut session = opened.session;
 
     // The prompt: the chat template's tokens around the video block, with a question's worth of text.
-    let t = &m.cfg.tokens;
     let n_vis = session.visual_tokens();
-    let mut ids: Vec<u32> = (0..14).map(|i| (i * 37 % 1000) as u32).collect();
-    ids.push(t.vision_start);
-    ids.extend(std::iter::repeat_n(t.video_pad, n_vis));
-    ids.push(t.vision_end);
-    ids.extend((0..20).map(|i| (i * 53 % 1000) as u32));
-    let prompt_tokens = ids.len();
-    let prompt = session.prompt_of_ids(m, ids)?;
+    let prompt = session.synthetic_prompt(m)?;
+    let prompt_tokens = prompt.ids.len();
     let g = session.ask_prompt(gpu, m, prompt, &GenerationConfig::greedy(new_tokens, vec![]), &mut |_| true).await?;
     let decoded = g.tokens.len().saturating_sub(1);
     Ok(SpatialRun {
@@ -107,12 +104,12 @@ pub async fn run(gpu: &Gpu, m: &SpatialMllm, frames: usize, height: usize, width
 
 pub fn format_table(gpu: &Gpu, package_bytes: u64, weights: &str, runs: &[SpatialRun]) -> String {
     let mut s = format!("device: {}\npath: {:?} activations\npackage: {:.2} GB download ({weights})\n\n", gpu.info, gpu.act, package_bytes as f64 / 1e9);
-    s += "| frames | size | vision tokens | prompt | preprocessing ms | ViT ms | VGGT ms | connector ms | prefill ms | time to first token ms | decode tok/s | peak activations GB |\n";
-    s += "|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+    s += &format!("| frames | size | vision tokens | prompt | preprocessing ms | ViT ms | VGGT ms | connector ms | prefill ms | time to first token ms | decode tok/s | peak activations GB | {PEAK_GPU_MEMORY} |\n");
+    s += "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
     for r in runs {
         let ttft = r.preprocess_ms.max(0.0) + r.vit_ms + r.vggt_ms + r.connector_ms + r.prefill_ms;
         s += &format!(
-            "| {} | {}x{} | {} | {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.2} | {:.2} |\n",
+            "| {} | {}x{} | {} | {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} |\n",
             r.frames,
             r.width,
             r.height,
@@ -125,7 +122,8 @@ pub fn format_table(gpu: &Gpu, package_bytes: u64, weights: &str, runs: &[Spatia
             r.prefill_ms,
             ttft,
             r.decode_tok_s,
-            r.activation_bytes as f64 / 1e9
+            r.activation_bytes as f64 / 1e9,
+            (package_bytes + r.activation_bytes) as f64 / 1e9
         );
     }
     if let Some(r) = runs.iter().find(|r| r.preprocess_ms.is_finite()) {

@@ -1,9 +1,9 @@
 //! VGGT's aggregator at a real config (random weights from a package): time per frame count and
 //! size, the FLOP rate as a fraction of the same device's best GEMM rate, peak activation memory
-//! (the buffer pool's high-water mark; weights are counted separately) and the largest single
-//! tensor (which must fit the storage-binding limit: 128 MiB by WebGPU's default).
+//! (the buffer pool's high-water mark), peak GPU memory (weights + activations) and the largest
+//! single tensor (which must fit the storage-binding limit: 128 MiB by WebGPU's default).
 
-use super::{gemm_row, BenchError, Row};
+use super::{gemm_row, BenchError, Row, PEAK_GPU_MEMORY};
 use crate::gpu::{Gpu, Recorder};
 use crate::model::vggt::{Aggregator, Frames};
 use crate::rng::Rng;
@@ -66,11 +66,14 @@ pub fn gemm_floor(gpu: &Gpu, d: usize, rows: usize) -> Result<Row, BenchError> {
 
 pub fn format_table(gpu: &Gpu, weights_bytes: u64, runs: &[VggtRun], gemm: &Row) -> String {
     let mut s = format!("device: {}\npath: {:?} activations\nweights: {:.2} GB\n\n", gpu.info, gpu.act, weights_bytes as f64 / 1e9);
-    s += "| frames | size | tokens | ms | ms/frame | TFLOP | GFLOP/s | % of GEMM floor | peak activations (GB) | largest tensor (MiB) |\n|---|---|---|---|---|---|---|---|---|---|\n";
+    s += &format!(
+        "| frames | size | tokens | ms | ms/frame | TFLOP | GFLOP/s | % of GEMM floor | peak activations (GB) | {PEAK_GPU_MEMORY} | largest tensor (MiB) |\n"
+    );
+    s += "|---|---|---|---|---|---|---|---|---|---|---|\n";
     for r in runs {
         let gf = r.flops / r.ms / 1e6;
         s += &format!(
-            "| {} | {}x{} | {} | {:.0} | {:.1} | {:.2} | {:.1} | {:.0}% | {:.2} | {:.1} |\n",
+            "| {} | {}x{} | {} | {:.0} | {:.1} | {:.2} | {:.1} | {:.0}% | {:.2} | {:.2} | {:.1} |\n",
             r.frames,
             r.width,
             r.height,
@@ -81,6 +84,7 @@ pub fn format_table(gpu: &Gpu, weights_bytes: u64, runs: &[VggtRun], gemm: &Row)
             gf,
             100.0 * gf / gemm.gflops(),
             r.activation_bytes as f64 / 1e9,
+            (weights_bytes + r.activation_bytes) as f64 / 1e9,
             r.largest_tensor as f64 / (1u64 << 20) as f64
         );
     }

@@ -44,8 +44,8 @@ impl Drop for GpuBuffer {
     }
 }
 
-/// Free storage buffers by bucketed size. Buckets: powers of two up to 1 MiB, then steps of an
-/// eighth of the power of two, so that waste stays under 12.5 % for large activations.
+/// Free storage buffers by bucketed size. Buckets: powers of two up to 1 MiB, then steps of a
+/// sixteenth of the power of two, so that waste stays under 12.5 % for large activations.
 /// A bucket hands out its lowest buffer (by wgpu's id order), not the last one returned: a step
 /// that repeats the previous one then gets the same buffers whatever order they came back in,
 /// and finds its bind groups in the cache.
@@ -75,11 +75,23 @@ impl BufferPool {
         self.pooled_bytes += buf.size();
         self.free.entry(buf.size()).or_default().insert(buf);
     }
-    /// Release every pooled buffer (for example before loading a larger model).
-    pub fn clear(&mut self) {
+    /// Release every pooled buffer (for example before loading a larger model); returns the
+    /// bytes released.
+    pub fn clear(&mut self) -> u64 {
         self.free.clear();
-        self.pooled_bytes = 0;
         self.binds.clear();
+        std::mem::take(&mut self.pooled_bytes)
+    }
+
+    /// Release the free buffers but keep the bind groups over buffers still in use; returns the
+    /// bytes released. wgpu frees a buffer once its last handle is gone, and the cached bind
+    /// groups over it hold handles too, so those groups go with it.
+    pub fn trim(&mut self) -> u64 {
+        let free = std::mem::take(&mut self.free);
+        for buf in free.values().flatten() {
+            self.binds.forget(buf);
+        }
+        std::mem::take(&mut self.pooled_bytes)
     }
 }
 

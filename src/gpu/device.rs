@@ -358,7 +358,17 @@ impl Gpu {
     /// Free the pooled buffers and restart the activation high-water mark (call when no
     /// activation is alive, e.g. between benchmark runs).
     pub fn clear_pool(&self) {
-        self.pool.lock().unwrap().clear();
-        self.stats.pool_cleared();
+        let released = self.pool.lock().unwrap().clear();
+        self.stats.activation_released(released);
+        self.stats.reset_peak();
+    }
+
+    /// Free the pooled buffers that no tensor uses, keeping the high-water mark: a stage whose
+    /// temporaries have shapes no later stage asks for (the ViT's, VGGT's, the connector's, a
+    /// long prefill's) gives their memory back instead of leaving it idle in the pool. Buffers
+    /// still used by submitted work are freed by wgpu once that work is done.
+    pub fn trim_pool(&self) {
+        let released = self.pool.lock().unwrap().trim();
+        self.stats.activation_released(released);
     }
 }

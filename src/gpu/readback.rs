@@ -40,6 +40,11 @@ impl Gpu {
     /// Read what `Recorder::stage` copied, once its pass has been submitted.
     pub async fn read_staged(&self, s: &Staged) -> Result<Vec<u8>> {
         self.check()?;
+        if self.is_dry_run() {
+            // Nothing was submitted (`Gpu::set_dry_run`): zeros, so that a planned generation
+            // goes on (token 0) and plans its decode steps too.
+            return Ok(vec![0; s.bytes as usize]);
+        }
         let index = s.submitted.lock().unwrap().clone();
         let index = index.ok_or_else(|| GpuError::Readback("a staged tensor read before its pass was submitted".into()))?;
         self.map_and_read(&s.buf, s.bytes, index).await

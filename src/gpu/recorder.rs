@@ -106,6 +106,15 @@ impl<'g> Recorder<'g> {
         self.encode_and_submit(&ops, &uniforms, dispatches)
     }
 
+    /// End a stage: submit what is recorded, then free the pool's idle buffers
+    /// (`Gpu::trim_pool`). The next stage's shapes differ from this one's, so keeping its
+    /// temporaries for reuse would only add them to the next stage's peak.
+    pub fn end_stage(&mut self) -> Result<()> {
+        self.flush()?;
+        self.gpu.trim_pool();
+        Ok(())
+    }
+
     fn encode_and_submit(&mut self, ops: &[Op], uniforms: &[u8], dispatches: usize) -> Result<()> {
         self.gpu.check()?;
         let t0 = super::clock::now_ms();

@@ -10,9 +10,16 @@ pub struct GpuStats {
     bind_groups: AtomicU64,
     /// CPU time spent recording command buffers, in microseconds.
     encode_us: AtomicU64,
-    /// Bytes of activation buffers the pool has created: they stay allocated (in use or pooled),
-    /// so this is the high-water mark of activation memory since the pool was last cleared.
-    activation_bytes: AtomicU64,
+    /// Activation memory the device holds: bytes of the pool's buffers, in use or free for reuse
+    /// (created and not yet released by `Gpu::trim_pool` / `Gpu::clear_pool`).
+    held: AtomicU64,
+    /// `held` when the high-water mark was last restarted (`reset_peak`): what was alive then (a
+    /// loaded model's vectors and tables, which the pool also serves) is not an activation.
+    base: AtomicU64,
+    /// The most `held` reached since `reset_peak`.
+    peak: AtomicU64,
+    /// The most `held` reached since the last `take_window_peak` (per-stage breakdowns).
+    window: AtomicU64,
     /// The largest single tensor allocated (bytes of its buffer, shape) since the last reset: it
     /// must fit the binding limit, whatever the total.
     largest: Mutex<(u64, Vec<usize>)>,
@@ -38,7 +45,13 @@ impl GpuStats {
     }
 
     pub(super) fn activation_created(&self, bytes: u64) {
-        self.activation_bytes.fetch_add(bytes, Ordering::Relaxed);
+        let held = self.held.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        self.peak.fetch_max(held, Ordering::Relaxed);
+        self.window.fetch_max(held, Ordering::Relaxed);
+    }
+
+    pub(super) fn activation_released(&self, bytes: u64) {
+        self.held.fetch_sub(bytes, Ordering::Relaxed);
     }
 
     pub(super) fn allocated(&self, bytes: u64, shape: &[usize]) {
@@ -57,13 +70,32 @@ impl GpuStats {
         *self.largest.lock().unwrap() = (0, Vec::new());
     }
 
-    pub(super) fn pool_cleared(&self) {
-        self.activation_bytes.store(0, Ordering::Relaxed);
+    /// Restart the high-water mark from what is held now, which becomes the baseline (call
+    /// with no activation alive: after loading a model, before a run).
+    pub fn reset_peak(&self) {
+        let held = self.held.load(Ordering::Relaxed);
+        self.base.store(held, Ordering::Relaxed);
+        self.peak.store(held, Ordering::Relaxed);
+        self.window.store(held, Ordering::Relaxed);
     }
 
-    /// Peak activation memory (see the field).
+    /// Peak activation memory since `reset_peak`: the most the pool held (buffers in use and
+    /// buffers kept for reuse) above the baseline.
     pub fn activation_bytes(&self) -> u64 {
-        self.activation_bytes.load(Ordering::Relaxed)
+        self.peak.load(Ordering::Relaxed).saturating_sub(self.base.load(Ordering::Relaxed))
+    }
+
+    /// Activation memory held now, above the baseline.
+    pub fn held_bytes(&self) -> u64 {
+        self.held.load(Ordering::Relaxed).saturating_sub(self.base.load(Ordering::Relaxed))
+    }
+
+    /// The most held above the baseline since the last call (or `reset_peak`); the next window
+    /// starts from what is held now. A breakdown calls it as each stage ends.
+    pub fn take_window_peak(&self) -> u64 {
+        let held = self.held.load(Ordering::Relaxed);
+        let peak = self.window.swap(held, Ordering::Relaxed);
+        peak.max(held).saturating_sub(self.base.load(Ordering::Relaxed))
     }
 
     pub fn snapshot(&self) -> StatsSnapshot {

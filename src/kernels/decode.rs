@@ -175,7 +175,10 @@ pub fn qkv_rope_kv(rec: &mut Recorder, x: &Tensor, aux: &QkvAux, w: [&Weight; 3]
     let m = x.rows();
     check_act("decode gemv", "KV cache", out.cache, gpu)?;
     if out.cache.cols() != kv_dim || out.v_base % kv_dim != 0 || out.v_base / kv_dim < out.past + m || out.v_base + (out.past + m) * kv_dim > out.cache.numel() {
-        return Err(shape_err("decode gemv", format!("KV cache {:?} (values from {}) has no rows {}..{} of {kv_dim}", out.cache.shape, out.v_base, out.past, out.past + m)));
+        return Err(shape_err(
+            "decode gemv",
+            format!("KV cache {:?} (values from {}) has no rows {}..{} of {kv_dim}", out.cache.shape, out.v_base, out.past, out.past + m),
+        ));
     }
     if out.pos.dtype != DType::I32 || out.pos.numel() != 3 * m {
         return Err(shape_err("decode gemv", format!("positions must be I32 [{m}, 3], got {:?}", out.pos.shape)));

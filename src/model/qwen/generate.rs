@@ -91,17 +91,12 @@ pub async fn generate(
     let mut tokens: Vec<u32> = Vec::new();
     let clock = crate::gpu::clock::now_ms;
     let t0 = clock();
-    let mut rec = Recorder::new(gpu);
-    let pos = positions_tensor(gpu, &prompt.positions)?;
-    let hidden = model.forward(&mut rec, prompt.embeds, &pos, cache, None)?;
-    let last = model.last_row(&mut rec, &hidden)?;
-    let logits = model.logits(&mut rec, &last)?;
-    let mut step = choose(gpu, rec, &logits, cfg, &tokens, &mut rng)?;
+    let delta = prompt.delta;
+    let mut step = prefill(gpu, model, cache, prompt, cfg, &mut rng)?;
     let mut prefill_ms = None;
     let reason = loop {
         // The step feeding this token is only needed if the reply goes on after it.
-        let ahead =
-            if pipelined && tokens.len() + 1 < cfg.max_new_tokens { Some(feed(gpu, model, cache, &step.id, prompt.delta, cfg, &tokens, &mut rng)?) } else { None };
+        let ahead = if pipelined && tokens.len() + 1 < cfg.max_new_tokens { Some(feed(gpu, model, cache, &step.id, delta, cfg, &tokens, &mut rng)?) } else { None };
         let id = match read_id(gpu, model, &step).await {
             Ok(id) => id,
             Err(e) => {
@@ -134,7 +129,7 @@ pub async fn generate(
             Some(s) => s,
             None => {
                 let ids = gpu.upload_u32(&[id], &[1])?;
-                feed(gpu, model, cache, &ids, prompt.delta, cfg, &tokens, &mut rng)?
+                feed(gpu, model, cache, &ids, delta, cfg, &tokens, &mut rng)?
             }
         };
     };
@@ -146,6 +141,21 @@ pub async fn generate(
 struct Step {
     id: Tensor,
     staged: Staged,
+}
+
+/// Record and submit the prefill of `prompt` and the choice of the first token. The prefill's
+/// temporaries (a long prompt's are hundreds of MB: its MLP is [tokens, intermediate]) are of
+/// no use to the one-row decode steps, so the pool frees them once it is submitted.
+fn prefill(gpu: &Gpu, model: &TextModel, cache: &mut KvCache, prompt: Prompt, cfg: &GenerationConfig, rng: &mut fastrand::Rng) -> MResult<Step> {
+    let mut rec = Recorder::new(gpu);
+    let pos = positions_tensor(gpu, &prompt.positions)?;
+    let hidden = model.forward(&mut rec, prompt.embeds, &pos, cache, None)?;
+    let last = model.last_row(&mut rec, &hidden)?;
+    drop(hidden);
+    let logits = model.logits(&mut rec, &last)?;
+    let step = choose(gpu, rec, &logits, cfg, &[], rng)?;
+    gpu.trim_pool();
+    Ok(step)
 }
 
 /// Record and submit one decode step over the token in `ids` (U32 [1], on the GPU).

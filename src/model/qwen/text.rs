@@ -181,15 +181,7 @@ impl TextModel {
         let layers = (0..cfg.layers).map(|l| Layer::load(gpu, &llm.pp("layers").pp(l), cfg, &rope)).collect::<MResult<Vec<_>>>()?;
         let embed = llm.matrix_parts("embed_tokens.weight", cfg.vocab, cfg.hidden)?;
         let lm_head = if cfg.tie_embeddings { embed.clone() } else { llm.matrix_parts("lm_head.weight", cfg.vocab, cfg.hidden)? };
-        Ok(TextModel {
-            cfg: cfg.clone(),
-            embed,
-            lm_head,
-            layers,
-            norm: RmsNorm::load(&llm.pp("norm"), cfg.hidden, cfg.eps)?,
-            rope,
-            fused_decode: true,
-        })
+        Ok(TextModel { cfg: cfg.clone(), embed, lm_head, layers, norm: RmsNorm::load(&llm.pp("norm"), cfg.hidden, cfg.eps)?, rope, fused_decode: true })
     }
 
     /// Whether a step of `rows` rows runs the fused decode kernels.

@@ -24,10 +24,14 @@ struct VisionAttention {
 
 impl VisionAttention {
     /// residual + proj(Attn(qkv(y))) at 2D positions `pos` ([tokens, 2]) within `segments`.
-    fn forward(&self, rec: &mut Recorder, y: &Tensor, residual: &Tensor, pos: &Tensor, rope: &RopeTable, segments: &Tensor) -> MResult<Tensor> {
+    /// Each temporary is dropped and submitted once read, so that the next one takes its buffer
+    /// (`y` and the attention's output share one, proj's output reuses qkv's bucket-mates).
+    fn forward(&self, rec: &mut Recorder, y: Tensor, residual: &Tensor, pos: &Tensor, rope: &RopeTable, segments: &Tensor) -> MResult<Tensor> {
         let (n, h, heads) = (y.rows(), y.cols(), self.heads);
         let hd = h / heads;
-        let qkv = self.qkv.forward(rec, y)?;
+        let qkv = self.qkv.forward(rec, &y)?;
+        drop(y);
+        rec.flush()?;
         rope_inplace(rec, &qkv, heads, 3 * h, 0, pos, rope)?;
         rope_inplace(rec, &qkv, heads, 3 * h, h, pos, rope)?;
         let view = |off| HeadsView { t: &qkv, tokens: n, heads, stride: 3 * h, off };
@@ -35,6 +39,8 @@ impl VisionAttention {
             rec,
             &Attention { q: view(0), k: view(h), v: view(2 * h), head_dim: hd, causal: false, q_pos0: 0, segments: Some(segments), scale: 1.0 / (hd as f32).sqrt() },
         )?;
+        drop(qkv);
+        rec.flush()?;
         self.proj.forward_add(rec, &o, residual)
     }
 }
@@ -152,19 +158,22 @@ impl VisionModel {
             permuted.extend_from_slice(&patches[k * unit * pd..(k + 1) * unit * pd]);
         }
         let px = gpu.upload_act(&permuted, &[n, pd])?;
+        drop(permuted);
         let pos: Vec<i32> = layout.positions.iter().flatten().copied().collect();
         let pos = gpu.upload_i32(&pos, &[n, 2])?;
         let cu_window = gpu.upload_u32(&layout.cu_window, &[layout.cu_window.len()])?;
         let cu_full = gpu.upload_u32(&layout.cu_full, &[layout.cu_full.len()])?;
 
         let mut x = self.patch_embed.forward(rec, &px)?;
+        drop(px); // its buffer goes with the first block's submission
         if let Some(t) = taps.as_deref_mut() {
             t.patch_embed = Some(x.clone());
         }
         for (b, block) in self.blocks.iter().enumerate() {
             let seg = if c.fullatt_blocks.contains(&b) { &cu_full } else { &cu_window };
             let y = block.norm1.forward(rec, &x)?;
-            x = block.attn.forward(rec, &y, &x, &pos, &self.rope, seg)?;
+            x = block.attn.forward(rec, y, &x, &pos, &self.rope, seg)?;
+            rec.flush()?; // the block's input and the attention's output: buffers for the MLP
             let y = block.norm2.forward(rec, &x)?;
             x = block.mlp.forward_add(rec, &y, &x)?;
             if let Some(t) = taps.as_deref_mut() {

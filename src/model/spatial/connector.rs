@@ -14,6 +14,10 @@ use crate::model::vggt::LayerOutput;
 use crate::model::{MResult, Params, Scope};
 
 const EPS: f32 = 1e-6;
+/// Bytes of a pass's widest tensors at most (they are 8·channels wide: 32 KiB per merged token
+/// in f16). One pass at 16 frames of 644x476 would hold three of 104 MiB at once; passes of
+/// equal size compute each row exactly as one pass does, so smaller ones only save memory.
+pub const PASS_BYTES: usize = 32 << 20;
 
 /// A checkpoint generation of Spatial-MLLM.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,7 +83,7 @@ impl Connector {
         let gpu = rec.gpu;
         // The widest tensors are the regrouped features and fc1's output, 8·channels per row.
         let widest = n * self.merge.mlp.fc1.out_dim() * gpu.act.size();
-        let limit = gpu.limits.max_storage_buffer_binding_size.min(gpu.limits.max_buffer_size) as usize;
+        let limit = (gpu.limits.max_storage_buffer_binding_size.min(gpu.limits.max_buffer_size) as usize).min(PASS_BYTES);
         let passes = widest.div_ceil(limit).max(n.div_ceil(self.rows_per_pass.max(1))).max(1);
         // Passes of equal size: a row's arithmetic is the same as in one pass (while a pass has
         // more rows than the GEMV path takes).

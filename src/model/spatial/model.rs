@@ -92,7 +92,9 @@ impl SpatialMllm {
     /// per decoded token.
     pub fn encode_video(&self, rec: &mut Recorder, v: &VideoInput, mut taps: Option<&mut VisualTaps>) -> MResult<Tensor> {
         self.check_video(v)?;
+        rec.end_stage()?; // what earlier work left in the pool has other shapes
         let vit = self.vision.forward(rec, v.vit_patches, &[v.grid], None)?;
+        rec.end_stage()?;
         let Some(s) = &self.spatial else {
             if let Some(t) = taps {
                 t.vit = Some(vit.clone());
@@ -100,7 +102,10 @@ impl SpatialMllm {
             return Ok(vit);
         };
         let out = s.vggt_features(rec, &v.frames, taps.as_deref_mut().map(|t| &mut t.aggregator))?;
+        rec.end_stage()?;
         let spatial = s.spatial_embeddings(rec, &out)?;
+        drop(out); // the kept layer is read: its buffers go at the end of the stage
+        rec.end_stage()?;
         if let Some(t) = taps {
             t.vit = Some(vit.clone());
             t.spatial = Some(spatial.clone());
@@ -123,22 +128,24 @@ impl SpatialMllm {
     pub async fn encode_video_staged(&self, gpu: &Gpu, v: &VideoInput<'_>, on_stage: &mut dyn FnMut(&str)) -> MResult<Tensor> {
         self.check_video(v)?;
         on_stage("ViT");
+        gpu.trim_pool(); // what earlier work left in the pool has other shapes
         let mut rec = Recorder::new(gpu);
         let vit = self.vision.forward(&mut rec, v.vit_patches, &[v.grid], None)?;
-        rec.submit()?;
+        rec.end_stage()?;
         gpu.finish().await?;
         let Some(s) = &self.spatial else { return Ok(vit) };
         on_stage("VGGT");
         let mut rec = Recorder::new(gpu);
         let out = s.vggt_features(&mut rec, &v.frames, None)?;
-        rec.submit()?;
+        rec.end_stage()?;
         gpu.finish().await?;
         on_stage("connector");
         let mut rec = Recorder::new(gpu);
         let spatial = s.spatial_embeddings(&mut rec, &out)?;
-        drop(out);
+        drop(out); // the kept layer is read: its buffers go at the end of the stage
         let fused = s.connector.fuse(&mut rec, &vit, &spatial)?;
-        rec.submit()?;
+        drop((vit, spatial));
+        rec.end_stage()?;
         gpu.finish().await?;
         Ok(fused)
     }

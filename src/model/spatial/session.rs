@@ -81,6 +81,21 @@ impl VideoSession {
         Ok(PromptIds { ids, positions, delta })
     }
 
+    /// A prompt of the chat template's shape without a tokenizer: 14 fixed ids, the visual block,
+    /// 20 more (a question's worth). The benchmarks and the memory plan ask it.
+    pub fn synthetic_prompt(&self, m: &SpatialMllm) -> MResult<PromptIds> {
+        let t = &m.cfg.tokens;
+        let mut ids: Vec<u32> = (0..14).map(|i| (i * 37 % 1000) as u32).collect();
+        if let Some(v) = &self.visual {
+            let pad = if v.content == Content::Image { t.image_pad } else { t.video_pad };
+            ids.push(t.vision_start);
+            ids.extend(std::iter::repeat_n(pad, v.tokens.rows()));
+            ids.push(t.vision_end);
+        }
+        ids.extend((0..20).map(|i| (i * 53 % 1000) as u32));
+        self.prompt_of_ids(m, ids)
+    }
+
     /// Answer `question` about the video. Only the tokens after the longest prefix already in the
     /// cache are prefilled (the visual block is never encoded or prefilled again while it is shared).
     pub async fn ask(

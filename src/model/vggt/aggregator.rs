@@ -206,6 +206,42 @@ impl Aggregator {
         cache.entry(grid).or_insert_with(|| resample(&self.pos_table, self.pos_grid, self.dims.dim, grid.0, grid.1)).clone()
     }
 
+    /// DINOv2 over the frames' patches: per frame [cls + pos0, registers, patches·W + b + pos]
+    /// through DINO's blocks and its final norm, [frames · tokens, dim]. The patches, positional
+    /// embeddings and patch embeddings are dropped on return (each up to 50 MiB at 16 frames of
+    /// 644x476), so that they do not stay alive through the 24 layers that follow.
+    fn dino(&self, rec: &mut Recorder, f: &Frames, grid: (usize, usize), cu: &Tensor, mut taps: Option<&mut AggregatorTaps>) -> MResult<Tensor> {
+        let gpu = rec.gpu;
+        let d = self.dims.dim;
+        let (s, hw) = (f.count, grid.0 * grid.1);
+        let (pt, ps) = (self.tokens_per_frame(grid), 1 + self.dims.registers);
+        let row = (d * gpu.act.size()) as u64;
+        let px = gpu.upload_act(&self.patches(f, grid), &[s * hw, 3 * self.dims.patch * self.dims.patch])?;
+        let pos = gpu.upload_act(&self.pos_for(grid).repeat(s), &[s * hw, d])?;
+        let emb = self.patch_embed.forward_add(rec, &px, &pos)?;
+        drop((px, pos));
+        let prefix = gpu.upload_act(&self.dino_prefix, &[ps, d])?;
+        let mut x = gpu.alloc_act(&[s * pt, d])?;
+        for i in 0..s {
+            rec.copy(&prefix, 0, &x, (i * pt) as u64 * row, ps as u64 * row);
+            rec.copy(&emb, (i * hw) as u64 * row, &x, (i * pt + ps) as u64 * row, hw as u64 * row);
+        }
+        drop(emb);
+        rec.flush()?; // the patches and embeddings: buffers for the first block's temporaries
+        for b in &self.dino {
+            x = b.forward(rec, &x, Some(cu), None, self.mlp_chunk)?;
+            if let Some(t) = taps.as_deref_mut() {
+                t.dino_blocks.push(x.clone());
+            }
+            rec.flush()?; // let the next block reuse this one's temporaries
+        }
+        let x = self.dino_norm.forward(rec, &x)?;
+        if let Some(t) = taps {
+            t.dino_out = Some(x.clone());
+        }
+        Ok(x)
+    }
+
     /// Run the aggregator; keep the outputs of the layers in `keep` (others are dropped as soon as
     /// the next block has consumed them, so memory stays bounded).
     pub fn forward(&self, rec: &mut Recorder, f: &Frames, keep: &[usize], mut taps: Option<&mut AggregatorTaps>) -> MResult<AggregatorOutput> {
@@ -215,36 +251,16 @@ impl Aggregator {
         }
         let gpu = rec.gpu;
         let (d, r) = (self.dims.dim, self.dims.registers);
-        let (s, hw) = (f.count, grid.0 * grid.1);
+        let s = f.count;
         let pt = self.tokens_per_frame(grid);
         let ps = 1 + r;
         let act = gpu.act.size() as u64;
         let row = d as u64 * act;
 
-        // DINO input: per frame [cls + pos0, registers, patches·W + b + pos].
-        let px = gpu.upload_act(&self.patches(f, grid), &[s * hw, 3 * self.dims.patch * self.dims.patch])?;
-        let pos = gpu.upload_act(&self.pos_for(grid).repeat(s), &[s * hw, d])?;
-        let emb = self.patch_embed.forward_add(rec, &px, &pos)?;
-        let prefix = gpu.upload_act(&self.dino_prefix, &[ps, d])?;
-        let mut x = gpu.alloc_act(&[s * pt, d])?;
-        for i in 0..s {
-            rec.copy(&prefix, 0, &x, (i * pt) as u64 * row, ps as u64 * row);
-            rec.copy(&emb, (i * hw) as u64 * row, &x, (i * pt + ps) as u64 * row, hw as u64 * row);
-        }
         // DINO and the frame blocks attend within each frame.
         let cu: Vec<u32> = (0..=s).map(|i| (i * pt) as u32).collect();
         let cu = gpu.upload_u32(&cu, &[cu.len()])?;
-        for b in &self.dino {
-            x = b.forward(rec, &x, Some(&cu), None, self.mlp_chunk)?;
-            if let Some(t) = taps.as_deref_mut() {
-                t.dino_blocks.push(x.clone());
-            }
-            rec.flush()?; // let the next block reuse this one's temporaries
-        }
-        let x = self.dino_norm.forward(rec, &x)?;
-        if let Some(t) = taps.as_deref_mut() {
-            t.dino_out = Some(x.clone());
-        }
+        let x = self.dino(rec, f, grid, &cu, taps.as_deref_mut())?;
 
         // Camera and register tokens replace DINO's cls and registers (same count and place).
         let specials = gpu.upload_act(&self.specials, &[2 * ps, d])?;
@@ -267,6 +283,7 @@ impl Aggregator {
         let mut x = x;
         for l in 0..self.dims.depth {
             let fo = self.frame[l].forward(rec, &x, Some(&cu), Some((&pos, &self.rope)), self.mlp_chunk)?;
+            drop(x); // the layer's input: its buffer can serve the global block
             let go = self.global[l].forward(rec, &fo, None, Some((&pos, &self.rope)), self.mlp_chunk)?;
             if let Some(t) = taps.as_deref_mut() {
                 t.frame_blocks.push(fo.clone());

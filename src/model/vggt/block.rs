@@ -57,18 +57,23 @@ impl SelfAttention {
     }
 
     /// proj(Attn(y)); `segments` splits the tokens into groups attending within themselves
-    /// (frames), `rope` positions are [tokens, 2] (y, x).
-    fn forward(&self, rec: &mut Recorder, y: &Tensor, segments: Option<&Tensor>, rope: Option<(&Tensor, &RopeTable)>) -> MResult<Tensor> {
+    /// (frames), `rope` positions are [tokens, 2] (y, x). Taking `y` lets it go as soon as q, k
+    /// and v are recorded.
+    fn forward(&self, rec: &mut Recorder, y: Tensor, segments: Option<&Tensor>, rope: Option<(&Tensor, &RopeTable)>) -> MResult<Tensor> {
         let (n, d, heads) = (y.rows(), y.cols(), self.heads);
         let hd = d / heads;
         // q, k, v as (tensor, token stride, offset).
         let [q, k, v] = match &self.qkv {
             Qkv::Fused(l) => {
-                let t = l.forward(rec, y)?;
+                let t = l.forward(rec, &y)?;
                 [(t.clone(), 3 * d, 0), (t.clone(), 3 * d, d), (t, 3 * d, 2 * d)]
             }
-            Qkv::Split([lq, lk, lv]) => [(lq.forward(rec, y)?, d, 0), (lk.forward(rec, y)?, d, 0), (lv.forward(rec, y)?, d, 0)],
+            Qkv::Split([lq, lk, lv]) => [(lq.forward(rec, &y)?, d, 0), (lk.forward(rec, &y)?, d, 0), (lv.forward(rec, &y)?, d, 0)],
         };
+        // Submitted now, y's buffer takes the attention's output instead of a new one (each
+        // [tokens, dim] buffer is 50 MiB at 25 000 tokens).
+        drop(y);
+        rec.flush()?;
         if let Some([qn, kn]) = &self.qk_norm {
             qn.forward_rows_inplace(rec, &q.0, Rows { dim: hd, heads, token_stride: q.1, off: q.2 })?;
             kn.forward_rows_inplace(rec, &k.0, Rows { dim: hd, heads, token_stride: k.1, off: k.2 })?;
@@ -93,6 +98,9 @@ impl SelfAttention {
                 scale: 1.0 / (hd as f32).sqrt(),
             },
         )?;
+        // Likewise q, k and v's buffers take proj's output and the MLP's temporaries.
+        drop((q, k, v));
+        rec.flush()?;
         self.proj.forward(rec, &o)
     }
 }
@@ -127,13 +135,19 @@ impl Block {
     /// x + ls1 · proj(Attn(norm1 x)), then + ls2 · fc2(GELU(fc1(norm2 x))) `chunk` tokens at a
     /// time (hidden activations of [chunk, mlp] instead of [tokens, mlp]).
     pub fn forward(&self, rec: &mut Recorder, x: &Tensor, segments: Option<&Tensor>, rope: Option<(&Tensor, &RopeTable)>, chunk: usize) -> MResult<Tensor> {
-        let y = self.norm1.forward(rec, x)?;
-        let a = self.attn.forward(rec, &y, segments, rope)?;
-        let x = self.ls1.forward_add(rec, x, &a)?;
+        let x = self.attention_residual(rec, x, segments, rope)?;
         chunk::by_rows(rec, x.rows(), chunk, x.cols(), |rec, rows| {
             let x = chunk::rows(rec, &x, rows)?;
             self.mlp_residual(rec, &x)
         })
+    }
+
+    /// x + ls1 · proj(Attn(norm1 x)); the attention's output is dropped on return, so the MLP's
+    /// chunks reuse its buffer.
+    fn attention_residual(&self, rec: &mut Recorder, x: &Tensor, segments: Option<&Tensor>, rope: Option<(&Tensor, &RopeTable)>) -> MResult<Tensor> {
+        let y = self.norm1.forward(rec, x)?;
+        let a = self.attn.forward(rec, y, segments, rope)?;
+        self.ls1.forward_add(rec, x, &a)
     }
 
     /// x + ls2 · fc2(GELU(fc1(norm2 x))).

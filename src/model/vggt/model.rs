@@ -114,6 +114,11 @@ impl Vggt {
         let layers: Vec<_> = dims.dpt_layers.iter().map(|&l| layer(l).expect("kept")).collect();
         let sizes = vec![(frames.height, frames.width); s];
         let input = DptInput { layers: [&layers[0], &layers[1], &layers[2], &layers[3]], frame_sizes: &sizes, patch_start: out.patch_start };
-        Ok(Geometry { dpt: head.forward(gpu, &input)?, pose })
+        let dpt = head.forward(gpu, &input)?;
+        // The kept layers are read: they and the temporaries give their memory back (the video
+        // encoded next has other shapes).
+        drop((layers, out));
+        gpu.trim_pool();
+        Ok(Geometry { dpt, pose })
     }
 }
