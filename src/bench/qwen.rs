@@ -37,6 +37,8 @@ pub struct QwenReport {
     pub kv_bytes: f64,
     pub copy: Row,
     pub gemm: Row,
+    /// Weights plus the activations' high-water mark (KV cache included).
+    pub peak_gpu_bytes: u64,
 }
 
 /// Bytes of the language model's tensors as stored (packed on the GPU as in the package).
@@ -84,6 +86,7 @@ pub async fn run(gpu: &Gpu, m: &Manifest, params: std::collections::HashMap<Stri
     let ids: Vec<u32> = (0..b.prompt).map(|_| rng.below(cfg.vocab) as u32).collect();
     let positions: Vec<[i32; 3]> = (0..b.prompt as i32).map(|i| [i; 3]).collect();
 
+    gpu.clear_pool();
     // A short warm-up run compiles every pipeline and fills the buffer pool.
     let mut cache = KvCache::new(gpu, &cfg, b.prompt + b.new_tokens)?;
     one_run(gpu, &model, &ids, &positions, &mut cache, 2).await?;
@@ -112,6 +115,8 @@ pub async fn run(gpu: &Gpu, m: &Manifest, params: std::collections::HashMap<Stri
     let mean_ctx = b.prompt as f64 + b.new_tokens as f64 / 2.0;
     let kv_bytes = (cfg.layers * 2 * cfg.kv_dim()) as f64 * mean_ctx * gpu.act.size() as f64;
 
+    let peak_gpu_bytes = super::peak_gpu_bytes(gpu, m.total_bytes());
+    drop(cache);
     let copy = bandwidth::copy_floor_row(gpu, bandwidth::probe_bytes(gpu, crate::testing::Scale::Small), 5)?;
     let fmt = m.tensors.get("llm.layers.0.mlp.up_proj.weight").map(|t| t.format).unwrap_or(WeightFormat::Q4);
     let gemm = gemm_row(gpu, &mut rng, fmt, b.prompt, cfg.intermediate, cfg.hidden, 3)?;
@@ -129,20 +134,21 @@ pub async fn run(gpu: &Gpu, m: &Manifest, params: std::collections::HashMap<Stri
         kv_bytes,
         copy,
         gemm,
+        peak_gpu_bytes,
     })
 }
 
 /// The table of one or more runs.
 pub fn format_table(gpu: &Gpu, runs: &[QwenReport]) -> String {
     let mut s = format!("device: {}\npath: {:?} activations\n\n", gpu.info, gpu.act);
-    s += "| weights | prompt | prefill tok/s | prefill GFLOP/s | % of GEMM floor | decode tok/s | ms/token | dispatches/token | submits/token | bind groups created/token | CPU encode ms/token | MB read/token | GB/s | % of copy floor |\n";
-    s += "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+    s += &format!("| weights | prompt | prefill tok/s | prefill GFLOP/s | % of GEMM floor | decode tok/s | ms/token | dispatches/token | submits/token | bind groups created/token | CPU encode ms/token | MB read/token | GB/s | % of copy floor | {} |\n", super::PEAK_GPU_MEMORY);
+    s += "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
     for r in runs {
         let prefill_gflops = r.prefill_flops / r.prefill_ms / 1e6;
         let bytes = r.weight_bytes + r.kv_bytes;
         let gbps = bytes / r.decode_ms_per_token / 1e6;
         s += &format!(
-            "| {} | {} | {:.1} | {:.1} | {:.0}% | {:.2} | {:.1} | {} | {} | {:.1} | {:.2} | {:.0} | {:.1} | {:.0}% |\n",
+            "| {} | {} | {:.1} | {:.1} | {:.0}% | {:.2} | {:.1} | {} | {} | {:.1} | {:.2} | {:.0} | {:.1} | {:.0}% | {:.2} |\n",
             r.label,
             r.prompt,
             r.prompt as f64 / r.prefill_ms * 1e3,
@@ -157,6 +163,7 @@ pub fn format_table(gpu: &Gpu, runs: &[QwenReport]) -> String {
             bytes / 1e6,
             gbps,
             100.0 * gbps / r.copy.gbps(),
+            r.peak_gpu_bytes as f64 / 1e9,
         );
     }
     s += "\nfloors measured in the same run: ";
