@@ -18,6 +18,8 @@ pub struct QwenBench {
     /// New tokens decoded greedily after the prompt.
     pub new_tokens: usize,
     pub reps: usize,
+    /// Decode with the fused kernels (true), the separate ones (false), or each in turn.
+    pub decode_modes: Vec<bool>,
 }
 
 pub struct QwenReport {
@@ -79,17 +81,28 @@ async fn one_run(
     Ok((g, counted, steps as u64))
 }
 
-pub async fn run(gpu: &Gpu, m: &Manifest, params: std::collections::HashMap<String, GpuParam>, b: &QwenBench) -> Result<QwenReport, BenchError> {
+/// One report per decode mode of `b` (fused kernels, separate ones), on one loaded model.
+pub async fn run(gpu: &Gpu, m: &Manifest, params: std::collections::HashMap<String, GpuParam>, b: &QwenBench) -> Result<Vec<QwenReport>, BenchError> {
     let cfg = QwenConfig::from_json(&m.config)?.text;
-    let model = TextModel::new(gpu, &cfg, &Params::new(params))?;
+    let mut model = TextModel::new(gpu, &cfg, &Params::new(params))?;
+    let mut out = Vec::new();
+    for &fused in &b.decode_modes {
+        model.fused_decode = fused;
+        out.push(run_mode(gpu, m, &model, b).await?);
+    }
+    Ok(out)
+}
+
+async fn run_mode(gpu: &Gpu, m: &Manifest, model: &TextModel, b: &QwenBench) -> Result<QwenReport, BenchError> {
+    let cfg = &model.cfg;
     let mut rng = Rng::new(11);
     let ids: Vec<u32> = (0..b.prompt).map(|_| rng.below(cfg.vocab) as u32).collect();
     let positions: Vec<[i32; 3]> = (0..b.prompt as i32).map(|i| [i; 3]).collect();
 
     gpu.clear_pool();
     // A short warm-up run compiles every pipeline and fills the buffer pool.
-    let mut cache = KvCache::new(gpu, &cfg, b.prompt + b.new_tokens)?;
-    one_run(gpu, &model, &ids, &positions, &mut cache, 2).await?;
+    let mut cache = KvCache::new(gpu, cfg, b.prompt + b.new_tokens)?;
+    one_run(gpu, model, &ids, &positions, &mut cache, 2).await?;
     let mut prefill_ms = f64::INFINITY;
     let mut decode_ms = f64::INFINITY;
     let mut per_token = StatsSnapshot::default();
@@ -97,7 +110,7 @@ pub async fn run(gpu: &Gpu, m: &Manifest, params: std::collections::HashMap<Stri
     let mut decoded = 0;
     for _ in 0..b.reps.max(1) {
         cache.len = 0;
-        let (g, d, steps) = one_run(gpu, &model, &ids, &positions, &mut cache, b.new_tokens).await?;
+        let (g, d, steps) = one_run(gpu, model, &ids, &positions, &mut cache, b.new_tokens).await?;
         prefill_ms = prefill_ms.min(g.prefill_ms);
         decoded = g.tokens.len().saturating_sub(1);
         if decoded > 0 {
@@ -121,7 +134,7 @@ pub async fn run(gpu: &Gpu, m: &Manifest, params: std::collections::HashMap<Stri
     let fmt = m.tensors.get("llm.layers.0.mlp.up_proj.weight").map(|t| t.format).unwrap_or(WeightFormat::Q4);
     let gemm = gemm_row(gpu, &mut rng, fmt, b.prompt, cfg.intermediate, cfg.hidden, 3)?;
     Ok(QwenReport {
-        label: formats(m),
+        label: format!("{}, {} decode", formats(m), if model.fused_decode { "fused" } else { "separate-kernel" }),
         prompt: b.prompt,
         new_tokens: b.new_tokens,
         prefill_ms,

@@ -23,7 +23,7 @@ log info; timeout 30 $X info 2>&1 | tee -a "$L" "$B"
 ( timeout 150 $X convert --random models/configs/spatial-mllm-v1.1.json /tmp/pkg --kind spatial-mllm-v1.1 > /tmp/gen.txt 2>&1 ) &
 GEN=$!
 log "kernel tests"; timeout 60 devbin/bin/kernels --nocapture --test-threads 8 >> "$L" 2>&1; echo "kernels rc=$?" | tee -a "$L" "$B"
-for s in runtime device_loss vggt vggt_camera vggt_heads sampling qwen spatial; do
+for s in runtime device_loss vggt vggt_camera vggt_heads sampling qwen spatial decode_fused; do
   log "test $s"; timeout 40 devbin/bin/$s --test-threads 4 >> "$L" 2>&1; echo "$s rc=$?" | tee -a "$L" "$B"
 done
 log "bench kernels"; timeout "$(cap 40)" $X bench kernels --reps 10 >> "$B" 2>> "$L"; echo "rc=$?" | tee -a "$B"

@@ -58,6 +58,10 @@ pub enum BenchWhat {
         /// Repetitions (the best is reported).
         #[arg(long, default_value_t = 2)]
         reps: usize,
+        /// The decode step's kernels: `fused` (5 dispatches per layer), `separate` (12-13, as
+        /// before issue 17), or `both` (one row each, to compare on the same device).
+        #[arg(long, default_value = "fused", value_parser = ["fused", "separate", "both"])]
+        decode: String,
     },
     /// Spatial-MLLM v1.1 at its real config with random weights (default policy: q4 language model
     /// and connector, q8 encoders): time to first token split into ViT, VGGT, connector and prefill;
@@ -150,20 +154,24 @@ pub enum SizeArg {
 
 pub fn bench(f32_only: bool, what: BenchWhat) {
     match what {
-        BenchWhat::Qwen { config, package, formats, prompt, tokens, reps } => {
+        BenchWhat::Qwen { config, package, formats, prompt, tokens, reps, decode } => {
             let gpu = gpu(f32_only);
             let dirs = match package {
                 Some(p) => vec![p],
                 None => formats.split(',').map(|f| random_package(&config, "qwen2.5-vl", f.trim(), qwen_policy(f.trim()))).collect(),
             };
-            let bench = QwenBench { prompt, new_tokens: tokens, reps };
+            let decode_modes = match decode.as_str() {
+                "both" => vec![true, false],
+                mode => vec![mode == "fused"],
+            };
+            let bench = QwenBench { prompt, new_tokens: tokens, reps, decode_modes };
             let mut runs = Vec::new();
             for dir in dirs {
                 let pkg = Package::open(&dir).unwrap_or_else(|e| fail(1, e));
                 eprintln!("loading {} ({:.2} GB)", dir.display(), pkg.manifest.total_bytes() as f64 / 1e9);
                 let params = pkg.load(&gpu, &mut |_| {}).unwrap_or_else(|e| fail(1, e));
                 eprintln!("running {} ({prompt} prompt tokens, {tokens} new)", qwen_bench::formats(&pkg.manifest));
-                runs.push(pollster::block_on(qwen_bench::run(&gpu, &pkg.manifest, params, &bench)).unwrap_or_else(|e| fail(3, e)));
+                runs.extend(pollster::block_on(qwen_bench::run(&gpu, &pkg.manifest, params, &bench)).unwrap_or_else(|e| fail(3, e)));
             }
             print!("{}", qwen_bench::format_table(&gpu, &runs));
         }
