@@ -30,6 +30,8 @@ use crate::kernels::rope::{inv_freq, rope_inplace, RopeKind, RopeTable};
 use crate::kernels::sample::{argmax, repetition_penalty, sample, Sampling};
 use crate::weights::{PackedWeight, Weight, WeightFormat};
 
+mod decode;
+
 // ================================================================ the case machinery
 
 /// Problem sizes of the benchmark's rows.
@@ -210,6 +212,10 @@ pub fn cases() -> Vec<KernelCase> {
         C::new("matmul_f16", "matmul::linear_with", matmul_def(|| matmul_rows(WeightFormat::F16), |s| matmul_perf(WeightFormat::F16, s))),
         C::new("matmul_q8", "matmul::linear_with", matmul_def(|| matmul_rows(WeightFormat::Q8), |s| matmul_perf(WeightFormat::Q8, s))),
         C::new("matmul_q4", "matmul::linear_with", matmul_def(|| matmul_rows(WeightFormat::Q4), |s| matmul_perf(WeightFormat::Q4, s))),
+        C::new("decode_qkv_rope", "decode::qkv_rope_kv", decode::qkv_def()),
+        C::new("decode_gate_up", "decode::gate_up_swiglu", decode::gate_up_def()),
+        C::new("decode_lm_head", "decode::{linear_normed_parts, linear_normed}", decode::lm_head_def()),
+        C::new("decode_o_combined", "decode::linear_combined", decode::o_combined_def()),
         C::new(
             "attention_causal_gqa_d128",
             "attention::attention_with",
