@@ -85,7 +85,8 @@ fn run(allow_f16: bool, policy: &str, lm_head_parts: usize) {
     let (params, cfg) = load(&gpu, policy, lm_head_parts);
     let parts = params.matrix_parts("llm.embed_tokens.weight", cfg.text.vocab, cfg.text.hidden).unwrap().len();
     assert_eq!(parts, lm_head_parts, "row parts of the lm_head");
-    let fused = TextModel::new(&gpu, &cfg.text, &params).unwrap();
+    let mut fused = TextModel::new(&gpu, &cfg.text, &params).unwrap();
+    fused.fused_decode = true;
     let mut plain = TextModel::new(&gpu, &cfg.text, &params).unwrap();
     plain.fused_decode = false;
     let layers = cfg.text.layers as u64;

@@ -28,9 +28,13 @@ fn load_params(gpu: &Gpu) -> (Params, QwenConfig) {
     (params, QwenConfig::from_json(&config).unwrap())
 }
 
+/// The decoder decodes with the fused kernels here (a CPU adapter's default is the separate ones),
+/// so that the greedy tokens check them against transformers.
 fn load_models(gpu: &Gpu) -> (TextModel, VisionModel) {
     let (params, cfg) = load_params(gpu);
-    (TextModel::new(gpu, &cfg.text, &params).unwrap(), VisionModel::new(gpu, &cfg.vision, &params).unwrap())
+    let mut text = TextModel::new(gpu, &cfg.text, &params).unwrap();
+    text.fused_decode = true;
+    (text, VisionModel::new(gpu, &cfg.vision, &params).unwrap())
 }
 
 fn check(names: &[&str]) {

@@ -161,7 +161,10 @@ pub struct TextModel {
     norm: RmsNorm,
     rope: RopeTable,
     /// Decode steps run the fused kernels (`Layer::forward_decode`) where the model allows them;
-    /// false runs the separate kernels (for comparison).
+    /// false runs the separate kernels. The default is fused on a GPU, where a decode step is
+    /// bound by its dispatches, and separate on a CPU adapter (lavapipe), where it is bound by
+    /// arithmetic and each fused workgroup's prologue (the norm or the merge of X) costs more
+    /// than the dispatches it saves: see docs/figures.md.
     pub fused_decode: bool,
 }
 
