@@ -1,0 +1,165 @@
+// The extension's content script, injected into the tab the side panel asks about (by
+// chrome.scripting from the panel, only when the user opens the panel on that tab). It lists the
+// page's <video> elements and, for the "draw the element" route, seeks a video to the times the
+// panel asks for and returns each frame's RGBA pixels; the user's playback position, speed and
+// paused state are saved first and restored afterwards, also when the panel goes away mid-capture
+// (its port disconnects). It reads nothing else from the page and sends nothing anywhere but the panel.
+(() => {
+  if (globalThis.__spatialMllmContent) return; // injected once per page
+  globalThis.__spatialMllmContent = true;
+
+  const THUMB_SIDE = 96;
+  const saved = new Map(); // video index -> {time, rate, paused}
+
+  const videos = () => [...document.querySelectorAll('video')];
+
+  /** Where the element's timeline starts: Media Source streams often begin at the first frame's
+   * composition time (a B-frame delay) rather than 0; the panel counts times from there, as the
+   * app counts a file's times from its first frame. */
+  function startOf(v) {
+    const b = v.buffered;
+    return b.length && b.start(0) > 0 && b.start(0) < 1 ? b.start(0) : 0;
+  }
+
+  function describe(v, index) {
+    const src = v.currentSrc || v.src || '';
+    const info = {
+      index,
+      src,
+      mse: src.startsWith('blob:'), // Media Source (or an object URL): no file to fetch
+      width: v.videoWidth,
+      height: v.videoHeight,
+      duration: Number.isFinite(v.duration) ? v.duration : (v.duration === Infinity ? 'live' : null),
+      currentTime: v.currentTime,
+      start: startOf(v),
+      paused: v.paused,
+      playbackRate: v.playbackRate,
+      readyState: v.readyState,
+      drm: !!v.mediaKeys,
+      shown: { width: Math.round(v.getBoundingClientRect().width), height: Math.round(v.getBoundingClientRect().height) },
+      thumbnail: null,
+      readable: false, // can its pixels be read (same-origin or CORS-clean)?
+      unreadableWhy: '',
+    };
+    if (v.readyState < 2 || !v.videoWidth) {
+      info.unreadableWhy = 'no picture yet (the video has not loaded a frame)';
+      return info;
+    }
+    try {
+      const s = Math.min(1, THUMB_SIDE / Math.max(v.videoWidth, v.videoHeight));
+      const c = document.createElement('canvas');
+      c.width = Math.max(1, Math.round(v.videoWidth * s));
+      c.height = Math.max(1, Math.round(v.videoHeight * s));
+      const g = c.getContext('2d');
+      g.drawImage(v, 0, 0, c.width, c.height);
+      g.getImageData(0, 0, 1, 1); // throws SecurityError on a tainted (cross-origin, no CORS) canvas
+      info.thumbnail = c.toDataURL('image/jpeg', 0.8);
+      info.readable = true;
+    } catch (e) {
+      info.unreadableWhy = e.name === 'SecurityError'
+        ? 'the video comes from another site that does not allow reading its pixels (no CORS)'
+        : `its picture cannot be drawn (${e.message})`;
+    }
+    if (info.drm) { info.readable = false; info.unreadableWhy = 'the video is DRM-protected (Encrypted Media): its pixels cannot be read'; }
+    return info;
+  }
+
+  function element(index) {
+    const v = videos()[index];
+    if (!v) throw Object.assign(new Error(`video ${index} is no longer on the page`), { name: 'VideoGone' });
+    return v;
+  }
+
+  function once(v, type, ms) {
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => { v.removeEventListener(type, ok); reject(Object.assign(new Error(`the video did not answer (${type}) within ${ms / 1000} s`), { name: 'Timeout' })); }, ms);
+      const ok = () => { clearTimeout(t); resolve(); };
+      v.addEventListener(type, ok, { once: true });
+    });
+  }
+
+  /** Seek and wait until the frame at `time` is on show (the 'seeked' event, and the next
+   * presented frame where the browser reports it). */
+  async function seek(v, time) {
+    const frame = typeof v.requestVideoFrameCallback === 'function' ? new Promise((r) => v.requestVideoFrameCallback(() => r())) : null;
+    const seeked = once(v, 'seeked', 20_000);
+    v.currentTime = time;
+    await seeked;
+    if (frame) await Promise.race([frame, new Promise((r) => setTimeout(r, 200))]);
+  }
+
+  function toBase64(bytes) {
+    let s = '';
+    for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
+    return btoa(s);
+  }
+
+  async function begin(index) {
+    const v = element(index);
+    if (!saved.has(index)) saved.set(index, { time: v.currentTime, rate: v.playbackRate, paused: v.paused });
+    v.pause();
+  }
+
+  async function restore(index) {
+    const s = saved.get(index);
+    if (!s) return null;
+    saved.delete(index);
+    const v = videos()[index];
+    if (!v) return null;
+    v.playbackRate = s.rate;
+    if (Math.abs(v.currentTime - s.time) > 1e-6) {
+      const seeked = once(v, 'seeked', 20_000).catch(() => {});
+      v.currentTime = s.time;
+      await seeked;
+    }
+    if (!s.paused) await v.play().catch(() => {});
+    return { time: v.currentTime, rate: v.playbackRate, paused: v.paused };
+  }
+
+  /** One frame at `time`, drawn at width x height (the app's FrameDrawer settings). */
+  async function grab(index, time, width, height) {
+    const v = element(index);
+    await seek(v, time);
+    const c = new OffscreenCanvas(width, height);
+    const g = c.getContext('2d', { willReadFrequently: true, alpha: false });
+    g.imageSmoothingQuality = 'high';
+    g.drawImage(v, 0, 0, width, height);
+    const data = g.getImageData(0, 0, width, height).data;
+    return { time, rgba: toBase64(new Uint8Array(data.buffer, data.byteOffset, data.byteLength)) };
+  }
+
+  /** The frame on show now, without seeking (a live stream as it plays). */
+  function grabNow(index, width, height) {
+    const v = element(index);
+    const c = new OffscreenCanvas(width, height);
+    const g = c.getContext('2d', { willReadFrequently: true, alpha: false });
+    g.imageSmoothingQuality = 'high';
+    g.drawImage(v, 0, 0, width, height);
+    const data = g.getImageData(0, 0, width, height).data;
+    return { time: v.currentTime, rgba: toBase64(new Uint8Array(data.buffer, data.byteOffset, data.byteLength)) };
+  }
+
+  const OPS = {
+    grabNow: ({ index, width, height }) => grabNow(index, width, height),
+    list: () => ({ url: location.href, title: document.title, videos: videos().map(describe) }),
+    begin: ({ index }) => begin(index),
+    grab: ({ index, time, width, height }) => grab(index, time, width, height),
+    restore: ({ index }) => restore(index),
+    state: ({ index }) => { const v = element(index); return { time: v.currentTime, rate: v.playbackRate, paused: v.paused }; },
+  };
+
+  chrome.runtime.onConnect.addListener((port) => {
+    if (port.name !== 'spatial-mllm') return;
+    port.onMessage.addListener(async ({ id, op, args }) => {
+      try {
+        if (!OPS[op]) throw new Error(`unknown operation ${op}`);
+        const result = await OPS[op](args ?? {});
+        port.postMessage({ id, ok: true, result });
+      } catch (e) {
+        try { port.postMessage({ id, ok: false, name: e.name, message: e.message }); } catch { /* the panel is gone */ }
+      }
+    });
+    // The panel closed (or navigated) mid-capture: give the user their video back as it was.
+    port.onDisconnect.addListener(() => { for (const index of [...saved.keys()]) restore(index); });
+  });
+})();

@@ -1,0 +1,342 @@
+// The browser extension (issue 18) in Chromium with the unpacked extension loaded (a persistent
+// context; Chromium's new headless mode loads extensions). Builds a test copy of the extension
+// (tools/build-extension.sh with host permissions for the local test pages: a test cannot click
+// the toolbar button that grants activeTab) and serves local pages: a plain MP4 <video>, a Media
+// Source video fed in segments, and a page without a video. The side panel page is opened as a tab
+// on the page's tab id (panel.html?tab=ID). Checks: the video list (size, duration, thumbnail,
+// paused/playing), the route taken (the plain file fetched and decoded with the app's pipeline;
+// the Media Source video drawn at sought times), the frames against the app's own video pipeline
+// (app/video/video.js) on the same file and times, the user's playback position, speed and paused
+// state restored, an answer streamed from the demo model (equal to the CLI's on the same file and
+// frames), "no video" said, a panel closed mid-answer leaving no extension page or worker running,
+// one closed mid-capture giving the video back as it was; bad input: a second origin without
+// CORS, a DRM (Clear Key) video, a paused live stream (clear messages), a playing live stream
+// (captured from now for the time chosen), a tab navigating away during capture.
+// Needs www/ assembled (tools/assemble-app.sh) and ffmpeg.
+import { chromium } from 'playwright-core';
+import { execFileSync } from 'node:child_process';
+import path from 'node:path';
+import fs from 'node:fs';
+import os from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { executablePath, webgpuArgs } from './chromium.mjs';
+import { serve } from '../../tools/static-server.mjs';
+
+const t0 = Date.now();
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const work = path.join(root, 'target/extension-test');
+const ext = path.join(work, 'extension');
+const pages = path.join(work, 'pages');
+fs.rmSync(work, { recursive: true, force: true });
+fs.mkdirSync(pages, { recursive: true });
+execFileSync('bash', [path.join(root, 'tools/build-extension.sh')], {
+  stdio: 'inherit', env: { ...process.env, EXTENSION_OUT: ext, EXTENSION_TEST_HOSTS: 'http://127.0.0.1/*' },
+});
+for (const f of fs.readdirSync(path.join(root, 'tests/browser/extension-pages'))) fs.copyFileSync(path.join(root, 'tests/browser/extension-pages', f), path.join(pages, f));
+// 16 frames at 10 fps (1.6 s), H.264: a plain MP4 and the same as fragmented MP4 for Media Source.
+const ff = (...a) => execFileSync('ffmpeg', ['-v', 'error', '-y', ...a], { stdio: 'inherit' });
+const src = ['-f', 'lavfi', '-i', 'testsrc2=size=112x84:rate=10', '-frames:v', '16', '-c:v', 'libx264', '-pix_fmt', 'yuv420p', '-g', '4'];
+ff(...src, path.join(pages, 'room.mp4'));
+ff(...src, '-movflags', 'frag_keyframe+empty_moov+default_base_moof', path.join(pages, 'room-frag.mp4'));
+
+const fail = (msg) => { throw new Error(msg); };
+const { server, url } = await serve(pages);
+// A second origin (another host name and port) that sends no CORS headers, outside the test build's host permissions.
+const other = await serve(pages);
+const otherUrl = other.url.replace('127.0.0.1', 'localhost');
+const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'ext-profile-'));
+const context = await chromium.launchPersistentContext(profile, {
+  executablePath,
+  headless: true,
+  viewport: { width: 480, height: 1200 },
+  args: [...webgpuArgs, '--headless=new', `--disable-extensions-except=${ext}`, `--load-extension=${ext}`, '--disable-features=DisableLoadExtensionCommandLineSwitch', '--autoplay-policy=no-user-gesture-required'],
+});
+let code = 1;
+const step = (msg) => console.log(`ok: ${msg} (${((Date.now() - t0) / 1000).toFixed(0)} s)`);
+// Playwright's in-page polling evaluates strings, which the extension's CSP forbids: poll from here.
+async function waitIn(page, fn, arg, { timeout = 60_000, every = 100 } = {}) {
+  const end = Date.now() + timeout;
+  for (;;) {
+    const v = await page.evaluate(fn, arg);
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out after ${timeout / 1000} s waiting for ${String(fn).slice(0, 120)}`);
+    await new Promise((r) => setTimeout(r, every));
+  }
+}
+try {
+  const sw = context.serviceWorkers()[0] ?? await context.waitForEvent('serviceworker', { timeout: 30_000 });
+  const extId = new URL(sw.url()).host;
+  const manifest = await sw.evaluate(() => chrome.runtime.getManifest());
+  const perms = [...manifest.permissions].sort().join(',');
+  if (perms !== 'activeTab,scripting,sidePanel,storage') fail(`permissions: ${perms}`);
+  if (!/'wasm-unsafe-eval'/.test(manifest.content_security_policy.extension_pages)) fail('no wasm-unsafe-eval in the CSP');
+  step(`extension ${extId} loaded (MV3, permissions ${perms}, side panel ${manifest.side_panel.default_path})`);
+
+  const tabIdOf = (pageUrl) => sw.evaluate(async (u) => (await chrome.tabs.query({ url: u }))[0]?.id, pageUrl);
+  async function openPanel(pageUrl) {
+    const tab = await tabIdOf(pageUrl);
+    if (tab == null) fail(`no tab for ${pageUrl}`);
+    const panel = await context.newPage();
+    panel.on('console', (m) => { if (m.type() === 'error') console.log(`[panel] ${m.text()}`); });
+    panel.on('pageerror', (e) => console.log(`[panel error] ${e.message}`));
+    await panel.goto(`chrome-extension://${extId}/panel.html?tab=${tab}`);
+    await waitIn(panel, () => window.panel && !window.panel.state.busy);
+    return panel;
+  }
+  const idle = (p) => waitIn(p, () => !window.panel.state.busy, null, { timeout: 600_000, every: 200 });
+  async function analyse(panel) {
+    // Small work for SwiftShader: 2 uniform frames (one pair for the ViT), answers of at most 16 tokens.
+    await panel.evaluate(() => { for (const [id, v] of [['frames', '2'], ['max-new', '16']]) if (![...document.getElementById(id).options].some((o) => o.value === v)) document.getElementById(id).add(new Option(v)); });
+    await panel.selectOption('#sampling', 'uniform');
+    await panel.selectOption('#frames', '2');
+    await panel.selectOption('#max-new', '16');
+    await panel.click('#analyse');
+    await waitIn(panel, () => !window.panel.state.busy && (window.panel.state.analysed || !document.getElementById('banner').hidden), null, { timeout: 600_000, every: 200 });
+    const banner = await panel.evaluate(() => (document.getElementById('banner').hidden ? '' : document.getElementById('banner-text').textContent));
+    if (banner) fail(`analyse failed: ${banner}`);
+    return panel.evaluate(() => ({ route: document.getElementById('route').dataset.route, routeText: document.getElementById('route').textContent, times: window.panel.state.analysed.times, thumbs: document.querySelectorAll('#thumbs figure').length, restored: window.panel.state.analysed.restored, stages: document.getElementById('stages').textContent }));
+  }
+  // The app's own pipeline on the same file, at the frames holding the captured times: max and mean differences.
+  const compareFrames = (panel, file) => panel.evaluate(async (fileUrl) => {
+    const { openVideo } = await import('./app/video/video.js');
+    const { DECODE_MAX_SIDE } = await import('./app/pipeline.js');
+    const a = window.panel.state.analysed;
+    const v = await openVideo(await (await fetch(fileUrl)).blob());
+    const ft = v.frameTimes();
+    const idx = a.times.map((t) => { let best = 0; ft.forEach((x, i) => { if (x <= t + 1e-3) best = i; }); return best; });
+    const d = await v.decodeFrames(idx, { maxSide: DECODE_MAX_SIDE });
+    v.close();
+    if (d.width !== a.frames.width || d.height !== a.frames.height) return { error: `size ${a.frames.width}x${a.frames.height} vs the app's ${d.width}x${d.height}` };
+    let max = 0; let sum = 0;
+    for (let i = 0; i < d.rgba.length; i++) { const e = Math.abs(d.rgba[i] - a.frames.rgba[i]); max = Math.max(max, e); sum += e; }
+    return { idx, max, mean: sum / d.rgba.length };
+  }, file);
+  async function ask(panel, question, { midAnswer = false } = {}) {
+    await panel.fill('#question', question);
+    await panel.evaluate(() => {
+      window.__updates = 0;
+      new MutationObserver(() => { window.__updates += 1; }).observe(document.getElementById('log'), { subtree: true, childList: true, characterData: true });
+    });
+    await panel.click('#ask');
+    if (midAnswer) {
+      // Mid-answer: the question is being answered (its prompt prefilled on the GPU).
+      await waitIn(panel, () => window.panel.state.asking && /prefill|answer/.test(document.getElementById('stages').textContent), null, { timeout: 300_000, every: 20 });
+      await new Promise((r) => setTimeout(r, 300));
+      return null;
+    }
+    await waitIn(panel, () => document.querySelector('#log > div .s')?.textContent || /\[failed/.test(document.querySelector('#log > div .a')?.textContent ?? ''), null, { timeout: 600_000, every: 200 });
+    await idle(panel);
+    return panel.evaluate(() => ({ answer: document.querySelector('#log > div .a').textContent, stats: document.querySelector('#log > div .s').textContent, updates: window.__updates, html: document.querySelector('#log > div .a').children.length }));
+  }
+
+  // --- a page without a video ---
+  {
+    const page = await context.newPage();
+    await page.goto(`${url}/novideo.html`);
+    const panel = await openPanel(`${url}/novideo.html`);
+    const info = await panel.locator('#page-info').innerText();
+    if (!/no video on this page/i.test(info)) fail(`no-video message: ${info}`);
+    step(`a page without a video: "${info}"`);
+    await panel.close();
+    await page.close();
+  }
+
+  // --- a plain MP4: route 1 (the file, decoded with the app's pipeline) ---
+  const plain = await context.newPage();
+  await plain.goto(`${url}/plain.html`);
+  await plain.waitForFunction(() => document.getElementById('v').readyState >= 2);
+  await plain.evaluate(async () => { const v = document.getElementById('v'); v.currentTime = 0.55; await new Promise((r) => v.addEventListener('seeked', r, { once: true })); });
+  const panel = await openPanel(`${url}/plain.html`);
+  {
+    const list = await panel.evaluate(() => window.panel.state.page.videos.map((v) => ({ w: v.width, h: v.height, d: v.duration, paused: v.paused, t: v.currentTime, thumb: (v.thumbnail ?? '').slice(0, 22), readable: v.readable })));
+    const v = list[0];
+    if (list.length !== 1 || v.w !== 112 || v.h !== 84 || Math.abs(v.d - 1.6) > 0.05 || !v.paused || Math.abs(v.t - 0.55) > 1e-3 || v.thumb !== 'data:image/jpeg;base64' || !v.readable) fail(`video list: ${JSON.stringify(list)}`);
+    step(`video list: ${await panel.locator('#video-list').innerText()}`.replace(/\n/g, ' | '));
+  }
+  const r1 = await analyse(panel);
+  if (r1.route !== 'file') fail(`the plain MP4 took route ${r1.route}: ${r1.routeText}`);
+  if (r1.thumbs !== 2) fail(`${r1.thumbs} thumbnails`);
+  step(`plain MP4 -> route "${r1.route}": ${r1.routeText}`);
+  {
+    // The app's capability check ran before the model loaded, with the engine's memory estimate.
+    const cap = await panel.locator('#capability').innerText();
+    if (!/can run it/.test(cap) || !/needs about .* of GPU memory/.test(cap)) fail(`capability check: ${cap}`);
+    step(`capability check: ${cap.replace(/\n/g, ' | ').slice(0, 200)}`);
+  }
+  const c1 = await compareFrames(panel, `${url}/room.mp4`);
+  if (c1.error || c1.max !== 0) fail(`route 1 frames differ from the app's pipeline: ${JSON.stringify(c1)}`);
+  step(`route 1 frames at ${r1.times.map((t) => t.toFixed(2)).join(', ')} s equal the app pipeline's (frames ${c1.idx.join(', ')}) exactly`);
+  const s1 = await plain.evaluate(() => { const v = document.getElementById('v'); return { t: v.currentTime, paused: v.paused, rate: v.playbackRate }; });
+  if (Math.abs(s1.t - 0.55) > 1e-3 || !s1.paused) fail(`the plain video was disturbed: ${JSON.stringify(s1)}`);
+  const a1 = await ask(panel, 'How many chairs are in this room?');
+  if (/\[failed/.test(a1.answer) || !a1.answer.trim() || a1.updates < 3 || a1.html !== 0) fail(`answer: ${JSON.stringify(a1)}`);
+  step(`answer streamed in ${a1.updates} updates: ${JSON.stringify(a1.answer.slice(0, 60))} (${a1.stats})`);
+  await panel.screenshot({ path: path.join(root, 'target/extension-panel.png'), fullPage: true });
+  {
+    // The CLI on the same file, frames and question (ffmpeg's decoding; the demo model, greedy).
+    const cli = path.join(root, 'target/release/spatial-mllm');
+    if (!fs.existsSync(cli)) fail('target/release/spatial-mllm is missing: cargo build --release --features cli');
+    const out = JSON.parse(execFileSync(cli, ['run', '--model', path.join(root, 'www/models/demo/model'), path.join(pages, 'room.mp4'), '-q', 'How many chairs are in this room?', '--frames', '2', '--max-new-tokens', '16', '--json'], { encoding: 'utf8', env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? fs.mkdtempSync(path.join(os.tmpdir(), 'xdg-')) } }));
+    if (out.frames.join() !== c1.idx.join()) fail(`the CLI took frames ${out.frames}, the panel ${c1.idx}`);
+    if (out.answer !== a1.answer) fail(`the panel's answer ${JSON.stringify(a1.answer)} differs from the CLI's ${JSON.stringify(out.answer)}`);
+    step(`the same frames (${out.frames.join(', ')}) and answer as the CLI's (${JSON.stringify(out.answer)}; the demo model's random tokens decode to replacement characters)`);
+  }
+  // --- a Media Source video fed in segments: route 2 (drawn at sought times), playback restored ---
+  const mse = await context.newPage();
+  await mse.goto(`${url}/mse.html`);
+  await mse.waitForFunction(() => window.__fed === true && document.getElementById('v').readyState >= 2, null, { timeout: 30_000 });
+  const fed = await mse.evaluate(() => window.__fed);
+  if (fed !== true) fail(`the MSE page failed: ${fed}`);
+  await mse.evaluate(async () => { const v = document.getElementById('v'); v.playbackRate = 0.5; v.currentTime = 0.73; await new Promise((r) => v.addEventListener('seeked', r, { once: true })); });
+  await panel.evaluate((id) => window.panel.useTab(id), await tabIdOf(`${url}/mse.html`)); // the same panel, now on the MSE page's tab
+  await idle(panel);
+  const m = await panel.evaluate(() => window.panel.state.page.videos[0]);
+  if (!m.mse || !m.readable || !(m.duration > 1.5 && m.duration < 2)) fail(`MSE video listed as ${JSON.stringify({ ...m, thumbnail: undefined })}`);
+  const r2 = await analyse(panel);
+  if (r2.route !== 'element') fail(`the MSE video took route ${r2.route}: ${r2.routeText}`);
+  step(`Media Source video -> route "${r2.route}": ${r2.routeText}`);
+  const c2 = await compareFrames(panel, `${url}/room-frag.mp4`);
+  if (c2.error || c2.mean > 2 || c2.max > 40) fail(`route 2 frames differ from the app's pipeline: ${JSON.stringify(c2)}`);
+  if (new Set(c2.idx).size !== 2) fail(`route 2 did not land on 2 distinct frames: ${c2.idx}`);
+  step(`route 2 frames at ${r2.times.map((t) => t.toFixed(2)).join(', ')} s match the app pipeline's frames ${c2.idx.join(', ')} (max difference ${c2.max}, mean ${c2.mean.toFixed(3)})`);
+  const s2 = await mse.evaluate(() => { const v = document.getElementById('v'); return { t: v.currentTime, paused: v.paused, rate: v.playbackRate }; });
+  if (Math.abs(s2.t - 0.73) > 1e-3 || !s2.paused || s2.rate !== 0.5) fail(`playback not restored: ${JSON.stringify(s2)} (was 0.73 s, paused, 0.5x)`);
+  step(`the user's position (0.73 s), speed (0.5x) and paused state restored: ${JSON.stringify(s2)}`);
+  const a2 = await ask(panel, 'How many chairs are in this room?');
+  if (/\[failed/.test(a2.answer) || !a2.answer.trim()) fail(`answer: ${JSON.stringify(a2)}`);
+  step(`answer on the Media Source video: ${JSON.stringify(a2.answer.slice(0, 60))}`);
+  // A playing video is left playing, at its speed (three frames taken through the element route).
+  await mse.evaluate(async () => { const v = document.getElementById('v'); v.loop = true; v.playbackRate = 1.5; await v.play(); });
+  const grabbed = await panel.evaluate(async () => {
+    const { ElementSource } = await import('./page.js');
+    const { state } = window.panel;
+    const info = (await state.link.call('list')).videos[0];
+    const s = new ElementSource(state.link, info);
+    const d = await s.decodeFrames([3, 20, 40], { maxSide: 644 });
+    return { times: d.times, restored: s.restored };
+  });
+  const s3 = await mse.evaluate(() => { const v = document.getElementById('v'); return { paused: v.paused, rate: v.playbackRate }; });
+  if (s3.paused || s3.rate !== 1.5) fail(`a playing video was not left playing at 1.5x: ${JSON.stringify(s3)}`);
+  step(`a playing video is left playing at its speed (frames at ${grabbed.times.map((t) => t.toFixed(2)).join(', ')} s; then ${JSON.stringify(s3)})`);
+  // --- a panel closed mid-answer: nothing keeps running ---
+  await panel.selectOption('#max-new', '1024');
+  await ask(panel, 'Describe the room in detail.', { midAnswer: true });
+  await panel.close();
+  {
+    const cdp = await context.newCDPSession(mse);
+    const closedAt = Date.now();
+    let left = [];
+    for (;;) {
+      const { targetInfos } = await cdp.send('Target.getTargets');
+      left = targetInfos.filter((t) => t.url.startsWith(`chrome-extension://${extId}/`) && t.type !== 'service_worker');
+      if (!left.length || Date.now() - closedAt > 10_000) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    if (left.length) fail(`10 s after closing the panel, still running: ${JSON.stringify(left.map((t) => [t.type, t.url]))}`);
+    await cdp.detach();
+    step(`the panel closed mid-answer: no extension page or worker left running (gone within ${Date.now() - closedAt} ms)`);
+  }
+
+  {
+    const s4 = await mse.evaluate(() => { const v = document.getElementById('v'); return { paused: v.paused, rate: v.playbackRate }; });
+    if (s4.paused || s4.rate !== 1.5) fail(`after the panel closed the video is ${JSON.stringify(s4)}`);
+  }
+  // --- a panel closed mid-capture: the content script gives the video back as it was ---
+  {
+    await mse.evaluate(async () => { const v = document.getElementById('v'); v.pause(); v.playbackRate = 0.75; v.currentTime = 0.42; await new Promise((r) => v.addEventListener('seeked', r, { once: true })); });
+    const p2 = await openPanel(`${url}/mse.html`);
+    await p2.evaluate(() => {
+      window.__grabs = 0;
+      (async () => {
+        const { ElementSource } = await import('./page.js');
+        const { state } = window.panel;
+        const s = new ElementSource(state.link, (await state.link.call('list')).videos[0]);
+        await s.decodeFrames([...Array(50).keys()], { maxSide: 644, onProgress: (n) => { window.__grabs = n; } });
+      })();
+    });
+    await waitIn(p2, () => window.__grabs >= 2, null, { timeout: 30_000, every: 20 });
+    const mid = await mse.evaluate(() => document.getElementById('v').currentTime);
+    await p2.close();
+    const back = await waitIn(mse, () => { const v = document.getElementById('v'); return !v.seeking && Math.abs(v.currentTime - 0.42) < 1e-3 && { t: v.currentTime, paused: v.paused, rate: v.playbackRate }; }, null, { timeout: 10_000 });
+    if (!back.paused || back.rate !== 0.75) fail(`after closing the panel mid-capture: ${JSON.stringify(back)}`);
+    step(`a panel closed mid-capture (the video at ${mid.toFixed(2)} s): position, speed and pause restored ${JSON.stringify(back)}`);
+  }
+  // --- videos that cannot be read: clear messages, before any model is loaded ---
+  {
+    const bad = await context.newPage();
+    const p3 = await openPanel(`${url}/mse.html`);
+    async function refused(pageUrl, ready, re) {
+      await bad.goto(pageUrl);
+      await bad.waitForFunction(ready, null, { timeout: 30_000 });
+      await p3.evaluate((id) => window.panel.useTab(id), await tabIdOf(pageUrl.split('?')[0] + '*'));
+      await idle(p3);
+      const listed = await p3.locator('#video-list').innerText();
+      await p3.evaluate(() => { document.getElementById('banner').hidden = true; });
+      await p3.click('#analyse');
+      await idle(p3);
+      const msg = await p3.evaluate(() => (document.getElementById('banner').hidden ? '' : document.getElementById('banner-text').textContent));
+      if (!re.test(msg)) fail(`${pageUrl}: expected ${re}, got "${msg}" (listed: ${listed})`);
+      if (await p3.evaluate(() => window.panel.state.model !== null)) fail(`${pageUrl}: a model was loaded for a video that cannot be read`);
+      return { msg, listed: listed.replace(/\n/g, ' | ') };
+    }
+    const x = await refused(`${url}/crossorigin.html?src=${encodeURIComponent(`${otherUrl}/room.mp4`)}`, () => document.getElementById('v').readyState >= 2, /cannot be read: its file could not be read.*another site.*no CORS/);
+    step(`a video on a second origin without CORS: listed "${x.listed}"; Analyse says "${x.msg}"`);
+    const d = await refused(`${url}/drm.html`, () => window.__keys === true && document.getElementById('v').readyState >= 2, /DRM-protected/);
+    step(`a DRM-protected (Encrypted Media) video: "${d.msg}"`);
+    const l = await refused(`${url}/live.html`, () => window.__fed === true && document.getElementById('v').readyState >= 2, /live stream without a duration, and it is paused/);
+    step(`a paused live stream: "${l.msg}"`);
+    // A playing live stream: frames taken as it plays, from now for the time chosen (2 s here).
+    await bad.goto(`${url}/livecam.html`);
+    await bad.waitForFunction(() => { const v = document.getElementById('v'); return v.readyState >= 2 && !v.paused; }, null, { timeout: 30_000 });
+    await p3.evaluate((id) => window.panel.useTab(id), await tabIdOf(`${url}/livecam.html`));
+    await idle(p3);
+    const live = await p3.evaluate(async () => {
+      const { openPageVideo } = await import('./page.js');
+      const { state } = window.panel;
+      const info = state.page.videos[0];
+      const o = await openPageVideo(state.link, info, { liveSeconds: 2 });
+      const t = performance.now();
+      const d = await o.source.decodeFrames([0, Math.floor(o.source.frameCount / 2), o.source.frameCount - 1], { maxSide: 644 });
+      const size = d.width * d.height * 4;
+      let diff = 0;
+      for (let i = 0; i < size; i++) diff += Math.abs(d.rgba[i] - d.rgba[2 * size + i]);
+      return { listed: info.duration, route: o.route, why: o.why, times: d.times, secs: (performance.now() - t) / 1000, diff: diff / size, size: [d.width, d.height] };
+    });
+    if (live.listed !== 'live' || live.route !== 'live' || !(live.times[2] > 1.8 && live.times[2] < 2.6) || !(live.diff > 1) || live.size.join() !== '112,84') fail(`live stream capture: ${JSON.stringify(live)}`);
+    step(`a playing live stream -> route "live" (${live.why}): 3 frames at ${live.times.map((t) => t.toFixed(2)).join(', ')} s, the first and last differ (mean ${live.diff.toFixed(1)})`);
+    // A tab that navigates away during capture: the capture ends with a clear error.
+    await bad.goto(`${url}/mse.html?away`);
+    await bad.waitForFunction(() => window.__fed === true && document.getElementById('v').readyState >= 2, null, { timeout: 30_000 });
+    await p3.close();
+    const p4 = await openPanel(`${url}/mse.html?away`);
+    const gone = p4.evaluate(async () => {
+      window.__grabs = 0;
+      const { ElementSource } = await import('./page.js');
+      const { state } = window.panel;
+      const s = new ElementSource(state.link, (await state.link.call('list')).videos[0]);
+      try {
+        await s.decodeFrames([...Array(50).keys()], { maxSide: 644, onProgress: (n) => { window.__grabs = n; } });
+        return 'finished';
+      } catch (e) {
+        return `${e.name}: ${e.message}`;
+      }
+    });
+    await waitIn(p4, () => window.__grabs >= 2, null, { timeout: 30_000, every: 20 });
+    await bad.goto(`${url}/novideo.html`);
+    const why = await gone;
+    if (!/^PageGone: the page went away/.test(why)) fail(`navigating away during capture: ${why}`);
+    step(`the tab navigated away during capture: "${why}"`);
+    await p4.close();
+    await bad.close();
+  }
+  code = 0;
+  console.log(`extension test passed in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+} catch (e) {
+  console.error(`FAILED: ${e.stack ?? e}`);
+} finally {
+  await context.close().catch(() => {});
+  server.close();
+  other.server.close();
+  fs.rmSync(profile, { recursive: true, force: true });
+  process.exit(code);
+}
