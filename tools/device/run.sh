@@ -35,7 +35,7 @@ bench() {
 }
 bench 80 spatial --frames 16 --size 644x476 --tokens 32
 bench 60 vggt --frames 8,16
-bench 40 qwen --prompt 128 --tokens 64
+bench 60 qwen --prompt 128 --tokens 64 --decode both --formats q4
 bench 90 vggt --frames 32
 [ -f devbin/bin/qwen2.5-tokenizer.json ] && bench 150 eval --videos 4 --questions 8 --tokenizer devbin/bin/qwen2.5-tokenizer.json
 log done
