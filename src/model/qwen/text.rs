@@ -62,35 +62,16 @@ impl SelfAttention {
         let row = kv_dim as u64 * size;
         rec.copy(&k, 0, kv.kv, kv.past as u64 * row, n as u64 * row);
         rec.copy(&v, 0, kv.kv, kv.v_base as u64 * size + kv.past as u64 * row, n as u64 * row);
-        let view = |off| HeadsView { t: kv.kv, tokens: kv.past + n, heads: self.kv_heads, stride: kv_dim, off };
-        let o = attention(
-            rec,
-            &Attention {
-                q: HeadsView::dense(&q, self.heads),
-                k: view(0),
-                v: view(kv.v_base),
-                head_dim: self.head_dim,
-                causal: true,
-                q_pos0: kv.past,
-                segments: None,
-                scale: 1.0 / (self.head_dim as f32).sqrt(),
-            },
-        )?;
+        let o = attention(rec, &self.over_cache(&q, &kv))?;
         self.o_proj.forward_add(rec, &o, residual)
     }
 
-    /// `forward` for a decode step in three dispatches: RMSNorm + q/k/v + bias + M-RoPE + the
-    /// cache write in one GEMV; the attention; the merge of its key ranges + o + residual in one
-    /// GEMV. Bit-identical to `norm.forward` then `forward`.
-    fn forward_decode(&self, rec: &mut Recorder, aux: &QkvAux, x: &Tensor, (pos, rope): (&Tensor, &RopeTable), kv: LayerKv) -> MResult<Tensor> {
-        let n = x.rows();
+    /// Causal attention of the rows of `q` over the cache, this step's keys and values included.
+    fn over_cache<'a>(&self, q: &'a Tensor, kv: &LayerKv<'a>) -> Attention<'a> {
         let kv_dim = self.kv_heads * self.head_dim;
-        let out = QkvOut { cache: kv.kv, v_base: kv.v_base, past: kv.past, heads: self.heads, kv_heads: self.kv_heads, pos, rope };
-        let w = [self.q_proj.weight()?, self.k_proj.weight()?, self.v_proj.weight()?];
-        let q = qkv_rope_kv(rec, x, aux, w, &out)?;
-        let view = |off| HeadsView { t: kv.kv, tokens: kv.past + n, heads: self.kv_heads, stride: kv_dim, off };
-        let a = Attention {
-            q: HeadsView::dense(&q, self.heads),
+        let view = |off| HeadsView { t: kv.kv, tokens: kv.past + q.rows(), heads: self.kv_heads, stride: kv_dim, off };
+        Attention {
+            q: HeadsView::dense(q, self.heads),
             k: view(0),
             v: view(kv.v_base),
             head_dim: self.head_dim,
@@ -98,8 +79,17 @@ impl SelfAttention {
             q_pos0: kv.past,
             segments: None,
             scale: 1.0 / (self.head_dim as f32).sqrt(),
-        };
-        match attention_ranges(rec, &a)? {
+        }
+    }
+
+    /// `forward` for a decode step in three dispatches: RMSNorm + q/k/v + bias + M-RoPE + the
+    /// cache write in one GEMV; the attention; the merge of its key ranges + o + residual in one
+    /// GEMV. Bit-identical to `norm.forward` then `forward`.
+    fn forward_decode(&self, rec: &mut Recorder, aux: &QkvAux, x: &Tensor, (pos, rope): (&Tensor, &RopeTable), kv: LayerKv) -> MResult<Tensor> {
+        let out = QkvOut { cache: kv.kv, v_base: kv.v_base, past: kv.past, heads: self.heads, kv_heads: self.kv_heads, pos, rope };
+        let w = [self.q_proj.weight()?, self.k_proj.weight()?, self.v_proj.weight()?];
+        let q = qkv_rope_kv(rec, x, aux, w, &out)?;
+        match attention_ranges(rec, &self.over_cache(&q, &kv))? {
             AttentionOut::Done(o) => self.o_proj.forward_add(rec, &o, x),
             AttentionOut::Ranges { part, ml, n_split } => {
                 let r = Ranges { part: &part, ml: &ml, n_split, heads: self.heads, head_dim: self.head_dim };
