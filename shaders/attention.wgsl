@@ -10,6 +10,8 @@
 // the scores, head dims across threads for the weighted sum of V. With SPLIT each workgroup takes
 // one range of the keys and leaves a partial result, and `flash_combine` merges the ranges
 // (flash-decoding): a decode step has only one query per head, too few workgroups for a GPU.
+// `flash_coop` (COOP; native adapters with cooperative matrices, f16 path): `flash_tile` on the
+// matrix units, BQ queries per workgroup, keys BKV at a time.
 
 // Declared by the contract (src/kernels/attention.rs): Params P; Q, K, V (not in flash_combine),
 // O (unless SPLIT), SEG (VARLEN), PART and ML (SPLIT, COMBINE).
@@ -217,6 +219,120 @@ fn flash_rows(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_i
         O[i * P.o_stride + P.o_off + h * HD + t] = Act(select(0.0, acc / l, l > 0.0));
     }
 #endif
+}
+#endif
+
+#ifdef COOP
+// Flash attention on matrix units: per tile of BKV keys, S = Q Kᵀ (8x8 tiles of f16 products
+// summed in f32), the online softmax by one thread per query row, then O = O * corr + P V with
+// the accumulator O in workgroup memory (a cooperative matrix cannot be rescaled row by row).
+// The NSG subgroups of COOP_S invocations take the 8x8 tiles of S, then of O, in turn.
+const NT: u32 = NSG * COOP_S;
+const SJ: u32 = BKV / 8u; // S tiles per query block row
+const OJ: u32 = HD / 8u; // O tiles per query block row
+var<workgroup> Qs: array<f16, BQ * HD>; // [BQ][HD], scaled
+var<workgroup> Ks: array<f16, BKV * HD>; // [BKV][HD]
+var<workgroup> Vs: array<f16, BKV * HD>; // [BKV][HD]
+var<workgroup> Ss: array<f32, BQ * BKV>; // scores
+var<workgroup> Ps: array<f16, BQ * BKV>; // probabilities
+var<workgroup> Os: array<f32, BQ * HD>; // the unnormalised output
+var<workgroup> Cr: array<f32, BQ>; // each row's rescaling this step
+
+@compute @workgroup_size(FLASH_COOP_WG_X, FLASH_COOP_WG_Y, FLASH_COOP_WG_Z)
+fn flash_coop(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: vec3<u32>, @builtin(subgroup_id) sg: u32) {
+    let h = wid.y;
+    let hk = h / (P.hq / P.hkv);
+    let i0 = wid.x * BQ;
+    let ilast = min(i0 + BQ, P.n_q) - 1u;
+    let first = key_range(i0).x;
+    let last = key_range(ilast).y;
+    for (var e = tid; e < BQ * HD; e += NT) {
+        let i = min(i0 + e / HD, P.n_q - 1u);
+        Qs[e] = f16(f32(Q[i * P.q_stride + P.q_off + h * HD + e % HD]) * P.scale);
+        Os[e] = 0.0;
+    }
+    // Thread r < BQ keeps query row r's running maximum and sum.
+    let row = min(tid, BQ - 1u);
+    let mine = key_range(min(i0 + row, P.n_q - 1u));
+    var m = NEG;
+    var l = 0.0;
+    for (var j0 = first; j0 < last; j0 += BKV) {
+        for (var e = tid; e < BKV * HD; e += NT) {
+            let j = j0 + e / HD;
+            let d = e % HD;
+            if (j < last) {
+                Ks[e] = f16(K[j * P.k_stride + P.k_off + hk * HD + d]);
+                Vs[e] = f16(V[j * P.v_stride + P.v_off + hk * HD + d]);
+            } else {
+                Ks[e] = f16(0.0);
+                Vs[e] = f16(0.0);
+            }
+        }
+        workgroupBarrier();
+        for (var t = sg; t < (BQ / 8u) * SJ; t += NSG) {
+            let qi = (t / SJ) * 8u;
+            let kj = (t % SJ) * 8u;
+            var s: coop_mat8x8<f32, C>;
+            for (var d = 0u; d < HD; d += 8u) {
+                let a = coopLoadT<coop_mat8x8<f16, A>>(&Qs[qi * HD + d], HD);
+                let b = coopLoad<coop_mat8x8<f16, B>>(&Ks[kj * HD + d], HD);
+                s = coopMultiplyAdd(a, b, s);
+            }
+            coopStoreT(s, &Ss[qi * BKV + kj], BKV);
+        }
+        workgroupBarrier();
+        if (tid < BQ) {
+            var mn = m;
+            for (var j = 0u; j < BKV; j++) {
+                let key = j0 + j;
+                if (key >= mine.x && key < mine.y) {
+                    mn = max(mn, Ss[tid * BKV + j]);
+                }
+            }
+            // Exactly 1 unless the maximum grew (as flash_tile).
+            let corr = select(1.0, exp(m - mn), mn > m);
+            var sum = 0.0;
+            for (var j = 0u; j < BKV; j++) {
+                let key = j0 + j;
+                var p = 0.0;
+                if (key >= mine.x && key < mine.y) {
+                    p = exp(Ss[tid * BKV + j] - mn);
+                }
+                Ps[tid * BKV + j] = f16(p);
+                sum += p;
+            }
+            l = l * corr + sum;
+            m = mn;
+            Cr[tid] = corr;
+        }
+        workgroupBarrier();
+        for (var e = tid; e < BQ * HD; e += NT) {
+            Os[e] *= Cr[e / HD];
+        }
+        workgroupBarrier();
+        for (var t = sg; t < (BQ / 8u) * OJ; t += NSG) {
+            let qi = (t / OJ) * 8u;
+            let d = (t % OJ) * 8u;
+            var o = coopLoadT<coop_mat8x8<f32, C>>(&Os[qi * HD + d], HD);
+            for (var j = 0u; j < BKV; j += 8u) {
+                let a = coopLoadT<coop_mat8x8<f16, A>>(&Ps[qi * BKV + j], BKV);
+                let b = coopLoadT<coop_mat8x8<f16, B>>(&Vs[j * HD + d], HD);
+                o = coopMultiplyAdd(a, b, o);
+            }
+            coopStoreT(o, &Os[qi * HD + d], HD);
+        }
+        workgroupBarrier();
+    }
+    if (tid < BQ) {
+        Cr[tid] = select(0.0, 1.0 / l, l > 0.0);
+    }
+    workgroupBarrier();
+    for (var e = tid; e < BQ * HD; e += NT) {
+        let i = i0 + e / HD;
+        if (i < P.n_q) {
+            O[i * P.o_stride + P.o_off + h * HD + e % HD] = Act(Os[e] * Cr[e / HD]);
+        }
+    }
 }
 #endif
 

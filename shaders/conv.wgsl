@@ -17,11 +17,11 @@
 //   Y[f, y*k+dy, x*k+dx, co] = sum over ci of X[f, y, x, ci] * W[ci, (co*k + dy)*k + dx]
 //   (W is the [in, out*k*k] matrix of a PyTorch ConvTranspose2d [in, out, k, k] weight): a GEMM
 //   over input pixels x (co, dy, dx) whose outputs are scattered.
-// Epilogue, in this order: + B[co] (BIAS), max(., 0) (RELU), + a separable positional table (POS:
+// Epilogue, in this order: + BIASES[co] (BIAS), max(., 0) (RELU), + a separable positional table (POS:
 // channel co < C/2 reads POS[ox * C/2 + co], else POS[(w_out + oy) * C/2 + co - C/2]),
 // + max(RES, 0) (RES), + ADD. RELU_IN applies max(., 0) to X as it is read.
 
-// Declared by the contract (src/kernels/conv.rs): Params P; X, W, Y, B (BIAS), POS (POS),
+// Declared by the contract (src/kernels/conv.rs): Params P; X, W, Y, BIASES (BIAS), POS (POS),
 // REST (RES), ADDT (ADD); the workgroup size GEMM_WG_* (from the tiling).
 
 fn x_load(i: u32) -> f32 {
@@ -178,7 +178,7 @@ fn gemm_store(f: u32, m: u32, n: u32, acc: f32) {
     let idx = ((f * P.h_out + oy) * P.w_out + ox) * P.c_out + co;
     var v = acc;
 #ifdef BIAS
-    v += B[co];
+    v += BIASES[co];
 #endif
 #ifdef RELU
     v = max(v, 0.0);

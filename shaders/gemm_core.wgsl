@@ -17,8 +17,11 @@
 //   fn gemm_b4(n, k, c: GemmK) -> vec4<f32>: B[k..k+3, n], zero where n >= N or k >= K; or, with
 //     the B_KN flag, fn gemm_b4n(k, n) -> vec4<f32>: B[k, n..n+3] (weights stored [K, N]).
 //   fn gemm_store(z, m, n, acc): the epilogue and the output layout (called for m < M, n < N).
+// With COOP (native adapters with cooperative matrices, f16 path): the same loads, staged as f16,
+// multiplied by the matrix units in 8x8x8 steps with f32 accumulation (see the second kernel).
 
 #ifdef GEMM
+#ifndef COOP
 const GEMM_WX: u32 = GEMM_WG_X; // threads along n: GEMM_BN / GEMM_TN
 const GEMM_WY: u32 = GEMM_WG_Y; // threads along m: GEMM_BM / GEMM_TM
 const GEMM_NT: u32 = GEMM_WX * GEMM_WY;
@@ -103,4 +106,106 @@ fn gemm(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
         }
     }
 }
+#endif
+
+#ifdef COOP
+// The GEMM on matrix units. The workgroup is GEMM_SGM x GEMM_SGN subgroups of COOP_S invocations
+// (the adapter's one subgroup size); each subgroup owns GEMM_TM x GEMM_TN 8x8 tiles of the
+// BM x BN block, accumulated in f32 cooperative matrices over the whole K loop. A and B are staged
+// as f16 in workgroup memory by the family's hooks, as the plain kernel stages them: A column-major
+// ([BK][BM]), B row-major ([BK][BN]). Products are summed in the matrix units' own order, so results
+// differ from the plain kernel's in the last bits (f16 inputs; tests allow for it).
+const GEMM_SGM: u32 = GEMM_BM / (8u * GEMM_TM);
+const GEMM_SGN: u32 = GEMM_BN / (8u * GEMM_TN);
+const GEMM_NT: u32 = GEMM_SGM * GEMM_SGN * COOP_S;
+const GEMM_KV: u32 = GEMM_BK / 4u;
+const GEMM_RS: u32 = GEMM_NT / GEMM_KV;
+const GEMM_UA: u32 = GEMM_BM / GEMM_RS;
+const GEMM_UB: u32 = GEMM_BN / GEMM_RS;
+const GEMM_TILES: u32 = GEMM_TM * GEMM_TN;
+var<workgroup> As: array<f16, GEMM_BK * GEMM_BM>;
+var<workgroup> Bs: array<f16, GEMM_BK * GEMM_BN>;
+// One 8x8 tile per subgroup on its way to the epilogue.
+var<workgroup> Cs: array<f32, GEMM_SGM * GEMM_SGN * 64u>;
+
+@compute @workgroup_size(GEMM_WG_X, GEMM_WG_Y, GEMM_WG_Z)
+fn gemm(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: vec3<u32>, @builtin(subgroup_id) sg: u32, @builtin(subgroup_invocation_id) lane: u32) {
+    let z = wid.z;
+    let m0 = wid.y * GEMM_BM;
+    let n0 = wid.x * GEMM_BN;
+    let lr = tid / GEMM_KV;
+    let lk = (tid % GEMM_KV) * 4u;
+    var rows: array<GemmRow, GEMM_UA>;
+    for (var i = 0u; i < GEMM_UA; i++) {
+        rows[i] = gemm_row(z, m0 + lr + i * GEMM_RS);
+    }
+    var kc = gemm_k_at(lk);
+    // This subgroup's first row and column in the block.
+    let sm = (sg / GEMM_SGN) * GEMM_TM * 8u;
+    let sn = (sg % GEMM_SGN) * GEMM_TN * 8u;
+    var acc: array<coop_mat8x8<f32, C>, GEMM_TILES>;
+    var bt: array<coop_mat8x8<f16, B>, GEMM_TN>;
+    for (var k0 = 0u; k0 < P.K; k0 += GEMM_BK) {
+        let k = k0 + lk;
+        for (var i = 0u; i < GEMM_UA; i++) {
+            let a = vec4<f16>(gemm_a4(rows[i], k, kc));
+            let r = lr + i * GEMM_RS;
+            As[lk * GEMM_BM + r] = a.x;
+            As[(lk + 1u) * GEMM_BM + r] = a.y;
+            As[(lk + 2u) * GEMM_BM + r] = a.z;
+            As[(lk + 3u) * GEMM_BM + r] = a.w;
+        }
+#ifdef B_KN
+        for (var i = 0u; i < GEMM_UB; i++) {
+            let u = tid + i * GEMM_NT;
+            let bk = u / (GEMM_BN / 4u);
+            let bc = (u % (GEMM_BN / 4u)) * 4u;
+            let b = vec4<f16>(gemm_b4n(k0 + bk, n0 + bc));
+            let o = bk * GEMM_BN + bc;
+            Bs[o] = b.x;
+            Bs[o + 1u] = b.y;
+            Bs[o + 2u] = b.z;
+            Bs[o + 3u] = b.w;
+        }
+#else
+        for (var i = 0u; i < GEMM_UB; i++) {
+            let r = lr + i * GEMM_RS;
+            let b = vec4<f16>(gemm_b4(n0 + r, k, kc));
+            Bs[lk * GEMM_BN + r] = b.x;
+            Bs[(lk + 1u) * GEMM_BN + r] = b.y;
+            Bs[(lk + 2u) * GEMM_BN + r] = b.z;
+            Bs[(lk + 3u) * GEMM_BN + r] = b.w;
+        }
+#endif
+        workgroupBarrier();
+        for (var kk = 0u; kk < GEMM_BK; kk += 8u) {
+            for (var j = 0u; j < GEMM_TN; j++) {
+                bt[j] = coopLoadT<coop_mat8x8<f16, B>>(&Bs[kk * GEMM_BN + sn + j * 8u], GEMM_BN);
+            }
+            for (var i = 0u; i < GEMM_TM; i++) {
+                let a = coopLoad<coop_mat8x8<f16, A>>(&As[kk * GEMM_BM + sm + i * 8u], GEMM_BM);
+                for (var j = 0u; j < GEMM_TN; j++) {
+                    acc[i * GEMM_TN + j] = coopMultiplyAdd(a, bt[j], acc[i * GEMM_TN + j]);
+                }
+            }
+        }
+        workgroupBarrier();
+        kc = gemm_k_next(kc);
+    }
+    // Each tile through workgroup memory to the family's epilogue, element by element.
+    let cs = sg * 64u;
+    for (var t = 0u; t < GEMM_TILES; t++) {
+        coopStoreT(acc[t], &Cs[cs], 8u);
+        workgroupBarrier();
+        for (var e = lane; e < 64u; e += COOP_S) {
+            let m = m0 + sm + (t / GEMM_TN) * 8u + e / 8u;
+            let n = n0 + sn + (t % GEMM_TN) * 8u + e % 8u;
+            if (m < P.M && n < P.N) {
+                gemm_store(z, m, n, Cs[cs + e]);
+            }
+        }
+        workgroupBarrier();
+    }
+}
+#endif
 #endif

@@ -18,7 +18,7 @@
 //     buffers per stage in WebGPU).   SWIGLU: Y = SiLU(gate) * up.
 
 // Declared by the contract (src/kernels/matmul.rs): Params P (M, N, K, kp, soff); X (as ActX),
-// W, Y, B (BIAS), MULT (MUL), ADDT (ADD); the workgroup sizes (GEMV_WG_*, GEMM_WG_* from the tiling).
+// W, Y, BIASES (BIAS), MULT (MUL), ADDT (ADD); the workgroup sizes (GEMV_WG_*, GEMM_WG_* from the tiling).
 
 // X is read as vec4s with X4.
 #ifdef X4
@@ -30,7 +30,7 @@ alias ActX = Act;
 fn epilogue(m: u32, n: u32, acc: f32) -> Act {
     var v = acc;
 #ifdef BIAS
-    v += B[n];
+    v += BIASES[n];
 #endif
 #ifdef GELU
     v = gelu_f32(v);

@@ -86,6 +86,15 @@ fn act(gpu: &Gpu, rng: &mut Rng, shape: &[usize]) -> Result<Tensor> {
     gpu.upload_act(&rng.normals(shape.iter().product(), 1.0), shape)
 }
 
+/// Where the encoders' GEMM, convolutions and attention run: the tiling, on the matrix units or
+/// why not (a bench header line).
+pub fn gemm_line(gpu: &Gpu) -> String {
+    match gpu.coop_unavailable() {
+        None => format!("GEMM, convolutions, attention: on the matrix units ({})\n", gpu.gemm_choice()),
+        Some(why) => format!("GEMM, convolutions, attention: plain kernels, tile {} ({why})\n", gpu.gemm_choice()),
+    }
+}
+
 /// A tiled GEMM [m, k] x [n, k]^T with weights in `fmt`, at the device's tiling.
 pub fn gemm_row(gpu: &Gpu, rng: &mut Rng, fmt: WeightFormat, m: usize, n: usize, k: usize, reps: usize) -> Result<Row> {
     gemm_tile_row(gpu, rng, fmt, [m, n, k], reps, None)
@@ -143,10 +152,10 @@ pub fn format_table(gpu: &Gpu, rows: &[Row]) -> String {
     let best = best_gemm(rows);
     let w = rows.iter().map(|r| r.name.len()).max().unwrap_or(0).max(40);
     let mut s = format!(
-        "device: {}\npath: {:?} activations\ngemm tile: {}\ntimes: {}\nfloors: copy bandwidth {copy:.1} GB/s (the best of the copy rows: {}), best GEMM {best:.1} GFLOP/s (both measured in this run)\ncopy floor against the adapter's published memory bandwidth: {}\n\n",
+        "device: {}\npath: {:?} activations\n{}times: {}\nfloors: copy bandwidth {copy:.1} GB/s (the best of the copy rows: {}), best GEMM {best:.1} GFLOP/s (both measured in this run)\ncopy floor against the adapter's published memory bandwidth: {}\n\n",
         gpu.info,
         gpu.act,
-        gpu.gemm_choice(),
+        gemm_line(gpu),
         if gpu.info.has_timestamps { "GPU timestamps around the repetitions" } else { "wall clock around the repetitions' submission and fence" },
         floor.map_or("none", |r| r.name.as_str()),
         bandwidth::versus_published(&gpu.info.name, copy),

@@ -12,7 +12,7 @@ use crate::gpu::{Gpu, GpuOptions};
 /// err, tol, ok, detail}]}]}.
 #[wasm_bindgen]
 pub async fn run_kernel_suite(filter: String, seed: f64) -> Result<String, JsValue> {
-    let opts = GpuOptions { allow_f16: true, allow_subgroups: false, poison: true };
+    let opts = GpuOptions { allow_f16: true, allow_subgroups: false, allow_coop_matrix: false, poison: true };
     let gpu = Gpu::new(opts).await.map_err(|e| JsValue::from_str(&e.to_string()))?;
     let mut results = Vec::new();
     for case in crate::testing::cases() {
@@ -68,7 +68,7 @@ pub async fn run_qwen_parity(package_url: String, fixture_url: String, filter: S
 /// package at `package_url`, loaded.
 async fn suite_setup(package_url: &str) -> Result<(Gpu, crate::weights::Manifest, crate::model::Params), JsValue> {
     let js = |e: &dyn std::fmt::Display| JsValue::from_str(&e.to_string());
-    let opts = GpuOptions { allow_f16: true, allow_subgroups: false, poison: true };
+    let opts = GpuOptions { allow_f16: true, allow_subgroups: false, allow_coop_matrix: false, poison: true };
     let gpu = Gpu::new(opts).await.map_err(|e| js(&e))?;
     let (manifest, params, _) = crate::weights::http::load(&gpu, package_url, &mut |_, _, _, _, _| {}).await.map_err(|e| js(&e))?;
     Ok((gpu, manifest, crate::model::Params::new(params)))

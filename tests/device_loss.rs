@@ -10,7 +10,7 @@ use spatial_mllm_web::kernels::elementwise::add;
 
 #[test]
 fn a_lost_device_is_a_prompt_error_not_a_hang() {
-    let gpu = pollster::block_on(Gpu::new(GpuOptions { allow_f16: false, allow_subgroups: true, poison: true }))
+    let gpu = pollster::block_on(Gpu::new(GpuOptions { allow_f16: false, allow_subgroups: true, allow_coop_matrix: true, poison: true }))
         .unwrap_or_else(|e| panic!("the device-loss test needs a GPU adapter: {e}"));
     let x = gpu.upload_f32(&(0..1000).map(|i| i as f32).collect::<Vec<_>>(), &[10, 100]).unwrap();
     let mut rec = Recorder::new(&gpu);

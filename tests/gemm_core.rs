@@ -23,7 +23,7 @@ fn seed() -> u64 {
 
 /// A poisoning device on the f32 or the f16 path (None: f16 asked, not available, and accepted).
 fn device(f16: bool) -> Option<Gpu> {
-    let gpu = pollster::block_on(Gpu::new(GpuOptions { allow_f16: f16, allow_subgroups: true, poison: true })).expect("a GPU adapter");
+    let gpu = pollster::block_on(Gpu::new(GpuOptions { allow_f16: f16, allow_subgroups: true, allow_coop_matrix: true, poison: true })).expect("a GPU adapter");
     if f16 && gpu.act != DType::F16 {
         assert_eq!(std::env::var("ALLOW_NO_F16").as_deref(), Ok("1"), "adapter {} has no shader-f16 (set ALLOW_NO_F16=1 to accept)", gpu.info.name);
         println!("adapter {} has no shader-f16: f16 path NOT tested", gpu.info.name);
@@ -263,11 +263,44 @@ fn every_tile_f16_path() {
     every_tile(true);
 }
 
+/// The GEMM on matrix units (the cooperative-matrix core), where the device runs it: matmul and
+/// conv within the f16 path's tolerance of the reference. It is the device's choice there, and
+/// a plain tiling can still be pinned. An adapter without matrix units runs the plain kernels and
+/// says why; `REQUIRE_COOP=1` (tools/coop-lavapipe.sh) makes that a failure.
+#[test]
+fn matrix_units_f16_path() {
+    let Some(g) = device(true) else { return };
+    let Some(tile) = g.coop_tile() else {
+        let why = g.coop_unavailable().unwrap();
+        assert_ne!(std::env::var("REQUIRE_COOP").as_deref(), Ok("1"), "{}: no GEMM on matrix units: {why}", g.info.name);
+        println!("{}: the GEMM on matrix units is NOT tested: {why}; the plain kernels run", g.info.name);
+        return;
+    };
+    let seed = seed();
+    let mut r = Rng::new(seed ^ 0xC009);
+    assert_eq!((g.gemm_tile(), g.gemm_choice().source), (tile, TileSource::MatrixUnits));
+    assert_eq!(pollster::block_on(tune_gemm(&g)).unwrap().tile, tile, "matrix units are chosen without measuring");
+    for c in matmul_cases(&g, &mut r) {
+        let got = run_matmul(&g, &c);
+        println!("{}", compare(&format!("[matrix units {tile}] matmul {}", c.label), &got, &c.want, tol(&g)).unwrap_or_else(|e| panic!("{e} (seed {seed})")));
+    }
+    for (i, c) in conv_cases(&g, &mut r).iter().enumerate() {
+        let got = run_conv(&g, c, i);
+        println!("{}", compare(&format!("[matrix units {tile}] conv {}", c.label), &got, &c.want, tol(&g)).unwrap_or_else(|e| panic!("{e} (seed {seed})")));
+    }
+    g.pin_gemm_tile(GemmTile::DEFAULT).unwrap();
+    assert_eq!(g.gemm_tile(), GemmTile::DEFAULT);
+    g.pin_gemm_tile(tile).unwrap();
+    let other = GemmTile::coop(tile.coop * 2);
+    assert!(g.pin_gemm_tile(other).is_err(), "a cooperative tiling for another subgroup size is refused");
+    g.check().unwrap();
+}
+
 /// The measured choice is a candidate the adapter can run, memoised on the device; a pinned
 /// tiling is kept, one past the adapter's limits refused.
 #[test]
 fn tile_choice_is_measured_once() {
-    let g = pollster::block_on(Gpu::new(GpuOptions { allow_f16: true, allow_subgroups: true, poison: false })).expect("a GPU adapter");
+    let g = pollster::block_on(Gpu::new(GpuOptions { allow_f16: true, allow_subgroups: true, allow_coop_matrix: true, poison: false })).expect("a GPU adapter");
     let env = std::env::var("SPATIAL_MLLM_GEMM_TILE").is_ok_and(|s| !s.trim().is_empty());
     assert!(!g.gemm_tile_decided());
     if !env {
@@ -296,7 +329,7 @@ fn tile_choice_is_measured_once() {
     let other = *candidates.iter().find(|t| **t != c.tile).unwrap_or(&c.tile);
     g.pin_gemm_tile(other).unwrap();
     assert_eq!((g.gemm_tile(), g.gemm_choice().source), (other, TileSource::Pinned));
-    let huge = GemmTile { bm: 512, bn: 512, bk: 16, tm: 8, tn: 8 };
+    let huge = GemmTile { bm: 512, bn: 512, bk: 16, tm: 8, tn: 8, coop: 0 };
     assert!(g.pin_gemm_tile(huge).is_err());
     assert_eq!(g.gemm_tile(), other);
     assert_eq!(pollster::block_on(tune_gemm(&g)).unwrap().tile, other, "a pinned tiling is not re-measured");

@@ -16,7 +16,7 @@ fn seed() -> u64 {
 }
 
 fn check(name: &str, f16: bool) {
-    let gpu = pollster::block_on(Gpu::new(GpuOptions { allow_f16: f16, allow_subgroups: true, poison: true }))
+    let gpu = pollster::block_on(Gpu::new(GpuOptions { allow_f16: f16, allow_subgroups: true, allow_coop_matrix: true, poison: true }))
         .unwrap_or_else(|e| panic!("kernel tests need a GPU adapter: {e}"));
     if f16 && gpu.act != DType::F16 {
         if std::env::var("ALLOW_NO_F16").as_deref() == Ok("1") {
@@ -109,7 +109,7 @@ fn a_case_reports_every_row_past_failures() {
     use spatial_mllm_web::gpu::Recorder;
     use spatial_mllm_web::testing::cases::{Def, Setup};
     use spatial_mllm_web::testing::{KernelCase, Tol};
-    let gpu = pollster::block_on(Gpu::new(GpuOptions { allow_f16: false, allow_subgroups: true, poison: true })).expect("a GPU adapter");
+    let gpu = pollster::block_on(Gpu::new(GpuOptions { allow_f16: false, allow_subgroups: true, allow_coop_matrix: true, poison: true })).expect("a GPU adapter");
     let def: Def<usize> = Def::new(
         || (0..5).collect(),
         |i| format!("row {i}"),
@@ -140,7 +140,7 @@ fn a_case_reports_every_row_past_failures() {
 fn gpu_timer_measures_the_recording() {
     use spatial_mllm_web::gpu::{GpuTimer, Recorder};
     use spatial_mllm_web::kernels::elementwise::add;
-    let gpu = pollster::block_on(Gpu::new(GpuOptions { allow_f16: false, allow_subgroups: true, poison: false })).expect("a GPU adapter");
+    let gpu = pollster::block_on(Gpu::new(GpuOptions { allow_f16: false, allow_subgroups: true, allow_coop_matrix: true, poison: false })).expect("a GPU adapter");
     let Some(timer) = GpuTimer::new(&gpu).unwrap() else {
         assert!(!gpu.info.has_timestamps, "the adapter has timestamp queries but no timer was made");
         return;

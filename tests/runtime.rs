@@ -10,7 +10,7 @@ use spatial_mllm_web::kernels::matmul::{linear, Activation, Epilogue, Fused, Mat
 use spatial_mllm_web::weights::{PackedWeight, Weight, WeightFormat};
 
 fn gpu() -> Gpu {
-    pollster::block_on(Gpu::new(GpuOptions { allow_f16: false, allow_subgroups: true, poison: true }))
+    pollster::block_on(Gpu::new(GpuOptions { allow_f16: false, allow_subgroups: true, allow_coop_matrix: true, poison: true }))
         .unwrap_or_else(|e| panic!("the runtime tests need a GPU adapter: {e}"))
 }
 
@@ -29,7 +29,7 @@ fn device_takes_the_adapters_limits_and_records_its_features() {
     let adapter = pollster::block_on(instance.request_adapter(&Default::default())).expect("a GPU adapter");
     let offered = adapter.limits();
     let features = adapter.features();
-    let gpu = pollster::block_on(Gpu::from_adapter(adapter, GpuOptions { allow_f16: true, allow_subgroups: true, poison: false })).unwrap();
+    let gpu = pollster::block_on(Gpu::from_adapter(adapter, GpuOptions { allow_f16: true, allow_subgroups: true, allow_coop_matrix: true, poison: false })).unwrap();
     assert_eq!(gpu.limits.max_storage_buffer_binding_size, offered.max_storage_buffer_binding_size);
     assert_eq!(gpu.limits.max_buffer_size, offered.max_buffer_size);
     assert_eq!(gpu.limits.max_compute_workgroup_storage_size, offered.max_compute_workgroup_storage_size);
@@ -40,7 +40,7 @@ fn device_takes_the_adapters_limits_and_records_its_features() {
     assert_eq!(gpu.device.features().contains(wgpu::Features::SHADER_F16), gpu.info.has_f16);
     assert_eq!(gpu.act, if gpu.info.has_f16 { DType::F16 } else { DType::F32 });
     // Declining f16 keeps the device on the f32 path whatever the adapter offers.
-    let f32_only = pollster::block_on(Gpu::new(GpuOptions { allow_f16: false, allow_subgroups: false, poison: false })).unwrap();
+    let f32_only = pollster::block_on(Gpu::new(GpuOptions { allow_f16: false, allow_subgroups: false, allow_coop_matrix: true, poison: false })).unwrap();
     assert!(!f32_only.info.has_f16 && !f32_only.info.has_subgroups);
     assert_eq!(f32_only.act, DType::F32);
 }

@@ -26,7 +26,11 @@ struct Module {
 
 fn validate(m: &Module, code: &str) -> Result<(), String> {
     let module = naga::front::wgsl::parse_str(code).map_err(|e| e.emit_to_string(code))?;
-    let caps = naga::valid::Capabilities::default() | naga::valid::Capabilities::SHADER_FLOAT16 | naga::valid::Capabilities::SHADER_FLOAT16_IN_FLOAT32;
+    let mut caps = naga::valid::Capabilities::default() | naga::valid::Capabilities::SHADER_FLOAT16 | naga::valid::Capabilities::SHADER_FLOAT16_IN_FLOAT32;
+    // Only the native GEMM on matrix units may use cooperative matrices and subgroups.
+    if native_only(&m.variant) {
+        caps |= naga::valid::Capabilities::COOPERATIVE_MATRIX | naga::valid::Capabilities::SUBGROUP;
+    }
     let info = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), caps).validate(&module).map_err(|e| e.emit_to_string(code))?;
     for &entry in &m.entries {
         let Some(index) = module.entry_points.iter().position(|e| e.name == entry) else {
@@ -56,6 +60,11 @@ fn validate(m: &Module, code: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A variant only native adapters can run (cooperative matrices: not in WebGPU).
+fn native_only(v: &Variant) -> bool {
+    v.flags.contains(&"COOP")
+}
+
 #[test]
 fn every_variant_validates_with_naga() {
     // Group the launches by module (family and variant): a module holds every entry point.
@@ -71,10 +80,13 @@ fn every_variant_validates_with_naga() {
             m.entries.push(l.entry);
         }
     }
-    // Every family and entry point is reached, both activation types.
+    // Every family and entry point is reached, both activation types (only f16 for the entries
+    // on matrix units, which take f16 inputs).
     for c in CONTRACTS {
         for e in c.entries {
-            for act in [DType::F32, DType::F16] {
+            let of_entry = || launches.iter().filter(|l| std::ptr::eq(l.contract, c) && l.entry == e.name);
+            let acts: &[DType] = if of_entry().next().is_some() && of_entry().all(|l| native_only(&l.variant)) { &[DType::F16] } else { &[DType::F32, DType::F16] };
+            for &act in acts {
                 let found = launches.iter().any(|l| std::ptr::eq(l.contract, c) && l.entry == e.name && l.variant.act == Some(act));
                 assert!(found, "no launch of {}::{} with {act:?} activations", c.name(), e.name);
             }
@@ -95,6 +107,7 @@ fn every_variant_validates_with_naga() {
             "family": m.contract.name(),
             "variant": m.variant.key(),
             "f16": m.variant.act == Some(DType::F16),
+            "native_only": native_only(&m.variant),
             "entries": m.entries,
         }));
         *per_family.entry(m.contract.name()).or_default() += 1;

@@ -43,6 +43,7 @@ fn aggregator_f16_path_stays_close() {
         return;
     }
     let agg = load(&gpu);
+    println!("GEMM and convolutions: {}", gpu.gemm_choice());
     println!("{}", pollster::block_on(vggt_parity::check_aggregator(&gpu, &common::reference("vggt"), &agg, 1e-2)).unwrap());
 }
 

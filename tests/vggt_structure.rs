@@ -61,7 +61,7 @@ fn convert_to(src: &Path, dst: &Path) -> Result<Package, PackageError> {
 }
 
 fn gpu() -> Gpu {
-    pollster::block_on(Gpu::new(GpuOptions { allow_f16: false, allow_subgroups: true, poison: true })).expect("a GPU adapter")
+    pollster::block_on(Gpu::new(GpuOptions { allow_f16: false, allow_subgroups: true, allow_coop_matrix: true, poison: true })).expect("a GPU adapter")
 }
 
 /// The package loaded as the CLI loads it: the model's structure from the manifest's config.

@@ -24,6 +24,8 @@ echo "== the mock Hugging Face hub the hub tests use"
 node --test tools/hub/mock-hub.test.mjs
 echo "== native: cargo test --release --features cli"
 cargo test --release --features cli
+echo "== native: the GEMM, convolutions and attention on matrix units (cooperative matrices), on Mesa 26's lavapipe from Debian trixie-backports"
+bash tools/coop-lavapipe.sh test
 echo "== shaders: every variant (f16 included) compiled by Tint, Chrome's WGSL compiler (Dawn for Node, null backend)"
 node tests/shaders/tint.mjs
 echo "== native CLI (writes the browser tests' model packages)"

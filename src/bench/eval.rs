@@ -314,6 +314,7 @@ pub fn format_table(gpu: &Gpu, package: &str, tokenizer: &str, r: &EvalRun) -> S
     let b = &r.bench;
     let vis = r.videos.first().map_or(0, |v| v.vision_tokens);
     let mut s = format!("device: {}\npath: {:?} activations\npackage: {package}\ntokenizer: {tokenizer}\n", gpu.info, gpu.act);
+    s += &crate::bench::gemm_line(gpu);
     s += &format!(
         "simulated VSI-Bench: {} videos x {} questions, {} random frames of {}x{} per video ({vis} vision tokens), {} prompts, answers of {} tokens (greedy, no stop token), context sized for {} new tokens\n\n",
         b.videos,

@@ -153,7 +153,9 @@ async fn run_mode(gpu: &Gpu, m: &Manifest, model: &TextModel, b: &QwenBench) -> 
 
 /// The table of one or more runs.
 pub fn format_table(gpu: &Gpu, runs: &[QwenReport]) -> String {
-    let mut s = format!("device: {}\npath: {:?} activations\n\n", gpu.info, gpu.act);
+    let mut s = format!("device: {}\npath: {:?} activations\n", gpu.info, gpu.act);
+    s += &crate::bench::gemm_line(gpu);
+    s += "\n";
     s += &format!("| weights | prompt | prefill tok/s | prefill GFLOP/s | % of GEMM floor | decode tok/s | ms/token | dispatches/token | submits/token | bind groups created/token | CPU encode ms/token | MB read/token | GB/s | % of copy floor | {} |\n", super::PEAK_GPU_MEMORY);
     s += "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
     for r in runs {

@@ -125,7 +125,9 @@ pub fn random_video(m: &SpatialMllm, frames: usize, height: usize, width: usize,
 }
 
 pub fn format_table(gpu: &Gpu, package_bytes: u64, weights: &str, runs: &[SpatialRun]) -> String {
-    let mut s = format!("device: {}\npath: {:?} activations\npackage: {:.2} GB download ({weights})\n\n", gpu.info, gpu.act, package_bytes as f64 / 1e9);
+    let mut s = format!("device: {}\npath: {:?} activations\npackage: {:.2} GB download ({weights})\n", gpu.info, gpu.act, package_bytes as f64 / 1e9);
+    s += &crate::bench::gemm_line(gpu);
+    s += "\n";
     s += &format!("| frames | size | vision tokens | prompt | preprocessing ms | ViT ms | VGGT ms | connector ms | prefill ms | time to first token ms | decode tok/s | peak activations GB | {PEAK_GPU_MEMORY} |\n");
     s += "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
     for r in runs {

@@ -65,7 +65,9 @@ pub fn gemm_floor(gpu: &Gpu, d: usize, rows: usize) -> Result<Row, BenchError> {
 }
 
 pub fn format_table(gpu: &Gpu, weights_bytes: u64, runs: &[VggtRun], gemm: &Row) -> String {
-    let mut s = format!("device: {}\npath: {:?} activations\nweights: {:.2} GB\n\n", gpu.info, gpu.act, weights_bytes as f64 / 1e9);
+    let mut s = format!("device: {}\npath: {:?} activations\nweights: {:.2} GB\n", gpu.info, gpu.act, weights_bytes as f64 / 1e9);
+    s += &crate::bench::gemm_line(gpu);
+    s += "\n";
     s += &format!(
         "| frames | size | tokens | ms | ms/frame | TFLOP | GFLOP/s | % of GEMM floor | peak activations (GB) | {PEAK_GPU_MEMORY} | largest tensor (MiB) |\n"
     );

@@ -17,13 +17,15 @@ pub struct GpuOptions {
     pub allow_f16: bool,
     /// Request `subgroups` where available (native only: wgpu's WebGPU backend cannot request it).
     pub allow_subgroups: bool,
+    /// Request cooperative matrices where the adapter has them (native only).
+    pub allow_coop_matrix: bool,
     /// Fill every new buffer with NaN bytes, so that a kernel that skips an output is caught (tests).
     pub poison: bool,
 }
 
 impl Default for GpuOptions {
     fn default() -> Self {
-        GpuOptions { allow_f16: true, allow_subgroups: true, poison: false }
+        GpuOptions { allow_f16: true, allow_subgroups: true, allow_coop_matrix: true, poison: false }
     }
 }
 
@@ -41,6 +43,28 @@ pub struct GpuInfo {
     pub max_buffer: u64,
     pub max_workgroup_storage: u32,
     pub max_storage_buffers: u32,
+    /// The cooperative-matrix shapes negotiated (wgpu's `EXPERIMENTAL_COOPERATIVE_MATRIX`: Vulkan's
+    /// VK_KHR_cooperative_matrix, Metal's simdgroup matrices); empty where the adapter has none.
+    pub coop_matrix: Vec<CoopMatrixShape>,
+    /// The adapter's smallest and largest subgroup sizes (0 where unknown).
+    pub subgroup_sizes: (u32, u32),
+}
+
+/// One cooperative-matrix configuration the device runs: an MxK by KxN product of `ab` inputs
+/// accumulated in `cr`, by one subgroup.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CoopMatrixShape {
+    pub m: u32,
+    pub n: u32,
+    pub k: u32,
+    pub ab: &'static str,
+    pub cr: &'static str,
+}
+
+impl std::fmt::Display for CoopMatrixShape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}x{}x{} {}->{}", self.m, self.n, self.k, self.ab, self.cr)
+    }
 }
 
 impl std::fmt::Display for GpuInfo {
@@ -124,6 +148,12 @@ impl Gpu {
         if has_timestamps {
             features |= wgpu::Features::TIMESTAMP_QUERY;
         }
+        let coop_matrix = if opts.allow_coop_matrix && afeat.contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX) {
+            features |= wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX;
+            coop_shapes(&adapter)
+        } else {
+            Vec::new()
+        };
         // Ask for everything the adapter offers: binding and buffer sizes decide which weights fit.
         let limits = adapter.limits();
         let (device, queue) = adapter
@@ -131,7 +161,13 @@ impl Gpu {
                 label: Some("spatial-mllm"),
                 required_features: features,
                 required_limits: limits.clone(),
-                experimental_features: wgpu::ExperimentalFeatures::disabled(),
+                // SAFETY: the only experimental feature requested is cooperative matrices, used by
+                // the kernels in `shaders/coop_*.wgsl` within the shapes the adapter reported.
+                experimental_features: if coop_matrix.is_empty() {
+                    wgpu::ExperimentalFeatures::disabled()
+                } else {
+                    unsafe { wgpu::ExperimentalFeatures::enabled() }
+                },
                 memory_hints: wgpu::MemoryHints::Performance,
                 trace: wgpu::Trace::Off,
             })
@@ -170,6 +206,8 @@ impl Gpu {
             max_buffer: limits.max_buffer_size,
             max_workgroup_storage: limits.max_compute_workgroup_storage_size,
             max_storage_buffers: limits.max_storage_buffers_per_shader_stage,
+            coop_matrix,
+            subgroup_sizes: (ainfo.subgroup_min_size, ainfo.subgroup_max_size),
         };
         Ok(Gpu {
             device,
@@ -371,4 +409,19 @@ impl Gpu {
         let released = self.pool.lock().unwrap().trim();
         self.stats.activation_released(released);
     }
+}
+
+/// The adapter's cooperative-matrix configurations, in the words `CoopMatrixShape` uses.
+fn coop_shapes(adapter: &wgpu::Adapter) -> Vec<CoopMatrixShape> {
+    let name = |t: wgpu::CooperativeScalarType| match t {
+        wgpu::CooperativeScalarType::F32 => "f32",
+        wgpu::CooperativeScalarType::F16 => "f16",
+        wgpu::CooperativeScalarType::I32 => "i32",
+        wgpu::CooperativeScalarType::U32 => "u32",
+    };
+    adapter
+        .cooperative_matrix_properties()
+        .into_iter()
+        .map(|p| CoopMatrixShape { m: p.m_size, n: p.n_size, k: p.k_size, ab: name(p.ab_type), cr: name(p.cr_type) })
+        .collect()
 }

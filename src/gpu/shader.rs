@@ -60,6 +60,10 @@ pub(crate) fn assemble_with(src: &ShaderSource, variant: &Variant, header: &str,
     if act == DType::F16 {
         out.push_str("enable f16;\n");
     }
+    // The GEMM core on matrix units (native only; `GemmTile::coop`).
+    if variant.flags.contains(&"COOP") {
+        out.push_str("enable wgpu_cooperative_matrix;\n");
+    }
     out.push_str(&format!("alias Act = {};\nalias Act4 = vec4<{}>;\n", act.wgsl(), act.wgsl()));
     for (k, v) in &variant.consts {
         out.push_str(&format!("const {k}: u32 = {v};\n"));

@@ -44,6 +44,8 @@ pub enum Kernel {
     Tile,
     /// One query per workgroup (decode).
     Rows,
+    /// `flash_tile` on the matrix units (`flash_coop`); an error where the device has none.
+    MatrixUnits,
 }
 
 crate::uniform_params! {
@@ -74,9 +76,9 @@ pub static ATTENTION: Contract = Contract {
     src: ATTENTION_WGSL,
     params: AttentionParams::FIELDS,
     slots: &[
-        Slot::read("Q", "array<Act>").only(&["flash_tile", "flash_rows"]),
-        Slot::read("K", "array<Act>").only(&["flash_tile", "flash_rows"]),
-        Slot::read("V", "array<Act>").only(&["flash_tile", "flash_rows"]),
+        Slot::read("Q", "array<Act>").only(&["flash_tile", "flash_rows", "flash_coop"]),
+        Slot::read("K", "array<Act>").only(&["flash_tile", "flash_rows", "flash_coop"]),
+        Slot::read("V", "array<Act>").only(&["flash_tile", "flash_rows", "flash_coop"]),
         // A split pass writes partial results, which `flash_combine` merges into O.
         Slot::write("O", "array<Act>").when("!SPLIT"),
         Slot::read("SEG", "array<u32>").when("VARLEN"),
@@ -84,8 +86,44 @@ pub static ATTENTION: Contract = Contract {
         Slot::write("PART", "array<f32>").when("SPLIT|COMBINE"),
         Slot::write("ML", "array<vec2<f32>>").when("SPLIT|COMBINE"),
     ],
-    entries: &[Entry::new("flash_tile", [64, 1, 1]), Entry::new("flash_rows", [128, 1, 1]), Entry::new("flash_combine", [128, 1, 1])],
+    entries: &[
+        Entry::new("flash_tile", [64, 1, 1]),
+        Entry::new("flash_rows", [128, 1, 1]),
+        Entry::new("flash_combine", [128, 1, 1]),
+        Entry::per_variant("flash_coop", coop_workgroup),
+    ],
 };
+
+/// `flash_coop`'s workgroup: NSG subgroups of COOP_S invocations.
+fn coop_workgroup(v: &Variant) -> Option<[u32; 3]> {
+    let c = |name: &str| v.consts.get(name).and_then(|s| s.trim_end_matches('u').parse::<u32>().ok());
+    Some([c("NSG")? * c("COOP_S")?, 1, 1])
+}
+
+/// `flash_coop` on subgroups of `subgroup` invocations for head dimension `d`: (queries per
+/// workgroup, subgroups), the most queries whose staged tiles fit `storage` bytes of workgroup
+/// memory; None where none fit or `d` is not a multiple of the matrices' 8.
+pub fn coop_shape(d: usize, subgroup: u32, storage: u32) -> Option<(u32, u32)> {
+    let (d, kv) = (d as u32, COOP_KEYS);
+    if d % 8 != 0 || subgroup == 0 {
+        return None;
+    }
+    // Q, K, V and P as f16; S, O and the row factors as f32.
+    let bytes = |bq: u32| 2 * (bq * d + 2 * kv * d + bq * kv) + 4 * (bq * kv + bq * d + bq);
+    let bq = COOP_QUERIES.into_iter().find(|&bq| bytes(bq) <= storage)?;
+    Some((bq, coop_subgroups(bq, subgroup)))
+}
+
+/// Subgroups of a `flash_coop` workgroup: one invocation per query row at least, and 64 or more.
+fn coop_subgroups(bq: u32, subgroup: u32) -> u32 {
+    64u32.max(bq).div_ceil(subgroup).max(1)
+}
+
+/// Queries per `flash_coop` workgroup, the larger first.
+const COOP_QUERIES: [u32; 2] = [32, 16];
+
+/// Keys per step of `flash_coop`.
+const COOP_KEYS: u32 = 32;
 
 /// The largest head dimension the kernels take (`flash_rows` and `flash_combine`: one thread per
 /// dimension; `flash_tile`: per-thread query and accumulator arrays).
@@ -102,10 +140,23 @@ pub struct AttentionChoice {
     pub split: bool,
     pub varlen: bool,
     pub head_dim: u32,
+    /// `flash_coop`: (subgroup size, queries per workgroup, subgroups); None for the others.
+    pub coop: Option<(u32, u32, u32)>,
 }
 
 impl AttentionChoice {
     pub fn launch(self) -> Launch {
+        if let Some((subgroup, bq, nsg)) = self.coop {
+            let variant = Variant::new(self.act)
+                .flag("COOP")
+                .flag_if(self.varlen, "VARLEN")
+                .constant("HD", self.head_dim)
+                .constant("BQ", bq)
+                .constant("BKV", COOP_KEYS)
+                .constant("NSG", nsg)
+                .constant("COOP_S", subgroup);
+            return Launch::new(&ATTENTION, "flash_coop", variant);
+        }
         let entry = if self.rows { "flash_rows" } else { "flash_tile" };
         let d = self.head_dim;
         let kv = kv_tile_keys(d as usize) as u32;
@@ -135,10 +186,19 @@ pub fn launches() -> Vec<Launch> {
         for head_dim in (4..=MAX_HEAD_DIM_TILE as u32).step_by(4) {
             let small = head_dim as usize <= MAX_HEAD_DIM_ROWS;
             for varlen in [false, true] {
-                out.push(AttentionChoice { act, rows: false, split: false, varlen, head_dim }.launch());
+                out.push(AttentionChoice { act, rows: false, split: false, varlen, head_dim, coop: None }.launch());
                 if small {
                     for split in [false, true] {
-                        out.push(AttentionChoice { act, rows: true, split, varlen, head_dim }.launch());
+                        out.push(AttentionChoice { act, rows: true, split, varlen, head_dim, coop: None }.launch());
+                    }
+                }
+                // On matrix units (f16 path), for today's fixed subgroup sizes (`GemmTile::all_for`).
+                if act == DType::F16 && head_dim % 8 == 0 {
+                    for subgroup in [8, 32] {
+                        for bq in COOP_QUERIES {
+                            let coop = Some((subgroup, bq, coop_subgroups(bq, subgroup)));
+                            out.push(AttentionChoice { act, rows: false, split: false, varlen, head_dim, coop }.launch());
+                        }
                     }
                 }
             }
@@ -260,8 +320,17 @@ fn attention_out(rec: &mut Recorder, a: &Attention, kernel: Kernel) -> Result<At
     let rows = match kernel {
         Kernel::Auto => a.q.tokens <= 4,
         Kernel::Rows => true,
-        Kernel::Tile => false,
+        Kernel::Tile | Kernel::MatrixUnits => false,
     };
+    // The tile kernel on matrix units where the device runs the GEMM there and the shape fits.
+    let coop = match gpu.coop_tile() {
+        Some(t) if !rows && kernel != Kernel::Tile => coop_shape(d, t.coop, gpu.limits.max_compute_workgroup_storage_size).map(|(bq, nsg)| (t.coop, bq, nsg)),
+        _ => None,
+    };
+    if kernel == Kernel::MatrixUnits && coop.is_none() {
+        let why = gpu.coop_unavailable().unwrap_or_else(|| format!("head dim {d} is not a multiple of 8 or its tiles do not fit"));
+        return Err(shape_err("attention", format!("no attention on matrix units here: {why}")));
+    }
     if d % 4 != 0 {
         return Err(shape_err("attention", format!("head dim {d} must be a multiple of 4")));
     }
@@ -275,7 +344,7 @@ fn attention_out(rec: &mut Recorder, a: &Attention, kernel: Kernel) -> Result<At
     // so the keys are cut into ranges of SPLIT_KEYS or more, merged afterwards.
     let n_split = if rows && a.q.tokens * a.q.heads < SPLIT_MAX_WORKGROUPS { a.k.tokens.div_ceil(SPLIT_KEYS).min(MAX_SPLITS) } else { 1 };
     let split_len = a.k.tokens.div_ceil(n_split);
-    let launch = AttentionChoice { act: gpu.act, rows, split: n_split > 1, varlen: a.segments.is_some(), head_dim: d as u32 }.launch();
+    let launch = AttentionChoice { act: gpu.act, rows, split: n_split > 1, varlen: a.segments.is_some(), head_dim: d as u32, coop }.launch();
     let pipe = launch.pipeline(gpu);
     let p = params(a, n_seg, split_len, n_split);
     let mut binds = vec![ATTENTION.bind("Q", a.q.t), ATTENTION.bind("K", a.k.t), ATTENTION.bind("V", a.v.t)];
@@ -296,6 +365,8 @@ fn attention_out(rec: &mut Recorder, a: &Attention, kernel: Kernel) -> Result<At
     binds.push(ATTENTION.bind("O", &out));
     if rows {
         rec.dispatch_flat(pipe, &p, &binds, (a.q.tokens * a.q.heads) as u32);
+    } else if let Some((_, bq, _)) = coop {
+        rec.dispatch(pipe, &p, &binds, [(a.q.tokens as u32).div_ceil(bq), a.q.heads as u32, 1]);
     } else {
         let bq = launch.entry().threads(); // one query per thread
         rec.dispatch(pipe, &p, &binds, [(a.q.tokens as u32).div_ceil(bq), a.q.heads as u32, 1]);

@@ -126,7 +126,7 @@ pub static CONV: Contract = Contract {
         Slot::read("X", "array<Act>"),
         Slot::read("W", "array<u32>"),
         Slot::write("Y", "array<Act>"),
-        Slot::read("B", "array<f32>").when("BIAS"),
+        Slot::read("BIASES", "array<f32>").when("BIAS"),
         Slot::read("POS", "array<f32>").when("POS"),
         Slot::read("REST", "array<Act>").when("RES"),
         Slot::read("ADDT", "array<Act>").when("ADD"),
@@ -177,7 +177,7 @@ pub fn launches() -> Vec<Launch> {
             for format in formats {
                 for bits in 0..64 {
                     let on = |i: u32| bits & (1 << i) != 0;
-                    for tile in GemmTile::CANDIDATES {
+                    for tile in GemmTile::all_for(act) {
                         let c = ConvChoice { act, transposed, format, relu_in: on(0), bias: on(1), relu: on(2), pos: on(3), res: on(4), add: on(5), tile };
                         out.push(c.launch());
                     }
@@ -291,7 +291,7 @@ fn launch(rec: &mut Recorder, kernel: &'static str, transposed: bool, x: ImageVi
     };
     let mut binds = vec![CONV.bind("X", x.t), CONV.bind_buf("W", &w.buf), CONV.bind("Y", &y)];
     if let Some(b) = epi.bias {
-        binds.push(CONV.bind("B", b));
+        binds.push(CONV.bind("BIASES", b));
     }
     if let Some(pt) = epi.pos {
         binds.push(CONV.bind("POS", &pt.t));

@@ -288,7 +288,7 @@ fn normed(rec: &mut Recorder, x: &Tensor, norm: NormIn, ws: &[&Weight], bias: Op
         binds.push(MATMUL.bind_buf("W3", &w3.buf));
     }
     if let Some(b) = bias {
-        binds.push(MATMUL.bind("B", b));
+        binds.push(MATMUL.bind("BIASES", b));
     }
     dispatch(rec, c, &params, &binds, n, m);
     Ok(y)
@@ -323,7 +323,7 @@ pub fn linear_combined(rec: &mut Recorder, r: &Ranges, w: &Weight, bias: Option<
     let params = MatmulParams { hq: r.heads as u32, hd: r.head_dim as u32, n_split: r.n_split as u32, ..MatmulParams::plain(m, w.rows, w) };
     let mut binds = vec![MATMUL.bind_buf("W", &w.buf), MATMUL.bind("Y", &y), MATMUL.bind("ADDT", residual), MATMUL.bind("PART", r.part), MATMUL.bind("ML", r.ml)];
     if let Some(b) = bias {
-        binds.push(MATMUL.bind("B", b));
+        binds.push(MATMUL.bind("BIASES", b));
     }
     dispatch(rec, c, &params, &binds, w.rows, m);
     Ok(y)

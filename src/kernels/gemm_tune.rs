@@ -30,6 +30,10 @@ pub async fn tune_gemm(gpu: &Gpu) -> Result<GemmChoice> {
     if let Some(tile) = gpu.env_gemm_tile() {
         return Ok(decide(GemmChoice { tile, source: TileSource::Env, shape: [0; 3], timings: vec![] }));
     }
+    if let Some(tile) = gpu.coop_tile() {
+        // Matrix units: the cooperative-matrix core, which the plain tilings cannot approach.
+        return Ok(decide(GemmChoice { tile, source: TileSource::MatrixUnits, shape: [0; 3], timings: vec![] }));
+    }
     let candidates = gpu.gemm_candidates();
     let Some(&first) = candidates.first() else {
         return Ok(gpu.gemm_choice());

@@ -91,7 +91,7 @@ pub static MATMUL: Contract = Contract {
         Slot::read("X", "array<ActX>").when("!COMBINE"),
         Slot::read("W", "array<u32>"),
         Slot::write("Y", "array<Act>"),
-        Slot::read("B", "array<f32>").when("BIAS"),
+        Slot::read("BIASES", "array<f32>").when("BIAS"),
         Slot::read("MULT", "array<Act>").when("MUL"),
         Slot::read("ADDT", "array<Act>").when("ADD"),
         Slot::read("G", "array<f32>").when("NORM_IN"),
@@ -222,7 +222,7 @@ pub fn launches() -> Vec<Launch> {
                     if !k4 || format == WeightFormat::Q4 {
                         out.push(choice(true, GemmTile::DEFAULT).launch());
                     }
-                    for tile in GemmTile::CANDIDATES {
+                    for tile in GemmTile::all_for(act) {
                         out.push(choice(false, tile).launch());
                     }
                 }
@@ -296,7 +296,7 @@ pub fn linear_tiled(rec: &mut Recorder, x: &Tensor, w: &Weight, epi: Epilogue, p
     let params = MatmulParams::plain(m, n, w);
     let mut binds = vec![MATMUL.bind("X", x), MATMUL.bind_buf("W", &w.buf), MATMUL.bind("Y", &y)];
     if let Some(b) = epi.bias {
-        binds.push(MATMUL.bind("B", b));
+        binds.push(MATMUL.bind("BIASES", b));
     }
     if let Some(t) = epi.mul {
         binds.push(MATMUL.bind("MULT", t));

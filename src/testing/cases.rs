@@ -573,7 +573,8 @@ fn attention_full_rows() -> Vec<Att> {
 /// VGGT-like full attention, head dim 64.
 fn attention_full_perf(s: Scale) -> Vec<Att> {
     let (n, h) = if s == Scale::Full { (4096, 16) } else { (512, 4) };
-    vec![Att { n_q: n, n_kv: n, hq: h, hkv: h, d: 64, causal: false, q_pos0: 0, segments: None, kernel: Kernel::Tile }]
+    // The plain tile kernel, and the device's choice (on matrix units where it has them).
+    [Kernel::Tile, Kernel::Auto].into_iter().map(|kernel| Att { n_q: n, n_kv: n, hq: h, hkv: h, d: 64, causal: false, q_pos0: 0, segments: None, kernel }).collect()
 }
 
 /// ViT-style windows of 64, 48, 16, 12 tokens and two more, head dim 80.

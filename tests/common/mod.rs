@@ -21,7 +21,7 @@ pub fn reference(name: &str) -> ReferenceFile {
 
 /// A device on the f16 path where the adapter allows it, else f32; no adapter fails the test.
 pub fn gpu(allow_f16: bool) -> Gpu {
-    pollster::block_on(Gpu::new(GpuOptions { allow_f16, allow_subgroups: true, poison: true })).expect("a GPU adapter")
+    pollster::block_on(Gpu::new(GpuOptions { allow_f16, allow_subgroups: true, allow_coop_matrix: true, poison: true })).expect("a GPU adapter")
 }
 
 /// The fixture converted to an f32 package with shards of at most `max_shard` bytes, loaded.

@@ -23,8 +23,9 @@ log info; timeout 30 $X info 2>&1 | tee -a "$L" "$B"
 ( timeout 150 $X convert --random models/configs/spatial-mllm-v1.1.json /tmp/pkg --kind spatial-mllm-v1.1 > /tmp/gen.txt 2>&1 ) &
 GEN=$!
 log "kernel tests"; timeout 60 devbin/bin/kernels --nocapture --test-threads 8 >> "$L" 2>&1; echo "kernels rc=$?" | tee -a "$L" "$B"
-for s in runtime device_loss vggt vggt_camera vggt_heads sampling qwen spatial decode_fused; do
-  log "test $s"; timeout 40 devbin/bin/$s --test-threads 4 >> "$L" 2>&1; echo "$s rc=$?" | tee -a "$L" "$B"
+# REQUIRE_COOP=1: on NVIDIA the GEMM, convolutions and attention must run on the matrix units.
+for s in runtime device_loss vggt vggt_camera vggt_heads sampling qwen spatial decode_fused gemm_core attention_matrix_units; do
+  log "test $s"; REQUIRE_COOP=1 timeout 40 devbin/bin/$s --test-threads 4 >> "$L" 2>&1; echo "$s rc=$?" | tee -a "$L" "$B"
 done
 log "bench kernels"; timeout "$(cap 40)" $X bench kernels --reps 10 >> "$B" 2>> "$L"; echo "rc=$?" | tee -a "$B"
 wait $GEN; tr '\r' '\n' < /tmp/gen.txt | tail -1 | tee -a "$L" "$B"
@@ -35,6 +36,8 @@ bench() {
 }
 bench 80 spatial --frames 16 --size 644x476 --tokens 32
 bench 60 vggt --frames 8,16
+# The same without matrix units (the plain kernels every adapter runs), for before and after.
+SPATIAL_MLLM_COOP=0 bench 40 vggt --frames 16
 bench 60 qwen --prompt 128 --tokens 64 --decode both --formats q4
 bench 90 vggt --frames 32
 [ -f devbin/bin/qwen2.5-tokenizer.json ] && bench 150 eval --videos 4 --questions 8 --tokenizer devbin/bin/qwen2.5-tokenizer.json
