@@ -168,6 +168,9 @@ struct Loaded {
 pub struct Engine {
     inner: Rc<Loaded>,
     sampler: Rc<RefCell<Option<Rc<Vggt>>>>,
+    /// The model load's `LoadReport` as JSON (from cache or network, damaged entries replaced,
+    /// a cache warning such as a full quota).
+    report: String,
 }
 
 async fn load_engine(base_url: String, on_progress: Option<Function>, max_binding_bytes: Option<f64>) -> Result<Engine, Fail> {
@@ -181,14 +184,15 @@ async fn load_engine(base_url: String, on_progress: Option<Function>, max_bindin
     let accept = want_kind(&base_url, "a Spatial-MLLM model (spatial-mllm-v1.0 or spatial-mllm-v1.1) or a Qwen2.5-VL model (qwen2.5-vl)", |k| {
         matches!(k, Some(ModelKind::SpatialMllmV10 | ModelKind::SpatialMllmV11 | ModelKind::QwenVl))
     });
-    let (manifest, params, _) = crate::weights::http::load_checked(&gpu, &base_url, &accept, &mut progress).await?;
+    let (manifest, params, report) = crate::weights::http::load_checked(&gpu, &base_url, &accept, &mut progress).await?;
     let tok_file = manifest.tokenizer.clone().ok_or_else(|| Fail::new(PACKAGE, "the package has no tokenizer.json: convert the checkpoint with its tokenizer"))?;
-    let tok = QwenTokenizer::from_bytes(&crate::weights::http::file(&base_url, &tok_file).await?)?;
+    let tok = crate::weights::http::file_parsed(&base_url, &tok_file, QwenTokenizer::from_bytes).await??;
     let params = crate::model::Params::new(params);
     let model = SpatialMllm::new(&gpu, &manifest.model_kind, &manifest.config, &params).await?;
     tok.check_config(&model.cfg.tokens)?;
     gpu.check()?;
-    Ok(Engine { inner: Rc::new(Loaded { gpu, model, tok }), sampler: Rc::new(RefCell::new(None)) })
+    let report = serde_json::to_string(&report).expect("report serialises");
+    Ok(Engine { inner: Rc::new(Loaded { gpu, model, tok }), sampler: Rc::new(RefCell::new(None)), report })
 }
 
 #[wasm_bindgen]
@@ -221,6 +225,12 @@ impl Engine {
             *slot.borrow_mut() = Some(Rc::new(vggt));
             Ok(JsValue::UNDEFINED)
         })
+    }
+
+    /// What loading the model did, as JSON: `weights::http::LoadReport` (shards from the cache or
+    /// the network, resumes, damaged cache entries replaced, a cache warning such as a full quota).
+    pub fn load_report(&self) -> String {
+        self.report.clone()
     }
 
     /// The loaded model's kind: "spatial-mllm-v1.0", "spatial-mllm-v1.1" or "qwen2.5-vl".

@@ -19,15 +19,22 @@ const MIME = {
 
 /**
  * Serve `root` on 127.0.0.1:`port` (0 = any free port). Supports single `Range: bytes=a-[b]`
- * requests (206). Resolves to {server, url, requests, faults}: `requests` logs {path, range};
+ * requests (206). Resolves to {server, url, requests, faults, chaos}: `requests` logs {path, range};
  * `faults` maps a path to a test fault for its next full response: {cutAfter: n} sends n bytes and
  * drops the connection (an interrupted download), {status: s} answers with HTTP status s.
+ * `chaos` holds faults over many requests, for tests only (all off by default):
+ *   chaos.drop = {prefix, rate, random}: each answer (200 or 206) under `prefix` is cut, with
+ *     probability `rate`, at an offset drawn from `random()` (a seeded generator: the test prints
+ *     its seed), and the connection destroyed; each cut is logged in chaos.cuts as {path, at, of};
+ *   chaos.delay = {prefix, ms}: answers under `prefix` start only after `ms` (a slow download).
  */
 export function serve(root, port = 0, host = '127.0.0.1') {
   root = path.resolve(root);
   const requests = [];
   const faults = new Map();
-  const server = http.createServer((req, res) => {
+  const chaos = { drop: null, delay: null, cuts: [] };
+  const under = (rule, p) => rule && p.startsWith(rule.prefix);
+  const server = http.createServer(async (req, res) => {
     const url = new URL(req.url, 'http://x');
     requests.push({ path: url.pathname, range: req.headers.range ?? null });
     let rel;
@@ -48,6 +55,14 @@ export function serve(root, port = 0, host = '127.0.0.1') {
       res.writeHead(status, { 'content-type': 'text/plain' }).end(`injected ${status}`);
       return;
     }
+    if (under(chaos.delay, url.pathname)) await new Promise((r) => setTimeout(r, chaos.delay.ms));
+    // Sends `body` whole, or cut at a random offset when chaos.drop says so.
+    const send = (body) => {
+      if (!under(chaos.drop, url.pathname) || body.length === 0 || chaos.drop.random() >= chaos.drop.rate) return res.end(body);
+      const at = Math.floor(chaos.drop.random() * body.length);
+      chaos.cuts.push({ path: url.pathname, range: req.headers.range ?? null, at, of: body.length });
+      res.write(body.subarray(0, at), () => setTimeout(() => res.socket?.destroy(), 20));
+    };
     if (fs.existsSync(file) && fs.statSync(file).isDirectory()) file = path.join(file, 'index.html');
     fs.readFile(file, (err, data) => {
       if (err) {
@@ -66,7 +81,7 @@ export function serve(root, port = 0, host = '127.0.0.1') {
           return;
         }
         res.writeHead(206, { ...headers, 'content-range': `bytes ${start}-${end}/${data.length}`, 'content-length': end - start + 1 });
-        res.end(data.subarray(start, end + 1));
+        send(data.subarray(start, end + 1));
         return;
       }
       if (fault?.cutAfter !== undefined) {
@@ -76,14 +91,14 @@ export function serve(root, port = 0, host = '127.0.0.1') {
         return;
       }
       res.writeHead(200, { ...headers, 'content-length': data.length });
-      res.end(data);
+      send(data);
     });
   });
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {
       const { port: p } = server.address();
-      resolve({ server, url: `http://${host}:${p}`, requests, faults });
+      resolve({ server, url: `http://${host}:${p}`, requests, faults, chaos });
     });
   });
 }

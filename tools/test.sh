@@ -61,4 +61,6 @@ echo "== web app: the model catalogue against the real worker and the mock hub (
 node tests/browser/catalogue.mjs
 echo "== browser: models from the hub (a mock hub): conversion byte-identical to the CLI's, package repositories, resume, retries, integrity, bad input"
 node tests/browser/hub.mjs
+echo "== browser: faults (a damaged cache entry, the quota running out mid-download, connections cut at random offsets, two tabs loading one model, a reload mid-conversion)"
+node tests/browser/faults.mjs
 echo "== all tests passed"

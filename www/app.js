@@ -235,6 +235,8 @@ async function loadModel(entry, { quiet = false } = {}) {
   state.model = { entry, kind, device: r.device, hasSampler: r.hasSampler };
   $('device').textContent = `Loaded ${entry.hub ? `${entry.label} (${kind})` : kind} on ${r.device}.${r.hasSampler ? '' : ' No VGGT package: frames are picked uniformly and there is no 3D view.'}`;
   $('load-text').textContent = `loaded (${$('load-text').textContent})`;
+  // The model runs, but could not be kept for next time (a full quota says how much to free).
+  if (r.report?.cache_warning) banner(r.report.cache_warning, 'info');
   renderPresets();
   refreshCache();
 }

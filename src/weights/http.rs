@@ -2,6 +2,9 @@
 //! from Cache Storage when present (no network request); otherwise fetched with a streaming body,
 //! resumed with `Range` requests when the connection drops, verified (size + SHA-256), uploaded,
 //! and only then put into the cache. One shard at a time is held in wasm memory, never the model.
+//! A cached entry that fails its check (damaged storage) is fetched again and replaced; a full
+//! quota is named with the space still needed. The manifest is cached last, so a cached manifest
+//! means every shard beside it was verified and stored: nothing half-written is ever used.
 
 use std::collections::HashMap;
 
@@ -16,10 +19,37 @@ use super::manifest::{Manifest, MANIFEST};
 use crate::gpu::Gpu;
 
 pub const CACHE_NAME: &str = "spatial-mllm-packages-v1";
+/// Attempts in a row that bring no new byte before a download gives up (a connection that
+/// drops but makes progress is resumed for as long as it does).
 const MAX_ATTEMPTS: usize = 6;
 
 fn js_msg(v: JsValue) -> String {
     v.as_string().or_else(|| Reflect::get(&v, &"message".into()).ok().and_then(|m| m.as_string())).unwrap_or_else(|| format!("{v:?}"))
+}
+
+fn js_name(v: &JsValue) -> String {
+    Reflect::get(v, &"name".into()).ok().and_then(|n| n.as_string()).unwrap_or_default()
+}
+
+/// Wait `ms` milliseconds (setTimeout of the window or the worker).
+async fn sleep(ms: u32) {
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        let global = js_sys::global();
+        if let Ok(f) = Reflect::get(&global, &"setTimeout".into()).and_then(|f| f.dyn_into::<js_sys::Function>()) {
+            let _ = f.call2(&global, &resolve, &(ms as f64).into());
+        }
+    });
+    let _ = JsFuture::from(promise).await;
+}
+
+/// Free bytes for this origin by `navigator.storage.estimate()`, when the browser reports it.
+async fn storage_free() -> Option<u64> {
+    let storage = Reflect::get(&Reflect::get(&js_sys::global(), &"navigator".into()).ok()?, &"storage".into()).ok()?;
+    let estimate: js_sys::Function = Reflect::get(&storage, &"estimate".into()).ok()?.dyn_into().ok()?;
+    let promise: js_sys::Promise = estimate.call0(&storage).ok()?.dyn_into().ok()?;
+    let est = JsFuture::from(promise).await.ok()?;
+    let num = |k: &str| Reflect::get(&est, &k.into()).ok().and_then(|v| v.as_f64());
+    Some((num("quota")? - num("usage")?).max(0.0) as u64)
 }
 
 fn http_err(url: &str, msg: impl Into<String>) -> PackageError {
@@ -63,28 +93,61 @@ async fn cached(cache: &Option<Cache>, url: &str) -> Option<Vec<u8>> {
     Some(Uint8Array::new(&buf).to_vec())
 }
 
-async fn store(cache: &Option<Cache>, url: &str, bytes: &mut [u8]) -> PResult<()> {
+/// Put `bytes` into the cache. `still_needed`: the bytes of this package not yet cached, this
+/// entry's included (a full quota's message says how much space to free).
+async fn store(cache: &Option<Cache>, url: &str, bytes: &mut [u8], still_needed: u64) -> PResult<()> {
     let Some(cache) = cache else { return Err(PackageError::Cache("Cache Storage is not available here".into())) };
     let resp = Response::new_with_opt_u8_array(Some(bytes)).map_err(|e| PackageError::Cache(js_msg(e)))?;
-    JsFuture::from(cache.put_with_str(url, &resp)).await.map_err(|e| PackageError::Cache(js_msg(e)))?;
+    if let Err(e) = JsFuture::from(cache.put_with_str(url, &resp)).await {
+        if js_name(&e) == "QuotaExceededError" || js_msg(e.clone()).to_lowercase().contains("quota") {
+            // The estimate can lag behind the quota enforced: quoted only when it agrees.
+            let free = storage_free().await.filter(|f| *f < still_needed);
+            return Err(PackageError::QuotaExceeded { needed: still_needed, free });
+        }
+        return Err(PackageError::Cache(js_msg(e)));
+    }
     Ok(())
 }
 
-/// Stream a whole file, resuming with Range requests after a dropped connection.
+/// A cache entry that is damaged or not what it should be: dropped, so it is fetched again.
+async fn evict(cache: &Option<Cache>, url: &str) {
+    if let Some(c) = cache {
+        let _ = JsFuture::from(c.delete_with_str(url)).await;
+    }
+}
+
+/// The file's size as a 206 answer announces it (Content-Range's total). A 200's Content-Length is
+/// not used: it counts encoded bytes when the body is compressed; a connection that drops during a
+/// body fails the read instead.
+fn announced_total(resp: &Response) -> Option<u64> {
+    if resp.status() != 206 {
+        return None;
+    }
+    let range = resp.headers().get("content-range").ok().flatten()?;
+    range.rsplit('/').next()?.trim().parse().ok()
+}
+
+/// Stream a whole file, resuming with Range requests after a dropped connection (with a short
+/// backoff), for as long as each attempt brings new bytes. A body whose read fails, or shorter than
+/// `expected` (else a 206's announced total), is never returned as whole.
 /// Returns the bytes and how many times it resumed.
 async fn download(url: &str, expected: Option<u64>, on_bytes: &mut dyn FnMut(u64)) -> PResult<(Vec<u8>, usize)> {
     let mut buf: Vec<u8> = Vec::new();
     let mut resumes = 0;
+    let mut fruitless = 0;
+    let mut best = 0; // the most bytes held so far: progress is going beyond it
     let mut last_err = String::new();
-    for attempt in 0..MAX_ATTEMPTS {
-        if attempt > 0 {
-            resumes += 1;
+    let mut total = expected;
+    while fruitless < MAX_ATTEMPTS {
+        if fruitless > 0 || resumes > 0 || !last_err.is_empty() {
+            sleep((100u32 << fruitless.min(5)).min(3_000)).await;
         }
         let from = buf.len() as u64;
         let resp = match fetch(url, from).await {
             Ok(r) => r,
             Err(e) => {
                 last_err = js_msg(e);
+                fruitless += 1;
                 continue;
             }
         };
@@ -93,13 +156,18 @@ async fn download(url: &str, expected: Option<u64>, on_bytes: &mut dyn FnMut(u64
             206 if from > 0 => {}
             s => return Err(http_err(url, format!("HTTP {s} {}", resp.status_text()))),
         }
+        if total.is_none() {
+            total = announced_total(&resp);
+        }
         let Some(body) = resp.body() else { return Err(http_err(url, "the response has no body")) };
         let reader: ReadableStreamDefaultReader = body.get_reader().unchecked_into();
+        let mut broke = false;
         loop {
             let chunk = match JsFuture::from(reader.read()).await {
                 Ok(c) => c,
                 Err(e) => {
                     last_err = js_msg(e);
+                    broke = true;
                     break;
                 }
             };
@@ -112,16 +180,18 @@ async fn download(url: &str, expected: Option<u64>, on_bytes: &mut dyn FnMut(u64
             value.copy_to(&mut buf[start..]);
             on_bytes(value.length() as u64);
         }
-        match expected {
-            Some(n) if (buf.len() as u64) < n => {
-                if last_err.is_empty() {
-                    last_err = format!("the connection closed after {} of {n} bytes", buf.len());
-                }
-            }
-            _ => return Ok((buf, resumes)),
+        let short = total.is_some_and(|n| (buf.len() as u64) < n);
+        if !broke && !short {
+            return Ok((buf, resumes));
         }
+        if !broke {
+            last_err = format!("the connection closed after {} of {} bytes", buf.len(), total.unwrap_or(0));
+        }
+        resumes += 1;
+        fruitless = if buf.len() > best { 0 } else { fruitless + 1 };
+        best = best.max(buf.len());
     }
-    Err(http_err(url, format!("gave up after {MAX_ATTEMPTS} attempts: {last_err}")))
+    Err(http_err(url, format!("gave up after {MAX_ATTEMPTS} attempts in a row that brought no data: {last_err}")))
 }
 
 /// What a load did, for the UI and the tests.
@@ -135,6 +205,9 @@ pub struct LoadReport {
     pub shards_from_cache: usize,
     pub shards_from_network: usize,
     pub resumes: usize,
+    /// Cached shards whose bytes no longer matched the manifest's SHA-256 (damaged storage):
+    /// fetched again and replaced in the cache.
+    pub damaged_in_cache: Vec<String>,
     /// Set when verified shards could not be cached (quota): the model still loaded.
     pub cache_warning: Option<String>,
 }
@@ -162,15 +235,28 @@ pub async fn load_checked(
     let cache = open_cache().await;
     let mut report = LoadReport::default();
     let murl = join(base, MANIFEST);
-    let mbytes = match cached(&cache, &murl).await {
-        Some(b) => {
-            report.manifest_from_cache = true;
-            b
-        }
-        None => download(&murl, None, &mut |_| {}).await?.0,
+    let parse = |b: Vec<u8>| -> PResult<(String, Manifest)> {
+        let text = String::from_utf8(b).map_err(|e| PackageError::BadManifest { file: murl.clone(), msg: e.to_string() })?;
+        let m = Manifest::parse(&text, &murl)?;
+        Ok((text, m))
     };
-    let text = String::from_utf8(mbytes).map_err(|e| PackageError::BadManifest { file: murl.clone(), msg: e.to_string() })?;
-    let manifest = Manifest::parse(&text, &murl)?;
+    let from_cache = match cached(&cache, &murl).await {
+        Some(b) => match parse(b) {
+            Ok(parsed) => Some(parsed),
+            Err(_) => {
+                // A damaged cached manifest is not trusted: fetched again below.
+                evict(&cache, &murl).await;
+                report.damaged_in_cache.push(MANIFEST.to_string());
+                None
+            }
+        },
+        None => None,
+    };
+    report.manifest_from_cache = from_cache.is_some();
+    let (text, manifest) = match from_cache {
+        Some(parsed) => parsed,
+        None => parse(download(&murl, None, &mut |_| {}).await?.0)?,
+    };
     accept(&manifest)?;
     report.model_kind = manifest.model_kind.clone();
     report.tensors = manifest.tensors.len();
@@ -184,7 +270,12 @@ pub async fn load_checked(
         let hit = match cached(&cache, &url).await {
             // A cached shard is verified too: storage can be damaged.
             Some(b) if verify_shard(&manifest, i, &b).is_ok() => Some(b),
-            _ => None,
+            Some(_) => {
+                evict(&cache, &url).await;
+                report.damaged_in_cache.push(s.file.clone());
+                None
+            }
+            None => None,
         };
         let from_cache = hit.is_some();
         let mut bytes = match hit {
@@ -207,8 +298,12 @@ pub async fn load_checked(
             report.shards_from_cache += 1;
         } else {
             report.shards_from_network += 1;
-            if let Err(e) = store(&cache, &url, &mut bytes).await {
-                report.cache_warning = Some(e.to_string());
+            // After a full quota the rest is not tried: the warning already says what is needed.
+            if report.cache_warning.is_none() {
+                let still_needed = total - done + text.len() as u64;
+                if let Err(e) = store(&cache, &url, &mut bytes, still_needed).await {
+                    report.cache_warning = Some(e.to_string());
+                }
             }
         }
         done += s.bytes;
@@ -216,7 +311,8 @@ pub async fn load_checked(
     }
     if !report.manifest_from_cache && report.cache_warning.is_none() {
         // Cached last: a manifest in the cache means its shards were verified and stored.
-        if let Err(e) = store(&cache, &murl, &mut text.into_bytes()).await {
+        let n = text.len() as u64;
+        if let Err(e) = store(&cache, &murl, &mut text.into_bytes(), n).await {
             report.cache_warning = Some(e.to_string());
         }
     }
@@ -227,15 +323,29 @@ pub async fn load_checked(
 /// One file of a package (the tokenizer, say) or any other file next to it: from Cache Storage
 /// when present, else downloaded (resumably) and cached.
 pub async fn file(base: &str, name: &str) -> PResult<Vec<u8>> {
+    let parsed = file_parsed(base, name, |b| Ok::<_, std::convert::Infallible>(b.to_vec())).await?;
+    Ok(parsed.unwrap_or_else(|e| match e {}))
+}
+
+/// As `file`, read by `parse`: a cached copy that `parse` refuses (damaged storage) is dropped
+/// and downloaded again, and the downloaded copy's verdict is returned.
+pub async fn file_parsed<T, E>(base: &str, name: &str, parse: impl Fn(&[u8]) -> Result<T, E>) -> PResult<Result<T, E>> {
     let cache = open_cache().await;
     let url = join(base, name);
     if let Some(b) = cached(&cache, &url).await {
-        return Ok(b);
+        if let Ok(t) = parse(&b) {
+            return Ok(Ok(t));
+        }
+        evict(&cache, &url).await;
     }
     let (mut bytes, _) = download(&url, None, &mut |_| {}).await?;
-    // A full quota costs only the next visit's download.
-    let _ = store(&cache, &url, &mut bytes).await;
-    Ok(bytes)
+    let parsed = parse(&bytes);
+    if parsed.is_ok() {
+        // A full quota costs only the next visit's download.
+        let n = bytes.len() as u64;
+        let _ = store(&cache, &url, &mut bytes, n).await;
+    }
+    Ok(parsed)
 }
 
 /// Delete every cached package.

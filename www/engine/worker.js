@@ -4,7 +4,7 @@
 // every request is checked against it before it runs.
 import init, * as wasm from '../pkg/spatial_mllm_web.js';
 import { HubClient } from '../hub/hub.js';
-import { inspect, prepare } from '../hub/convert.js';
+import { inspect, prepare, withPackageLock, PACKAGE_CACHE } from '../hub/convert.js';
 import { checkRequest, event as makeEvent, plainError, reply } from './messages.js';
 
 const { Engine, candidate_indices, estimate_memory } = wasm;
@@ -27,6 +27,15 @@ function needVideo(id) {
   return v;
 }
 
+/** `load` from the network holds the package's Web Lock, so a second tab loading the same package
+ * waits for the first one's download and then reads it from the cache. A package whose manifest
+ * is cached is complete (the loader caches the manifest last) and loads without waiting. */
+async function locked(url, work) {
+  const base = url.endsWith('/') ? url : `${url}/`;
+  const complete = await caches.open(PACKAGE_CACHE).then((c) => c.match(`${base}manifest.json`)).catch(() => null);
+  return complete ? work() : withPackageLock(base, work);
+}
+
 /** Each op of messages.js's REQUESTS: (args, emit) -> result, or {value, transfer}. */
 const ops = {
   async load({ modelUrl, samplerUrl, maxBindingBytes }, emit) {
@@ -35,10 +44,11 @@ const ops = {
     engine?.free();
     engine = null;
     const progress = (which) => (i, n, done, total, cached) => emit('progress', { which, i, n, done, total, cached });
-    const e = await Engine.load(modelUrl, progress('model'), maxBindingBytes ?? null);
-    if (samplerUrl) await e.load_sampler(samplerUrl, progress('sampler'));
+    const e = await locked(modelUrl, () => Engine.load(modelUrl, progress('model'), maxBindingBytes ?? null));
+    if (samplerUrl) await locked(samplerUrl, () => e.load_sampler(samplerUrl, progress('sampler')));
     engine = e;
-    return { device: e.device(), hasSampler: e.has_sampler(), modelKind: e.model_kind(), hasSpatialEncoder: e.has_spatial_encoder() };
+    // report: the model load's LoadReport (cache hits, damaged entries replaced, a cache warning).
+    return { device: e.device(), hasSampler: e.has_sampler(), modelKind: e.model_kind(), hasSpatialEncoder: e.has_spatial_encoder(), report: JSON.parse(e.load_report()) };
   },
 
   // A hub repository: what it holds (no weights downloaded), then the package prepared in the

@@ -11,6 +11,9 @@
 //   reload or a dropped connection resumes where it stopped.
 // The package's base URL lies under the repository's resolve URL at the pinned commit, so a cache
 // hit never mixes revisions, and the engine's loader (src/weights/http.rs) finds it all cached.
+// A Web Lock named after the base URL lets one tab of the origin download a package while another
+// that wants the same one waits, then finds it cached. A full quota is a `QuotaExceeded` error
+// that says how much more space is needed.
 
 import { HubError } from './hub.js';
 
@@ -37,17 +40,43 @@ async function cacheStore() {
   return caches.open(PACKAGE_CACHE);
 }
 
-/** cache.put that names a full quota and says what to do. */
-async function put(cache, url, response, need) {
+/** The Web Lock that one tab holds while it downloads, converts or first loads the package at
+ * `base` (the engine worker takes the same one around a load from the network). */
+export const packageLockName = (base) => `spatial-mllm-package ${String(base).replace(/\/+$/, '')}`;
+
+/** Run `work` holding the package's lock (at once where the browser has no Web Locks). `onWait`
+ * is called when another tab holds it. `signal` stops the wait too. */
+export async function withPackageLock(base, work, { signal, onWait } = {}) {
+  const locks = globalThis.navigator?.locks;
+  if (!locks) return work();
+  const name = packageLockName(base);
+  const held = { done: false, value: undefined };
+  await locks.request(name, { ifAvailable: true }, async (lock) => {
+    if (!lock) return;
+    held.done = true;
+    held.value = await work();
+  });
+  if (held.done) return held.value;
+  onWait?.();
+  return locks.request(name, { signal }, () => work());
+}
+
+/** A full quota as a named error: the space still needed and what to do. `stillNeeded`: the bytes
+ * of this package not yet written (the entry that failed included). */
+export async function quotaError(stillNeeded) {
+  const est = await navigator.storage?.estimate?.().catch(() => null);
+  // The estimate can lag behind the quota actually enforced: quote it only when it agrees.
+  const free = est && est.quota - est.usage < stillNeeded ? ` (${fmt(Math.max(0, est.quota - est.usage))} free of ${fmt(est.quota)})` : '';
+  return new HubError('QuotaExceeded', `the browser's storage for this site is full${free}: this model needs about ${fmt(stillNeeded)} more. Free ${fmt(stillNeeded)} in the site settings or delete downloaded models, then load it again: what is done is kept and it resumes where it stopped`);
+}
+
+/** cache.put that names a full quota and says what to do. Cache Storage commits an entry only
+ * once its body has ended, so a put that fails leaves no half-written entry behind. */
+async function put(cache, url, response, stillNeeded) {
   try {
     await cache.put(url, response);
   } catch (e) {
-    if (e?.name === 'QuotaExceededError' || /quota/i.test(e?.message ?? '')) {
-      const est = await navigator.storage?.estimate?.().catch(() => null);
-      // The estimate can lag behind the quota actually enforced: quote it only when it agrees.
-      const free = est && est.quota - est.usage < need ? ` (${fmt(Math.max(0, est.quota - est.usage))} free of ${fmt(est.quota)})` : '';
-      throw new HubError('QuotaExceeded', `the browser's storage for this site is full${free}: this model needs about ${fmt(need)} while it is prepared. Free space (delete downloaded models, or other sites' data) or allow more storage, then load again: what is done is kept and it resumes where it stopped`);
-    }
+    if (e?.name === 'QuotaExceededError' || /quota/i.test(e?.message ?? '')) throw await quotaError(typeof stillNeeded === 'function' ? stillNeeded() : stillNeeded);
     throw e;
   }
 }
@@ -104,16 +133,32 @@ export async function inspect(client, wasm, repo, revision = 'main', { signal, m
   return { repo, revision, commit, route: 'convert', kind: plan.kind(), base, manifestJson, downloadBytes, packageBytes: plan.package_bytes(), cached: !!cached, plan, files, names };
 }
 
-/** Fetch (and convert) into the cache; resolves to {base, kind, commit, bytes}. `onProgress({phase, done, total, file})`. */
+/** Fetch (and convert) into the cache; resolves to {base, kind, commit, bytes, route, waited}
+ * (waited: another tab held the package's lock first; when it finished the package, nothing was
+ * downloaded here). `onProgress({phase, done, total, file})`. */
 export async function prepare(client, wasm, repo, revision = 'main', { onProgress = () => {}, signal, maxShard } = {}) {
   const info = await inspect(client, wasm, repo, revision, { signal, maxShard });
-  const result = { base: info.base, kind: info.kind, commit: info.commit, bytes: info.packageBytes, route: info.route };
+  const result = { base: info.base, kind: info.kind, commit: info.commit, bytes: info.packageBytes, route: info.route, waited: false };
   if (info.cached) {
     info.plan?.free();
     return result;
   }
-  if (info.route === 'package') await downloadPackage(client, wasm, info, onProgress, signal);
-  else await convertCheckpoint(client, wasm, info, onProgress, signal);
+  try {
+    await withPackageLock(info.base, async () => {
+      // Another tab may have finished this package while this one waited for the lock.
+      if (await (await cacheStore()).match(`${info.base}manifest.json`)) return;
+      if (info.route === 'package') await downloadPackage(client, wasm, info, onProgress, signal);
+      else await convertCheckpoint(client, wasm, info, onProgress, signal);
+    }, {
+      signal,
+      onWait: () => {
+        result.waited = true;
+        onProgress({ phase: 'waiting for another tab that is preparing this model', done: 0, total: info.packageBytes });
+      },
+    });
+  } finally {
+    info.plan?.free();
+  }
   return result;
 }
 
@@ -128,9 +173,11 @@ async function downloadPackage(client, wasm, info, onProgress, signal) {
   const cache = await cacheStore();
   const total = info.packageBytes;
   let done = 0;
+  let kept = 0; // bytes of the shards in the cache
+  const stillNeeded = () => total - kept + info.manifestJson.length;
   for (const s of m.shards) {
     const url = `${base}${s.file}`;
-    if (await cache.match(url)) { done += s.bytes; continue; } // the engine verifies cached shards again
+    if (await cache.match(url)) { done += s.bytes; kept += s.bytes; continue; } // the engine verifies cached shards again
     for (let attempt = 0; ; attempt++) {
       const hasher = new wasm.Sha256Stream();
       const start = done;
@@ -149,17 +196,17 @@ async function downloadPackage(client, wasm, info, onProgress, signal) {
         },
         cancel() { iter.return(); },
       });
-      try { await put(cache, url, new Response(body), total); } catch (e) { throw failure ?? e; }
+      try { await put(cache, url, new Response(body), stillNeeded); } catch (e) { throw failure ?? e; }
       const got = hasher.hex();
       hasher.free();
-      if (got === s.sha256) break;
+      if (got === s.sha256) { kept += s.bytes; break; }
       await cache.delete(url);
       done = start;
       if (attempt === 1) throw new HubError('IntegrityError', `${repo}: ${s.file} arrived twice with SHA-256 ${got}, not the manifest's ${s.sha256}: the repository or a proxy serves damaged data; nothing of it was kept`);
     }
   }
-  if (m.tokenizer) await put(cache, `${base}${m.tokenizer}`, new Response(await client.text(repo, commit, m.tokenizer, signal)), total);
-  await put(cache, `${base}manifest.json`, new Response(info.manifestJson), total);
+  if (m.tokenizer) await put(cache, `${base}${m.tokenizer}`, new Response(await client.text(repo, commit, m.tokenizer, signal)), stillNeeded);
+  await put(cache, `${base}manifest.json`, new Response(info.manifestJson), stillNeeded);
 }
 
 async function convertCheckpoint(client, wasm, info, onProgress, signal) {
@@ -181,7 +228,13 @@ async function convertCheckpoint(client, wasm, info, onProgress, signal) {
     for (const req of await cache.keys()) if (req.url.startsWith(`${base}__part-`)) await cache.delete(req);
     state = { key, files: {}, shards: [] };
   }
-  const save = () => put(cache, stateUrl, new Response(JSON.stringify(state)), need);
+  // What is still to be written: the peak less the assembled shards and the parts kept so far.
+  const stillNeeded = () => {
+    const assembled = shards.slice(0, state.shards.length).reduce((a, s) => a + s.bytes, 0);
+    const kept = parts.filter((p) => p.shard >= state.shards.length && (state.files[sources[p.file].name]?.pos ?? 0) >= p.end).reduce((a, p) => a + p.bytes, 0);
+    return Math.max(0, need - assembled - kept);
+  };
+  const save = () => put(cache, stateUrl, new Response(JSON.stringify(state)), stillNeeded);
   const progressDone = () => sources.reduce((a, s) => a + (state.files[s.name]?.pos ?? 0), 0)
     + shards.slice(0, state.shards.length).reduce((a, s) => a + s.bytes, 0);
   let done = progressDone();
@@ -231,7 +284,7 @@ async function convertCheckpoint(client, wasm, info, onProgress, signal) {
           const packer = plan.packer(seg.part.id);
           let failure = null;
           const body = packedBody(bytes, packer, hasher, count, (e) => { failure = e; });
-          try { await put(cache, partUrl(seg.part.id), new Response(body), need); } catch (e) { throw failure ?? e; }
+          try { await put(cache, partUrl(seg.part.id), new Response(body), stillNeeded); } catch (e) { throw failure ?? e; }
         }
         pos = seg.end;
         state.files[src.name] = { pos, hash: hasher.state() };
@@ -281,18 +334,17 @@ async function convertCheckpoint(client, wasm, info, onProgress, signal) {
         } catch (e) { failure = e; ctrl.error(e); }
       },
     });
-    try { await put(cache, `${base}${shard.file}`, new Response(body), need); } catch (e) { throw failure ?? e; }
+    try { await put(cache, `${base}${shard.file}`, new Response(body), stillNeeded); } catch (e) { throw failure ?? e; }
     state.shards.push(hasher.hex());
     hasher.free();
     await save();
     for (const p of parts) if (p.shard === i) await cache.delete(partUrl(p.id));
   }
   if (files.has('tokenizer.json')) {
-    await put(cache, `${base}tokenizer.json`, new Response(await client.text(repo, commit, 'tokenizer.json', signal)), need);
+    await put(cache, `${base}tokenizer.json`, new Response(await client.text(repo, commit, 'tokenizer.json', signal)), stillNeeded);
   }
-  await put(cache, `${base}manifest.json`, new Response(plan.manifest_json(state.shards)), need);
+  await put(cache, `${base}manifest.json`, new Response(plan.manifest_json(state.shards)), stillNeeded);
   await cache.delete(stateUrl);
-  plan.free();
 }
 
 /** Sequential reads from an async iterator of byte chunks: `take(n)` yields exactly the next n bytes. */
