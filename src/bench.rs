@@ -8,6 +8,7 @@ pub mod bandwidth;
 mod error;
 pub mod eval;
 pub mod qwen;
+pub mod soak;
 pub mod spatial;
 pub mod vggt;
 

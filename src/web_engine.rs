@@ -369,6 +369,31 @@ impl Engine {
     pub fn is_lost(&self) -> bool {
         self.inner.gpu.is_lost()
     }
+
+    /// What the engine holds, by its own count (a long session's memory record, `Gpu::memory`):
+    /// `{pool_bytes, pooled_bytes, owned_bytes, bind_groups, pipelines, wasm_bytes}`: the buffer
+    /// pool's buffers alive (in use and kept for reuse), of them the ones kept for reuse, the
+    /// buffers outside the pool (weights), cached bind groups, compiled pipelines, and the wasm
+    /// module's linear memory (which only grows).
+    pub fn memory(&self) -> Object {
+        let m = self.inner.gpu.memory();
+        let o = Object::new();
+        set(&o, "pool_bytes", &(m.pool_bytes as f64).into());
+        set(&o, "pooled_bytes", &(m.pooled_bytes as f64).into());
+        set(&o, "owned_bytes", &(m.owned_bytes as f64).into());
+        set(&o, "bind_groups", &(m.bind_groups as f64).into());
+        set(&o, "pipelines", &(m.pipelines as f64).into());
+        set(&o, "wasm_bytes", &(wasm_memory_bytes() as f64).into());
+        o
+    }
+}
+
+/// The wasm module's linear memory in bytes (0 natively, where this module is only type-checked).
+fn wasm_memory_bytes() -> usize {
+    #[cfg(target_arch = "wasm32")]
+    return core::arch::wasm32::memory_size::<0>() * 65536;
+    #[cfg(not(target_arch = "wasm32"))]
+    0
 }
 
 /// The last answer's numbers.

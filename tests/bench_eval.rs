@@ -2,7 +2,7 @@
 //! the command's table counts the questions asked and the encodings (one per video, not per
 //! question) and gives a positive rate next to the upstream figure; the library run behind it
 //! encodes each video once and prefills only a later question's own tokens (the visual block comes
-//! from the session's cache); a bad frame size is refused with exit code 1.
+//! from the session's cache); a bad frame size is refused with exit code 2 (bad input).
 
 mod common;
 
@@ -81,7 +81,7 @@ fn bench_eval_counts_questions_and_encodings() {
 
     // Sides that are not multiples of 28 are bad input.
     let out = args("50x50").output().unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stderr).contains("multiples of 28"), "{}", String::from_utf8_lossy(&out.stderr));
 }
 

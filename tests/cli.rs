@@ -1,16 +1,15 @@
 //! The command line's `run` on the tiny Spatial-MLLM v1.1 fixture: a video made by ffmpeg and a
-//! folder of frames, streamed and `--json` output, and clear errors with distinct exit codes; the
+//! folder of frames, streamed and `--json` output, and clear errors with distinct exit codes (2 bad
+//! input, 3 the model or its package, 4 the GPU), with no Vulkan-loader noise in front of them; the
 //! tiny Qwen2.5-VL fixture (no spatial encoder) on a text-only question, a video, an image and `eval`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// The command line, with the environment as the test command has it (the binary gives itself a
+/// runtime directory where there is none: `native::runtime_dir`).
 fn cli() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_spatial-mllm"));
-    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
-        c.env("XDG_RUNTIME_DIR", std::env::temp_dir());
-    }
-    c
+    Command::new(env!("CARGO_BIN_EXE_spatial-mllm"))
 }
 
 fn ffmpeg(args: &[&str]) {
@@ -87,7 +86,7 @@ fn run_answers_about_a_video_and_a_folder_of_frames() {
 
     // A video among several inputs is refused clearly.
     let out = cli().args(["run", "--model", pkg.to_str().unwrap(), "-q", "?", &images[0], video.to_str().unwrap()]).output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("must all be .png / .jpg images"), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
@@ -139,8 +138,97 @@ fn run_reports_bad_input_clearly() {
     for (args, want) in cases {
         let out = cli().args(["run", "--model", pkg.to_str().unwrap(), "-q", "why?"]).args(&args).output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
         assert!(err.contains(want), "{args:?}: {err}");
+    }
+}
+
+/// Each class of failure has its exit code and its message alone on stderr: bad input (a missing
+/// file, a usage error, `--frames 0`) 2, a corrupt package 3, no GPU adapter 4; `--help` lists them.
+#[test]
+fn exit_codes_tell_input_model_and_gpu_apart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pkg = package(tmp.path());
+    let p = pkg.to_str().unwrap();
+    let frames = tmp.path().join("frames");
+    std::fs::create_dir(&frames).unwrap();
+    ffmpeg(&["-f", "lavfi", "-i", "testsrc=size=56x56:rate=4", "-frames:v", "4", frames.join("f%03d.png").to_str().unwrap()]);
+    let video = tmp.path().join("clip.mp4");
+    ffmpeg(&["-f", "lavfi", "-i", "testsrc=size=56x56:rate=4", "-frames:v", "6", "-pix_fmt", "yuv420p", video.to_str().unwrap()]);
+    // A corrupt package: one byte of its first shard flipped (its SHA-256 no longer matches).
+    let corrupt = tmp.path().join("corrupt");
+    std::fs::create_dir(&corrupt).unwrap();
+    for e in std::fs::read_dir(&pkg).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), corrupt.join(e.file_name())).unwrap();
+    }
+    let shard = corrupt.join("shard-00000.safetensors");
+    let mut bytes = std::fs::read(&shard).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x5a;
+    std::fs::write(&shard, bytes).unwrap();
+
+    let q = |extra: &[&str]| -> Vec<String> {
+        ["run", "--model", p, "-q", "How many chairs?", "--max-new-tokens", "2"].iter().chain(extra).map(|s| s.to_string()).collect()
+    };
+    let missing = tmp.path().join("missing.mp4");
+    // The arguments, an environment variable to set, the exit code and a part of the message.
+    type Case<'a> = (Vec<String>, Option<(&'a str, &'a str)>, i32, &'a str);
+    let cases: Vec<Case> = vec![
+        (q(&[missing.to_str().unwrap()]), None, 2, "missing.mp4: no such file or folder"),
+        (vec!["run".into(), "--no-such-option".into()], None, 2, "unexpected argument '--no-such-option'"),
+        (q(&[video.to_str().unwrap(), "--frames", "0"]), None, 2, "zero frames were asked for (--frames 0)"),
+        // A folder of frames used to say "the video has no frames" here.
+        (q(&[frames.to_str().unwrap(), "--frames", "0"]), None, 2, "zero frames were asked for (--frames 0)"),
+        (vec!["run".into(), "--model".into(), corrupt.display().to_string(), "-q".into(), "?".into()], None, 3, "is corrupt: SHA-256"),
+        // No adapter of that name: the engine honours WGPU_ADAPTER_NAME to pick among adapters.
+        (vec!["info".into()], Some(("WGPU_ADAPTER_NAME", "no-such-adapter")), 4, "no GPU adapter found"),
+    ];
+    for (args, env, code, want) in cases {
+        let mut c = cli();
+        c.args(&args);
+        if let Some((k, v)) = env {
+            c.env(k, v);
+        }
+        let out = c.output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        println!("{args:?} -> {:?}: {err}", out.status.code());
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+
+    // The codes are documented in --help.
+    let out = cli().arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    for line in ["Exit codes:", "1  something unexpected", "2  bad input", "3  the model or its package", "4  the GPU", "5  a check failed"] {
+        assert!(help.contains(line), "--help lacks {line:?}:\n{help}");
+    }
+}
+
+/// Without a valid XDG_RUNTIME_DIR (unset, or a relative path) Mesa's Vulkan device-select layer
+/// used to make libwayland print "XDG_RUNTIME_DIR is invalid or not set" twice in front of every
+/// error: the error is now alone on stderr. An absolute path to a missing folder was quiet already.
+#[test]
+fn no_vulkan_loader_noise_before_an_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pkg = package(tmp.path());
+    let video = tmp.path().join("clip.mp4");
+    ffmpeg(&["-f", "lavfi", "-i", "testsrc=size=56x56:rate=4", "-frames:v", "6", "-pix_fmt", "yuv420p", video.to_str().unwrap()]);
+    let missing_dir = tmp.path().join("no-such-runtime-dir");
+    for xdg in [None, Some("relative/run"), Some(""), Some(missing_dir.to_str().unwrap())] {
+        let mut c = cli();
+        match xdg {
+            None => c.env_remove("XDG_RUNTIME_DIR"),
+            Some(v) => c.env("XDG_RUNTIME_DIR", v),
+        };
+        // The GPU is set up and the model loaded before the frame count fails: the whole path runs.
+        let out = c.args(["run", "--model", pkg.to_str().unwrap(), video.to_str().unwrap(), "-q", "?", "--frames", "8"]).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "XDG_RUNTIME_DIR={xdg:?}: {err}");
+        assert!(!err.contains("XDG_RUNTIME_DIR"), "XDG_RUNTIME_DIR={xdg:?}: loader noise on stderr: {err}");
+        assert_eq!(err.lines().count(), 1, "XDG_RUNTIME_DIR={xdg:?}: the error alone: {err}");
+        assert!(err.starts_with("error: ") && err.contains("must lie in [2, 6]"), "{err}");
     }
 }
 
@@ -288,7 +376,7 @@ fn run_and_eval_with_a_qwen_package() {
 
     // Space-aware sampling needs a video.
     let out = cli().args(["run", "--model", q, "-q", "why?", "--sampling", "fast"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
 
     // A Spatial-MLLM package answers a text-only question with its language model.
     let spatial = package(tmp.path());

@@ -344,14 +344,14 @@ fn cli_shards_merge_to_the_unsharded_table() {
     };
     let dir = tmp.path().join("shards");
 
-    // Refused at once, with exit code 1.
+    // Refused at once, with exit code 2 (bad input).
     for (bad, want) in [("3/3", "must be below N"), ("0/0", "at least 1"), ("a/b", "expected K/N")] {
         let (code, _, err) = eval(&dir, &["--shard", bad]);
-        assert_eq!(code, Some(1), "{bad}: {err}");
+        assert_eq!(code, Some(2), "{bad}: {err}");
         assert!(err.contains(want), "{bad}: {err}");
     }
     let (code, _, err) = eval(&ann, &["--shard", "0/2"]);
-    assert!(code == Some(1) && err.contains("names a folder"), "{err}");
+    assert!(code == Some(2) && err.contains("names a folder"), "{err}");
     assert!(!dir.exists(), "nothing written");
 
     let (code, whole, err) = eval(&tmp.path().join("whole.jsonl"), &[]);
@@ -388,5 +388,5 @@ fn cli_shards_merge_to_the_unsharded_table() {
     assert!(code == Some(0) && j["shards"] == 2 && j["scored"] == 3 && j["metrics"]["all"]["micro"].is_number(), "{json}");
 
     let (code, _, err) = run(cli().args(["eval-merge", dir.join("shard-1-of-2.jsonl").to_str().unwrap()]));
-    assert!(code == Some(1) && err.contains("missing shard 0/2"), "{err}");
+    assert!(code == Some(2) && err.contains("missing shard 0/2"), "{err}");
 }

@@ -381,14 +381,14 @@ fn package_repositories_and_the_command_line() {
     let out = env_cli(&["convert", "Test/spatial-pkg", out_dir.to_str().unwrap()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_same_dirs(&out_dir, &pkg);
-    // Errors: exit code 1 and the message.
+    // Errors: the exit code of their class (3 the model, 2 bad input) and the message.
     let out = env_cli(&["convert", "Test/missing", tmp.path().join("x").to_str().unwrap()]);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("repository Test/missing not found"), "{stderr}");
     let out = env_cli(&["convert", "not a repo", tmp.path().join("y").to_str().unwrap()]);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.code() == Some(1) && stderr.contains("neither an existing local path"), "{stderr}");
+    assert!(out.status.code() == Some(2) && stderr.contains("neither an existing local path"), "{stderr}");
     // The token file under HF_HOME is read.
     std::fs::write(tmp.path().join("hf/token"), "hf_from_file\n").unwrap();
     hub.clear();

@@ -21,8 +21,12 @@ impl GpuBuffer {
     pub fn pooled(raw: wgpu::Buffer, pool: Weak<Mutex<BufferPool>>) -> Self {
         GpuBuffer { raw, pool, pooled: true }
     }
-    /// A buffer of its own, released when dropped (`pool` is told, to drop its bind groups).
+    /// A buffer of its own, released when dropped (`pool` is told, to drop its bind groups, and
+    /// counts it while it lives).
     pub fn owned(raw: wgpu::Buffer, pool: Weak<Mutex<BufferPool>>) -> Self {
+        if let Some(Ok(mut p)) = pool.upgrade().as_deref().map(Mutex::lock) {
+            p.owned_bytes += raw.size();
+        }
         GpuBuffer { raw, pool, pooled: false }
     }
     pub fn size(&self) -> u64 {
@@ -38,6 +42,7 @@ impl Drop for GpuBuffer {
                     pool.put(self.raw.clone());
                 } else {
                     pool.binds.forget(&self.raw);
+                    pool.owned_bytes -= self.raw.size();
                 }
             }
         }
@@ -53,6 +58,9 @@ impl Drop for GpuBuffer {
 pub struct BufferPool {
     free: HashMap<u64, BTreeSet<wgpu::Buffer>>,
     pub pooled_bytes: u64,
+    /// Bytes of the live buffers outside the pool (weights, tables, caches of their own): what
+    /// the engine holds besides activations, counted so that a long session can show it stays put.
+    pub owned_bytes: u64,
     pub binds: BindCache,
 }
 

@@ -86,6 +86,28 @@ impl std::fmt::Display for GpuInfo {
     }
 }
 
+/// GPU memory the engine holds, by its own count (`Gpu::memory`). Not counted: wgpu's staging
+/// buffers for readbacks (one per read, freed with it) and the uniform arena (one buffer, grown).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemoryTally {
+    /// The buffer pool's buffers alive: in use (activations, KV caches) plus kept for reuse.
+    pub pool_bytes: u64,
+    /// Of those, the ones kept for reuse (`Gpu::trim_pool` frees them).
+    pub pooled_bytes: u64,
+    /// Buffers outside the pool still alive: weights and other uploaded tables.
+    pub owned_bytes: u64,
+    /// Bind groups kept across submissions, and compiled pipelines.
+    pub bind_groups: usize,
+    pub pipelines: usize,
+}
+
+impl MemoryTally {
+    /// All the GPU bytes counted: the pool's buffers and the owned ones.
+    pub fn total_bytes(&self) -> u64 {
+        self.pool_bytes + self.owned_bytes
+    }
+}
+
 pub struct Gpu {
     pub device: wgpu::Device,
     pub queue: wgpu::Queue,
@@ -386,6 +408,15 @@ impl Gpu {
     /// Bind groups the device keeps for reuse (see `bind_cache.rs`).
     pub fn cached_bind_groups(&self) -> usize {
         self.pool.lock().unwrap().binds.len()
+    }
+
+    /// What the engine holds on the GPU now, by its own count (a long session's memory record).
+    pub fn memory(&self) -> MemoryTally {
+        let (pooled_bytes, owned_bytes, bind_groups) = {
+            let p = self.pool.lock().unwrap();
+            (p.pooled_bytes, p.owned_bytes, p.binds.len())
+        };
+        MemoryTally { pool_bytes: self.stats.pool_bytes(), pooled_bytes, owned_bytes, bind_groups, pipelines: self.pipeline_count() }
     }
 
     /// Bytes currently held by the pool for reuse.

@@ -18,7 +18,7 @@ mod timer;
 
 pub use buffer::{BufferPool, GpuBuffer};
 pub use contract::{Access, Contract, Entry, Launch, Slot, UniformParams, WgslScalar, WorkgroupOf};
-pub use device::{CoopMatrixShape, Gpu, GpuInfo, GpuOptions};
+pub use device::{CoopMatrixShape, Gpu, GpuInfo, GpuOptions, MemoryTally};
 pub use error::{GpuError, Result};
 pub use gemm_tile::{GemmChoice, GemmTile, TileSource};
 pub use pipelines::Pipeline;

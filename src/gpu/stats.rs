@@ -85,6 +85,11 @@ impl GpuStats {
         self.peak.load(Ordering::Relaxed).saturating_sub(self.base.load(Ordering::Relaxed))
     }
 
+    /// Bytes of the pool's buffers alive now (in use or kept for reuse), from zero, not from the baseline.
+    pub fn pool_bytes(&self) -> u64 {
+        self.held.load(Ordering::Relaxed)
+    }
+
     /// Activation memory held now, above the baseline.
     pub fn held_bytes(&self) -> u64 {
         self.held.load(Ordering::Relaxed).saturating_sub(self.base.load(Ordering::Relaxed))

@@ -156,9 +156,19 @@ pub struct EncodedVideo {
     pub encode_ms: f64,
 }
 
+/// Refuse `--frames 0` as what it is, before any work: left to the sampler it would read as a
+/// video without frames (a folder) or one too short for the count.
+pub fn check_frames(n_frames: usize) -> NResult<()> {
+    if n_frames == 0 {
+        return Err(NativeError::ZeroFrames);
+    }
+    Ok(())
+}
+
 /// Sample, preprocess and encode `source`; `max_new_tokens` sizes the context. Without a spatial
 /// encoder one image goes through Qwen2.5-VL's image path; otherwise images are a video's frames.
 pub fn encode(gpu: &Gpu, m: &SpatialMllm, source: &Source, n_frames: usize, choice: &FrameChoice, max_new_tokens: usize) -> NResult<EncodedVideo> {
+    check_frames(n_frames)?;
     let t0 = now_ms();
     if let Source::Images(files) = source {
         if files.len() == 1 && !m.has_spatial_encoder() {

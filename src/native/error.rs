@@ -1,6 +1,9 @@
 //! Errors of the native answering path and the command line: each names the problem and what to
-//! do about it, and `class()` says whose it is (the input, the model or its package, or the GPU).
+//! do about it, and `class()` (the `Classify` trait, for every error type the command line meets)
+//! says whose it is (the input, the model or its package, or the GPU), which picks the exit code.
 
+use crate::bench::BenchError;
+use crate::eval::{BadShard, ShardError};
 use crate::gpu::GpuError;
 use crate::model::ModelError;
 use crate::native::hub::HubError;
@@ -19,6 +22,29 @@ pub enum ErrorClass {
     Gpu,
 }
 
+/// Exit code of anything unexpected (a panic, an internal error): 1, as most tools use it.
+pub const EXIT_UNEXPECTED: i32 = 1;
+/// Exit code of a check that a command makes and that failed (`bench soak`: memory grew past its
+/// bound, or an answer differed from a fresh session's).
+pub const EXIT_CHECK_FAILED: i32 = 5;
+
+impl ErrorClass {
+    /// The command line's exit code: 2 bad input (clap's usage errors exit with 2 too), 3 the
+    /// model or its package, 4 the GPU.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            ErrorClass::BadInput => 2,
+            ErrorClass::Model => 3,
+            ErrorClass::Gpu => 4,
+        }
+    }
+}
+
+/// Errors that know whose problem they are.
+pub trait Classify {
+    fn class(&self) -> ErrorClass;
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum NativeError {
     #[error("give a video file, a folder of frames, or image files")]
@@ -33,6 +59,9 @@ pub enum NativeError {
     NoFrames { path: String },
     #[error("{path}: {source}")]
     Read { path: String, source: std::io::Error },
+    /// `--frames 0`: nothing to encode (a video's own length is never the problem here).
+    #[error("zero frames were asked for (--frames 0): ask for at least 2 (16, as the paper does)")]
+    ZeroFrames,
     /// Options that do not go together (the message says which and what to give).
     #[error("{0}")]
     Arguments(String),
@@ -56,23 +85,81 @@ pub enum NativeError {
 
 pub type NResult<T> = Result<T, NativeError>;
 
-fn model_class(e: &ModelError) -> ErrorClass {
-    match e {
-        ModelError::Gpu(_) => ErrorClass::Gpu,
-        ModelError::Input(_) | ModelError::Cancelled => ErrorClass::BadInput,
-        ModelError::MissingParam(_) | ModelError::ParamShape { .. } | ModelError::Config(_) | ModelError::Tokenizer(_) => ErrorClass::Model,
+impl Classify for ModelError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            ModelError::Gpu(_) => ErrorClass::Gpu,
+            ModelError::Input(_) | ModelError::Cancelled => ErrorClass::BadInput,
+            ModelError::MissingParam(_) | ModelError::ParamShape { .. } | ModelError::Config(_) | ModelError::Tokenizer(_) => ErrorClass::Model,
+        }
     }
 }
 
-fn package_class(e: &PackageError) -> ErrorClass {
-    match e {
-        PackageError::Gpu(_) => ErrorClass::Gpu,
-        _ => ErrorClass::Model,
+impl Classify for PackageError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            PackageError::Gpu(_) => ErrorClass::Gpu,
+            // `--policy` is an argument, not the package.
+            PackageError::Policy(_) => ErrorClass::BadInput,
+            _ => ErrorClass::Model,
+        }
     }
 }
 
-impl NativeError {
-    pub fn class(&self) -> ErrorClass {
+impl Classify for GpuError {
+    fn class(&self) -> ErrorClass {
+        ErrorClass::Gpu
+    }
+}
+
+impl Classify for HubError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            HubError::BadId { .. } => ErrorClass::BadInput,
+            HubError::Package(e) => e.class(),
+            // A repository that is missing, gated, unsupported, or failed to download: the model.
+            _ => ErrorClass::Model,
+        }
+    }
+}
+
+impl Classify for VideoError {
+    fn class(&self) -> ErrorClass {
+        ErrorClass::BadInput
+    }
+}
+
+impl Classify for PreprocessError {
+    fn class(&self) -> ErrorClass {
+        ErrorClass::BadInput
+    }
+}
+
+/// Shard values and shard results files are the user's input.
+impl Classify for BadShard {
+    fn class(&self) -> ErrorClass {
+        ErrorClass::BadInput
+    }
+}
+
+impl Classify for ShardError {
+    fn class(&self) -> ErrorClass {
+        ErrorClass::BadInput
+    }
+}
+
+impl Classify for BenchError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            BenchError::Model(e) => e.class(),
+            // Rows, probes and floors fail on the GPU (a row's set-up allocates its buffers there).
+            BenchError::Probe(_) | BenchError::RowSetup { .. } | BenchError::Row { .. } | BenchError::Gpu(_) => ErrorClass::Gpu,
+        }
+    }
+}
+
+impl Classify for NativeError {
+    fn class(&self) -> ErrorClass {
         match self {
             NativeError::NoInput
             | NativeError::NoSuchImage { .. }
@@ -80,16 +167,15 @@ impl NativeError {
             | NativeError::NotFound { .. }
             | NativeError::NoFrames { .. }
             | NativeError::Read { .. }
+            | NativeError::ZeroFrames
             | NativeError::Arguments(_)
             | NativeError::Video(_)
             | NativeError::Preprocess(_) => ErrorClass::BadInput,
             NativeError::NoTokenizer { .. } | NativeError::ReadTokenizer { .. } => ErrorClass::Model,
-            NativeError::Package(e) => package_class(e),
-            NativeError::Model(e) => model_class(e),
+            NativeError::Package(e) => e.class(),
+            NativeError::Model(e) => e.class(),
             NativeError::Gpu(_) => ErrorClass::Gpu,
-            NativeError::Hub(HubError::BadId { .. }) => ErrorClass::BadInput,
-            NativeError::Hub(HubError::Package(e)) => package_class(e),
-            NativeError::Hub(_) => ErrorClass::Model,
+            NativeError::Hub(e) => e.class(),
         }
     }
 }
@@ -106,6 +192,15 @@ mod tests {
         assert_eq!(NativeError::from(ModelError::Gpu(GpuError::DeviceLost("gone".into()))).class(), ErrorClass::Gpu);
         assert_eq!(NativeError::from(GpuError::OutOfMemory("x".into())).class(), ErrorClass::Gpu);
         assert_eq!(NativeError::NoTokenizer { dir: "pkg".into() }.class(), ErrorClass::Model);
+        assert_eq!(NativeError::ZeroFrames.class(), ErrorClass::BadInput);
+        assert_eq!(PackageError::Policy("x".into()).class(), ErrorClass::BadInput);
+        assert_eq!(NativeError::from(PackageError::Truncated { file: "s".into(), expected: 2, got: 1 }).class(), ErrorClass::Model);
+        assert_eq!(NativeError::from(HubError::BadId { arg: "a b".into() }).class(), ErrorClass::BadInput);
+        assert_eq!(BenchError::Model(ModelError::Config("c".into())).class(), ErrorClass::Model);
+        // Distinct exit codes, none of them 1 (unexpected) or 5 (a failed check).
+        let codes = [ErrorClass::BadInput, ErrorClass::Model, ErrorClass::Gpu].map(ErrorClass::exit_code);
+        assert_eq!(codes, [2, 3, 4]);
+        assert!(!codes.contains(&EXIT_UNEXPECTED) && !codes.contains(&EXIT_CHECK_FAILED));
         // Messages stay what they were.
         assert_eq!(NativeError::NotFound { path: "a.mp4".into() }.to_string(), "a.mp4: no such file or folder");
     }

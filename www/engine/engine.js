@@ -214,6 +214,13 @@ export class WorkerEngine {
     return this.#call('release', { videoId: video.id });
   }
 
+  /** What the engine holds, by its own count: {pool_bytes, pooled_bytes, owned_bytes, bind_groups,
+   * pipelines, wasm_bytes} (GPU buffers of the pool, of them kept for reuse, outside the pool; see
+   * messages.js). For long-session checks; rejects with BadInput before a model is loaded. */
+  memory() {
+    return this.#call('memory');
+  }
+
   // ---- lifetime ----
 
   /** Stop the worker: pending calls reject with WorkerCrashed, later ones too. */

@@ -26,6 +26,8 @@
  * @typedef {{videoId: number, tokens: number}} EncodeResult  encode, text
  * @typedef {{prompt_tokens: number, prefilled_tokens: number, prefill_ms: number, new_tokens: number, decode_ms: number}} AskStats
  * @typedef {{text: string, stats: AskStats}} AskResult
+ * @typedef {{pool_bytes: number, pooled_bytes: number, owned_bytes: number, bind_groups: number, pipelines: number, wasm_bytes: number}} MemoryResult
+ *   memory: the engine's own tally of what it holds (GPU buffers by kind, bind groups, pipelines) and the wasm memory
  *
  * Events:
  * @typedef {{kind: 'progress', which: string, i: number, n: number, done: number, total: number, cached: boolean}} ProgressEvent  load
@@ -50,6 +52,7 @@ export const REQUESTS = {
   ask: { videoId: 'count', question: 'string', maxNew: 'count' },
   stop: { videoId: 'count' },
   release: { videoId: 'count' },
+  memory: {},
   // Test hooks: provoke the failures the app must survive.
   'test-lose-device': {},
   'test-crash': {},

@@ -123,6 +123,11 @@ const ops = {
     return true;
   },
 
+  /** The engine's tally of what it holds (a long session's memory record). */
+  memory() {
+    return needEngine().memory();
+  },
+
   'test-lose-device'() {
     needEngine().lose_device();
     return true;

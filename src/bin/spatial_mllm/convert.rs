@@ -13,7 +13,7 @@ use spatial_mllm_web::weights::policy::Policy;
 use spatial_mllm_web::weights::quant::roundtrip_error;
 use spatial_mllm_web::weights::WeightFormat;
 
-use crate::{bar, fail, HubBar};
+use crate::{bad_input, bar, HubBar, OrExit};
 
 #[derive(Args)]
 pub struct ConvertArgs {
@@ -44,7 +44,7 @@ pub struct VerifyArgs {
 
 pub fn convert(args: ConvertArgs) {
     let ConvertArgs { src, dst, random, kind, policy, shard_kib } = args;
-    let opts = ConvertOptions { policy: Policy::parse(&policy).unwrap_or_else(|e| fail(1, e)), max_shard: shard_kib << 10 };
+    let opts = ConvertOptions { policy: Policy::parse(&policy).or_exit(), max_shard: shard_kib << 10 };
     let b = bar();
     let mut progress = |p: Progress| {
         b.set_length(p.total as u64);
@@ -52,20 +52,21 @@ pub fn convert(args: ConvertArgs) {
         b.set_message(p.name.to_string());
     };
     let result = if random {
-        let kind = ModelKind::from_id(&kind).unwrap_or_else(|| fail(1, format!("unknown model kind {kind:?}")));
-        let text = std::fs::read_to_string(&src).unwrap_or_else(|e| fail(1, format!("{src}: {e}")));
-        let cfg = serde_json::from_str(&text).unwrap_or_else(|e| fail(1, format!("{src}: {e}")));
+        let kind =
+            ModelKind::from_id(&kind).unwrap_or_else(|| bad_input(format!("unknown model kind {kind:?} (spatial-mllm-v1.0, spatial-mllm-v1.1, qwen2.5-vl, vggt)")));
+        let text = std::fs::read_to_string(&src).unwrap_or_else(|e| bad_input(format!("{src}: {e}")));
+        let cfg = serde_json::from_str(&text).unwrap_or_else(|e| bad_input(format!("{src}: {e}")));
         write_random(&dst, kind, cfg, &opts, 0x5eed, &mut progress)
     } else {
-        match model_source(&src).unwrap_or_else(|e| fail(1, e)) {
+        match model_source(&src).or_exit() {
             ModelSource::Local(src) => convert_checkpoint(&src, &dst, &opts, &mut progress),
             ModelSource::Hub(repo) => {
                 let client = HubClient::from_env();
                 let mut hb = HubBar::new();
-                let snap = client.download(&repo, &mut |e| hb.update(e)).unwrap_or_else(|e| fail(1, e));
+                let snap = client.download(&repo, &mut |e| hb.update(e)).or_exit();
                 drop(hb);
                 if snap.package {
-                    client.package_into(&snap, &dst, None, &mut |_| {}).unwrap_or_else(|e| fail(1, e));
+                    client.package_into(&snap, &dst, None, &mut |_| {}).or_exit();
                     Package::open(&dst).map(|p| p.manifest)
                 } else {
                     convert_checkpoint(&snap.dir, &dst, &opts, &mut progress)
@@ -74,7 +75,7 @@ pub fn convert(args: ConvertArgs) {
         }
     };
     b.finish_and_clear();
-    let m = result.unwrap_or_else(|e| fail(1, e));
+    let m = result.or_exit();
     println!(
         "wrote {} ({}): {} tensors in {} shards, {:.1} MiB",
         dst.display(),
@@ -87,8 +88,8 @@ pub fn convert(args: ConvertArgs) {
 
 pub fn verify(args: VerifyArgs) {
     let VerifyArgs { dir } = args;
-    let p = Package::open(&dir).unwrap_or_else(|e| fail(1, e));
-    p.verify().unwrap_or_else(|e| fail(1, e));
+    let p = Package::open(&dir).or_exit();
+    p.verify().or_exit();
     println!("{}: {} shards verified ({} bytes)", dir.display(), p.manifest.shards.len(), p.manifest.total_bytes());
 }
 

@@ -10,10 +10,10 @@ use spatial_mllm_web::eval::prompt::PromptStyle;
 use spatial_mllm_web::eval::shard::{file_sha256, package_sha256};
 use spatial_mllm_web::eval::{evaluate_qa, evaluate_with, QaBenchmark, Shard, ShardPlan};
 use spatial_mllm_web::model::qwen::generate::GenerationConfig;
-use spatial_mllm_web::native::answer::{encode, load_model, EncodedVideo, FrameChoice, Source};
-use spatial_mllm_web::native::error::NResult;
+use spatial_mllm_web::native::answer::{check_frames, encode, load_model, EncodedVideo, FrameChoice, Source};
+use spatial_mllm_web::native::error::{ErrorClass, NResult};
 
-use crate::{fail, gpu, hub_model};
+use crate::{bad_input, gpu, hub_model, OrExit};
 
 #[derive(Args)]
 pub struct EvalArgs {
@@ -60,6 +60,7 @@ enum BenchmarkArg {
 
 pub fn eval(f32_only: bool, args: EvalArgs) {
     let shard = args.shard.as_ref().map(|s| parse_shard(s, &args.results));
+    check_frames(args.frames).or_exit();
     let pkg = hub_model(&args.model);
     let plan = shard.map(|s| shard_plan(s, f32_only, &args, &pkg));
     let EvalArgs { model: _, annotations, videos, results, frames, max_new_tokens, benchmark, v10_prompts, limit, shard: _ } = args;
@@ -70,9 +71,9 @@ pub fn eval(f32_only: bool, args: EvalArgs) {
             eprintln!("{}: {e} (skipped)", annotations.display());
         }
     };
-    let read_err = |e: std::io::Error| -> ! { fail(1, format!("{}: {e}", annotations.display())) };
+    let read_err = |e: std::io::Error| -> ! { bad_input(format!("{}: {e}", annotations.display())) };
     let gpu = gpu(f32_only);
-    let (m, tok) = load_model(&gpu, &pkg).unwrap_or_else(|e| fail(1, e));
+    let (m, tok) = load_model(&gpu, &pkg).or_exit();
     // Greedy, stopping at the end-of-turn tokens: the reference's do_sample with top_p 0.001.
     let gen = GenerationConfig::greedy(max_new_tokens, m.cfg.tokens.eos.clone());
     let bar = ProgressBar::new(0);
@@ -93,14 +94,14 @@ pub fn eval(f32_only: bool, args: EvalArgs) {
         let (_, v) = current.as_mut().expect("encoded above");
         Ok(v.ask(&gpu, &m, &tok, prompt, &gen, &mut |_| {})?.text)
     };
-    let results_fail = |e: std::io::Error| -> ! { fail(1, format!("{}: {e}", results.display())) };
+    let results_fail = |e: std::io::Error| -> ! { bad_input(format!("{}: {e}", results.display())) };
     let (evaluated, resumed, failures, results_errors, table) = if benchmark == BenchmarkArg::Vsi {
         let parsed = load_vsi_annotations(&annotations).unwrap_or_else(|e| read_err(e));
         report_bad(&parsed.errors);
         let mut samples = parsed.items;
         samples.truncate(limit.unwrap_or(usize::MAX));
         let samples = match &plan {
-            Some(p) => p.start(samples).unwrap_or_else(|e| fail(1, e)),
+            Some(p) => p.start(samples).or_exit(),
             None => samples,
         };
         bar.set_length(samples.len() as u64);
@@ -115,7 +116,7 @@ pub fn eval(f32_only: bool, args: EvalArgs) {
         let mut samples = parsed.items;
         samples.truncate(limit.unwrap_or(usize::MAX));
         let samples = match &plan {
-            Some(p) => p.start(samples).unwrap_or_else(|e| fail(1, e)),
+            Some(p) => p.start(samples).or_exit(),
             None => samples,
         };
         bar.set_length(samples.len() as u64);
@@ -133,11 +134,11 @@ pub fn eval(f32_only: bool, args: EvalArgs) {
     print!("{table}");
 }
 
-/// `--shard K/N`, refused (exit code 1) before anything is loaded when malformed or when `--results` is a file.
+/// `--shard K/N`, refused (exit code 2, bad input) before anything is loaded when malformed or when `--results` is a file.
 fn parse_shard(arg: &str, results: &Path) -> Shard {
-    let shard = arg.parse::<Shard>().unwrap_or_else(|e| fail(1, e));
+    let shard = arg.parse::<Shard>().or_exit();
     if results.is_file() {
-        fail(1, format!("{}: with --shard, --results names a folder (it gets shard-K-of-N.jsonl), not a file", results.display()));
+        bad_input(format!("{}: with --shard, --results names a folder (it gets shard-K-of-N.jsonl), not a file", results.display()));
     }
     shard
 }
@@ -155,9 +156,9 @@ fn shard_plan(shard: Shard, f32_only: bool, args: &EvalArgs, pkg: &Path) -> Shar
         dir: args.results.clone(),
         benchmark: benchmark.to_string(),
         model: args.model.clone(),
-        model_sha256: package_sha256(pkg).unwrap_or_else(|e| fail(1, format!("{}: {e}", pkg.display()))),
+        model_sha256: package_sha256(pkg).unwrap_or_else(|e| crate::fail(ErrorClass::Model, format!("{}: {e}", pkg.display()))),
         annotations: args.annotations.display().to_string(),
-        annotations_sha256: file_sha256(&args.annotations).unwrap_or_else(|e| fail(1, format!("{}: {e}", args.annotations.display()))),
+        annotations_sha256: file_sha256(&args.annotations).unwrap_or_else(|e| bad_input(format!("{}: {e}", args.annotations.display()))),
         config: BTreeMap::from([
             ("frames".to_string(), args.frames.into()),
             ("max_new_tokens".to_string(), max_new_tokens.into()),

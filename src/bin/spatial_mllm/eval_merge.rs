@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 use spatial_mllm_web::eval::{merge_shards, shard_files};
 
-use crate::fail;
+use crate::OrExit;
 
 #[derive(Args)]
 pub struct EvalMergeArgs {
@@ -21,8 +21,8 @@ pub struct EvalMergeArgs {
 }
 
 pub fn eval_merge(args: EvalMergeArgs) {
-    let files = shard_files(&args.inputs).unwrap_or_else(|e| fail(1, e));
-    let merged = merge_shards(&files, args.partial).unwrap_or_else(|e| fail(1, e));
+    let files = shard_files(&args.inputs).or_exit();
+    let merged = merge_shards(&files, args.partial).or_exit();
     for w in &merged.warnings {
         eprintln!("{w}");
     }

@@ -16,10 +16,21 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use spatial_mllm_web::gpu::{Gpu, GpuOptions};
+use spatial_mllm_web::native::error::{Classify, ErrorClass, EXIT_UNEXPECTED};
 use spatial_mllm_web::native::hub::{resolve_model, HubProgress};
 
+/// The exit codes, as `--help` shows them (docs/cli.md repeats them; tests/cli.rs checks each).
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  something unexpected (a bug: please report it with the message)
+  2  bad input: a missing or unreadable file, a video or option that cannot be used, a usage error
+  3  the model or its package: missing, corrupt, of the wrong kind, or failing to download
+  4  the GPU: no adapter, a device that could not be created or was lost, out of memory
+  5  a check failed (bench soak: memory grew past its bound, or an answer differed)";
+
 #[derive(Parser)]
-#[command(name = "spatial-mllm", version, about = "Spatial-MLLM on WebGPU (native)")]
+#[command(name = "spatial-mllm", version, about = "Spatial-MLLM on WebGPU (native)", after_help = EXIT_CODES)]
 struct Cli {
     /// Use f32 activations even where the adapter has shader-f16.
     #[arg(long, global = true)]
@@ -63,8 +74,18 @@ enum Cmd {
 }
 
 fn main() {
+    // Before anything else: the environment is set while this is the only thread.
+    spatial_mllm_web::native::runtime_dir::give_private_runtime_dir();
     env_logger::init();
+    // clap's usage errors exit with 2, as bad input does; --help and --version with 0.
     let cli = Cli::parse();
+    // A panic is a bug: its message is printed by the hook, the exit code says "unexpected".
+    if std::panic::catch_unwind(|| dispatch(cli)).is_err() {
+        std::process::exit(EXIT_UNEXPECTED);
+    }
+}
+
+fn dispatch(cli: Cli) {
     match cli.cmd {
         Cmd::Info => info::info(cli.f32),
         Cmd::Sample(args) => sample::sample(cli.f32, args),
@@ -78,17 +99,36 @@ fn main() {
     }
 }
 
-/// Exit codes: 0 ok, 1 bad input (checkpoint, package, arguments), 2 no adapter / device error,
-/// 3 benchmark failure.
-fn fail(code: i32, msg: impl std::fmt::Display) -> ! {
+/// Print the error and exit with its class's code (`EXIT_CODES`).
+fn fail(class: ErrorClass, msg: impl std::fmt::Display) -> ! {
+    exit_with(class.exit_code(), msg)
+}
+
+fn exit_with(code: i32, msg: impl std::fmt::Display) -> ! {
     eprintln!("error: {msg}");
     std::process::exit(code)
 }
 
+/// Bad input: the arguments or the files they name.
+fn bad_input(msg: impl std::fmt::Display) -> ! {
+    fail(ErrorClass::BadInput, msg)
+}
+
+/// `result.or_exit()`: the value, or the error printed and the process ended with its class's code.
+trait OrExit<T> {
+    fn or_exit(self) -> T;
+}
+
+impl<T, E: Classify + std::fmt::Display> OrExit<T> for Result<T, E> {
+    fn or_exit(self) -> T {
+        self.unwrap_or_else(|e| fail(e.class(), e))
+    }
+}
+
 fn gpu(f32_only: bool) -> Gpu {
-    let gpu = pollster::block_on(Gpu::new(GpuOptions { allow_f16: !f32_only, ..Default::default() })).unwrap_or_else(|e| fail(2, e));
+    let gpu = pollster::block_on(Gpu::new(GpuOptions { allow_f16: !f32_only, ..Default::default() })).or_exit();
     // The tiling of the matmul / conv GEMM core, measured once for this adapter.
-    pollster::block_on(spatial_mllm_web::kernels::gemm_tune::tune_gemm(&gpu)).unwrap_or_else(|e| fail(2, e));
+    pollster::block_on(spatial_mllm_web::kernels::gemm_tune::tune_gemm(&gpu)).or_exit();
     gpu
 }
 
@@ -96,7 +136,7 @@ fn gpu(f32_only: bool) -> Gpu {
 /// repository ORG/NAME[@REVISION] downloaded and converted once into the package cache.
 fn hub_model(arg: &str) -> PathBuf {
     let mut hb = HubBar::new();
-    resolve_model(arg, &mut |e| hb.update(e)).unwrap_or_else(|e| fail(1, e))
+    resolve_model(arg, &mut |e| hb.update(e)).or_exit()
 }
 
 /// Progress of hub downloads (bytes, rate, time left) and of the conversion that follows.

@@ -7,10 +7,10 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 use spatial_mllm_web::model::qwen::generate::{GenerationConfig, SamplingConfig};
 use spatial_mllm_web::model::spatial::frame_sampler::SamplerConfig;
-use spatial_mllm_web::native::answer::{answer, load_model, load_vggt, FrameChoice, Source};
+use spatial_mllm_web::native::answer::{answer, check_frames, load_model, load_vggt, FrameChoice, Source};
 use spatial_mllm_web::native::error::NativeError;
 
-use crate::{fail, gpu, hub_model};
+use crate::{gpu, hub_model, OrExit};
 
 #[derive(Args)]
 pub struct RunArgs {
@@ -64,17 +64,20 @@ enum SamplingArg {
 pub fn run(f32_only: bool, args: RunArgs) {
     let RunArgs { model, input, question, frames, sampling, vggt, max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed, json } = args;
     // No input: a text-only question (no visual block in the prompt).
-    let source = (!input.is_empty()).then(|| Source::from_paths(&input).unwrap_or_else(|e| fail(1, e)));
+    let source = (!input.is_empty()).then(|| Source::from_paths(&input).or_exit());
+    if source.is_some() {
+        check_frames(frames).or_exit(); // before the model is loaded
+    }
     if source.is_none() && sampling != SamplingArg::Uniform {
-        fail(1, NativeError::Arguments("space-aware sampling needs an input video".into()));
+        Err::<(), _>(NativeError::Arguments("space-aware sampling needs an input video".into())).or_exit();
     }
     let gpu = gpu(f32_only);
-    let (m, tok) = load_model(&gpu, &hub_model(&model)).unwrap_or_else(|e| fail(1, e));
+    let (m, tok) = load_model(&gpu, &hub_model(&model)).or_exit();
     let choice = match sampling {
         SamplingArg::Uniform => FrameChoice::Uniform,
         mode => {
-            let dir = vggt.unwrap_or_else(|| fail(1, NativeError::Arguments("space-aware sampling needs --vggt PACKAGE (VGGT-1B with its point head)".into())));
-            let v = load_vggt(&gpu, &hub_model(&dir)).unwrap_or_else(|e| fail(1, e));
+            let dir = vggt.ok_or_else(|| NativeError::Arguments("space-aware sampling needs --vggt PACKAGE (VGGT-1B with its point head)".into())).or_exit();
+            let v = load_vggt(&gpu, &hub_model(&dir)).or_exit();
             let cfg = if mode == SamplingArg::Fast { SamplerConfig::fast() } else { SamplerConfig::full() };
             FrameChoice::SpaceAware { vggt: Box::new(v), cfg }
         }
@@ -93,7 +96,7 @@ pub fn run(f32_only: bool, args: RunArgs) {
             let _ = out.flush();
         }
     };
-    let a = answer(&gpu, &m, &tok, source.as_ref(), &question, frames, &choice, &gen, &mut print).unwrap_or_else(|e| fail(1, e));
+    let a = answer(&gpu, &m, &tok, source.as_ref(), &question, frames, &choice, &gen, &mut print).or_exit();
     if json {
         let j = serde_json::json!({
             "model_kind": m.kind.id(), "spatial_encoder": m.has_spatial_encoder(), "input": a.input,

@@ -7,7 +7,7 @@ use spatial_mllm_web::model::spatial::frame_sampler::{candidate_indices, sample_
 use spatial_mllm_web::native::answer::load_vggt;
 use spatial_mllm_web::native::video::{decode_frames, probe};
 
-use crate::{fail, gpu, hub_model};
+use crate::{gpu, hub_model, OrExit};
 
 #[derive(Args)]
 pub struct SampleArgs {
@@ -27,15 +27,15 @@ pub struct SampleArgs {
 pub fn sample(f32_only: bool, args: SampleArgs) {
     let SampleArgs { vggt, video, k, json } = args;
     let gpu = gpu(f32_only);
-    let v = load_vggt(&gpu, &hub_model(&vggt)).unwrap_or_else(|e| fail(1, e));
-    let info = probe(&video).unwrap_or_else(|e| fail(1, e));
+    let v = load_vggt(&gpu, &hub_model(&vggt)).or_exit();
+    let info = probe(&video).or_exit();
     let mut picks = Vec::new();
     for (name, cfg) in [("full", SamplerConfig::full()), ("fast", SamplerConfig::fast())] {
         let cfg = SamplerConfig { k, ..cfg };
         let t0 = std::time::Instant::now();
-        let cands = candidate_indices(info.frames, &cfg).unwrap_or_else(|e| fail(1, e));
-        let frames = decode_frames(&video, &info, &cands).unwrap_or_else(|e| fail(1, e));
-        let picked = pollster::block_on(sample_frames(&gpu, &v, &frames, &cands, &cfg)).unwrap_or_else(|e| fail(1, e));
+        let cands = candidate_indices(info.frames, &cfg).or_exit();
+        let frames = decode_frames(&video, &info, &cands).or_exit();
+        let picked = pollster::block_on(sample_frames(&gpu, &v, &frames, &cands, &cfg)).or_exit();
         picks.push((name, picked, cands.len(), cfg.width, t0.elapsed().as_secs_f64()));
     }
     let shared = picks[0].1.iter().filter(|f| picks[1].1.contains(f)).count();
