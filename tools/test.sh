@@ -55,8 +55,8 @@ echo "== web app: the engine facade (www/engine/engine.js) and its worker: load,
 node tests/browser/engine-facade.mjs
 echo "== web app: end to end in Chromium"
 node tests/browser/app.mjs
-echo "== web app: long sessions (4 questions in one session, then 4 videos): the engine's GPU tally, wasm memory and JS heaps within their bounds after the warm-up, answers equal to a fresh page's (the full run: --questions 200 --videos 50)"
-node tests/browser/soak.mjs --questions 4 --videos 4
+echo "== web app: long sessions (4 questions in one session, then 4 videos): the engine's GPU tally, wasm memory and JS heaps within their bounds after the warm-up, every fourth answer equal to a fresh page's (the full run: --questions 200 --videos 50)"
+node tests/browser/soak.mjs --questions 4 --videos 4 --fresh-every 4
 echo "== browser extension: tools/build-extension.sh, then the unpacked MV3 extension in Chromium on local pages (video list, capture routes, frames as the app's pipeline gives them, playback restored, a streamed answer, no video, panel closed mid-answer)"
 node tests/browser/extension.mjs
 echo "== web app: the model catalogue against the real worker and the mock hub (check, settings, errors, progress, stop, a question, cache list)"
