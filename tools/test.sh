@@ -26,6 +26,8 @@ echo "== native: cargo test --release --features cli"
 cargo test --release --features cli
 echo "== native: the GEMM, convolutions and attention on matrix units (cooperative matrices), on Mesa 26's lavapipe from Debian trixie-backports"
 bash tools/coop-lavapipe.sh test
+echo "== fuzzing: each parser that takes outside bytes for 8 s with coverage guidance (tools/fuzz.sh, stable Rust; past crashes: tests/fuzz_regressions.rs)"
+bash tools/fuzz.sh 8
 echo "== shaders: every variant (f16 included) compiled by Tint, Chrome's WGSL compiler (Dawn for Node, null backend)"
 node tests/shaders/tint.mjs
 echo "== native CLI (writes the browser tests' model packages)"
@@ -47,6 +49,8 @@ echo "== browser: model package loader (HTTP, resume, cache, integrity)"
 node tests/browser/package.mjs
 echo "== browser: video input (MP4/MOV/WebM demuxing, WebCodecs decoding of chosen frames, bad files)"
 node tests/browser/video.mjs
+echo "== browser: the video layer on 60 mutated MP4/MOV/WebM files (fast-check): frames or a named error within 15 s each"
+node tests/browser/video-fuzz.mjs 60
 echo "== browser: the 3D view (WebGPU point cloud, cameras, controls, device loss)"
 node tests/browser/view3d.mjs
 echo "== web app: assemble www/ (wasm engine, demo model, precache list)"

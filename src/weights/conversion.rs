@@ -15,7 +15,7 @@ use super::manifest::{Manifest, ShardEntry};
 use super::package_layout::{PackageLayout, ShardLayout};
 use super::policy::Policy;
 use super::quant::WeightFormat;
-use super::shapes::expected;
+use super::shapes::{check_config, expected};
 use super::source::{element_bytes, SourceFile};
 use super::structure::{complete_config, Shapes};
 
@@ -91,6 +91,8 @@ impl ConversionPlan {
         } else {
             config
         };
+        check_config(kind, &config)
+            .map_err(|msg| PackageError::Structure { file: label.into(), msg: format!("config.json (with the sizes the tensors show): {msg}") })?;
         let want: HashMap<String, (Vec<usize>, bool)> = expected(kind, &config).into_iter().map(|e| (e.name, (e.shape, e.required))).collect();
         for (name, (_, required)) in &want {
             if *required && !chosen.iter().any(|(n, _, _)| n == name) {
@@ -101,6 +103,10 @@ impl ConversionPlan {
         let mut parts = Vec::new();
         for (name, file, index) in chosen {
             let t = &sources[file].tensors[index];
+            if t.shape.contains(&0) {
+                let msg = format!("tensor {} has shape {:?}, with no elements: no model has one. The file is damaged", t.key, t.shape);
+                return Err(PackageError::Safetensors { file: sources[file].name.clone(), msg });
+            }
             if let Some((exp, _)) = want.get(&name) {
                 if *exp != t.shape {
                     return Err(PackageError::ShapeMismatch { name: t.key.clone(), expected: exp.clone(), got: t.shape.clone() });

@@ -12,7 +12,7 @@ use super::layout::ModelKind;
 use super::manifest::Manifest;
 use super::packer::PartPacker;
 use super::policy::Policy;
-use super::shapes::expected;
+use super::shapes::{check_config, expected};
 use super::source::{header_len, SourceFile};
 use super::writer::{prepare_dir, write_manifest, PackageWriter, ShardSink};
 
@@ -133,6 +133,7 @@ pub fn write_random(
     seed: u64,
     progress: &mut dyn FnMut(Progress),
 ) -> PResult<Manifest> {
+    check_config(kind, &config).map_err(|msg| PackageError::Structure { file: dst.display().to_string(), msg: format!("config: {msg}") })?;
     let list = expected(kind, &config);
     let mut writer = PackageWriter::new(dst, kind.id(), config, opts.max_shard)?;
     let mut rng = crate::rng::Rng::new(seed);

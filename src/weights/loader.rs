@@ -38,6 +38,24 @@ pub fn part_weight(rows: usize, cols: usize, format: super::quant::WeightFormat,
     PackedWeight { format, rows, cols, words: bytes.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(), scale_offset: p.scale_offset }
 }
 
+/// A tensor as the kernels will see it (dequantised), in its logical shape's row-major order, from a
+/// validated manifest and a source of verified shards (`shard(i)`: local files, a download).
+pub fn read_tensor(m: &Manifest, name: &str, file: &str, shard: &mut dyn FnMut(usize) -> PResult<Vec<u8>>) -> PResult<Vec<f32>> {
+    let t = m.tensors.get(name).ok_or_else(|| PackageError::MissingTensor { name: name.into(), file: file.into() })?;
+    // No capacity from the manifest's claims: the shards read bound what is allocated.
+    let mut out = Vec::new();
+    // Parts are in shard order: read (and hash) each shard once.
+    let mut held: Option<(usize, Vec<u8>)> = None;
+    for p in &t.parts {
+        if held.as_ref().map(|(i, _)| *i) != Some(p.shard) {
+            held = Some((p.shard, shard(p.shard)?));
+        }
+        let bytes = &held.as_ref().expect("read above").1;
+        out.extend(part_weight(p.row_end - p.row_start, t.cols, t.format, p, bytes).unpack());
+    }
+    Ok(out)
+}
+
 /// Upload every part held by a verified shard; 1-D tensors (whole in one part) become vectors.
 pub fn upload_shard(gpu: &Gpu, m: &Manifest, index: usize, shard: &[u8], out: &mut HashMap<String, GpuParam>) -> PResult<()> {
     for (name, t) in &m.tensors {

@@ -7,7 +7,11 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::error::{PResult, PackageError};
+use super::layout::ModelKind;
+use super::package_layout::{matrix_dims, packed_size};
 use super::quant::WeightFormat;
+use super::shapes::check_config;
+use super::source::MAX_TENSOR_ELEMENTS;
 
 /// The package format this build writes and the newest it reads.
 pub const FORMAT_VERSION: u32 = 1;
@@ -73,22 +77,36 @@ impl Manifest {
         Ok(m)
     }
 
-    /// Internal consistency: parts cover the rows in order and point at listed shards.
+    /// Internal consistency: the config's sizes are plausible for the model kind, each tensor's
+    /// storage matrix fits its shape, and its parts cover the rows in order, each exactly the packed
+    /// size of its rows, inside a listed shard. What passes can be read and unpacked without a
+    /// bounds check failing or an allocation larger than the shards themselves.
     pub fn validate(&self, file: &str) -> PResult<()> {
         let bad = |msg: String| Err(PackageError::BadManifest { file: file.into(), msg });
+        if let Some(kind) = ModelKind::from_id(&self.model_kind) {
+            if let Err(msg) = check_config(kind, &self.config) {
+                return bad(format!("config: {msg}"));
+            }
+        }
         for (name, t) in &self.tensors {
+            let elements = t.shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d as u64)).filter(|&n| n <= MAX_TENSOR_ELEMENTS);
+            if elements.is_none() || (t.rows, t.cols) != matrix_dims(&t.shape) {
+                return bad(format!("tensor {name}: shape {:?} is over {MAX_TENSOR_ELEMENTS} elements or not stored as {} x {}", t.shape, t.rows, t.cols));
+            }
             let mut next = 0;
             for p in &t.parts {
                 if p.shard >= self.shards.len() {
                     return bad(format!("tensor {name} points at shard {} of {}", p.shard, self.shards.len()));
                 }
-                if p.row_start != next || p.row_end <= p.row_start || p.offset + p.bytes > self.shards[p.shard].bytes {
+                let size = (p.row_end > p.row_start && p.row_end <= t.rows).then(|| packed_size(t.format, p.row_end - p.row_start, t.cols));
+                let inside = p.offset.checked_add(p.bytes).is_some_and(|end| end <= self.shards[p.shard].bytes);
+                if p.row_start != next || size != Some((p.bytes, p.scale_offset)) || !inside {
                     return bad(format!("tensor {name} has an inconsistent part {p:?}"));
                 }
                 next = p.row_end;
             }
-            if next != t.rows || t.rows * t.cols != t.shape.iter().product::<usize>().max(1) {
-                return bad(format!("tensor {name}: parts cover {next} of {} rows, or rows x cols != shape", t.rows));
+            if next != t.rows {
+                return bad(format!("tensor {name}: parts cover {next} of {} rows", t.rows));
             }
         }
         Ok(())

@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use super::error::{io_err, PResult, PackageError};
-use super::loader::{part_weight, upload_shard, verify_shard, GpuParam};
+use super::error::{io_err, PResult};
+use super::loader::{read_tensor, upload_shard, verify_shard, GpuParam};
 use super::manifest::{Manifest, MANIFEST};
 use crate::gpu::Gpu;
 
@@ -45,19 +45,7 @@ impl Package {
 
     /// A tensor as the kernels will see it (dequantised), in its logical shape's row-major order.
     pub fn read_tensor(&self, name: &str) -> PResult<Vec<f32>> {
-        let t =
-            self.manifest.tensors.get(name).ok_or_else(|| PackageError::MissingTensor { name: name.into(), file: self.dir.join(MANIFEST).display().to_string() })?;
-        let mut out = Vec::with_capacity(t.rows * t.cols);
-        // Parts are in shard order: read (and hash) each shard once.
-        let mut shard: Option<(usize, Vec<u8>)> = None;
-        for p in &t.parts {
-            if shard.as_ref().map(|(i, _)| *i) != Some(p.shard) {
-                shard = Some((p.shard, self.read_shard(p.shard)?));
-            }
-            let bytes = &shard.as_ref().expect("read above").1;
-            out.extend(part_weight(p.row_end - p.row_start, t.cols, t.format, p, bytes).unpack());
-        }
-        Ok(out)
+        read_tensor(&self.manifest, name, &self.dir.join(MANIFEST).display().to_string(), &mut |i| self.read_shard(i))
     }
 
     /// Every tensor onto the GPU, one verified shard at a time.

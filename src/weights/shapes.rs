@@ -127,6 +127,94 @@ impl VggtDims {
     }
 }
 
+/// The most blocks, layers or heads of any kind a config may name, and the widest dimension:
+/// far above every real model, low enough that a hostile config.json (manifest, checkpoint) cannot
+/// make `expected` list billions of tensors or overflow a shape's element count.
+pub const MAX_COUNT: u64 = 1024;
+pub const MAX_WIDTH: u64 = 1 << 20;
+
+/// Refuses a config whose sizes cannot describe a model: a count or width out of range, a zero
+/// divisor (heads, patch), widths that do not split into heads, or a tensor over
+/// `source::MAX_TENSOR_ELEMENTS`. `expected` and the models' constructors rely on it.
+pub fn check_config(kind: ModelKind, cfg: &Value) -> Result<(), String> {
+    let range = |what: &str, v: usize, lo: u64, hi: u64| -> Result<(), String> {
+        if (v as u64) < lo || v as u64 > hi {
+            return Err(format!("`{what}` is {v}, outside {lo}..={hi}"));
+        }
+        Ok(())
+    };
+    if kind.has_llm() {
+        let (h, nh, nkv) = (num(cfg, "hidden_size", 2048), num(cfg, "num_attention_heads", 16), num(cfg, "num_key_value_heads", 2));
+        range("hidden_size", h, 1, MAX_WIDTH)?;
+        range("intermediate_size", num(cfg, "intermediate_size", 11008), 1, MAX_WIDTH)?;
+        range("vocab_size", num(cfg, "vocab_size", 151936), 1, MAX_WIDTH)?;
+        range("num_hidden_layers", num(cfg, "num_hidden_layers", 36), 1, MAX_COUNT)?;
+        range("num_attention_heads", nh, 1, MAX_COUNT)?;
+        range("num_key_value_heads", nkv, 1, MAX_COUNT)?;
+        if h % nh != 0 || nh % nkv != 0 {
+            return Err(format!("hidden_size {h} must split into {nh} heads, and those into {nkv} key/value heads"));
+        }
+        let v = sub(cfg, "vision_config");
+        for (k, d) in [("hidden_size", 1280), ("intermediate_size", 3420), ("out_hidden_size", h)] {
+            range(&format!("vision_config.{k}"), num(v, k, d), 1, MAX_WIDTH)?;
+        }
+        for (k, d) in [("depth", 32), ("patch_size", 14), ("temporal_patch_size", 2), ("spatial_merge_size", 2), ("in_chans", 3), ("num_heads", 16)] {
+            range(&format!("vision_config.{k}"), num(v, k, d), 1, MAX_COUNT)?;
+        }
+    }
+    if kind.has_vggt() {
+        VggtDims::from_config(kind, cfg).check()?;
+    }
+    if let Some(e) =
+        expected(kind, cfg).iter().find(|e| e.shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d as u64)).is_none_or(|n| n > super::source::MAX_TENSOR_ELEMENTS))
+    {
+        return Err(format!("tensor {} would have shape {:?}, over {} elements", e.name, e.shape, super::source::MAX_TENSOR_ELEMENTS));
+    }
+    Ok(())
+}
+
+impl VggtDims {
+    /// The sizes are in range and the divisions the model makes are exact (see `check_config`).
+    pub fn check(&self) -> Result<(), String> {
+        let counts = [
+            ("depth", self.depth),
+            ("dino_depth", self.dino_depth),
+            ("num_heads", self.heads),
+            ("patch_size", self.patch),
+            ("num_register_tokens", self.registers),
+            ("camera_trunk_depth", self.camera_depth),
+            ("camera_num_heads", self.camera_heads),
+        ];
+        for (k, v) in counts {
+            // Zero camera blocks are a checkpoint without the camera head; the rest divide or size a tensor.
+            let lo = u64::from(k != "camera_trunk_depth");
+            if (v as u64) < lo || v as u64 > MAX_COUNT {
+                return Err(format!("VGGT's `{k}` is {v}, outside {lo}..={MAX_COUNT}"));
+            }
+        }
+        let widths = [
+            ("embed_dim", self.dim),
+            ("mlp_hidden", self.mlp),
+            ("dino_mlp_hidden", self.dino_mlp),
+            ("img_size", self.img),
+            ("camera_mlp_hidden", self.camera_mlp),
+            ("dpt_features", self.dpt_features),
+        ];
+        for (k, v) in widths.into_iter().chain(self.dpt_out_channels.iter().map(|&c| ("dpt_out_channels", c))) {
+            if v == 0 || v as u64 > MAX_WIDTH {
+                return Err(format!("VGGT's `{k}` is {v}, outside 1..={MAX_WIDTH}"));
+            }
+        }
+        if self.dim % self.heads != 0 || (2 * self.dim) % self.camera_heads != 0 || self.img < self.patch {
+            return Err(format!(
+                "VGGT's embed_dim {} must split into {} heads (and twice it into {} camera heads), and img_size {} hold a patch of {}",
+                self.dim, self.heads, self.camera_heads, self.img, self.patch
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// The tensors a checkpoint of `kind` with config `cfg` must have (VGGT's sizes: `VggtDims`).
 pub fn expected(kind: ModelKind, cfg: &Value) -> Vec<Expected> {
     let mut out = Vec::new();

@@ -117,7 +117,13 @@ export class VideoSource {
 
     const slots = new Map(); // frame number -> positions in the output
     indices.forEach((p, k) => { if (slots.has(p)) slots.get(p).push(k); else slots.set(p, [k]); });
-    const runs = planRuns(this.#d.frames, [...slots.keys()].map((p) => this.#order[p]));
+    let runs;
+    try {
+      runs = planRuns(this.#d.frames, [...slots.keys()].map((p) => this.#order[p]));
+    } catch (e) {
+      // A damaged keyframe flag or a cut stream: no frame to start decoding from.
+      throw videoError('CorruptVideo', `This video cannot be decoded from its start: ${e.message} (the file is damaged, or cut from a longer stream).`, e);
+    }
     const drawer = new FrameDrawer(width, height, this.rotation);
     const done = new Set();
     let failure = null;

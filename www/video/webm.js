@@ -6,7 +6,8 @@ import { videoError } from './errors.js';
 
 /** Demux a WebM/MKV Blob: see the Demuxed shape in video.js. */
 export async function demuxWebm(blob) {
-  await checkNotTruncated(blob);
+  const segment = await checkNotTruncated(blob);
+  await checkResyncable(blob, segment);
   const input = new Input({ source: new BlobSource(blob), formats: [WEBM, MATROSKA] });
   try {
     const track = await input.getPrimaryVideoTrack();
@@ -83,11 +84,59 @@ async function checkNotTruncated(blob) {
   const seg = vint(b, segAt, true);
   const segSize = seg && vint(b, seg.next, false);
   if (!segSize || seg.value !== 0x18538067) throw videoError('CorruptVideo', 'The WebM/MKV file has no Segment after its header (damaged or truncated).');
-  if (segSize.unknown) return;
+  if (segSize.unknown) return { start: segSize.next, end: null };
   const end = segSize.next + segSize.value;
   if (end > blob.size) {
     throw videoError('CorruptVideo', `This WebM/MKV file is truncated: it is ${blob.size} bytes but its header says ${end}.`);
   }
+  return { start: segSize.next, end };
+}
+
+// Level-1 elements (SeekHead, Info, Cluster, Tracks, Cues, Attachments, Chapters, Tags) and Void.
+const LEVEL_1 = new Set([0x114d9b74, 0x1549a966, 0x1f43b675, 0x1654ae6b, 0x1c53bb6b, 0x1941a469, 0x1043a770, 0x1254c367]);
+const VOID = 0xec;
+const MAX_RESYNC = 10 << 20; // Mediabunny's MAX_RESYNC_LENGTH
+
+/**
+ * Mediabunny (1.61.0, the newest) walks the Segment's level-1 elements and, at junk, scans for the
+ * next level-1 ID; a scan that finds none before the end of a sized range never ends (its loop stops
+ * advancing 8 bytes short of the range's end), and one that finds the junk's own position (a level-1
+ * ID with a broken size) repeats forever: either freezes the page. Walk the same way first and name
+ * such damage instead; junk it can resync past, or that runs to the end of the file, is left to it.
+ */
+async function checkResyncable(blob, { start, end }) {
+  const limit = end ?? blob.size;
+  let pos = start;
+  while (pos < limit) {
+    const b = new Uint8Array(await blob.slice(pos, pos + 16).arrayBuffer());
+    const id = vint(b, 0, true);
+    const size = id && vint(b, id.next, false);
+    if (size && (LEVEL_1.has(id.value) || id.value === VOID)) {
+      if (size.unknown) return; // a live recording's cluster without a size: read as it streams
+      pos += size.next + size.value;
+      continue;
+    }
+    const until = Math.min(end ?? Infinity, pos + MAX_RESYNC);
+    if (until > blob.size) return; // the scan reaches the end of the file and stops there
+    // Found where it started (a level-1 ID with a broken size): Mediabunny would resync there forever.
+    const next = await findLevel1(blob, pos, until - 8);
+    if (next === null || next === pos) {
+      throw videoError('CorruptVideo', `This WebM/MKV file is damaged at byte ${pos}: no readable element follows it.`);
+    }
+    pos = next;
+  }
+}
+
+/** The first offset in [from, to) where a level-1 element ID starts, or null. */
+async function findLevel1(blob, from, to) {
+  if (to <= from) return null;
+  const b = new Uint8Array(await blob.slice(from, to + 3).arrayBuffer());
+  for (let i = 0; i < to - from; i++) {
+    if (b[i] < 0x10 || b[i] > 0x1f) continue; // every level-1 ID is 4 bytes: first byte 0x1X
+    const id = ((b[i] << 24) | (b[i + 1] << 16) | (b[i + 2] << 8) | b[i + 3]) >>> 0;
+    if (LEVEL_1.has(id)) return from + i;
+  }
+  return null;
 }
 
 /** An EBML variable-length integer at b[at]: an element ID (marker bit kept) or a size. */

@@ -81,7 +81,7 @@ impl QwenConfig {
     pub fn from_json(cfg: &Value) -> MResult<QwenConfig> {
         let hidden = num(cfg, "hidden_size", Some(2048))?;
         let heads = num(cfg, "num_attention_heads", Some(16))?;
-        if hidden % heads != 0 {
+        if heads == 0 || hidden % heads != 0 {
             return Err(ModelError::Config(format!("hidden_size {hidden} is not a multiple of {heads} heads")));
         }
         let head_dim = hidden / heads;
@@ -90,7 +90,7 @@ impl QwenConfig {
             .and_then(Value::as_array)
             .map(|a| a.iter().filter_map(Value::as_u64).map(|v| v as usize).collect())
             .unwrap_or_else(|| vec![16, 24, 24]);
-        if section.len() != 3 || section.iter().sum::<usize>() != head_dim / 2 {
+        if section.len() != 3 || section.iter().try_fold(0usize, |a, &b| a.checked_add(b)) != Some(head_dim / 2) {
             return Err(ModelError::Config(format!("mrope_section {section:?} must be 3 numbers summing to head_dim/2 = {}", head_dim / 2)));
         }
         let text = TextConfig {
@@ -106,7 +106,7 @@ impl QwenConfig {
             mrope_section: [section[0], section[1], section[2]],
             tie_embeddings: get(cfg, "tie_word_embeddings").and_then(Value::as_bool).unwrap_or(true),
         };
-        if text.heads % text.kv_heads != 0 {
+        if text.kv_heads == 0 || text.heads % text.kv_heads != 0 {
             return Err(ModelError::Config(format!("{} heads are not a multiple of {} KV heads", text.heads, text.kv_heads)));
         }
         let v = cfg.get("vision_config").cloned().unwrap_or(Value::Null);

@@ -1,0 +1,4 @@
+//! Fuzz target `manifest`: see `spatial_mllm_fuzz::checks::manifest` for the input and the properties.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| spatial_mllm_fuzz::checks::manifest(data));

@@ -1,0 +1,4 @@
+//! Fuzz target `package`: see `spatial_mllm_fuzz::checks::package` for the input and the properties.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| spatial_mllm_fuzz::checks::package(data));

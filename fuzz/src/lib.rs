@@ -1,0 +1,3 @@
+//! The fuzz targets' checks (`checks`), shared with tests/fuzz_regressions.rs.
+
+pub mod checks;
