@@ -31,13 +31,17 @@ impl RepoCache {
 
     /// The commit a revision pointed at when last resolved.
     pub fn read_ref(&self, revision: &str) -> Option<String> {
+        if !safe_relative(revision) {
+            return None;
+        }
         let text = std::fs::read_to_string(self.root.join("refs").join(revision)).ok()?;
         let c = text.trim();
         (c.len() == 40 && c.chars().all(|c| c.is_ascii_hexdigit())).then(|| c.to_string())
     }
 
     pub fn write_ref(&self, revision: &str, commit: &str) -> HResult<()> {
-        if revision == commit {
+        // A revision that is no plain relative name (the user's `..`) keeps no ref: it is a hint only.
+        if revision == commit || !safe_relative(revision) {
             return Ok(());
         }
         let path = self.root.join("refs").join(revision);
@@ -66,6 +70,18 @@ impl RepoCache {
         std::fs::copy(&blob, &pointer).map_err(io_err(&pointer))?;
         Ok(pointer)
     }
+}
+
+/// Whether a name the hub sent is safe to join under the cache: a relative path of plain
+/// components (no `..`, `.`, empty part, backslash, drive or NUL), so that a hostile hub cannot
+/// make the CLI write outside `snapshots/{commit}/`.
+pub fn safe_relative(path: &str) -> bool {
+    !path.is_empty() && !path.contains(['\\', '\0', ':']) && path.split('/').all(|c| !c.is_empty() && c != "." && c != "..")
+}
+
+/// Whether a commit or blob name the hub sent is a hex digest (40: git sha1, 64: SHA-256).
+pub fn hex_digest(s: &str) -> bool {
+    matches!(s.len(), 40 | 64) && s.chars().all(|c| c.is_ascii_hexdigit())
 }
 
 /// A file into a package directory: a hard link where possible (same disk), else a copy.
@@ -101,4 +117,21 @@ pub fn free_space(dir: &Path) -> Option<u64> {
 #[cfg(not(unix))]
 pub fn free_space(_dir: &Path) -> Option<u64> {
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_from_the_hub_stay_inside_the_cache() {
+        for ok in ["model.safetensors", "vision/config.json", "a.b/c_d-e.json"] {
+            assert!(safe_relative(ok), "{ok}");
+        }
+        for bad in ["", "../x", "a/../../x", "/etc/passwd", "a//b", "./a", "a/.", "..\\x", "C:x", "a\0b"] {
+            assert!(!safe_relative(bad), "{bad:?}");
+        }
+        assert!(hex_digest(&"a".repeat(40)) && hex_digest(&"0F".repeat(32)));
+        assert!(!hex_digest("../../x") && !hex_digest(&"g".repeat(40)) && !hex_digest("abc"));
+    }
 }

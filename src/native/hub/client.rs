@@ -273,6 +273,10 @@ impl HubClient {
         })?;
         let bad = |msg: &str| HubError::BadResponse { url: url.clone(), msg: msg.into() };
         let commit = v.get("sha").and_then(|s| s.as_str()).ok_or_else(|| bad("no commit sha"))?.to_string();
+        // Every name from the hub becomes a path in the cache: refuse any that could leave it.
+        if !super::cache::hex_digest(&commit) || commit.len() != 40 {
+            return Err(bad(&format!("the commit {commit:?} is not a 40-digit hex sha")));
+        }
         let siblings = v.get("siblings").and_then(|s| s.as_array()).ok_or_else(|| bad("no file list (siblings)"))?;
         let files = siblings
             .iter()
@@ -284,7 +288,15 @@ impl HubClient {
                     sha256: s.get("lfs").and_then(|l| l.get("sha256")).and_then(|x| x.as_str()).map(str::to_string),
                 })
             })
-            .collect();
+            .collect::<Vec<RepoFile>>();
+        for f in &files {
+            if !super::cache::safe_relative(&f.path) {
+                return Err(bad(&format!("the file name {:?} is not a plain relative path", f.path)));
+            }
+            if let Some(etag) = f.etag().filter(|e| !super::cache::hex_digest(e)) {
+                return Err(bad(&format!("{}: the blob id {etag:?} is not a hex digest", f.path)));
+            }
+        }
         Ok(RepoInfo { id: id.to_string(), revision: revision.to_string(), commit, files })
     }
 
