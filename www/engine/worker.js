@@ -6,6 +6,7 @@ import init, * as wasm from '../pkg/spatial_mllm_web.js';
 import { HubClient } from '../hub/hub.js';
 import { inspect, prepare } from '../hub/convert.js';
 import { checkRequest, event as makeEvent, plainError, reply } from './messages.js';
+import { deviceLine, adapterInfo } from './device-line.js';
 
 const { Engine, candidate_indices, estimate_memory } = wasm;
 
@@ -38,7 +39,7 @@ const ops = {
     const e = await Engine.load(modelUrl, progress('model'), maxBindingBytes ?? null);
     if (samplerUrl) await e.load_sampler(samplerUrl, progress('sampler'));
     engine = e;
-    return { device: e.device(), hasSampler: e.has_sampler(), modelKind: e.model_kind(), hasSpatialEncoder: e.has_spatial_encoder() };
+    return { device: deviceLine(e.device_facts(), await adapterInfo()), hasSampler: e.has_sampler(), modelKind: e.model_kind(), hasSpatialEncoder: e.has_spatial_encoder() };
   },
 
   // A hub repository: what it holds (no weights downloaded), then the package prepared in the
