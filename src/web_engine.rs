@@ -249,9 +249,23 @@ impl Engine {
         self.sampler.borrow().is_some()
     }
 
-    /// The adapter and the precision path, as text.
+    /// The adapter and the precision path, as text (for developers; the app's sentence is built
+    /// from `device_facts` in www/engine/device-line.js).
     pub fn device(&self) -> String {
         format!("{} ({:?} activations)", self.inner.gpu.info, self.inner.gpu.act)
+    }
+
+    /// What the engine negotiated, for a sentence a person can read: `{description, cpu, f16,
+    /// subgroups, activations: "f16" | "f32", maxBindingBytes}` (`cpu`: a software adapter).
+    pub fn device_facts(&self) -> Object {
+        let (info, o) = (&self.inner.gpu.info, Object::new());
+        set(&o, "description", &info.name.as_str().into());
+        set(&o, "cpu", &(info.device_type == "Cpu").into());
+        set(&o, "f16", &info.has_f16.into());
+        set(&o, "subgroups", &info.has_subgroups.into());
+        set(&o, "activations", &format!("{:?}", self.inner.gpu.act).to_lowercase().into());
+        set(&o, "maxBindingBytes", &(self.inner.gpu.max_buffer_bytes() as f64).into());
+        o
     }
 
     /// The largest buffer the device can bind, in bytes (what `estimate_memory`'s

@@ -8,6 +8,6 @@ cd "$(dirname "$0")/.."
 bash tools/build-app.sh
 exec node --input-type=module -e "
 import { serve } from './tools/static-server.mjs';
-const { url } = await serve('www', Number(process.env.PORT ?? 8080), process.env.HOST ?? '127.0.0.1');
+const { url } = await serve('www', Number(process.env.PORT ?? 8080), process.env.HOST ?? '127.0.0.1', { csp: true });
 console.log('the app is at ' + url + '/ (Ctrl-C to stop)');
 "

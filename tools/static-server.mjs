@@ -2,6 +2,7 @@
 import http from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';
+import '../www/csp.js'; // globalThis.AppCsp: the app's Content-Security-Policy
 
 const MIME = {
   '.html': 'text/html; charset=utf-8',
@@ -17,6 +18,15 @@ const MIME = {
   '.webmanifest': 'application/manifest+json',
 };
 
+/** The app's default policy for a file (`csp` option): its pages, and its engine worker (whose
+ * policy comes from its script's response, never from the page's meta tag). */
+function cspFor(rel) {
+  if (rel.endsWith('/selftest.html')) return AppCsp.policy([], 'selftest');
+  if (rel.endsWith('.html') || rel.endsWith('/')) return AppCsp.policy(AppCsp.DEFAULT_HOSTS, 'page');
+  if (rel.endsWith('/engine/worker.js')) return AppCsp.policy(AppCsp.DEFAULT_HOSTS, 'worker');
+  return null;
+}
+
 /**
  * Serve `root` on 127.0.0.1:`port` (0 = any free port). Supports single `Range: bytes=a-[b]`
  * requests (206). Resolves to {server, url, requests, faults, chaos}: `requests` logs {path, range};
@@ -27,8 +37,10 @@ const MIME = {
  *     probability `rate`, at an offset drawn from `random()` (a seeded generator: the test prints
  *     its seed), and the connection destroyed; each cut is logged in chaos.cuts as {path, at, of};
  *   chaos.delay = {prefix, ms}: answers under `prefix` start only after `ms` (a slow download).
+ * `csp`: send the app's default Content-Security-Policy (www/csp.js) with its pages and its engine
+ * worker (tools/serve.sh; the service worker replaces it with the policy of the chosen hosts).
  */
-export function serve(root, port = 0, host = '127.0.0.1') {
+export function serve(root, port = 0, host = '127.0.0.1', { csp = false } = {}) {
   root = path.resolve(root);
   const requests = [];
   const faults = new Map();
@@ -71,6 +83,8 @@ export function serve(root, port = 0, host = '127.0.0.1') {
       }
       const type = MIME[path.extname(file)] ?? 'application/octet-stream';
       const headers = { 'content-type': type, 'cache-control': 'no-store', 'accept-ranges': 'bytes' };
+      const policy = csp && cspFor(url.pathname);
+      if (policy) headers['content-security-policy'] = policy;
       const fault = faults.get(url.pathname);
       const m = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
       if (m) {

@@ -61,6 +61,10 @@ echo "== web app: end to end in Chromium"
 node tests/browser/app.mjs
 echo "== web app: long sessions (4 questions in one session, then 4 videos): the engine's GPU tally, wasm memory and JS heaps within their bounds after the warm-up, every fourth answer equal to a fresh page's (the full run: --questions 200 --videos 50)"
 node tests/browser/soak.mjs --questions 4 --videos 4 --fresh-every 4
+echo "== web app: a page that trusts nothing it renders, in Node (the policy's host sources and text, the pages' meta tags, no inline script, the device line; 1 s)"
+node --test tests/web/trust.test.mjs
+echo "== web app: a page that trusts nothing it renders, in Chromium (policy in force for page and worker, markup shown as text, requests only to the app and the host the user allowed, the service worker's cache, a long reply wraps, the device line; about 2.5 min)"
+node tests/browser/trust.mjs
 echo "== browser extension: tools/build-extension.sh, then the unpacked MV3 extension in Chromium on local pages (video list, capture routes, frames as the app's pipeline gives them, playback restored, a streamed answer, no video, panel closed mid-answer)"
 node tests/browser/extension.mjs
 echo "== web app: the model catalogue against the real worker and the mock hub (check, settings, errors, progress, stop, a question, cache list)"

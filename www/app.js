@@ -10,6 +10,7 @@ import { PRESETS, presetText } from './questions.js';
 import { chooseFrames, DECODE_MAX_SIDE } from './pipeline.js';
 import { $, el, banner, StageList, DownloadMeter, showThumbnails, logEntry } from './ui.js';
 import { openVideo } from './video/video.js';
+import { missingHosts, hostCard, wireHostsPanel } from './hosts.js';
 
 const params = new URLSearchParams(location.search);
 const stages = new StageList($('stages'));
@@ -163,6 +164,12 @@ async function checkFor(entry) {
     card.replaceChildren(...nodes);
   };
   show('', 'checking…');
+  // A host outside the page's policy would be refused by the browser: ask first (hosts.js).
+  const missing = missingHosts(entry);
+  if (missing.length) {
+    show('cannot', ...hostCard(missing));
+    return { verdict: 'cannot', error: Object.assign(new Error(`This page may not connect to ${missing.join(' and ')} yet: allow it in the check above.`), { name: 'HostNotAllowed' }) };
+  }
   let d;
   let need;
   try {
@@ -510,6 +517,7 @@ async function main() {
   }
   startEngine();
   registerServiceWorker();
+  wireHostsPanel().catch((e) => console.error(e));
   refreshCache();
   if (modelChoice() === 'hub') recheck({ always: true }); // what the remembered choice needs, at once
   // The handle the end-to-end test drives (and a console user can inspect).

@@ -61,7 +61,8 @@ const hub = await startMockHub({
 });
 const { server, url } = await serve(www);
 const browser = await launch();
-const context = await browser.newContext({ viewport: { width: 1100, height: 1400 } });
+// bypassCSP: waitForFunction evaluates strings, which the app's policy forbids (tests/browser/trust.mjs tests the policy).
+const context = await browser.newContext({ viewport: { width: 1100, height: 1400 }, bypassCSP: true });
 const page = await context.newPage();
 page.on('console', (m) => { if (m.type() === 'error') console.log(`[browser] ${m.text()}`); });
 page.on('pageerror', (e) => console.log(`[page error] ${e.message}`));

@@ -6,6 +6,7 @@ import init, * as wasm from '../pkg/spatial_mllm_web.js';
 import { HubClient } from '../hub/hub.js';
 import { inspect, prepare, withPackageLock, PACKAGE_CACHE } from '../hub/convert.js';
 import { checkRequest, event as makeEvent, plainError, reply } from './messages.js';
+import { deviceLine, adapterInfo } from './device-line.js';
 
 const { Engine, candidate_indices, estimate_memory } = wasm;
 
@@ -48,7 +49,7 @@ const ops = {
     if (samplerUrl) await locked(samplerUrl, () => e.load_sampler(samplerUrl, progress('sampler')));
     engine = e;
     // report: the model load's LoadReport (cache hits, damaged entries replaced, a cache warning).
-    return { device: e.device(), hasSampler: e.has_sampler(), modelKind: e.model_kind(), hasSpatialEncoder: e.has_spatial_encoder(), report: JSON.parse(e.load_report()) };
+    return { device: deviceLine(e.device_facts(), await adapterInfo()), hasSampler: e.has_sampler(), modelKind: e.model_kind(), hasSpatialEncoder: e.has_spatial_encoder(), report: JSON.parse(e.load_report()) };
   },
 
   // A hub repository: what it holds (no weights downloaded), then the package prepared in the
