@@ -53,7 +53,7 @@ echo "== web app: the engine facade (www/engine/engine.js) and its worker: load,
 node tests/browser/engine-facade.mjs
 echo "== web app: end to end in Chromium"
 node tests/browser/app.mjs
-echo "== browser extension: tools/build-extension.sh, then the unpacked MV3 extension in Chromium on local pages (video list, capture routes, frames as the app's pipeline gives them, playback restored, a streamed answer, no video, panel closed mid-answer)"
+echo "== browser extension: tools/build-extension.sh, then the unpacked MV3 extension in Chromium on local pages (video list with iframes, file / element / tab-capture / live routes, frames as the app's pipeline gives them, playback restored, answers equal to the CLI's, offscreen engine: a closed panel stops, a reopened one reuses the encoding, idle freeing)"
 node tests/browser/extension.mjs
 echo "== web app: the model catalogue against the real worker and the mock hub (check, settings, errors, progress, stop, a question, cache list)"
 node tests/browser/catalogue.mjs
