@@ -1,7 +1,7 @@
 // The extension's service worker. MV3 may stop it at any moment, so it holds no state and never
-// runs the engine (that lives in the side panel page, extension/panel.js, and ends with it). It
-// only opens the side panel when the toolbar button is clicked, and tells an open panel which tab
-// the button was clicked on.
+// runs the engine (that lives in the offscreen document the panel creates: offscreen.js). It only
+// opens the side panel when the toolbar button is clicked, and tells an open panel which tab the
+// button was clicked on.
 //
 // The click is handled here (chrome.action.onClicked) rather than by the panel behaviour
 // `openPanelOnActionClick`: only an onClicked invocation grants `activeTab` on the page, which

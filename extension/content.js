@@ -1,9 +1,11 @@
 // The extension's content script, injected into the tab the side panel asks about (by
 // chrome.scripting from the panel, only when the user opens the panel on that tab). It lists the
-// page's <video> elements and, for the "draw the element" route, seeks a video to the times the
-// panel asks for and returns each frame's RGBA pixels; the user's playback position, speed and
-// paused state are saved first and restored afterwards, also when the panel goes away mid-capture
-// (its port disconnects). It reads nothing else from the page and sends nothing anywhere but the panel.
+// page's <video> elements (those in same-origin frames too) and, for the "draw the element" route,
+// seeks a video to the times the panel asks for and returns each frame's RGBA pixels; for the
+// "tab capture" route it seeks and says where the picture is on the tab (the panel crops the tab's
+// stream there). The user's playback position, speed, paused state and scroll are saved first and
+// restored afterwards, also when the panel goes away mid-capture (its port disconnects). It reads
+// nothing else from the page and sends nothing anywhere but the panel.
 (() => {
   if (globalThis.__spatialMllmContent) return; // injected once per page
   globalThis.__spatialMllmContent = true;
@@ -11,7 +13,22 @@
   const THUMB_SIDE = 96;
   const saved = new Map(); // video index -> {time, rate, paused}
 
-  const videos = () => [...document.querySelectorAll('video')];
+  const savedScroll = { x: null, y: null }; // the page's scroll, restored after the tab route scrolled a video into view
+
+  /** The page's videos, those inside same-origin frames included (a cross-origin frame's
+   * document cannot be reached from here; its videos are not listed). */
+  function videosIn(doc, depth) {
+    const out = [...doc.querySelectorAll('video')];
+    if (depth < 4) {
+      for (const f of doc.querySelectorAll('iframe, frame')) {
+        let inner = null;
+        try { inner = f.contentDocument; } catch { /* cross-origin */ }
+        if (inner) out.push(...videosIn(inner, depth + 1));
+      }
+    }
+    return out;
+  }
+  const videos = () => videosIn(document, 0);
 
   /** Where the element's timeline starts: Media Source streams often begin at the first frame's
    * composition time (a B-frame delay) rather than 0; the panel counts times from there, as the
@@ -36,6 +53,7 @@
       playbackRate: v.playbackRate,
       readyState: v.readyState,
       drm: !!v.mediaKeys,
+      inFrame: v.ownerDocument !== document,
       shown: { width: Math.round(v.getBoundingClientRect().width), height: Math.round(v.getBoundingClientRect().height) },
       thumbnail: null,
       readable: false, // can its pixels be read (same-origin or CORS-clean)?
@@ -94,19 +112,27 @@
     return btoa(s);
   }
 
-  async function begin(index) {
+  /** Saves the playback state and pauses; `bare`: also hides the browser's own controls (the tab
+   * route sees what the screen shows, and they would be drawn over the picture). */
+  async function begin(index, bare) {
     const v = element(index);
-    if (!saved.has(index)) saved.set(index, { time: v.currentTime, rate: v.playbackRate, paused: v.paused });
+    if (!saved.has(index)) saved.set(index, { time: v.currentTime, rate: v.playbackRate, paused: v.paused, controls: v.controls });
     v.pause();
+    if (bare) v.controls = false;
   }
 
   async function restore(index) {
+    if (savedScroll.x !== null) {
+      scrollTo(savedScroll.x, savedScroll.y);
+      savedScroll.x = savedScroll.y = null;
+    }
     const s = saved.get(index);
     if (!s) return null;
     saved.delete(index);
     const v = videos()[index];
     if (!v) return null;
     v.playbackRate = s.rate;
+    v.controls = s.controls;
     if (Math.abs(v.currentTime - s.time) > 1e-6) {
       const seeked = once(v, 'seeked', 20_000).catch(() => {});
       v.currentTime = s.time;
@@ -116,34 +142,66 @@
     return { time: v.currentTime, rate: v.playbackRate, paused: v.paused };
   }
 
-  /** One frame at `time`, drawn at width x height (the app's FrameDrawer settings). */
-  async function grab(index, time, width, height) {
-    const v = element(index);
-    await seek(v, time);
+  /** The picture on show, drawn at width x height (the app's FrameDrawer settings), as base64 RGBA. */
+  function draw(v, width, height) {
     const c = new OffscreenCanvas(width, height);
     const g = c.getContext('2d', { willReadFrequently: true, alpha: false });
     g.imageSmoothingQuality = 'high';
     g.drawImage(v, 0, 0, width, height);
     const data = g.getImageData(0, 0, width, height).data;
-    return { time, rgba: toBase64(new Uint8Array(data.buffer, data.byteOffset, data.byteLength)) };
+    return toBase64(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+  }
+
+  /** One frame at `time`, drawn at width x height. */
+  async function grab(index, time, width, height) {
+    const v = element(index);
+    await seek(v, time);
+    return { time, rgba: draw(v, width, height) };
   }
 
   /** The frame on show now, without seeking (a live stream as it plays). */
   function grabNow(index, width, height) {
     const v = element(index);
-    const c = new OffscreenCanvas(width, height);
-    const g = c.getContext('2d', { willReadFrequently: true, alpha: false });
-    g.imageSmoothingQuality = 'high';
-    g.drawImage(v, 0, 0, width, height);
-    const data = g.getImageData(0, 0, width, height).data;
-    return { time: v.currentTime, rgba: toBase64(new Uint8Array(data.buffer, data.byteOffset, data.byteLength)) };
+    return { time: v.currentTime, rgba: draw(v, width, height) };
+  }
+
+  /** For the tab route: scrolls the video into view (once; the scroll is restored with the
+   * playback state) and says where its picture is on the tab, in CSS pixels of the top window:
+   * the element's content box less any letterboxing (object-fit: contain, the default), offset
+   * by the frames it sits in, clipped to the window. */
+  function place(index) {
+    const v = element(index);
+    if (savedScroll.x === null) {
+      savedScroll.x = scrollX;
+      savedScroll.y = scrollY;
+      v.scrollIntoView({ block: 'center', inline: 'center' });
+    }
+    let { left: x, top: y, width: w, height: h } = v.getBoundingClientRect();
+    const cs = getComputedStyle(v);
+    const pad = (side) => parseFloat(cs[`padding${side}`]) + parseFloat(cs[`border${side}Width`]);
+    x += pad('Left'); y += pad('Top'); w -= pad('Left') + pad('Right'); h -= pad('Top') + pad('Bottom');
+    if (cs.objectFit !== 'fill' && v.videoWidth && v.videoHeight) {
+      const s = Math.min(w / v.videoWidth, h / v.videoHeight);
+      x += (w - v.videoWidth * s) / 2; y += (h - v.videoHeight * s) / 2;
+      w = v.videoWidth * s; h = v.videoHeight * s;
+    }
+    for (let win = v.ownerDocument.defaultView; win !== window && win.frameElement; win = win.parent) {
+      const r = win.frameElement.getBoundingClientRect();
+      x += r.left + win.frameElement.clientLeft;
+      y += r.top + win.frameElement.clientTop;
+    }
+    const x1 = Math.max(0, x); const y1 = Math.max(0, y);
+    const x2 = Math.min(innerWidth, x + w); const y2 = Math.min(innerHeight, y + h);
+    return { x: x1, y: y1, width: Math.max(0, x2 - x1), height: Math.max(0, y2 - y1), clipped: x1 > x || y1 > y || x2 < x + w || y2 < y + h, viewWidth: innerWidth, viewHeight: innerHeight, dpr: devicePixelRatio };
   }
 
   const OPS = {
     grabNow: ({ index, width, height }) => grabNow(index, width, height),
     list: () => ({ url: location.href, title: document.title, videos: videos().map(describe) }),
-    begin: ({ index }) => begin(index),
+    begin: ({ index, bare }) => begin(index, bare),
     grab: ({ index, time, width, height }) => grab(index, time, width, height),
+    seek: async ({ index, time }) => { await seek(element(index), time); return { time }; },
+    place: ({ index }) => place(index),
     restore: ({ index }) => restore(index),
     state: ({ index }) => { const v = element(index); return { time: v.currentTime, rate: v.playbackRate, paused: v.paused }; },
   };

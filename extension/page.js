@@ -1,17 +1,14 @@
 // The panel's side of the tab it asks about: the content script (content.js) injected into the tab,
-// a port to it, and the two routes by which frames come out of a page's <video>:
-//   1. "file": the video's own source URL fetched by the panel (a plain file it may read) and
-//      decoded with the app's WebCodecs pipeline (app/video/video.js), exactly as a dropped file;
-//   2. "element": the element drawn at sought times by the content script (same-origin or
-//      CORS-clean videos, Media Source included), the user's position, speed and paused state
-//      restored afterwards.
-// A live stream (no duration) is taken as it plays, from now for a chosen time (LiveSource).
-// All give a source with the app's VideoSource interface (frameCount, width, height, duration,
+// a port to it (PageLink), and the sources that take frames from a page's <video> through it
+// (routes.js picks the route; the file route is the app's own video pipeline):
+//   - ElementSource, route 2: the element drawn at sought times by the content script (same-origin
+//     or CORS-clean videos, Media Source included), the user's position, speed and paused state
+//     restored afterwards; tab-capture.js's TabSource (route 3) extends it;
+//   - LiveSource: a live stream (no duration) taken as it plays, from now for a chosen time.
+// All have the app's VideoSource interface (frameCount, width, height, duration,
 // decodeFrames(indices, {maxSide, onProgress})), so the app's frame choice (app/pipeline.js) runs
-// unchanged on either.
-import { openVideo } from './app/video/video.js';
+// unchanged on any of them.
 import { outputSize } from './app/video/rgba.js';
-import { fmtBytes } from './app/models.js';
 
 /** A tab's content script over a port; `call(op, args)` resolves to the script's answer. */
 export class PageLink {
@@ -54,7 +51,7 @@ export class PageLink {
   }
 }
 
-const fail = (name, message) => Object.assign(new Error(message), { name });
+export const fail = (name, message) => Object.assign(new Error(message), { name });
 
 /** Frames of a <video> on the page by seeking and drawing it (route 2). Frame numbers index a grid
  * of GRID_FPS over the duration (the element does not tell its frame rate); frame i is the picture
@@ -90,28 +87,37 @@ export class ElementSource {
     return this.start + this.seekTime(i);
   }
 
+  /** Saves the playback state and pauses (the content script restores it in `restore`). */
+  begin() {
+    return this.link.call('begin', { index: this.index });
+  }
+
+  /** Grid frame i as RGBA bytes at width x height: the element drawn by the content script. */
+  async grabAt(i, width, height) {
+    const f = await this.link.call('grab', { index: this.index, time: this.elementTime(i), width, height });
+    return Uint8Array.from(atob(f.rgba), (c) => c.charCodeAt(0));
+  }
+
   async decodeFrames(indices, { maxSide, onProgress, signal } = {}) {
     const { width, height } = outputSize(this.width, this.height, maxSide);
     const size = width * height * 4;
     const rgba = new Uint8Array(indices.length * size);
     const times = [];
-    await this.link.call('begin', { index: this.index });
+    await this.begin();
     try {
       const got = new Map();
       for (const [k, i] of indices.entries()) {
         signal?.throwIfAborted();
-        let f = got.get(i);
-        if (!f) {
-          f = await this.link.call('grab', { index: this.index, time: this.elementTime(i), width, height });
-          f.time = this.seekTime(i);
+        let bytes = got.get(i);
+        if (!bytes) {
+          bytes = await this.grabAt(i, width, height);
           this.debug.seeks++;
-          got.set(i, f);
+          got.set(i, bytes);
           onProgress?.(got.size, new Set(indices).size);
         }
-        const bytes = Uint8Array.from(atob(f.rgba), (c) => c.charCodeAt(0));
         if (bytes.length !== size) throw fail('CorruptVideo', `the page gave a frame of ${bytes.length} bytes, not ${size}`);
         rgba.set(bytes, k * size);
-        times.push(f.time);
+        times.push(this.seekTime(i));
       }
     } finally {
       this.restored = await this.link.call('restore', { index: this.index }).catch(() => null);
@@ -162,36 +168,4 @@ export class LiveSource {
   }
 
   close() {}
-}
-
-/** The route for a listed video: {route: 'file'|'element', source, why} or throws a named error
- * saying why it cannot be read. Route 1 is tried first: the source URL fetched and opened by the
- * app's video pipeline; then route 2. */
-export async function openPageVideo(link, info, { signal, liveSeconds = 10 } = {}) {
-  if (info.drm) throw fail('DrmProtected', 'This video is DRM-protected (Encrypted Media Extensions): the browser does not let any extension read its pictures, so it cannot be asked about.');
-  if (info.duration === 'live') {
-    if (!info.readable) throw fail('Unreadable', `This live stream cannot be read: ${info.unreadableWhy || 'its pictures cannot be drawn'}. (Capturing the tab while it plays is not supported yet.)`);
-    if (info.paused) throw fail('LiveStream', `This is a live stream without a duration, and it is paused: play it, then analyse again. Its frames are taken as it plays, from then on for the time chosen (${liveSeconds} s).`);
-    return { route: 'live', source: new LiveSource(link, info, liveSeconds), why: `it is a live stream without a duration: its frames are taken as it plays, from now for ${liveSeconds} s (the time chosen under "Live streams")` };
-  }
-  if (!info.width || info.duration == null) throw fail('NotReady', 'This video has not loaded yet: start playing it for a moment, then press "Look again".');
-  let why1 = '';
-  if (/^https?:|^file:/.test(info.src)) {
-    try {
-      const res = await fetch(info.src, { signal });
-      if (!res.ok) throw new Error(`HTTP ${res.status}`);
-      const blob = await res.blob();
-      const source = await openVideo(blob);
-      return { route: 'file', source, bytes: blob.size, why: `the video is a plain file (${info.src.split('/').pop().slice(0, 60)}, ${fmtBytes(blob.size)}) the extension may read: it was fetched and its frames are decoded with WebCodecs, exactly as a file dropped into the app` };
-    } catch (e) {
-      if (e.name === 'AbortError') throw e;
-      why1 = `its file could not be read by the extension (${e.message})`;
-    }
-  } else {
-    why1 = info.mse ? 'it is fed by Media Source (there is no file to fetch)' : 'it has no file address';
-  }
-  if (!info.readable) {
-    throw fail('Unreadable', `This video cannot be read: ${why1}, and ${info.unreadableWhy || 'its pictures cannot be drawn'}. (Capturing the tab while it plays is not supported yet.)`);
-  }
-  return { route: 'element', source: new ElementSource(link, info), why: `${why1}; the page's video element is drawn at each chosen time instead (your position, speed and pause are restored afterwards)` };
 }

@@ -9,6 +9,8 @@
 #   EXTENSION_TEST_HOSTS="http://127.0.0.1/*"  adds these host permissions (the browser test's
 #       local pages, which it cannot open the panel on by clicking the toolbar button, so activeTab
 #       is never granted there). Store builds leave it unset.
+#   EXTENSION_TEST_GRANT="tabCapture"  grants these optional permissions at install (the test cannot
+#       answer a permission prompt). Store builds leave it unset.
 #   EXTENSION_OUT=dir  writes the unpacked folder there instead (its zip next to it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,10 +20,10 @@ done
 out=${EXTENSION_OUT:-dist/extension}
 rm -rf "$out"
 mkdir -p "$out/app/models"
-cp extension/background.js extension/content.js extension/panel.html extension/panel.css extension/panel.js extension/page.js "$out/"
+cp extension/*.js extension/*.html extension/*.css "$out/"
 cp -r extension/icons "$out/icons"
 # The app's modules the panel imports (not forked: the same files as the app serves).
-for f in app.css models.js catalogue.js questions.js pipeline.js ui.js; do cp "www/$f" "$out/app/"; done
+for f in app.css ask-ui.js ask-ui-view.js models.js catalogue.js questions.js pipeline.js ui.js; do cp "www/$f" "$out/app/"; done
 for d in engine video view3d hub vendor pkg; do cp -r "www/$d" "$out/app/"; done
 cp -r www/models/demo "$out/app/models/demo"
 # The manifest, with host permissions for a test build.
@@ -30,9 +32,13 @@ node -e '
   const m = JSON.parse(fs.readFileSync("extension/manifest.json", "utf8"));
   const hosts = (process.env.EXTENSION_TEST_HOSTS || "").split(/\s+/).filter(Boolean);
   if (hosts.length) m.host_permissions = hosts;
+  for (const p of (process.env.EXTENSION_TEST_GRANT || "").split(/\s+/).filter(Boolean)) {
+    m.permissions.push(p);
+    m.optional_permissions = (m.optional_permissions || []).filter((q) => q !== p);
+  }
   fs.writeFileSync(process.argv[1], JSON.stringify(m, null, 2) + "\n");
 ' "$out/manifest.json"
 zipfile="$(dirname "$out")/spatial-mllm-extension.zip"
 rm -f "$zipfile"
 (cd "$out" && zip -qr -X "$(realpath -m "../$(basename "$zipfile")")" .)
-echo "built $out/ ($(du -sh "$out" | cut -f1)) and $zipfile ($(du -h "$zipfile" | cut -f1))${EXTENSION_TEST_HOSTS:+; test hosts: $EXTENSION_TEST_HOSTS}"
+echo "built $out/ ($(du -sh "$out" | cut -f1)) and $zipfile ($(du -h "$zipfile" | cut -f1))${EXTENSION_TEST_HOSTS:+; test hosts: $EXTENSION_TEST_HOSTS}${EXTENSION_TEST_GRANT:+; granted: $EXTENSION_TEST_GRANT}"

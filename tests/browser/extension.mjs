@@ -1,23 +1,28 @@
 // The browser extension (issue 18) in Chromium with the unpacked extension loaded (a persistent
 // context; Chromium's new headless mode loads extensions). Builds a test copy of the extension
-// (tools/build-extension.sh with host permissions for the local test pages: a test cannot click
-// the toolbar button that grants activeTab) and serves local pages: a plain MP4 <video>, a Media
-// Source video fed in segments, and a page without a video. The side panel page is opened as a tab
-// on the page's tab id (panel.html?tab=ID). Checks: the video list (size, duration, thumbnail,
-// paused/playing), the route taken (the plain file fetched and decoded with the app's pipeline;
-// the Media Source video drawn at sought times), the frames against the app's own video pipeline
-// (app/video/video.js) on the same file and times, the user's playback position, speed and paused
-// state restored, an answer streamed from the demo model (equal to the CLI's on the same file and
-// frames), "no video" said, a panel closed mid-answer leaving no extension page or worker running,
-// one closed mid-capture giving the video back as it was; bad input: a second origin without
-// CORS, a DRM (Clear Key) video, a paused live stream (clear messages), a playing live stream
-// (captured from now for the time chosen), a tab navigating away during capture.
-// Needs www/ assembled (tools/assemble-app.sh) and ffmpeg.
+// (tools/build-extension.sh with host permissions for the local test pages and the optional
+// tabCapture granted: a test cannot answer a permission prompt) and serves local pages. The side
+// panel page is opened as a tab on the page's tab id (panel.html?tab=ID); the toolbar button is
+// clicked through CDP (Extensions.triggerAction), which opens the real side panel and grants
+// activeTab (and so tab capture) on that tab. Checks: the toolbar button; the hub catalogue and
+// cache list; the video list (size, duration, thumbnail, paused/playing, a video in a same-origin
+// iframe); the route taken (the plain file fetched and decoded with the app's pipeline; the Media
+// Source video drawn at sought times; the cross-origin video without CORS captured from the tab);
+// the frames against the app's own video pipeline (app/video/video.js) on the same file and times;
+// the user's playback position, speed and paused state restored; an answer streamed from the demo
+// model, equal to the CLI's on the same file and frames; "no video" said; the offscreen engine: a
+// panel closed mid-answer leaves it idle with the model and encoding kept, a reopened panel on the
+// same video reuses both (no encoding, the same answer), with no panel it frees itself after its
+// idle time; a panel closed mid-capture gives the video back as it was; bad input: a DRM (Clear
+// Key) video, a paused live stream (clear messages), a playing live stream (captured from now for
+// the time chosen), a tab navigating away during capture.
+// Needs www/ assembled (tools/assemble-app.sh), the CLI (cargo build --release --features cli) and ffmpeg.
 import { chromium } from 'playwright-core';
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import fs from 'node:fs';
 import os from 'node:os';
+import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { executablePath, webgpuArgs } from './chromium.mjs';
 import { serve } from '../../tools/static-server.mjs';
@@ -30,8 +35,9 @@ const pages = path.join(work, 'pages');
 fs.rmSync(work, { recursive: true, force: true });
 fs.mkdirSync(pages, { recursive: true });
 execFileSync('bash', [path.join(root, 'tools/build-extension.sh')], {
-  stdio: 'inherit', env: { ...process.env, EXTENSION_OUT: ext, EXTENSION_TEST_HOSTS: 'http://127.0.0.1/*' },
+  stdio: 'inherit', env: { ...process.env, EXTENSION_OUT: ext, EXTENSION_TEST_HOSTS: 'http://127.0.0.1/*', EXTENSION_TEST_GRANT: 'tabCapture' },
 });
+
 for (const f of fs.readdirSync(path.join(root, 'tests/browser/extension-pages'))) fs.copyFileSync(path.join(root, 'tests/browser/extension-pages', f), path.join(pages, f));
 // 16 frames at 10 fps (1.6 s), H.264: a plain MP4 and the same as fragmented MP4 for Media Source.
 const ff = (...a) => execFileSync('ffmpeg', ['-v', 'error', '-y', ...a], { stdio: 'inherit' });
@@ -40,16 +46,22 @@ ff(...src, path.join(pages, 'room.mp4'));
 ff(...src, '-movflags', 'frag_keyframe+empty_moov+default_base_moof', path.join(pages, 'room-frag.mp4'));
 
 const fail = (msg) => { throw new Error(msg); };
+const IDLE_MS = 15_000; // the engine document's idle time in this test (10 minutes in use)
 const { server, url } = await serve(pages);
 // A second origin (another host name and port) that sends no CORS headers, outside the test build's host permissions.
 const other = await serve(pages);
 const otherUrl = other.url.replace('127.0.0.1', 'localhost');
+// A debugging port beside Playwright's pipe: the browser-level Extensions.triggerAction (the toolbar
+// button's click) is reached through a second CDP connection.
+const cdpPort = await new Promise((resolve) => { const srv = net.createServer().listen(0, '127.0.0.1', () => { const { port } = srv.address(); srv.close(() => resolve(port)); }); });
 const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'ext-profile-'));
 const context = await chromium.launchPersistentContext(profile, {
   executablePath,
   headless: true,
-  viewport: { width: 480, height: 1200 },
-  args: [...webgpuArgs, '--headless=new', `--disable-extensions-except=${ext}`, `--load-extension=${ext}`, '--disable-features=DisableLoadExtensionCommandLineSwitch', '--autoplay-policy=no-user-gesture-required'],
+  // The window's own size (no emulated viewport): tab capture takes the real surface, and an
+  // emulated viewport of another shape would not match it.
+  viewport: null,
+  args: [...webgpuArgs, '--headless=new', `--disable-extensions-except=${ext}`, `--load-extension=${ext}`, '--disable-features=DisableLoadExtensionCommandLineSwitch', '--autoplay-policy=no-user-gesture-required', '--enable-unsafe-extension-debugging', `--remote-debugging-port=${cdpPort}`],
 });
 let code = 1;
 const step = (msg) => console.log(`ok: ${msg} (${((Date.now() - t0) / 1000).toFixed(0)} s)`);
@@ -68,10 +80,23 @@ try {
   const extId = new URL(sw.url()).host;
   const manifest = await sw.evaluate(() => chrome.runtime.getManifest());
   const perms = [...manifest.permissions].sort().join(',');
-  if (perms !== 'activeTab,scripting,sidePanel,storage') fail(`permissions: ${perms}`);
+  if (perms !== 'activeTab,offscreen,scripting,sidePanel,storage,tabCapture') fail(`permissions: ${perms}`);
   if (!/'wasm-unsafe-eval'/.test(manifest.content_security_policy.extension_pages)) fail('no wasm-unsafe-eval in the CSP');
   step(`extension ${extId} loaded (MV3, permissions ${perms}, side panel ${manifest.side_panel.default_path})`);
 
+  // The engine document's state (offscreen.js), asked over its channel from the service worker.
+  const engineStatus = () => sw.evaluate(() => new Promise((resolve, reject) => {
+    const bc = new BroadcastChannel('spatial-mllm-engine');
+    const t = setTimeout(() => { bc.close(); reject(new Error('the engine document did not answer')); }, 5000);
+    bc.onmessage = ({ data }) => { if (data.to === 'probe' && data.type === 'result') { clearTimeout(t); bc.close(); resolve(data.value); } };
+    bc.postMessage({ to: 'host', client: 'probe', type: 'call', id: 1, op: 'status' });
+  }));
+  const extensionTargets = async () => {
+    const cdp = await context.newCDPSession(context.pages()[0]);
+    const { targetInfos } = await cdp.send('Target.getTargets');
+    await cdp.detach();
+    return targetInfos.filter((t) => t.url.startsWith(`chrome-extension://${extId}/`) && t.type !== 'service_worker');
+  };
   const tabIdOf = (pageUrl) => sw.evaluate(async (u) => (await chrome.tabs.query({ url: u }))[0]?.id, pageUrl);
   async function openPanel(pageUrl) {
     const tab = await tabIdOf(pageUrl);
@@ -79,7 +104,7 @@ try {
     const panel = await context.newPage();
     panel.on('console', (m) => { if (m.type() === 'error') console.log(`[panel] ${m.text()}`); });
     panel.on('pageerror', (e) => console.log(`[panel error] ${e.message}`));
-    await panel.goto(`chrome-extension://${extId}/panel.html?tab=${tab}`);
+    await panel.goto(`chrome-extension://${extId}/panel.html?tab=${tab}&idle=${IDLE_MS}`);
     await waitIn(panel, () => window.panel && !window.panel.state.busy);
     return panel;
   }
@@ -137,7 +162,65 @@ try {
     const info = await panel.locator('#page-info').innerText();
     if (!/no video on this page/i.test(info)) fail(`no-video message: ${info}`);
     step(`a page without a video: "${info}"`);
+    // The app's hub catalogue and the cache list of the extension's storage render in the panel.
+    const models = await panel.evaluate(() => { document.getElementById('cache-panel').open = true; return [...document.getElementById('hub-model').options].map((o) => o.textContent); });
+    const storage = await waitIn(panel, () => /The extension uses/.test(document.getElementById('storage').textContent) && `${document.getElementById('cache-total').textContent} ${document.getElementById('storage').textContent}`);
+    if (!models.some((m) => /Spatial-MLLM v1\.1/.test(m)) || !/^\(\d+, /.test(storage)) fail(`hub catalogue ${JSON.stringify(models)}, cache list "${storage}"`);
+    step(`the hub catalogue (${models.length} entries: ${models.slice(0, 2).join('; ')}; …) and the cache list ("${storage}") render in the panel`);
     await panel.close();
+    await page.close();
+  }
+
+  // --- the toolbar button: it opens the side panel, which looks at the clicked tab ---
+  const browserCdp = await (await chromium.connectOverCDP(`http://127.0.0.1:${cdpPort}`)).newBrowserCDPSession();
+  /** Clicks the toolbar button on the tab showing `pageUrl` (Extensions.triggerAction: as a user's
+   * click, it grants activeTab, and with it tab capture, for that tab); waits until the side panel
+   * has looked at the tab, then closes the panel again (disabling it closes it) so that it does
+   * not follow the test's tabs. The side panel is not a page Playwright drives: the service worker
+   * sees it open, and its content script in the clicked tab (the panel injects it there). */
+  async function clickToolbar(pageUrl) {
+    const { targetInfos } = await browserCdp.send('Target.getTargets', { filter: [{ type: 'tab' }] });
+    const target = targetInfos.find((t) => t.url === pageUrl);
+    if (!target) fail(`no tab target for ${pageUrl}`);
+    await browserCdp.send('Extensions.triggerAction', { id: extId, targetId: target.targetId });
+    const tabId = await tabIdOf(pageUrl.split('?')[0] + '*');
+    const seen = await waitIn(sw, async (id) => {
+      const panels = await chrome.runtime.getContexts({ contextTypes: ['SIDE_PANEL'] });
+      if (!panels.length) return null;
+      const [r] = await chrome.scripting.executeScript({ target: { tabId: id }, func: () => globalThis.__spatialMllmContent === true });
+      return r.result ? panels.map((p) => p.documentUrl.split('/').pop()) : null;
+    }, tabId, { timeout: 30_000, every: 250 });
+    await sw.evaluate(async () => { await chrome.sidePanel.setOptions({ enabled: false }); await chrome.sidePanel.setOptions({ enabled: true }); });
+    await waitIn(sw, async () => !(await chrome.runtime.getContexts({ contextTypes: ['SIDE_PANEL'] })).length, null, { timeout: 10_000, every: 250 });
+    return seen;
+  }
+  {
+    const page = await context.newPage();
+    await page.goto(`${url}/plain.html?toolbar`);
+    const seen = await clickToolbar(`${url}/plain.html?toolbar`);
+    step(`the toolbar button (Extensions.triggerAction) opened the side panel (${seen.join(', ')}), which injected its content script into the clicked tab`);
+    await page.close();
+  }
+
+  // --- a video inside a same-origin frame: listed, and drawn through the element route ---
+  {
+    const page = await context.newPage();
+    await page.goto(`${url}/iframe.html`);
+    await page.waitForFunction(() => document.getElementById('f').contentDocument?.getElementById('v')?.readyState >= 2, null, { timeout: 30_000 });
+    const p = await openPanel(`${url}/iframe.html`);
+    const list = await p.locator('#video-list').innerText();
+    const got = await p.evaluate(async () => {
+      const { ElementSource } = await import('./page.js');
+      const { state } = window.panel;
+      const v = state.page.videos[0];
+      const d = await new ElementSource(state.link, v).decodeFrames([5], { maxSide: 644 });
+      let sum = 0;
+      for (const x of d.rgba) sum += x;
+      return { n: state.page.videos.length, inFrame: v.inFrame, readable: v.readable, size: [d.width, d.height], mean: sum / d.rgba.length };
+    });
+    if (got.n !== 1 || !got.inFrame || !got.readable || got.size.join() !== '112,84' || !(got.mean > 10) || !/in a frame/.test(list)) fail(`a video in a frame: ${JSON.stringify(got)} listed "${list}"`);
+    step(`a video inside a same-origin frame: listed "${list.replace(/\n/g, ' | ')}"; a frame drawn from it (${got.size.join('x')})`);
+    await p.close();
     await page.close();
   }
 
@@ -218,25 +301,37 @@ try {
   const s3 = await mse.evaluate(() => { const v = document.getElementById('v'); return { paused: v.paused, rate: v.playbackRate }; });
   if (s3.paused || s3.rate !== 1.5) fail(`a playing video was not left playing at 1.5x: ${JSON.stringify(s3)}`);
   step(`a playing video is left playing at its speed (frames at ${grabbed.times.map((t) => t.toFixed(2)).join(', ')} s; then ${JSON.stringify(s3)})`);
-  // --- a panel closed mid-answer: nothing keeps running ---
+  // --- a panel closed mid-answer: its work stops, the engine document keeps model and encoding ---
   await panel.selectOption('#max-new', '1024');
   await ask(panel, 'Describe the room in detail.', { midAnswer: true });
   await panel.close();
   {
-    const cdp = await context.newCDPSession(mse);
     const closedAt = Date.now();
-    let left = [];
+    let st;
     for (;;) {
-      const { targetInfos } = await cdp.send('Target.getTargets');
-      left = targetInfos.filter((t) => t.url.startsWith(`chrome-extension://${extId}/`) && t.type !== 'service_worker');
-      if (!left.length || Date.now() - closedAt > 10_000) break;
+      st = await engineStatus();
+      if ((!st.running.length && !st.clients) || Date.now() - closedAt > 10_000) break;
       await new Promise((r) => setTimeout(r, 100));
     }
-    if (left.length) fail(`10 s after closing the panel, still running: ${JSON.stringify(left.map((t) => [t.type, t.url]))}`);
-    await cdp.detach();
-    step(`the panel closed mid-answer: no extension page or worker left running (gone within ${Date.now() - closedAt} ms)`);
+    if (st.running.length || st.clients) fail(`10 s after closing the panel the engine still runs: ${JSON.stringify(st)}`);
+    const left = await extensionTargets();
+    if (left.some((t) => /panel\.html/.test(t.url))) fail(`the panel page is still there: ${JSON.stringify(left)}`);
+    if (!st.model || !st.kept) fail(`the engine document did not keep the model and the encoding: ${JSON.stringify(st)}`);
+    step(`the panel closed mid-answer: the engine reports idle within ${Date.now() - closedAt} ms (no call running, no panel connected), keeping the model and the last encoding; left: ${left.map((t) => `${t.type} ${t.url.split('/').pop()}`).join(', ')}`);
   }
-
+  // --- a reopened panel on the same video: the model and the encoding are reused, the answer is the same ---
+  {
+    const p = await openPanel(`${url}/mse.html`);
+    const r = await analyse(p);
+    const info = await p.locator('#video-info').innerText();
+    const device = await p.locator('#device').innerText();
+    if (!/reused/.test(info) || /ViT|connector|VGGT/i.test(r.stages)) fail(`the reopened panel encoded again: ${info} | stages ${r.stages}`);
+    if (!/kept from before/.test(device)) fail(`the reopened panel loaded the model again: ${device}`);
+    const again = await ask(p, 'How many chairs are in this room?');
+    if (again.answer !== a2.answer) fail(`after reopening, the answer ${JSON.stringify(again.answer)} differs from before ${JSON.stringify(a2.answer)}`);
+    step(`a reopened panel: "${device}"; "${info}"; stages "${r.stages.replace(/\n/g, ' | ')}"; the same answer`);
+    await p.close();
+  }
   {
     const s4 = await mse.evaluate(() => { const v = document.getElementById('v'); return { paused: v.paused, rate: v.playbackRate }; });
     if (s4.paused || s4.rate !== 1.5) fail(`after the panel closed the video is ${JSON.stringify(s4)}`);
@@ -261,6 +356,37 @@ try {
     if (!back.paused || back.rate !== 0.75) fail(`after closing the panel mid-capture: ${JSON.stringify(back)}`);
     step(`a panel closed mid-capture (the video at ${mid.toFixed(2)} s): position, speed and pause restored ${JSON.stringify(back)}`);
   }
+  // --- a video on a second origin without CORS: route 3, the tab's picture captured and cropped ---
+  {
+    // The page in a window of its own, so that it stays on show (painted) beside the panel's tab.
+    const pageUrl = `${url}/crossorigin.html?src=${encodeURIComponent(`${otherUrl}/room.mp4`)}`;
+    const cdp = await context.newCDPSession(context.pages()[0]);
+    const [xo] = await Promise.all([context.waitForEvent('page'), cdp.send('Target.createTarget', { url: pageUrl, newWindow: true })]);
+    await cdp.detach();
+    await xo.waitForFunction(() => document.getElementById('v').readyState >= 2, null, { timeout: 30_000 });
+    await xo.evaluate(async () => { const v = document.getElementById('v'); v.currentTime = 0.35; await new Promise((r) => v.addEventListener('seeked', r, { once: true })); });
+    await clickToolbar(pageUrl); // tab capture needs the user's click on that tab
+    const p = await openPanel(`${url}/crossorigin.html*`);
+    const listed = (await p.locator('#video-list').innerText()).replace(/\n/g, ' | ');
+    if (!/another site.*no CORS/.test(listed)) fail(`cross-origin video listed as: ${listed}`);
+    // Without the permission: a clear message (the panel asks for it on Analyse).
+    const msg = await p.evaluate(async () => {
+      const { openPageVideo } = await import('./routes.js');
+      const { state } = window.panel;
+      try { await openPageVideo(state.link, state.page.videos[0], { tabId: state.tabId, canCapture: false }); return 'opened'; } catch (e) { return e.message; }
+    });
+    if (!/cannot be read: its file could not be read.*another site.*no CORS.*"tabCapture" permission was not granted/.test(msg)) fail(`without tabCapture: ${msg}`);
+    step(`a video on a second origin without CORS: listed "${listed}"; without tabCapture: "${msg}"`);
+    const r = await analyse(p);
+    if (r.route !== 'tab') fail(`the cross-origin video took route ${r.route}: ${r.routeText}`);
+    const c = await compareFrames(p, `${url}/room.mp4`);
+    if (c.error || c.mean > 8) fail(`route 3 frames differ from the app's pipeline: ${JSON.stringify(c)}`);
+    const back = await xo.evaluate(() => { const v = document.getElementById('v'); return { t: v.currentTime, paused: v.paused }; });
+    if (Math.abs(back.t - 0.35) > 1e-3 || !back.paused) fail(`after the tab capture the video is ${JSON.stringify(back)} (was 0.35 s, paused)`);
+    step(`-> route "tab": ${r.routeText}; frames at ${r.times.map((t) => t.toFixed(2)).join(', ')} s against the app pipeline's frames ${c.idx.join(', ')}: max difference ${c.max}, mean ${c.mean.toFixed(2)} (what the screen shows); position and pause restored`);
+    await p.close();
+    await xo.close();
+  }
   // --- videos that cannot be read: clear messages, before any model is loaded ---
   {
     const bad = await context.newPage();
@@ -279,8 +405,6 @@ try {
       if (await p3.evaluate(() => window.panel.state.model !== null)) fail(`${pageUrl}: a model was loaded for a video that cannot be read`);
       return { msg, listed: listed.replace(/\n/g, ' | ') };
     }
-    const x = await refused(`${url}/crossorigin.html?src=${encodeURIComponent(`${otherUrl}/room.mp4`)}`, () => document.getElementById('v').readyState >= 2, /cannot be read: its file could not be read.*another site.*no CORS/);
-    step(`a video on a second origin without CORS: listed "${x.listed}"; Analyse says "${x.msg}"`);
     const d = await refused(`${url}/drm.html`, () => window.__keys === true && document.getElementById('v').readyState >= 2, /DRM-protected/);
     step(`a DRM-protected (Encrypted Media) video: "${d.msg}"`);
     const l = await refused(`${url}/live.html`, () => window.__fed === true && document.getElementById('v').readyState >= 2, /live stream without a duration, and it is paused/);
@@ -291,7 +415,7 @@ try {
     await p3.evaluate((id) => window.panel.useTab(id), await tabIdOf(`${url}/livecam.html`));
     await idle(p3);
     const live = await p3.evaluate(async () => {
-      const { openPageVideo } = await import('./page.js');
+      const { openPageVideo } = await import('./routes.js');
       const { state } = window.panel;
       const info = state.page.videos[0];
       const o = await openPageVideo(state.link, info, { liveSeconds: 2 });
@@ -328,6 +452,14 @@ try {
     step(`the tab navigated away during capture: "${why}"`);
     await p4.close();
     await bad.close();
+  }
+  // --- no panel open: the engine document frees the GPU and closes after its idle time ---
+  {
+    const t = Date.now();
+    let left;
+    while ((left = await extensionTargets()).length && Date.now() - t < IDLE_MS + 20_000) await new Promise((r) => setTimeout(r, 250));
+    if (left.length) fail(`${((Date.now() - t) / 1000).toFixed(0)} s after the last panel closed, still there: ${JSON.stringify(left.map((x) => [x.type, x.url]))}`);
+    step(`no panel open: the engine document and its worker were gone ${((Date.now() - t) / 1000).toFixed(1)} s after the last panel closed (idle time ${IDLE_MS / 1000} s here, 10 minutes in use)`);
   }
   code = 0;
   console.log(`extension test passed in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
