@@ -81,6 +81,23 @@ fn cache_storage() -> Result<CacheStorage, JsValue> {
     }
 }
 
+/// Whether Cache Storage can hold this package: only http(s) URLs (a `base` relative to the page
+/// resolves against its location). A package inside a browser extension (`chrome-extension://`)
+/// is local already and is not cached.
+fn cacheable(base: &str) -> bool {
+    let scheme = match base.split_once(':') {
+        Some((s, _)) if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c)) => s.to_ascii_lowercase(),
+        // Relative: the page's (or worker's) own scheme.
+        _ => Reflect::get(&js_sys::global(), &"location".into())
+            .and_then(|l| Reflect::get(&l, &"protocol".into()))
+            .ok()
+            .and_then(|p| p.as_string())
+            .map(|p| p.trim_end_matches(':').to_ascii_lowercase())
+            .unwrap_or_default(),
+    };
+    scheme == "http" || scheme == "https"
+}
+
 async fn open_cache() -> Option<Cache> {
     let storage = cache_storage().ok()?;
     JsFuture::from(storage.open(CACHE_NAME)).await.ok()?.dyn_into().ok()
@@ -232,7 +249,8 @@ pub async fn load_checked(
     accept: &dyn Fn(&Manifest) -> PResult<()>,
     progress: &mut ProgressFn<'_>,
 ) -> PResult<(Manifest, HashMap<String, GpuParam>, LoadReport)> {
-    let cache = open_cache().await;
+    let cacheable = cacheable(base);
+    let cache = if cacheable { open_cache().await } else { None };
     let mut report = LoadReport::default();
     let murl = join(base, MANIFEST);
     let parse = |b: Vec<u8>| -> PResult<(String, Manifest)> {
@@ -299,7 +317,7 @@ pub async fn load_checked(
         } else {
             report.shards_from_network += 1;
             // After a full quota the rest is not tried: the warning already says what is needed.
-            if report.cache_warning.is_none() {
+            if cacheable && report.cache_warning.is_none() {
                 let still_needed = total - done + text.len() as u64;
                 if let Err(e) = store(&cache, &url, &mut bytes, still_needed).await {
                     report.cache_warning = Some(e.to_string());
@@ -309,7 +327,7 @@ pub async fn load_checked(
         done += s.bytes;
         progress(i + 1, manifest.shards.len(), done, total, from_cache);
     }
-    if !report.manifest_from_cache && report.cache_warning.is_none() {
+    if cacheable && !report.manifest_from_cache && report.cache_warning.is_none() {
         // Cached last: a manifest in the cache means its shards were verified and stored.
         let n = text.len() as u64;
         if let Err(e) = store(&cache, &murl, &mut text.into_bytes(), n).await {
