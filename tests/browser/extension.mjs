@@ -227,7 +227,7 @@ try {
   // --- a plain MP4: route 1 (the file, decoded with the app's pipeline) ---
   const plain = await context.newPage();
   await plain.goto(`${url}/plain.html`);
-  await plain.waitForFunction(() => document.getElementById('v').readyState >= 2);
+  await plain.waitForFunction(() => document.getElementById('v')?.readyState >= 2);
   await plain.evaluate(async () => { const v = document.getElementById('v'); v.currentTime = 0.55; await new Promise((r) => v.addEventListener('seeked', r, { once: true })); });
   const panel = await openPanel(`${url}/plain.html`);
   {
@@ -267,7 +267,7 @@ try {
   // --- a Media Source video fed in segments: route 2 (drawn at sought times), playback restored ---
   const mse = await context.newPage();
   await mse.goto(`${url}/mse.html`);
-  await mse.waitForFunction(() => window.__fed === true && document.getElementById('v').readyState >= 2, null, { timeout: 30_000 });
+  await mse.waitForFunction(() => window.__fed === true && document.getElementById('v')?.readyState >= 2, null, { timeout: 30_000 });
   const fed = await mse.evaluate(() => window.__fed);
   if (fed !== true) fail(`the MSE page failed: ${fed}`);
   await mse.evaluate(async () => { const v = document.getElementById('v'); v.playbackRate = 0.5; v.currentTime = 0.73; await new Promise((r) => v.addEventListener('seeked', r, { once: true })); });
@@ -363,7 +363,7 @@ try {
     const cdp = await context.newCDPSession(context.pages()[0]);
     const [xo] = await Promise.all([context.waitForEvent('page'), cdp.send('Target.createTarget', { url: pageUrl, newWindow: true })]);
     await cdp.detach();
-    await xo.waitForFunction(() => document.getElementById('v').readyState >= 2, null, { timeout: 30_000 });
+    await xo.waitForFunction(() => document.getElementById('v')?.readyState >= 2, null, { timeout: 30_000 });
     await xo.evaluate(async () => { const v = document.getElementById('v'); v.currentTime = 0.35; await new Promise((r) => v.addEventListener('seeked', r, { once: true })); });
     await clickToolbar(pageUrl); // tab capture needs the user's click on that tab
     const p = await openPanel(`${url}/crossorigin.html*`);
@@ -405,13 +405,13 @@ try {
       if (await p3.evaluate(() => window.panel.state.model !== null)) fail(`${pageUrl}: a model was loaded for a video that cannot be read`);
       return { msg, listed: listed.replace(/\n/g, ' | ') };
     }
-    const d = await refused(`${url}/drm.html`, () => window.__keys === true && document.getElementById('v').readyState >= 2, /DRM-protected/);
+    const d = await refused(`${url}/drm.html`, () => window.__keys === true && document.getElementById('v')?.readyState >= 2, /DRM-protected/);
     step(`a DRM-protected (Encrypted Media) video: "${d.msg}"`);
-    const l = await refused(`${url}/live.html`, () => window.__fed === true && document.getElementById('v').readyState >= 2, /live stream without a duration, and it is paused/);
+    const l = await refused(`${url}/live.html`, () => window.__fed === true && document.getElementById('v')?.readyState >= 2, /live stream without a duration, and it is paused/);
     step(`a paused live stream: "${l.msg}"`);
     // A playing live stream: frames taken as it plays, from now for the time chosen (2 s here).
     await bad.goto(`${url}/livecam.html`);
-    await bad.waitForFunction(() => { const v = document.getElementById('v'); return v.readyState >= 2 && !v.paused; }, null, { timeout: 30_000 });
+    await bad.waitForFunction(() => { const v = document.getElementById('v'); return v?.readyState >= 2 && !v.paused; }, null, { timeout: 30_000 });
     await p3.evaluate((id) => window.panel.useTab(id), await tabIdOf(`${url}/livecam.html`));
     await idle(p3);
     const live = await p3.evaluate(async () => {
@@ -430,7 +430,7 @@ try {
     step(`a playing live stream -> route "live" (${live.why}): 3 frames at ${live.times.map((t) => t.toFixed(2)).join(', ')} s, the first and last differ (mean ${live.diff.toFixed(1)})`);
     // A tab that navigates away during capture: the capture ends with a clear error.
     await bad.goto(`${url}/mse.html?away`);
-    await bad.waitForFunction(() => window.__fed === true && document.getElementById('v').readyState >= 2, null, { timeout: 30_000 });
+    await bad.waitForFunction(() => window.__fed === true && document.getElementById('v')?.readyState >= 2, null, { timeout: 30_000 });
     await p3.close();
     const p4 = await openPanel(`${url}/mse.html?away`);
     const gone = p4.evaluate(async () => {
