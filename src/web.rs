@@ -9,11 +9,18 @@ pub fn start() {
     console_error_panic_hook::set_once();
 }
 
-/// Adapter and negotiated device, as text.
+/// Adapter and negotiated device, as the developer's one-line summary.
 #[wasm_bindgen]
 pub async fn gpu_info() -> Result<String, JsValue> {
     let gpu = Gpu::new(GpuOptions::default()).await.map_err(|e| JsValue::from_str(&e.to_string()))?;
     Ok(gpu.info.to_string())
+}
+
+/// The negotiated device as the facts the app's device line reads (`Engine.device_facts`).
+#[wasm_bindgen]
+pub async fn gpu_facts() -> Result<js_sys::Object, JsValue> {
+    let gpu = Gpu::new(GpuOptions::default()).await.map_err(|e| JsValue::from_str(&e.to_string()))?;
+    Ok(crate::web_engine::device_facts(&gpu))
 }
 
 /// Load a model package from an HTTP(S) base URL onto this browser's GPU (Cache Storage first,

@@ -124,6 +124,19 @@ where
     })
 }
 
+/// What the page shows of a device (www/engine/device-line.js turns it into a sentence):
+/// {description, cpu, f16, subgroups, activations, maxBindingBytes}.
+pub(crate) fn device_facts(gpu: &Gpu) -> Object {
+    let (info, o) = (&gpu.info, Object::new());
+    set(&o, "description", &info.name.as_str().into());
+    set(&o, "cpu", &(info.device_type == "Cpu").into());
+    set(&o, "f16", &info.has_f16.into());
+    set(&o, "subgroups", &info.has_subgroups.into());
+    set(&o, "activations", &format!("{:?}", gpu.act).to_lowercase().into());
+    set(&o, "maxBindingBytes", &(gpu.max_buffer_bytes() as f64).into());
+    o
+}
+
 fn set(o: &Object, key: &str, value: &JsValue) {
     let _ = Reflect::set(o, &JsValue::from_str(key), value);
 }
@@ -258,14 +271,7 @@ impl Engine {
     /// What the engine negotiated, for a sentence a person can read: `{description, cpu, f16,
     /// subgroups, activations: "f16" | "f32", maxBindingBytes}` (`cpu`: a software adapter).
     pub fn device_facts(&self) -> Object {
-        let (info, o) = (&self.inner.gpu.info, Object::new());
-        set(&o, "description", &info.name.as_str().into());
-        set(&o, "cpu", &(info.device_type == "Cpu").into());
-        set(&o, "f16", &info.has_f16.into());
-        set(&o, "subgroups", &info.has_subgroups.into());
-        set(&o, "activations", &format!("{:?}", self.inner.gpu.act).to_lowercase().into());
-        set(&o, "maxBindingBytes", &(self.inner.gpu.max_buffer_bytes() as f64).into());
-        o
+        device_facts(&self.inner.gpu)
     }
 
     /// The largest buffer the device can bind, in bytes (what `estimate_memory`'s

@@ -1,7 +1,8 @@
 // Minimal page over the engine: report the WebGPU adapter and run the kernel self-test. It loads
 // the test build of the engine (pkg-test/: the app's engine plus the kernel cases, feature
 // `testing`), which the app itself never loads and the service worker does not precache.
-import init, { gpu_info, run_kernel_suite } from './pkg-test/spatial_mllm_web.js';
+import init, { gpu_facts, gpu_info, run_kernel_suite } from './pkg-test/spatial_mllm_web.js';
+import { adapterInfo, deviceLine } from './engine/device-line.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -13,10 +14,10 @@ async function main() {
   }
   await init();
   try {
-    const adapter = await navigator.gpu.requestAdapter();
-    const info = adapter?.info ?? {};
-    const name = [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' / ');
-    $('gpu').textContent = `${name || 'adapter'}: ${await gpu_info()}`;
+    // The sentence the app shows, then the engine's full summary for a bug report.
+    $('gpu').textContent = deviceLine(await gpu_facts(), await adapterInfo());
+    $('gpu-details').textContent = await gpu_info();
+    $('gpu-details').hidden = false;
   } catch (e) {
     $('gpu').textContent = `No usable WebGPU adapter: ${e}`;
     return;

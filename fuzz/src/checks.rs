@@ -240,7 +240,14 @@ pub fn chat(data: &[u8]) {
             assert_eq!(ids.iter().filter(|&&x| x == video).count(), n);
             let mut one = ids.clone();
             one.dedup_by(|a, b| *a == video && *b == video);
-            assert_eq!(tok.decode(&one, false).expect("decodes"), normalized(raw, &render(&messages, true)));
+            // The reference is the `tokenizers` crate's own round trip of the rendered template:
+            // special tokens are split out before the NFC normalizer runs, so a combining mark
+            // after one (U+0338 after "<|vision_end|>") stays a mark and never composes with the
+            // token's ">" (the whole-string normalization did that: a false crash).
+            let rendered = render(&messages, true);
+            let reference = raw.encode(rendered.as_str(), false).expect("the template encodes");
+            let expected = raw.decode(reference.get_ids(), false).expect("the template decodes");
+            assert_eq!(tok.decode(&one, false).expect("decodes"), expected);
         }
         Err(ModelError::Input(_)) => assert!(has_pad, "refused a question without pad tokens"),
         Err(e) => panic!("unexpected error {e}"),

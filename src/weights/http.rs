@@ -4,7 +4,8 @@
 //! and only then put into the cache. One shard at a time is held in wasm memory, never the model.
 //! A cached entry that fails its check (damaged storage) is fetched again and replaced; a full
 //! quota is named with the space still needed. The manifest is cached last, so a cached manifest
-//! means every shard beside it was verified and stored: nothing half-written is ever used.
+//! means every shard beside it was verified and stored: nothing half-written is ever used. A cached
+//! manifest that the host's shards contradict is replaced by the host's.
 
 use std::collections::HashMap;
 
@@ -253,28 +254,83 @@ pub async fn load_checked(
     let cache = if cacheable { open_cache().await } else { None };
     let mut report = LoadReport::default();
     let murl = join(base, MANIFEST);
-    let parse = |b: Vec<u8>| -> PResult<(String, Manifest)> {
-        let text = String::from_utf8(b).map_err(|e| PackageError::BadManifest { file: murl.clone(), msg: e.to_string() })?;
-        let m = Manifest::parse(&text, &murl)?;
-        Ok((text, m))
+    let Some(cached) = cached_manifest(&cache, &murl, &mut report).await else {
+        let fetched = fetch_manifest(&murl).await?;
+        return load_shards(gpu, base, &cache, fetched, Trust::Checked, accept, progress, report).await?.map_err(|_| checked_contradicted());
     };
-    let from_cache = match cached(&cache, &murl).await {
-        Some(b) => match parse(b) {
-            Ok(parsed) => Some(parsed),
-            Err(_) => {
-                // A damaged cached manifest is not trusted: fetched again below.
-                evict(&cache, &murl).await;
-                report.damaged_in_cache.push(MANIFEST.to_string());
-                None
-            }
-        },
-        None => None,
+    let first = LoadReport { manifest_from_cache: true, ..LoadReport::default() };
+    if let Ok(done) = load_shards(gpu, base, &cache, cached.clone(), Trust::Unchecked, accept, progress, first).await? {
+        return Ok(done);
+    }
+    // A shard contradicts the cached manifest. Either the shard was damaged in storage, or the
+    // manifest was (its hashes altered) or the package was replaced under the same URL: the
+    // host's manifest decides. Without this a wrong cached manifest failed every visit's load
+    // until the user cleared the cache.
+    let fetched = fetch_manifest(&murl).await?;
+    let manifest = if fetched.0 == cached.0 {
+        report.manifest_from_cache = true;
+        cached
+    } else {
+        evict(&cache, &murl).await;
+        report.damaged_in_cache.push(MANIFEST.to_string());
+        fetched
     };
-    report.manifest_from_cache = from_cache.is_some();
-    let (text, manifest) = match from_cache {
-        Some(parsed) => parsed,
-        None => parse(download(&murl, None, &mut |_| {}).await?.0)?,
-    };
+    load_shards(gpu, base, &cache, manifest, Trust::Checked, accept, progress, report).await?.map_err(|_| checked_contradicted())
+}
+
+/// Whether the manifest is known to be the host's (fetched, or compared with the host's).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Trust {
+    Checked,
+    Unchecked,
+}
+
+/// A load with an unchecked manifest stopped at a shard that contradicts it.
+struct Contradicted;
+
+fn checked_contradicted() -> PackageError {
+    PackageError::Cache("internal: a checked manifest was contradicted".into())
+}
+
+fn parse_manifest(url: &str, bytes: Vec<u8>) -> PResult<(String, Manifest)> {
+    let text = String::from_utf8(bytes).map_err(|e| PackageError::BadManifest { file: url.to_string(), msg: e.to_string() })?;
+    let m = Manifest::parse(&text, url)?;
+    Ok((text, m))
+}
+
+/// The cached manifest, if there is one that parses; a damaged one is evicted and reported.
+async fn cached_manifest(cache: &Option<Cache>, murl: &str, report: &mut LoadReport) -> Option<(String, Manifest)> {
+    let parsed = parse_manifest(murl, cached(cache, murl).await?);
+    if parsed.is_err() {
+        // A damaged cached manifest is not trusted: fetched again.
+        evict(cache, murl).await;
+        report.damaged_in_cache.push(MANIFEST.to_string());
+    }
+    parsed.ok()
+}
+
+async fn fetch_manifest(murl: &str) -> PResult<(String, Manifest)> {
+    parse_manifest(murl, download(murl, None, &mut |_| {}).await?.0)
+}
+
+type Loaded = (Manifest, HashMap<String, GpuParam>, LoadReport);
+
+/// Every shard of `manifest`, from the cache when it verifies, else from the network (verified,
+/// uploaded, then cached); the manifest itself is cached last. With an unchecked manifest the
+/// first shard that contradicts it stops the load before anything is evicted or downloaded.
+#[allow(clippy::too_many_arguments)]
+async fn load_shards(
+    gpu: &Gpu,
+    base: &str,
+    cache: &Option<Cache>,
+    (text, manifest): (String, Manifest),
+    trust: Trust,
+    accept: &dyn Fn(&Manifest) -> PResult<()>,
+    progress: &mut ProgressFn<'_>,
+    mut report: LoadReport,
+) -> PResult<Result<Loaded, Contradicted>> {
+    let cacheable = cache.is_some();
+    let murl = join(base, MANIFEST);
     accept(&manifest)?;
     report.model_kind = manifest.model_kind.clone();
     report.tensors = manifest.tensors.len();
@@ -285,11 +341,12 @@ pub async fn load_checked(
     let mut out = HashMap::new();
     for (i, s) in manifest.shards.iter().enumerate() {
         let url = join(base, &s.file);
-        let hit = match cached(&cache, &url).await {
+        let hit = match cached(cache, &url).await {
             // A cached shard is verified too: storage can be damaged.
             Some(b) if verify_shard(&manifest, i, &b).is_ok() => Some(b),
+            Some(_) if trust == Trust::Unchecked => return Ok(Err(Contradicted)),
             Some(_) => {
-                evict(&cache, &url).await;
+                evict(cache, &url).await;
                 report.damaged_in_cache.push(s.file.clone());
                 None
             }
@@ -307,7 +364,10 @@ pub async fn load_checked(
                 })
                 .await?;
                 report.resumes += resumes;
-                verify_shard(&manifest, i, &b)?;
+                match verify_shard(&manifest, i, &b) {
+                    Err(_) if trust == Trust::Unchecked => return Ok(Err(Contradicted)),
+                    checked => checked?,
+                }
                 b
             }
         };
@@ -319,7 +379,7 @@ pub async fn load_checked(
             // After a full quota the rest is not tried: the warning already says what is needed.
             if cacheable && report.cache_warning.is_none() {
                 let still_needed = total - done + text.len() as u64;
-                if let Err(e) = store(&cache, &url, &mut bytes, still_needed).await {
+                if let Err(e) = store(cache, &url, &mut bytes, still_needed).await {
                     report.cache_warning = Some(e.to_string());
                 }
             }
@@ -330,12 +390,12 @@ pub async fn load_checked(
     if cacheable && !report.manifest_from_cache && report.cache_warning.is_none() {
         // Cached last: a manifest in the cache means its shards were verified and stored.
         let n = text.len() as u64;
-        if let Err(e) = store(&cache, &murl, &mut text.into_bytes(), n).await {
+        if let Err(e) = store(cache, &murl, &mut text.into_bytes(), n).await {
             report.cache_warning = Some(e.to_string());
         }
     }
     gpu.check()?;
-    Ok((manifest, out, report))
+    Ok(Ok((manifest, out, report)))
 }
 
 /// One file of a package (the tokenizer, say) or any other file next to it: from Cache Storage

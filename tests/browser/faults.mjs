@@ -8,7 +8,8 @@
 //    once: one download (each file counted at the server), shared through a Web Lock; both answer;
 // 2. damaged storage (that package): a cached shard with a flipped byte, the manifest and the
 //    tokenizer cut in half are detected, fetched again (exactly those three requests), the cache
-//    is repaired and the answer is the one before the damage;
+//    is repaired and the answer is the one before the damage; then a cached manifest that still
+//    parses but names a wrong SHA-256: the host's manifest replaces it (only it is fetched);
 // 3. the quota running out (lowered through the DevTools protocol) in the middle of a hub package
 //    download and of a load by URL: a message naming the space still needed, no manifest cached
 //    (so the half-done package is never used as whole), every kept entry whole; with the quota
@@ -197,6 +198,26 @@ try {
     if (again.text !== unaltered) fail(`the answer changed after the cache was repaired: ${JSON.stringify(again.text)} vs ${JSON.stringify(unaltered)}`);
     sameBytes('the cache after the damaged entries were replaced', await cached(base), files(path.join(work, 'tabs')));
     ended(`damaged cache: ${victim} with a flipped byte failed its SHA-256, the manifest and tokenizer cut in half failed to parse; exactly these 3 files were fetched again, the cache repaired, the answer unchanged`);
+
+    // A cached manifest that still parses but names a wrong SHA-256 (altered in storage, or a
+    // package replaced under the same URL): the host's manifest decides; no shard is fetched twice.
+    const first = hubShards[0].file;
+    await page.evaluate(async ([b, name, file]) => {
+      const cache = await caches.open(name);
+      const m = JSON.parse(await (await cache.match(`${b}manifest.json`)).text());
+      const shard = m.shards.find((s) => s.file === file);
+      shard.sha256 = (shard.sha256[0] === '0' ? '1' : '0') + shard.sha256.slice(1);
+      await cache.put(`${b}manifest.json`, new Response(JSON.stringify(m)));
+    }, [base, PACKAGE_CACHE, first]);
+    await open();
+    requests.length = 0;
+    const third = await loadAndAsk(page, base, hubReference);
+    const refetched = served('tabs').sort();
+    if (JSON.stringify(refetched) !== JSON.stringify(['manifest.json'])) fail(`with an altered cached manifest the load requested ${refetched}, want only the manifest`);
+    if (JSON.stringify(third.report.damaged_in_cache) !== JSON.stringify(['manifest.json']) || third.report.shards_from_cache !== hubShards.length) fail(`altered manifest: ${JSON.stringify(third.report)}`);
+    if (third.text !== unaltered) fail(`the answer changed after the manifest was replaced: ${JSON.stringify(third.text)}`);
+    sameBytes('the cache after the altered manifest was replaced', await cached(base), files(path.join(work, 'tabs')));
+    ended(`a cached manifest naming a wrong SHA-256 for ${first} (still valid JSON): the shard's contradiction sent the loader to the host's manifest, which replaced it; only the manifest was fetched, every shard came from the cache, the answer unchanged`);
   }
 
   // ---- 3. the quota runs out -------------------------------------------------------------------
