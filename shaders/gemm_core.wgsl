@@ -21,17 +21,73 @@
 // multiplied by the matrix units in 8x8x8 steps with f32 accumulation (see the second kernel).
 
 #ifdef GEMM
-#ifndef COOP
+#ifdef COOP
+const GEMM_SGM: u32 = GEMM_BM / (8u * GEMM_TM); // subgroups along m
+const GEMM_SGN: u32 = GEMM_BN / (8u * GEMM_TN); // subgroups along n
+const GEMM_NT: u32 = GEMM_SGM * GEMM_SGN * COOP_S;
+alias GemmS = f16; // the staged tiles' type: the matrix units take f16
+#else
 const GEMM_WX: u32 = GEMM_WG_X; // threads along n: GEMM_BN / GEMM_TN
 const GEMM_WY: u32 = GEMM_WG_Y; // threads along m: GEMM_BM / GEMM_TM
 const GEMM_NT: u32 = GEMM_WX * GEMM_WY;
+alias GemmS = f32;
+#endif
 const GEMM_KV: u32 = GEMM_BK / 4u; // vec4s along k per tile row
 const GEMM_RS: u32 = GEMM_NT / GEMM_KV; // tile rows between one thread's loads
 const GEMM_UA: u32 = GEMM_BM / GEMM_RS; // A vec4s per thread per step
 const GEMM_UB: u32 = GEMM_BN / GEMM_RS; // B vec4s per thread per step
+var<workgroup> As: array<GemmS, GEMM_BK * GEMM_BM>; // [BK][BM]
+var<workgroup> Bs: array<GemmS, GEMM_BK * GEMM_BN>; // [BK][BN]
+
+// Thread `tid` loads k = k0 + lk .. k0 + lk + 3 of tile rows lr, lr + RS, .. (lr = tid / KV, lk =
+// (tid % KV) * 4): the rows' load state, computed once per thread.
+fn gemm_rows(z: u32, m0: u32, tid: u32) -> array<GemmRow, GEMM_UA> {
+    var rows: array<GemmRow, GEMM_UA>;
+    for (var i = 0u; i < GEMM_UA; i++) {
+        rows[i] = gemm_row(z, m0 + tid / GEMM_KV + i * GEMM_RS);
+    }
+    return rows;
+}
+
+// Stage the K step at k0 (this thread's part of it) into As and Bs.
+fn gemm_stage(tid: u32, k0: u32, n0: u32, rows: ptr<function, array<GemmRow, GEMM_UA>>, kc: GemmK) {
+    let lr = tid / GEMM_KV;
+    let lk = (tid % GEMM_KV) * 4u;
+    let k = k0 + lk;
+    for (var i = 0u; i < GEMM_UA; i++) {
+        let a = vec4<GemmS>(gemm_a4((*rows)[i], k, kc));
+        let r = lr + i * GEMM_RS;
+        As[lk * GEMM_BM + r] = a.x;
+        As[(lk + 1u) * GEMM_BM + r] = a.y;
+        As[(lk + 2u) * GEMM_BM + r] = a.z;
+        As[(lk + 3u) * GEMM_BM + r] = a.w;
+    }
+#ifdef B_KN
+    for (var i = 0u; i < GEMM_UB; i++) {
+        let u = tid + i * GEMM_NT;
+        let bk = u / (GEMM_BN / 4u);
+        let bc = (u % (GEMM_BN / 4u)) * 4u;
+        let b = vec4<GemmS>(gemm_b4n(k0 + bk, n0 + bc));
+        let o = bk * GEMM_BN + bc;
+        Bs[o] = b.x;
+        Bs[o + 1u] = b.y;
+        Bs[o + 2u] = b.z;
+        Bs[o + 3u] = b.w;
+    }
+#else
+    for (var i = 0u; i < GEMM_UB; i++) {
+        let r = lr + i * GEMM_RS;
+        let b = vec4<GemmS>(gemm_b4(n0 + r, k, kc));
+        Bs[lk * GEMM_BN + r] = b.x;
+        Bs[(lk + 1u) * GEMM_BN + r] = b.y;
+        Bs[(lk + 2u) * GEMM_BN + r] = b.z;
+        Bs[(lk + 3u) * GEMM_BN + r] = b.w;
+    }
+#endif
+}
+
+#ifndef COOP
 const GEMM_NV: u32 = GEMM_TN / 4u; // accumulator vec4s per output row
-var<workgroup> As: array<f32, GEMM_BK * GEMM_BM>; // [BK][BM]
-var<workgroup> Bs: array<f32, GEMM_BK * GEMM_BN>; // [BK][BN]
 
 @compute @workgroup_size(GEMM_WG_X, GEMM_WG_Y, GEMM_WG_Z)
 fn gemm(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
@@ -39,47 +95,11 @@ fn gemm(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     let z = wid.z;
     let m0 = wid.y * GEMM_BM;
     let n0 = wid.x * GEMM_BN;
-    // This thread loads k = k0 + lk .. k0 + lk + 3 of tile rows lr, lr + RS, ..
-    let lr = tid / GEMM_KV;
-    let lk = (tid % GEMM_KV) * 4u;
-    var rows: array<GemmRow, GEMM_UA>;
-    for (var i = 0u; i < GEMM_UA; i++) {
-        rows[i] = gemm_row(z, m0 + lr + i * GEMM_RS);
-    }
-    var kc = gemm_k_at(lk);
+    var rows = gemm_rows(z, m0, tid);
+    var kc = gemm_k_at((tid % GEMM_KV) * 4u);
     var acc: array<vec4<f32>, GEMM_TM * GEMM_NV>;
     for (var k0 = 0u; k0 < P.K; k0 += GEMM_BK) {
-        let k = k0 + lk;
-        for (var i = 0u; i < GEMM_UA; i++) {
-            let a = gemm_a4(rows[i], k, kc);
-            let r = lr + i * GEMM_RS;
-            As[lk * GEMM_BM + r] = a.x;
-            As[(lk + 1u) * GEMM_BM + r] = a.y;
-            As[(lk + 2u) * GEMM_BM + r] = a.z;
-            As[(lk + 3u) * GEMM_BM + r] = a.w;
-        }
-#ifdef B_KN
-        for (var i = 0u; i < GEMM_UB; i++) {
-            let u = tid + i * GEMM_NT;
-            let bk = u / (GEMM_BN / 4u);
-            let bc = (u % (GEMM_BN / 4u)) * 4u;
-            let b = gemm_b4n(k0 + bk, n0 + bc);
-            let o = bk * GEMM_BN + bc;
-            Bs[o] = b.x;
-            Bs[o + 1u] = b.y;
-            Bs[o + 2u] = b.z;
-            Bs[o + 3u] = b.w;
-        }
-#else
-        for (var i = 0u; i < GEMM_UB; i++) {
-            let r = lr + i * GEMM_RS;
-            let b = gemm_b4(n0 + r, k, kc);
-            Bs[lk * GEMM_BN + r] = b.x;
-            Bs[(lk + 1u) * GEMM_BN + r] = b.y;
-            Bs[(lk + 2u) * GEMM_BN + r] = b.z;
-            Bs[(lk + 3u) * GEMM_BN + r] = b.w;
-        }
-#endif
+        gemm_stage(tid, k0, n0, &rows, kc);
         workgroupBarrier();
         for (var kk = 0u; kk < GEMM_BK; kk++) {
             let ab = kk * GEMM_BM + lid.y * GEMM_TM;
@@ -112,19 +132,10 @@ fn gemm(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
 // The GEMM on matrix units. The workgroup is GEMM_SGM x GEMM_SGN subgroups of COOP_S invocations
 // (the adapter's one subgroup size); each subgroup owns GEMM_TM x GEMM_TN 8x8 tiles of the
 // BM x BN block, accumulated in f32 cooperative matrices over the whole K loop. A and B are staged
-// as f16 in workgroup memory by the family's hooks, as the plain kernel stages them: A column-major
-// ([BK][BM]), B row-major ([BK][BN]). Products are summed in the matrix units' own order, so results
-// differ from the plain kernel's in the last bits (f16 inputs; tests allow for it).
-const GEMM_SGM: u32 = GEMM_BM / (8u * GEMM_TM);
-const GEMM_SGN: u32 = GEMM_BN / (8u * GEMM_TN);
-const GEMM_NT: u32 = GEMM_SGM * GEMM_SGN * COOP_S;
-const GEMM_KV: u32 = GEMM_BK / 4u;
-const GEMM_RS: u32 = GEMM_NT / GEMM_KV;
-const GEMM_UA: u32 = GEMM_BM / GEMM_RS;
-const GEMM_UB: u32 = GEMM_BN / GEMM_RS;
+// as f16 in workgroup memory by gemm_stage, as in the plain kernel. Products are summed in the
+// matrix units' own order, so results differ from the plain kernel's in the last bits (f16
+// inputs; tests allow for it).
 const GEMM_TILES: u32 = GEMM_TM * GEMM_TN;
-var<workgroup> As: array<f16, GEMM_BK * GEMM_BM>;
-var<workgroup> Bs: array<f16, GEMM_BK * GEMM_BN>;
 // One 8x8 tile per subgroup on its way to the epilogue.
 var<workgroup> Cs: array<f32, GEMM_SGM * GEMM_SGN * 64u>;
 
@@ -133,50 +144,15 @@ fn gemm(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: v
     let z = wid.z;
     let m0 = wid.y * GEMM_BM;
     let n0 = wid.x * GEMM_BN;
-    let lr = tid / GEMM_KV;
-    let lk = (tid % GEMM_KV) * 4u;
-    var rows: array<GemmRow, GEMM_UA>;
-    for (var i = 0u; i < GEMM_UA; i++) {
-        rows[i] = gemm_row(z, m0 + lr + i * GEMM_RS);
-    }
-    var kc = gemm_k_at(lk);
+    var rows = gemm_rows(z, m0, tid);
+    var kc = gemm_k_at((tid % GEMM_KV) * 4u);
     // This subgroup's first row and column in the block.
     let sm = (sg / GEMM_SGN) * GEMM_TM * 8u;
     let sn = (sg % GEMM_SGN) * GEMM_TN * 8u;
     var acc: array<coop_mat8x8<f32, C>, GEMM_TILES>;
     var bt: array<coop_mat8x8<f16, B>, GEMM_TN>;
     for (var k0 = 0u; k0 < P.K; k0 += GEMM_BK) {
-        let k = k0 + lk;
-        for (var i = 0u; i < GEMM_UA; i++) {
-            let a = vec4<f16>(gemm_a4(rows[i], k, kc));
-            let r = lr + i * GEMM_RS;
-            As[lk * GEMM_BM + r] = a.x;
-            As[(lk + 1u) * GEMM_BM + r] = a.y;
-            As[(lk + 2u) * GEMM_BM + r] = a.z;
-            As[(lk + 3u) * GEMM_BM + r] = a.w;
-        }
-#ifdef B_KN
-        for (var i = 0u; i < GEMM_UB; i++) {
-            let u = tid + i * GEMM_NT;
-            let bk = u / (GEMM_BN / 4u);
-            let bc = (u % (GEMM_BN / 4u)) * 4u;
-            let b = vec4<f16>(gemm_b4n(k0 + bk, n0 + bc));
-            let o = bk * GEMM_BN + bc;
-            Bs[o] = b.x;
-            Bs[o + 1u] = b.y;
-            Bs[o + 2u] = b.z;
-            Bs[o + 3u] = b.w;
-        }
-#else
-        for (var i = 0u; i < GEMM_UB; i++) {
-            let r = lr + i * GEMM_RS;
-            let b = vec4<f16>(gemm_b4(n0 + r, k, kc));
-            Bs[lk * GEMM_BN + r] = b.x;
-            Bs[(lk + 1u) * GEMM_BN + r] = b.y;
-            Bs[(lk + 2u) * GEMM_BN + r] = b.z;
-            Bs[(lk + 3u) * GEMM_BN + r] = b.w;
-        }
-#endif
+        gemm_stage(tid, k0, n0, &rows, kc);
         workgroupBarrier();
         for (var kk = 0u; kk < GEMM_BK; kk += 8u) {
             for (var j = 0u; j < GEMM_TN; j++) {
