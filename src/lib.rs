@@ -23,3 +23,5 @@ pub mod web_engine;
 pub mod web_suites;
 #[cfg(feature = "web")]
 pub mod web_convert;
+#[cfg(feature = "web")]
+pub mod web_tile_store;

@@ -134,6 +134,9 @@ pub(crate) fn device_facts(gpu: &Gpu) -> Object {
     set(&o, "subgroups", &info.has_subgroups.into());
     set(&o, "activations", &format!("{:?}", gpu.act).to_lowercase().into());
     set(&o, "maxBindingBytes", &(gpu.max_buffer_bytes() as f64).into());
+    let gemm = gpu.gemm_choice();
+    set(&o, "gemmTiling", &gemm.tile.to_string().into());
+    set(&o, "gemmTilingSource", &format!("{:?}", gemm.source).to_lowercase().into());
     o
 }
 
@@ -191,8 +194,8 @@ async fn load_engine(base_url: String, on_progress: Option<Function>, max_bindin
     if let Some(b) = max_binding_bytes.filter(|b| *b >= 1.0) {
         gpu.limit_binding(b as u64);
     }
-    // The tiling of the matmul / conv GEMM core, measured once for this adapter.
-    crate::kernels::gemm_tune::tune_gemm(&gpu).await?;
+    // The tiling of the matmul / conv GEMM core, measured on this adapter's first visit.
+    crate::web_tile_store::tune_gemm(&gpu).await?;
     let mut progress = progress_fn(on_progress);
     let accept = want_kind(&base_url, "a Spatial-MLLM model (spatial-mllm-v1.0 or spatial-mllm-v1.1) or a Qwen2.5-VL model (qwen2.5-vl)", |k| {
         matches!(k, Some(ModelKind::SpatialMllmV10 | ModelKind::SpatialMllmV11 | ModelKind::QwenVl))

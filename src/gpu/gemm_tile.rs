@@ -192,6 +192,8 @@ pub enum TileSource {
     Env,
     /// The cooperative-matrix tiling: the device has matrix units (`Gpu::coop_tile`).
     MatrixUnits,
+    /// Measured on an earlier start on this device and remembered (`kernels::gemm_memo`).
+    Remembered,
 }
 
 /// The device's tiling, how it was decided, and the measurements (ms per GEMM of `shape`).

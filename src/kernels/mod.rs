@@ -8,6 +8,7 @@ pub mod decode;
 pub mod elementwise;
 pub mod embed;
 pub mod gather;
+pub mod gemm_memo;
 pub mod gemm_tune;
 pub mod head_act;
 pub mod matmul;

@@ -74,7 +74,7 @@ async fn fetch(url: &str, from: u64) -> Result<Response, JsValue> {
     JsFuture::from(promise).await?.dyn_into()
 }
 
-fn cache_storage() -> Result<CacheStorage, JsValue> {
+pub(crate) fn cache_storage() -> Result<CacheStorage, JsValue> {
     let global = js_sys::global();
     match global.dyn_ref::<web_sys::Window>() {
         Some(w) => w.caches(),

@@ -42,6 +42,11 @@ try {
   if (typeof r.stopped !== 'string') fail('a stopped reply did not resolve');
   if (r.again !== r.first) fail('the same question asked again gave another reply');
   if (r.progress < 1) fail('no load progress was reported');
+  // The GEMM tiling: measured by the first engine of this fresh profile and kept in Cache
+  // Storage; the later engine (the Qwen2.5-VL package) takes it without measuring.
+  const [t1, t2] = [r.facts, r.qwen.facts];
+  if (t1.gemmTilingSource !== 'measured' || t2.gemmTilingSource !== 'remembered' || t1.gemmTiling !== t2.gemmTiling) fail(`GEMM tiling: first ${JSON.stringify(t1)}, then ${JSON.stringify(t2)}`);
+  console.log(`GEMM tiling ${t1.gemmTiling}: measured by the first engine, remembered by the second`);
 
   // Error names.
   const named = (what, e, name, re) => {

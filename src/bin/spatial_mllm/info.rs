@@ -1,6 +1,8 @@
 //! `info`: the adapter and the negotiated limits and features.
 
 use crate::gpu;
+use spatial_mllm_web::gpu::TileSource;
+use spatial_mllm_web::native::tile_store;
 
 pub fn info(f32_only: bool) {
     let g = gpu(f32_only);
@@ -11,4 +13,13 @@ pub fn info(f32_only: bool) {
         None => println!("GEMM and convolutions: on the matrix units ({})", g.gemm_tile()),
         Some(why) => println!("GEMM and convolutions: plain kernels ({why})"),
     }
+    let c = g.gemm_choice();
+    let how = match c.source {
+        TileSource::Measured => format!("measured now, remembered in {}", tile_store::path().display()),
+        TileSource::Remembered => format!("measured on an earlier start, remembered in {} (delete it to measure again)", tile_store::path().display()),
+        TileSource::Env => "set by SPATIAL_MLLM_GEMM_TILE".to_string(),
+        TileSource::MatrixUnits => "the matrix units' tiling".to_string(),
+        TileSource::Pinned | TileSource::Default => "the default".to_string(),
+    };
+    println!("GEMM tiling: {} ({how})", c.tile);
 }

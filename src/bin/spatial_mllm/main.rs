@@ -127,8 +127,8 @@ impl<T, E: Classify + std::fmt::Display> OrExit<T> for Result<T, E> {
 
 fn gpu(f32_only: bool) -> Gpu {
     let gpu = pollster::block_on(Gpu::new(GpuOptions { allow_f16: !f32_only, ..Default::default() })).or_exit();
-    // The tiling of the matmul / conv GEMM core, measured once for this adapter.
-    pollster::block_on(spatial_mllm_web::kernels::gemm_tune::tune_gemm(&gpu)).or_exit();
+    // The tiling of the matmul / conv GEMM core, measured on this adapter's first start.
+    spatial_mllm_web::native::tile_store::tune_gemm(&gpu, &spatial_mllm_web::native::tile_store::path()).or_exit();
     gpu
 }
 
