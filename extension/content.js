@@ -1,13 +1,23 @@
 // The extension's content script, injected into the tab the side panel asks about (by
-// chrome.scripting from the panel, only when the user opens the panel on that tab). It lists the
-// page's <video> elements (those in same-origin frames too) and, for the "draw the element" route,
+// chrome.scripting from the panel, only when the user opens the panel on that tab), into every frame
+// the extension may reach (the top frame's origin through activeTab; a cross-origin frame's origin
+// only with host access to it). Each copy lists the <video> elements of its frame (and of frames of
+// the same origin inside it: a frame whose parent is of its own origin leaves its videos to the
+// parent's copy), and names the cross-origin frames inside it, whose videos it cannot reach. For the "draw the element" route it
 // seeks a video to the times the panel asks for and returns each frame's RGBA pixels; for the
 // "tab capture" route it seeks and says where the picture is on the tab (the panel crops the tab's
 // stream there). The user's playback position, speed, paused state and scroll are saved first and
 // restored afterwards, also when the panel goes away mid-capture (its port disconnects). It reads
 // nothing else from the page and sends nothing anywhere but the panel.
 (() => {
-  if (globalThis.__spatialMllmContent) return; // injected once per page
+  /** This frame, as the injection's result tells the panel: `root` frames answer for their videos
+   * (the top frame, and frames whose parent is from another origin). */
+  const whoAmI = () => {
+    let root = window === top;
+    if (!root) { try { void parent.document.body; } catch { root = true; } }
+    return { href: location.href, origin: location.origin, root };
+  };
+  if (globalThis.__spatialMllmContent) return whoAmI(); // injected once per page
   globalThis.__spatialMllmContent = true;
 
   const THUMB_SIDE = 96;
@@ -29,6 +39,65 @@
     return out;
   }
   const videos = () => videosIn(document, 0);
+
+  /** The frames inside this one (same-origin frames looked into) whose documents are from another
+   * origin: their videos are listed by their own copy of this script, if the extension may reach
+   * them, or not at all. */
+  function crossFrames(doc, depth, out = []) {
+    for (const f of doc.querySelectorAll('iframe, frame')) {
+      let inner = null;
+      try { inner = f.contentDocument; } catch { /* cross-origin */ }
+      if (inner && depth < 4) crossFrames(inner, depth + 1, out);
+      else if (!inner && f.src) {
+        try {
+          const { origin } = new URL(f.src, doc.baseURI);
+          if (origin !== 'null' && /^https?:/.test(origin)) out.push({ origin, src: new URL(f.src, doc.baseURI).href });
+        } catch { /* not a URL */ }
+      }
+    }
+    return out;
+  }
+
+  /** Where a cross-origin frame's document shows, in CSS pixels of the top window (the tab route
+   * crops the video there: the frame's own copy says where the video is inside it). The frame is
+   * found by its address; `reveal` scrolls it into view (once; restored with restoreScroll). */
+  function frameBox(href, origin, reveal) {
+    const originOf = (u) => { try { return new URL(u).origin; } catch { return null; } };
+    const all = [...allFrames(document, 0)];
+    const sameOrigin = all.filter((x) => originOf(x.src) === origin);
+    const f = all.find((x) => x.src === href) ?? (sameOrigin.length === 1 ? sameOrigin[0] : null);
+    if (!f) return null;
+    if (reveal && savedScroll.x === null) {
+      savedScroll.x = scrollX;
+      savedScroll.y = scrollY;
+      f.scrollIntoView({ block: 'center', inline: 'center' });
+    }
+    const r = f.getBoundingClientRect();
+    const cs = getComputedStyle(f);
+    let x = r.left + f.clientLeft + parseFloat(cs.paddingLeft);
+    let y = r.top + f.clientTop + parseFloat(cs.paddingTop);
+    for (let win = f.ownerDocument.defaultView; win !== window && win.frameElement; win = win.parent) {
+      const b = win.frameElement.getBoundingClientRect();
+      x += b.left + win.frameElement.clientLeft;
+      y += b.top + win.frameElement.clientTop;
+    }
+    return { x, y, width: f.clientWidth - parseFloat(cs.paddingLeft) - parseFloat(cs.paddingRight), height: f.clientHeight - parseFloat(cs.paddingTop) - parseFloat(cs.paddingBottom), viewWidth: innerWidth, viewHeight: innerHeight, dpr: devicePixelRatio };
+  }
+  function* allFrames(doc, depth) {
+    for (const f of doc.querySelectorAll('iframe, frame')) {
+      yield f;
+      let inner = null;
+      try { inner = f.contentDocument; } catch { /* cross-origin */ }
+      if (inner && depth < 4) yield* allFrames(inner, depth + 1);
+    }
+  }
+
+  function restoreScroll() {
+    if (savedScroll.x !== null) {
+      scrollTo(savedScroll.x, savedScroll.y);
+      savedScroll.x = savedScroll.y = null;
+    }
+  }
 
   /** Where the element's timeline starts: Media Source streams often begin at the first frame's
    * composition time (a B-frame delay) rather than 0; the panel counts times from there, as the
@@ -122,10 +191,7 @@
   }
 
   async function restore(index) {
-    if (savedScroll.x !== null) {
-      scrollTo(savedScroll.x, savedScroll.y);
-      savedScroll.x = savedScroll.y = null;
-    }
+    restoreScroll();
     const s = saved.get(index);
     if (!s) return null;
     saved.delete(index);
@@ -197,7 +263,9 @@
 
   const OPS = {
     grabNow: ({ index, width, height }) => grabNow(index, width, height),
-    list: () => ({ url: location.href, title: document.title, videos: videos().map(describe) }),
+    list: () => ({ url: location.href, title: document.title, frame: whoAmI(), videos: videos().map(describe), crossFrames: crossFrames(document, 0) }),
+    frameBox: ({ href, origin, reveal }) => frameBox(href, origin, reveal),
+    restoreScroll: () => restoreScroll(),
     begin: ({ index, bare }) => begin(index, bare),
     grab: ({ index, time, width, height }) => grab(index, time, width, height),
     seek: async ({ index, time }) => { await seek(element(index), time); return { time }; },
@@ -218,6 +286,7 @@
       }
     });
     // The panel closed (or navigated) mid-capture: give the user their video back as it was.
-    port.onDisconnect.addListener(() => { for (const index of [...saved.keys()]) restore(index); });
+    port.onDisconnect.addListener(() => { restoreScroll(); for (const index of [...saved.keys()]) restore(index); });
   });
+  return whoAmI();
 })();

@@ -1,5 +1,6 @@
-// The panel's side of the tab it asks about: the content script (content.js) injected into the tab,
-// a port to it (PageLink), and the sources that take frames from a page's <video> through it
+// The panel's side of the tab it asks about: the content script (content.js) injected into every
+// frame of the tab the extension may reach (linkFrames), a port to each frame that answers for its
+// videos (PageLink), and the sources that take frames from a page's <video> through it
 // (routes.js picks the route; the file route is the app's own video pipeline):
 //   - ElementSource, route 2: the element drawn at sought times by the content script (same-origin
 //     or CORS-clean videos, Media Source included), the user's position, speed and paused state
@@ -10,18 +11,34 @@
 // unchanged on any of them.
 import { outputSize } from './app/video/rgba.js';
 
-/** A tab's content script over a port; `call(op, args)` resolves to the script's answer. */
+/** The content script injected into every frame of the tab that the extension may reach, and a
+ * link to each frame that answers for its videos (the top frame, first, and cross-origin frames:
+ * see content.js). Throws when the top frame may not be reached. */
+export async function linkFrames(tabId) {
+  const injected = await chrome.scripting.executeScript({ target: { tabId, allFrames: true }, files: ['content.js'] });
+  const roots = injected.filter((r) => r.result?.root).sort((a, b) => a.frameId - b.frameId);
+  if (roots[0]?.frameId !== 0) throw new Error('Cannot access the top frame of this tab');
+  return roots.map((r) => ({ frameId: r.frameId, href: r.result.href, origin: r.result.origin, link: new PageLink(tabId, r.frameId).connect() }));
+}
+
+/** One frame's content script over a port; `call(op, args)` resolves to the script's answer. */
 export class PageLink {
   #port;
   #pending = new Map();
   #next = 1;
-  constructor(tabId) {
+  constructor(tabId, frameId = 0) {
     this.tabId = tabId;
+    this.frameId = frameId;
   }
 
   async open() {
-    await chrome.scripting.executeScript({ target: { tabId: this.tabId }, files: ['content.js'] });
-    this.#port = chrome.tabs.connect(this.tabId, { name: 'spatial-mllm' });
+    await chrome.scripting.executeScript({ target: { tabId: this.tabId, frameIds: [this.frameId] }, files: ['content.js'] });
+    return this.connect();
+  }
+
+  /** The port to the frame's (injected) content script. */
+  connect() {
+    this.#port = chrome.tabs.connect(this.tabId, { name: 'spatial-mllm', frameId: this.frameId });
     this.#port.onMessage.addListener(({ id, ok, result, name, message }) => {
       const p = this.#pending.get(id);
       if (!p) return;
@@ -34,6 +51,7 @@ export class PageLink {
       for (const p of this.#pending.values()) p.reject(Object.assign(new Error('the page went away (it was closed, reloaded or navigated)'), { name: 'PageGone' }));
       this.#pending.clear();
     });
+    return this;
   }
 
   call(op, args = {}) {
@@ -92,6 +110,11 @@ export class ElementSource {
     return this.link.call('begin', { index: this.index });
   }
 
+  /** Restores the playback state saved by `begin`; resolves to it. */
+  end() {
+    return this.link.call('restore', { index: this.index });
+  }
+
   /** Grid frame i as RGBA bytes at width x height: the element drawn by the content script. */
   async grabAt(i, width, height) {
     const f = await this.link.call('grab', { index: this.index, time: this.elementTime(i), width, height });
@@ -120,7 +143,7 @@ export class ElementSource {
         times.push(this.seekTime(i));
       }
     } finally {
-      this.restored = await this.link.call('restore', { index: this.index }).catch(() => null);
+      this.restored = await this.end().catch(() => null);
     }
     return { rgba, width, height, times };
   }

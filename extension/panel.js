@@ -10,17 +10,19 @@ import { mountAskUI } from './app/ask-ui-view.js';
 import { AskUI } from './app/ask-ui.js';
 import { chooseFrames } from './app/pipeline.js';
 import { $, el, banner } from './app/ui.js';
-import { PageLink } from './page.js';
+import { linkFrames } from './page.js';
 import { openPageVideo } from './routes.js';
 import { TabSource } from './tab-capture.js';
 import { RemoteEngine } from './remote-engine.js';
+import { hubSettings, HUB_DEFAULT } from './app/models.js';
+import { HF_HOSTS, originPattern, askHost } from './hosts.js';
 
 const liveSeconds = el('label', {}, 'Live streams: capture the next ',
   el('select', { id: 'live-seconds' }, ...['5', '10', '30', '60'].map((v) => el('option', { selected: v === '10' }, v))), ' s');
 mountAskUI({ keptIn: "in the extension's storage", extraSettings: [liveSeconds] });
 const params = new URLSearchParams(location.search);
 const state = {
-  engine: null, model: null, tabId: null, link: null, page: null, picked: null,
+  engine: null, model: null, tabId: null, link: null, links: new Map(), page: null, picked: null,
   opened: null, // {route, source, why}
   analysed: null, busy: false, asking: false, stopper: null, view: null,
 };
@@ -49,12 +51,14 @@ function startEngine() {
   });
 }
 
-/** Hub models need the hub's hosts: asked for when the user picks one (optional host permissions). */
+/** Hub models need the hub's hosts: asked for when the user loads one (optional host permissions):
+ * the Hugging Face hosts, or the origin of the hub address set under Advanced (a mirror). */
 async function hubPermission() {
-  const origins = chrome.runtime.getManifest().optional_host_permissions ?? [];
-  if (!origins.length || await chrome.permissions.contains({ origins })) return;
+  const { endpoint } = hubSettings();
+  const origins = endpoint === HUB_DEFAULT ? HF_HOSTS : [originPattern(endpoint)];
+  if (await chrome.permissions.contains({ origins })) return;
   const granted = await chrome.permissions.request({ origins }).catch(() => false);
-  if (!granted) banner('Without access to huggingface.co the extension cannot download the model (the files themselves may still download if the hub allows it).', 'info');
+  if (!granted) banner(`Without access to ${new URL(endpoint).host} the extension cannot download the model (the files themselves may still download if the hub allows it).`, 'info');
 }
 
 // ---- the page's videos ----------------------------------------------------------------------
@@ -67,42 +71,85 @@ async function targetTab() {
   return tab?.id ?? null;
 }
 
+/** The link to the frame holding a listed video (the top frame's, or a cross-origin frame's). */
+const linkFor = (v) => state.links.get(v?.frameId ?? 0);
+
 async function scan() {
-  state.link?.close();
+  for (const l of state.links.values()) l.close();
+  state.links = new Map();
   state.link = null;
   state.page = null;
   state.picked = null;
   $('video-list').replaceChildren();
+  $('frames-blocked').replaceChildren();
   state.tabId = await targetTab();
   if (state.tabId == null) { $('page-info').textContent = 'No tab to look at.'; return; }
-  const link = new PageLink(state.tabId);
+  let frames;
   try {
-    await link.open();
+    frames = await linkFrames(state.tabId);
   } catch (e) {
     $('page-info').textContent = /permission|Cannot access/i.test(e.message)
       ? 'The extension may not look at this tab yet: click its toolbar button while this tab is showing.'
       : `This page cannot be read by extensions (${e.message}). Browser pages and the web store are closed to them.`;
     return;
   }
-  state.link = link;
-  const page = await link.call('list');
+  state.links = new Map(frames.map((f) => [f.frameId, f.link]));
+  state.link = state.links.get(0);
+  const page = await listFrames(frames);
   state.page = page;
+  showBlocked(page.blocked);
   if (!page.videos.length) {
-    $('page-info').textContent = 'There is no video on this page. Open a page with a video (or start the video), then press "Look again".';
+    $('page-info').textContent = page.blocked.length
+      ? 'No video the extension may see on this page (see the frames below).'
+      : 'There is no video on this page. Open a page with a video (or start the video), then press "Look again".';
     return;
   }
   $('page-info').textContent = `${page.videos.length} video${page.videos.length > 1 ? 's' : ''} on ${page.title || page.url}: pick one.`;
-  $('video-list').replaceChildren(...page.videos.map((v) => {
-    const input = el('input', { type: 'radio', name: 'video', value: String(v.index) });
+  $('video-list').replaceChildren(...page.videos.map((v, k) => {
+    const input = el('input', { type: 'radio', name: 'video', value: String(k) });
     input.onchange = () => { state.picked = v; releaseVideo(); };
     const dur = v.duration === 'live' ? 'live' : v.duration == null ? 'unknown length' : `${v.duration.toFixed(1)} s`;
-    const facts = `${v.width}×${v.height}, ${dur}, ${v.paused ? 'paused' : 'playing'} at ${v.currentTime.toFixed(1)} s${v.mse ? ', Media Source' : ''}${v.inFrame ? ', in a frame of the page' : ''}`;
-    const thumb = v.thumbnail ? el('img', { src: v.thumbnail, alt: `video ${v.index + 1}` }) : el('span', { className: 'nothumb' });
+    const where = v.frameId ? `, in a frame from ${v.frameOrigin}` : v.inFrame ? ', in a frame of the page' : '';
+    const facts = `${v.width}×${v.height}, ${dur}, ${v.paused ? 'paused' : 'playing'} at ${v.currentTime.toFixed(1)} s${v.mse ? ', Media Source' : ''}${where}`;
+    const thumb = v.thumbnail ? el('img', { src: v.thumbnail, alt: `video ${k + 1}` }) : el('span', { className: 'nothumb' });
     const note = v.readable ? null : el('div', { className: 'unreadable' }, v.drm ? 'DRM-protected: cannot be read' : v.unreadableWhy);
-    return el('label', { className: 'video' }, input, thumb, el('div', {}, el('div', {}, `Video ${v.index + 1}`), el('div', { className: 'muted' }, facts), note));
+    return el('label', { className: 'video' }, input, thumb, el('div', {}, el('div', {}, `Video ${k + 1}`), el('div', { className: 'muted' }, facts), note));
   }));
   const first = $('video-list').querySelector('input');
   if (page.videos.length === 1) { first.checked = true; state.picked = page.videos[0]; }
+}
+
+/** Every reached frame's videos in one list (the top frame's first), each marked with its frame;
+ * `blocked`: the origins of cross-origin frames the extension may not reach (no host access). */
+async function listFrames(frames) {
+  // A frame that went away meanwhile is left out; the top frame's failure is the scan's.
+  const lists = await Promise.all(frames.map(async (f) => ({ f, list: await f.link.call('list').catch((e) => { if (!f.frameId) throw e; return null; }) })));
+  const top = lists[0].list;
+  const videos = lists.filter((x) => x.list).flatMap(({ f, list }) => list.videos.map((v) => ({
+    ...v, frameId: f.frameId, frameOrigin: list.frame.origin, frameHref: list.frame.href, inFrame: v.inFrame || f.frameId !== 0,
+  })));
+  const reached = new Set(frames.map((f) => f.origin));
+  const blocked = [...new Set(lists.flatMap((x) => x.list?.crossFrames ?? []).map((c) => c.origin))].filter((o) => !reached.has(o));
+  return { url: top.url, title: top.title, videos, blocked };
+}
+
+/** Frames from other origins the extension has no access to: their videos cannot be listed. The
+ * user may grant access to that origin (a permission request, inside this click), then the page is
+ * looked at again. */
+function showBlocked(origins) {
+  $('frames-blocked').replaceChildren(...origins.map((origin) => {
+    const ask = el('button', { type: 'button' }, `Allow access to ${origin}`);
+    ask.onclick = async () => {
+      if (await askHost(origin)) busy(async () => { await releaseVideo(); await scan(); });
+      else banner(`Access to ${origin} was not granted: a video in its frame cannot be listed. Open the frame's video in a tab of its own to ask about it there.`, 'info');
+    };
+    const card = el('div', { className: 'card blocked-frame' },
+      el('div', {}, `This page has a frame from ${origin}, which the extension may not look into: a video in it is not listed.`),
+      el('div', { className: 'muted' }, 'Allowing access lists its videos (asked once for that site). Capturing the tab cannot stand in: without access nothing can seek or find that video.'),
+      ask);
+    card.dataset.origin = origin;
+    return card;
+  }));
 }
 
 async function releaseVideo() {
@@ -138,7 +185,7 @@ async function analyse() {
   stages.reset();
   // The route first: a video that cannot be read is said so before any model is loaded.
   stages.start('finding the video');
-  state.opened = await openPageVideo(state.link, state.picked, { liveSeconds: Number($('live-seconds').value), tabId: state.tabId, canCapture: await capture });
+  state.opened = await openPageVideo(linkFor(state.picked), state.picked, { liveSeconds: Number($('live-seconds').value), tabId: state.tabId, canCapture: await capture, top: state.link });
   const wanted = Number($('frames').value);
   showRoute(state.opened, wanted);
   stages.finish();
@@ -154,7 +201,7 @@ async function analyse() {
   // The same page, video and chosen frames as an encoding the engine kept (a reopened panel): it
   // is handed back instead of encoded again. Live streams change as they play: never reused.
   const v = state.picked;
-  const key = a.route === 'live' ? undefined : JSON.stringify([state.page.url, v.src, v.duration, a.times.map((t) => Math.round(t * 1e4)), a.frames.count, a.frames.width, a.frames.height]);
+  const key = a.route === 'live' ? undefined : JSON.stringify([state.page.url, v.frameHref, v.src, v.duration, a.times.map((t) => Math.round(t * 1e4)), a.frames.count, a.frames.width, a.frames.height]);
   await ui.encodeFrames(a, { key });
   stages.finish();
   state.analysed = a;
@@ -193,7 +240,7 @@ async function main() {
   addEventListener('pagehide', () => {
     state.stopper?.abort();
     state.engine?.dispose();
-    state.link?.close();
+    for (const l of state.links.values()) l.close();
   });
   state.engine.status().then((s) => {
     $('engine-state').textContent = s.model

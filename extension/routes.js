@@ -10,8 +10,9 @@ import { TabSource } from './tab-capture.js';
 /** The route for a listed video: {route: 'file'|'element'|'tab'|'live', source, why} or throws a
  * named error saying why it cannot be read. Route 1 is tried first: the source URL fetched and
  * opened by the app's video pipeline; then route 2, drawing the element; then route 3, capturing
- * the tab (`tabId`; `canCapture`: the tabCapture permission was granted). */
-export async function openPageVideo(link, info, { signal, liveSeconds = 10, tabId = null, canCapture = false } = {}) {
+ * the tab (`tabId`; `canCapture`: the tabCapture permission was granted; `top`: the top frame's link,
+ * for a video in a cross-origin frame, whose content script `link` is). */
+export async function openPageVideo(link, info, { signal, liveSeconds = 10, tabId = null, canCapture = false, top = null } = {}) {
   if (info.drm) throw fail('DrmProtected', 'This video is DRM-protected (Encrypted Media Extensions): the browser does not let any extension read its pictures, so it cannot be asked about.');
   if (info.duration === 'live') {
     if (!info.readable) throw fail('Unreadable', `This live stream cannot be read: ${info.unreadableWhy || 'its pictures cannot be drawn'}. (Capturing the tab is not offered for live streams.)`);
@@ -37,7 +38,7 @@ export async function openPageVideo(link, info, { signal, liveSeconds = 10, tabI
   if (!info.readable) {
     const why2 = info.unreadableWhy || 'its pictures cannot be drawn';
     if (!canCapture || tabId == null) throw fail('Unreadable', `This video cannot be read: ${why1}, and ${why2}. Capturing the tab would work, but the "tabCapture" permission was not granted: press Analyse again and allow it.`);
-    const source = await TabSource.open(link, info, tabId);
+    const source = await TabSource.open(link, info, tabId, info.frameId ? top : null);
     return { route: 'tab', source, why: `${why1}, and ${why2}: the tab's picture is captured instead, the video sought to each chosen time and cropped where it shows (frames are what the screen shows, so slightly different from the file's; your position, speed, pause and scroll are restored afterwards)` };
   }
   return { route: 'element', source: new ElementSource(link, info), why: `${why1}; the page's video element is drawn at each chosen time instead (your position, speed and pause are restored afterwards)` };

@@ -6,9 +6,11 @@
 # "Load unpacked") and dist/spatial-mllm-extension.zip for a store upload. Everything the
 # extension runs is in the package: MV3 allows no remote code.
 #
-#   EXTENSION_TEST_HOSTS="http://127.0.0.1/*"  adds these host permissions (the browser test's
-#       local pages, which it cannot open the panel on by clicking the toolbar button, so activeTab
-#       is never granted there). Store builds leave it unset.
+#   EXTENSION_TEST_HOSTS="http://127.0.0.1/* http://localhost:PORT/*"  adds these host permissions
+#       (the browser test's local pages, which it cannot open the panel on by clicking the toolbar
+#       button, so activeTab is never granted there; and the origins the panel would ask the user
+#       for, an embedded frame's and the mock hub's, since a test cannot answer the prompt). Store
+#       builds leave it unset.
 #   EXTENSION_TEST_GRANT="tabCapture"  grants these optional permissions at install (the test cannot
 #       answer a permission prompt). Store builds leave it unset.
 #   EXTENSION_OUT=dir  writes the unpacked folder there instead (its zip next to it).

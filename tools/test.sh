@@ -65,7 +65,7 @@ echo "== web app: a page that trusts nothing it renders, in Node (the policy's h
 node --test tests/web/trust.test.mjs
 echo "== web app: a page that trusts nothing it renders, in Chromium (policy in force for page and worker, markup shown as text, requests only to the app and the host the user allowed, the service worker's cache, a long reply wraps, the device line; about 2.5 min)"
 node tests/browser/trust.mjs
-echo "== browser extension: tools/build-extension.sh, then the unpacked MV3 extension in Chromium on local pages (video list with iframes, file / element / tab-capture / live routes, frames as the app's pipeline gives them, playback restored, answers equal to the CLI's, offscreen engine: a closed panel stops, a reopened one reuses the encoding, idle freeing)"
+echo "== browser extension: tools/build-extension.sh, then the unpacked MV3 extension in Chromium on local pages (video list with same- and cross-origin iframes, file / element / tab-capture / live routes, a hub model downloaded from the mock hub in the panel, frames as the app's pipeline gives them, playback restored, answers equal to the CLI's, offscreen engine: a closed panel stops, a reopened one reuses the encoding, idle freeing)"
 node tests/browser/extension.mjs
 echo "== web app: the model catalogue against the real worker and the mock hub (check, settings, errors, progress, stop, a question, cache list)"
 node tests/browser/catalogue.mjs

@@ -15,7 +15,12 @@
 // same video reuses both (no encoding, the same answer), with no panel it frees itself after its
 // idle time; a panel closed mid-capture gives the video back as it was; bad input: a DRM (Clear
 // Key) video, a paused live stream (clear messages), a playing live stream (captured from now for
-// the time chosen), a tab navigating away during capture.
+// the time chosen), a tab navigating away during capture. Cross-origin frames: a video in a frame
+// from another origin with host access listed with its frame and drawn there (frames as the CLI's,
+// playback restored), a frame without access named with the offer to ask, a no-CORS video in such a
+// frame captured from the tab. A hub model downloaded in the panel from the app's mock hub
+// (tools/hub/mock-hub.mjs), set under Advanced: progress, the cache list, the answer equal to the
+// CLI's, and a reloaded panel finding it downloaded (no file fetched again).
 // Needs www/ assembled (tools/assemble-app.sh), the CLI (cargo build --release --features cli) and ffmpeg.
 import { chromium } from 'playwright-core';
 import { execFileSync } from 'node:child_process';
@@ -26,6 +31,7 @@ import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { executablePath, webgpuArgs } from './chromium.mjs';
 import { serve } from '../../tools/static-server.mjs';
+import { startMockHub } from '../../tools/hub/mock-hub.mjs';
 
 const t0 = Date.now();
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -34,10 +40,6 @@ const ext = path.join(work, 'extension');
 const pages = path.join(work, 'pages');
 fs.rmSync(work, { recursive: true, force: true });
 fs.mkdirSync(pages, { recursive: true });
-execFileSync('bash', [path.join(root, 'tools/build-extension.sh')], {
-  stdio: 'inherit', env: { ...process.env, EXTENSION_OUT: ext, EXTENSION_TEST_HOSTS: 'http://127.0.0.1/*', EXTENSION_TEST_GRANT: 'tabCapture' },
-});
-
 for (const f of fs.readdirSync(path.join(root, 'tests/browser/extension-pages'))) fs.copyFileSync(path.join(root, 'tests/browser/extension-pages', f), path.join(pages, f));
 // 16 frames at 10 fps (1.6 s), H.264: a plain MP4 and the same as fragmented MP4 for Media Source.
 const ff = (...a) => execFileSync('ffmpeg', ['-v', 'error', '-y', ...a], { stdio: 'inherit' });
@@ -51,6 +53,24 @@ const { server, url } = await serve(pages);
 // A second origin (another host name and port) that sends no CORS headers, outside the test build's host permissions.
 const other = await serve(pages);
 const otherUrl = other.url.replace('127.0.0.1', 'localhost');
+// A third origin (the same host name, another port) the test build has host access to: a player
+// page embedded in a frame by a page of the first origin.
+const third = await serve(pages);
+const frameUrl = third.url.replace('127.0.0.1', 'localhost');
+// The mock Hugging Face hub of the app's hub and catalogue tests, serving the demo model's package
+// as a hub repository; reached as localhost:PORT, an origin the extension asks host access for.
+const hub = await startMockHub({ repos: { 'Test/demo': { dir: path.join(root, 'www/models/demo/model') } } });
+const hubEndpoint = hub.url.replace('127.0.0.1', 'localhost');
+// The test build: host access to the first origin (the toolbar button, which grants activeTab,
+// cannot be clicked for every page), and to the frame's origin and the hub's origin, each by its
+// port (so that the second origin stays without access). The last two are what the panel asks the
+// user for (chrome.permissions.request, optional host permissions) when a frame's videos are to be
+// listed or a hub model is loaded: a test cannot click a permission prompt, so they are granted at
+// install instead, as tabCapture is; the panel then finds them granted (chrome.permissions.contains).
+execFileSync('bash', [path.join(root, 'tools/build-extension.sh')], {
+  stdio: 'inherit',
+  env: { ...process.env, EXTENSION_OUT: ext, EXTENSION_TEST_HOSTS: `http://127.0.0.1/* ${frameUrl}/* ${hubEndpoint}/*`, EXTENSION_TEST_GRANT: 'tabCapture' },
+});
 // A debugging port beside Playwright's pipe: the browser-level Extensions.triggerAction (the toolbar
 // button's click) is reached through a second CDP connection.
 const cdpPort = await new Promise((resolve) => { const srv = net.createServer().listen(0, '127.0.0.1', () => { const { port } = srv.address(); srv.close(() => resolve(port)); }); });
@@ -109,12 +129,15 @@ try {
     return panel;
   }
   const idle = (p) => waitIn(p, () => !window.panel.state.busy, null, { timeout: 600_000, every: 200 });
-  async function analyse(panel) {
-    // Small work for SwiftShader: 2 uniform frames (one pair for the ViT), answers of at most 16 tokens.
+  /** Small work for SwiftShader: 2 uniform frames (one pair for the ViT), answers of at most 16 tokens. */
+  async function smallWork(panel) {
     await panel.evaluate(() => { for (const [id, v] of [['frames', '2'], ['max-new', '16']]) if (![...document.getElementById(id).options].some((o) => o.value === v)) document.getElementById(id).add(new Option(v)); });
     await panel.selectOption('#sampling', 'uniform');
     await panel.selectOption('#frames', '2');
     await panel.selectOption('#max-new', '16');
+  }
+  async function analyse(panel) {
+    await smallWork(panel);
     await panel.click('#analyse');
     await waitIn(panel, () => !window.panel.state.busy && (window.panel.state.analysed || !document.getElementById('banner').hidden), null, { timeout: 600_000, every: 200 });
     const banner = await panel.evaluate(() => (document.getElementById('banner').hidden ? '' : document.getElementById('banner-text').textContent));
@@ -133,8 +156,10 @@ try {
     v.close();
     if (d.width !== a.frames.width || d.height !== a.frames.height) return { error: `size ${a.frames.width}x${a.frames.height} vs the app's ${d.width}x${d.height}` };
     let max = 0; let sum = 0;
-    for (let i = 0; i < d.rgba.length; i++) { const e = Math.abs(d.rgba[i] - a.frames.rgba[i]); max = Math.max(max, e); sum += e; }
-    return { idx, max, mean: sum / d.rgba.length };
+    const per = idx.map(() => 0);
+    const size = d.width * d.height * 4;
+    for (let i = 0; i < d.rgba.length; i++) { const e = Math.abs(d.rgba[i] - a.frames.rgba[i]); max = Math.max(max, e); sum += e; per[Math.floor(i / size)] += e / size; }
+    return { idx, max, mean: sum / d.rgba.length, per: per.map((x) => Number(x.toFixed(2))) };
   }, file);
   async function ask(panel, question, { midAnswer = false } = {}) {
     await panel.fill('#question', question);
@@ -255,6 +280,7 @@ try {
   if (/\[failed/.test(a1.answer) || !a1.answer.trim() || a1.updates < 3 || a1.html !== 0) fail(`answer: ${JSON.stringify(a1)}`);
   step(`answer streamed in ${a1.updates} updates: ${JSON.stringify(a1.answer.slice(0, 60))} (${a1.stats})`);
   await panel.screenshot({ path: path.join(root, 'target/extension-panel.png'), fullPage: true });
+  let cliRun; // the CLI's frames and answer on room.mp4 (2 frames, 16 tokens)
   {
     // The CLI on the same file, frames and question (ffmpeg's decoding; the demo model, greedy).
     const cli = path.join(root, 'target/release/spatial-mllm');
@@ -262,7 +288,45 @@ try {
     const out = JSON.parse(execFileSync(cli, ['run', '--model', path.join(root, 'www/models/demo/model'), path.join(pages, 'room.mp4'), '-q', 'How many chairs are in this room?', '--frames', '2', '--max-new-tokens', '16', '--json'], { encoding: 'utf8', env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? fs.mkdtempSync(path.join(os.tmpdir(), 'xdg-')) } }));
     if (out.frames.join() !== c1.idx.join()) fail(`the CLI took frames ${out.frames}, the panel ${c1.idx}`);
     if (out.answer !== a1.answer) fail(`the panel's answer ${JSON.stringify(a1.answer)} differs from the CLI's ${JSON.stringify(out.answer)}`);
+    cliRun = out;
     step(`the same frames (${out.frames.join(', ')}) and answer as the CLI's (${JSON.stringify(out.answer)}; the demo model's random tokens decode to replacement characters)`);
+  }
+  // --- a video in a frame from another origin (with host access; the Media Source player page): listed with its frame, drawn in that frame ---
+  {
+    const pageUrl = `${url}/xframe.html?frame=${encodeURIComponent(`${frameUrl}/mse.html`)}`;
+    const page = await context.newPage();
+    await page.goto(pageUrl);
+    let frame;
+    for (const end = Date.now() + 30_000; !(frame = page.frames().find((f) => f.url().startsWith(frameUrl))); ) {
+      if (Date.now() > end) fail('the cross-origin frame did not load');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await frame.waitForFunction(() => window.__fed === true && document.getElementById('v')?.readyState >= 2, null, { timeout: 30_000 });
+    await frame.evaluate(async () => { const v = document.getElementById('v'); v.playbackRate = 0.5; v.currentTime = 0.61; await new Promise((r) => v.addEventListener('seeked', r, { once: true })); });
+    const p = await openPanel(`${url}/xframe.html*`);
+    const listed = (await p.locator('#video-list').innerText()).replace(/\n/g, ' | ');
+    const v = await p.evaluate(() => window.panel.state.page.videos.map(({ thumbnail, ...rest }) => ({ ...rest, thumb: !!thumbnail })));
+    if (v.length !== 1 || !v[0].frameId || v[0].frameOrigin !== frameUrl || !v[0].readable || !v[0].thumb || !listed.includes(`in a frame from ${frameUrl}`)) fail(`a video in a cross-origin frame: ${JSON.stringify(v)} listed "${listed}"`);
+    step(`a video in a frame from another origin (${frameUrl}): listed "${listed}" (frame ${v[0].frameId})`);
+    const r = await analyse(p);
+    if (r.route !== 'element') fail(`the frame's video took route ${r.route}: ${r.routeText}`);
+    const c = await compareFrames(p, `${url}/room-frag.mp4`);
+    if (c.error || c.mean > 2 || c.max > 40) fail(`the frame's video: frames differ from the app's pipeline: ${JSON.stringify(c)}`);
+    if (c.idx.join() !== cliRun.frames.join()) fail(`the frame's video: frames ${c.idx}, the CLI's ${cliRun.frames}`);
+    const back = await frame.evaluate(() => { const e = document.getElementById('v'); return { t: e.currentTime, paused: e.paused, rate: e.playbackRate }; });
+    if (Math.abs(back.t - 0.61) > 1e-3 || !back.paused || back.rate !== 0.5) fail(`the frame's video after capture: ${JSON.stringify(back)} (was 0.61 s, paused, 0.5x)`);
+    step(`-> route "element" in that frame: frames at ${r.times.map((t) => t.toFixed(2)).join(', ')} s are the CLI's frames ${c.idx.join(', ')} (against the app's pipeline: max difference ${c.max}, mean ${c.mean.toFixed(3)}); position, speed and pause restored ${JSON.stringify(back)}`);
+    // The same player embedded from an origin the extension has no access to: said so, with the offer to ask.
+    await page.goto(`${url}/xframe.html?frame=${encodeURIComponent(`${otherUrl}/mse.html`)}`);
+    await page.waitForFunction(() => document.getElementById('f').offsetHeight > 0);
+    await new Promise((r) => setTimeout(r, 500));
+    await p.evaluate((id) => window.panel.useTab(id), await tabIdOf(`${url}/xframe.html*`));
+    await idle(p);
+    const blocked = await p.evaluate(() => ({ info: document.getElementById('page-info').textContent, cards: [...document.querySelectorAll('#frames-blocked .blocked-frame')].map((e) => ({ origin: e.dataset.origin, text: e.textContent })), videos: window.panel.state.page.videos.length }));
+    if (blocked.videos !== 0 || blocked.cards.length !== 1 || blocked.cards[0].origin !== otherUrl || !blocked.cards[0].text.includes(`a frame from ${otherUrl}`) || !blocked.cards[0].text.includes(`Allow access to ${otherUrl}`)) fail(`a frame without access: ${JSON.stringify(blocked)}`);
+    step(`a frame from an origin without access: "${blocked.info}" | "${blocked.cards[0].text}"`);
+    await p.close();
+    await page.close();
   }
   // --- a Media Source video fed in segments: route 2 (drawn at sought times), playback restored ---
   const mse = await context.newPage();
@@ -387,6 +451,34 @@ try {
     await p.close();
     await xo.close();
   }
+  // --- the same video without CORS, in a frame from a third origin (with access): tab capture, cropped where the frame shows it ---
+  {
+    const frameSrc = `${frameUrl}/crossorigin.html?src=${encodeURIComponent(`${otherUrl}/room.mp4`)}`;
+    const pageUrl = `${url}/xframe.html?frame=${encodeURIComponent(frameSrc)}&tab`;
+    const cdp = await context.newCDPSession(context.pages()[0]);
+    const [xo] = await Promise.all([context.waitForEvent('page'), cdp.send('Target.createTarget', { url: pageUrl, newWindow: true })]);
+    await cdp.detach();
+    let frame;
+    for (const end = Date.now() + 30_000; !(frame = xo.frames().find((f) => f.url().startsWith(frameUrl))); ) {
+      if (Date.now() > end) fail('the cross-origin frame did not load');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await frame.waitForFunction(() => document.getElementById('v')?.readyState >= 2, null, { timeout: 30_000 });
+    await frame.evaluate(async () => { const v = document.getElementById('v'); v.currentTime = 0.35; await new Promise((r) => v.addEventListener('seeked', r, { once: true })); });
+    await clickToolbar(pageUrl);
+    const p = await openPanel(`${url}/xframe.html*`);
+    const listed = (await p.locator('#video-list').innerText()).replace(/\n/g, ' | ');
+    if (!listed.includes(`in a frame from ${frameUrl}`) || !/another site.*no CORS/.test(listed)) fail(`the frame's video without CORS listed as: ${listed}`);
+    const r = await analyse(p);
+    if (r.route !== 'tab') fail(`the frame's video without CORS took route ${r.route}: ${r.routeText}`);
+    const c = await compareFrames(p, `${url}/room.mp4`);
+    if (c.error || c.mean > 8) fail(`route 3 in a frame: frames differ from the app's pipeline: ${JSON.stringify(c)}`);
+    const back = await frame.evaluate(() => { const v = document.getElementById('v'); return { t: v.currentTime, paused: v.paused, controls: v.controls }; });
+    if (Math.abs(back.t - 0.35) > 1e-3 || !back.paused || !back.controls) fail(`after the tab capture the frame's video is ${JSON.stringify(back)} (was 0.35 s, paused, controls)`);
+    step(`a video without CORS in a frame from ${frameUrl}: listed "${listed}" -> route "tab": frames at ${r.times.map((t) => t.toFixed(2)).join(', ')} s against the app pipeline's frames ${c.idx.join(', ')}: max difference ${c.max}, mean ${c.mean.toFixed(2)} (per frame ${c.per.join(', ')}); position, pause and controls restored`);
+    await p.close();
+    await xo.close();
+  }
   // --- videos that cannot be read: clear messages, before any model is loaded ---
   {
     const bad = await context.newPage();
@@ -453,6 +545,74 @@ try {
     await p4.close();
     await bad.close();
   }
+  // --- a hub model downloaded in the panel (the mock hub, set under Advanced as a user sets a mirror) ---
+  {
+    const p = await openPanel(`${url}/plain.html`);
+    await smallWork(p); // (the frame count the check estimates for)
+    await p.check('input[name=model][value=hub]');
+    await p.click('#hub-advanced summary');
+    await p.fill('#hub-endpoint', hubEndpoint);
+    await p.locator('#hub-endpoint').dispatchEvent('change');
+    await p.selectOption('#hub-sampler', 'none');
+    await p.selectOption('#hub-model', 'other');
+    await p.fill('#hub-model-repo', 'Test/demo');
+    await p.press('#hub-model-repo', 'Enter');
+    await p.locator('#hub-model-repo').blur();
+    const card = await waitIn(p, () => /Test\/demo/.test(document.getElementById('capability').textContent) && /can run it|cannot run it|may not manage/.test(document.getElementById('capability').textContent) && document.getElementById('capability').textContent)
+      .catch(async (e) => fail(`${e.message}: the check says ${JSON.stringify(await p.evaluate(() => [document.getElementById('capability').textContent, document.getElementById('banner-text').textContent, document.getElementById('hub-endpoint').value, window.panel.state.busy]))}`));
+    if (!/can run it/.test(card) || !/download/i.test(card)) fail(`the hub model's check: ${card}`);
+    await p.evaluate(() => {
+      window.__progress = [];
+      new MutationObserver(() => window.__progress.push([document.getElementById('load-text').textContent, document.getElementById('load-bar').value]))
+        .observe(document.getElementById('load-text'), { childList: true, characterData: true, subtree: true });
+    });
+    hub.requests.length = 0;
+    // The model's file pauses for 1.5 s after 300 000 bytes (the mock hub's stall), so that the
+    // download's progress is seen part way however fast the machine is.
+    hub.faults.push({ match: 'repo=Test/demo', stallAfter: 300_000, ms: 1500 });
+    await p.click('#load');
+    await waitIn(p, () => /Loaded|kept/.test(document.getElementById('device').textContent) || !document.getElementById('banner').hidden, null, { timeout: 300_000, every: 200 });
+    await idle(p);
+    const device = await p.locator('#device').innerText();
+    const problem = await p.evaluate(() => (document.getElementById('banner').hidden ? '' : document.getElementById('banner-text').textContent));
+    if (!/Loaded Test\/demo/.test(device) || (problem && !/kept/.test(problem))) fail(`the hub model did not load: ${device} | ${problem}`);
+    const progress = await p.evaluate(() => window.__progress);
+    const files = hub.requests.filter((r) => r.method === 'GET' && (r.origin === 'lfs' || r.path.includes('/resolve/'))).length;
+    const shown = progress.filter(([t, f]) => /downloading · [\d.]+ [KMG]?B of [\d.]+ [KMG]?B/.test(t) && f > 0 && f < 1);
+    if (!files || !shown.length) fail(`the download: ${files} file requests, progress ${JSON.stringify(progress)}`);
+    const perms = await p.evaluate(async (o) => chrome.permissions.contains({ origins: [`${o}/*`] }), hubEndpoint);
+    if (!perms) fail(`the extension has no access to ${hubEndpoint}`);
+    step(`a hub model downloaded in the panel from ${hubEndpoint} (host access to it: ${perms}; ${files} file requests): progress "${shown[Math.floor(shown.length / 2)][0]}" ... "${progress.at(-1)[0]}"; ${device}`);
+    await p.evaluate(() => { document.getElementById('cache-panel').open = true; });
+    const row = await waitIn(p, () => [...document.querySelectorAll('#cache-table tbody tr')].map((tr) => [...tr.cells].map((td) => td.textContent)).find((r) => r[0].startsWith('Test/demo')));
+    if (row[0] !== `Test/demo · commit ${hub.commit('Test/demo').slice(0, 10)} · ${hubEndpoint}` || row[2] !== 'complete') fail(`the cache list's row: ${JSON.stringify(row)}`);
+    step(`the extension's cache list: ${row.slice(0, 3).join(' · ')}`);
+    const r = await analyse(p);
+    const a = await ask(p, 'How many chairs are in this room?');
+    if (r.route !== 'file' || a.answer !== cliRun.answer) fail(`the hub model's answer ${JSON.stringify(a.answer)} (route ${r.route}) differs from the CLI's ${JSON.stringify(cliRun.answer)} (the demo model's package)`);
+    step(`the downloaded model's answer on the plain MP4 equals the CLI's: ${JSON.stringify(a.answer)}`);
+    // A reloaded panel finds the model in the cache: no file is downloaded again.
+    hub.requests.length = 0;
+    await p.reload();
+    await waitIn(p, () => window.panel && !window.panel.state.busy);
+    await smallWork(p);
+    if (!(await p.isChecked('input[name=model][value=hub]'))) fail('the reloaded panel forgot the hub choice');
+    await p.selectOption('#hub-sampler', 'none');
+    await p.selectOption('#hub-model', 'other');
+    await p.fill('#hub-model-repo', 'Test/demo');
+    await p.press('#hub-model-repo', 'Enter');
+    await p.locator('#hub-model-repo').blur();
+    const again = await waitIn(p, () => /Test\/demo[\s\S]*already downloaded/.test(document.getElementById('capability').textContent) && document.getElementById('capability').textContent);
+    await p.click('#load');
+    await waitIn(p, () => /Loaded/.test(document.getElementById('device').textContent) || !document.getElementById('banner').hidden, null, { timeout: 300_000, every: 200 });
+    await idle(p);
+    const device2 = await p.locator('#device').innerText();
+    const files2 = hub.requests.filter((r) => r.method === 'GET' && (r.origin === 'lfs' || r.path.includes('/resolve/'))).length;
+    if (!/Loaded Test\/demo/.test(device2) || files2) fail(`after a reload: ${device2}; ${files2} file requests`);
+    step(`a reloaded panel: "${again.replace(/\n/g, ' | ').slice(0, 160)}"; Load: "${device2}" with no file downloaded again`);
+    await p.check('input[name=model][value=demo]'); // the remembered choice back to the demo model
+    await p.close();
+  }
   // --- no panel open: the engine document frees the GPU and closes after its idle time ---
   {
     const t = Date.now();
@@ -469,6 +629,8 @@ try {
   await context.close().catch(() => {});
   server.close();
   other.server.close();
+  third.server.close();
+  await hub.close().catch(() => {});
   fs.rmSync(profile, { recursive: true, force: true });
   process.exit(code);
 }
