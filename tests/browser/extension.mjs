@@ -98,6 +98,9 @@ async function waitIn(page, fn, arg, { timeout = 60_000, every = 100 } = {}) {
 try {
   const sw = context.serviceWorkers()[0] ?? await context.waitForEvent('serviceworker', { timeout: 30_000 });
   const extId = new URL(sw.url()).host;
+  // A worker caught at its very start can be evaluated in before the extension's APIs are bound
+  // there ("chrome is not defined", seen once in 3 runs): wait until they are.
+  await waitIn(sw, () => typeof chrome !== 'undefined' && !!chrome.runtime?.id, undefined, { timeout: 30_000 });
   const manifest = await sw.evaluate(() => chrome.runtime.getManifest());
   const perms = [...manifest.permissions].sort().join(',');
   if (perms !== 'activeTab,offscreen,scripting,sidePanel,storage,tabCapture') fail(`permissions: ${perms}`);
