@@ -205,7 +205,7 @@ async function analyse() {
   await ui.encodeFrames(a, { key });
   stages.finish();
   state.analysed = a;
-  const short = a.frames.count < wanted ? ` The video is too short for ${wanted} frames: ${a.frames.count} were used.` : '';
+  const short = a.frames.count < wanted ? ` The video is too short for ${wanted} frames: ${a.frames.count} ${a.frames.count === 1 ? 'was' : 'were'} used.` : '';
   const kept = a.video.reused ? ' (the encoding kept from before was reused)' : '';
   $('video-info').textContent = `${a.frames.count} frame${a.frames.count === 1 ? '' : 's'} of ${a.frames.width}×${a.frames.height} encoded into ${a.tokens} visual tokens${kept}.${short}`;
 }

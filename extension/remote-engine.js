@@ -4,6 +4,7 @@
 // to the offscreen document tells it the panel is alive: when the panel closes the port
 // disconnects and the document stops that panel's work. RemoteEngine has the facade's interface,
 // so the app's asking UI (app/ask-ui.js) and frame choice (app/pipeline.js) use it unchanged.
+import { PendingCalls } from './app/engine/calls.js';
 import { Answer, EngineError } from './app/engine/engine.js';
 
 export const CHANNEL = 'spatial-mllm-engine';
@@ -36,8 +37,8 @@ export class RemoteEngine {
   #bc;
   #port = null;
   #ready;
-  #pending = new Map();
-  #next = 1;
+  #calls = new PendingCalls();
+  #pong = null; // resolves the host's answer to a ping
 
   constructor({ onCrash, idleMs } = {}) {
     this.id = crypto.randomUUID();
@@ -54,34 +55,28 @@ export class RemoteEngine {
     await ensureOffscreen(idleMs);
     // The host answers a ping once its module has run (it may still be starting).
     for (let i = 0; ; i++) {
-      const pong = new Promise((resolve) => { this.#pending.set('ping', { resolve }); });
+      const pong = new Promise((resolve) => { this.#pong = resolve; });
       this.#bc.postMessage({ to: 'host', client: this.id, type: 'ping' });
       if (await Promise.race([pong, new Promise((r) => setTimeout(() => r(false), 200))])) break;
       if (i > 50) throw new EngineError({ name: 'WorkerCrashed', message: 'the extension\'s engine document did not start (chrome.offscreen)' });
     }
-    this.#pending.delete('ping');
+    this.#pong = null;
     this.#port = chrome.runtime.connect({ name: `engine:${this.id}` });
     this.#port.onDisconnect.addListener(() => this.#die('the extension\'s engine document closed'));
   }
 
   #receive(data) {
     if (data?.to !== this.id && data?.to !== '*') return;
-    if (data.type === 'pong') { this.#pending.get('ping')?.resolve(true); return; }
+    if (data.type === 'pong') { this.#pong?.(true); return; }
     if (data.type === 'crash') { this.#die(data.message); return; }
-    const p = this.#pending.get(data.id);
-    if (!p) return;
-    if (data.type === 'event') { p.onEvent?.(data.event); return; }
-    this.#pending.delete(data.id);
-    p.cleanup?.();
-    if (data.type === 'result') p.resolve(data.value);
-    else p.reject(errorFromWire(data.error));
+    this.#calls.answer(data, errorFromWire);
   }
 
   async #call(op, args = {}, { onEvent, signal } = {}) {
     if (this.dead) throw new EngineError({ name: 'WorkerCrashed', message: 'the engine is not running' });
     if (signal?.aborted) throw abortError();
     await this.#ready;
-    const id = this.#next++;
+    const id = this.#calls.nextId();
     return new Promise((resolve, reject) => {
       const entry = { resolve, reject, onEvent };
       if (signal) {
@@ -90,7 +85,7 @@ export class RemoteEngine {
         signal.addEventListener('abort', aborted, { once: true });
         entry.cleanup = () => signal.removeEventListener('abort', aborted);
       }
-      this.#pending.set(id, entry);
+      this.#calls.add(id, entry);
       this.#bc.postMessage({ to: 'host', client: this.id, type: 'call', id, op, args });
     });
   }
@@ -136,12 +131,7 @@ export class RemoteEngine {
   }
 
   #rejectAll(message) {
-    for (const [id, p] of this.#pending) {
-      if (id === 'ping') continue;
-      p.cleanup?.();
-      p.reject(new EngineError({ name: 'WorkerCrashed', message }));
-    }
-    this.#pending.clear();
+    this.#calls.failAll(new EngineError({ name: 'WorkerCrashed', message }));
   }
 
   #die(message) {

@@ -15,7 +15,8 @@
 // same video reuses both (no encoding, the same answer), with no panel it frees itself after its
 // idle time; a panel closed mid-capture gives the video back as it was; bad input: a DRM (Clear
 // Key) video, a paused live stream (clear messages), a playing live stream (captured from now for
-// the time chosen), a tab navigating away during capture. Cross-origin frames: a video in a frame
+// the time chosen), a tab navigating away during capture, a video of one frame with two asked for
+// (the frame it has, said so, answered). Cross-origin frames: a video in a frame
 // from another origin with host access listed with its frame and drawn there (frames as the CLI's,
 // playback restored), a frame without access named with the offer to ask, a no-CORS video in such a
 // frame captured from the tab. A hub model downloaded in the panel from the app's mock hub
@@ -46,6 +47,8 @@ const ff = (...a) => execFileSync('ffmpeg', ['-v', 'error', '-y', ...a], { stdio
 const src = ['-f', 'lavfi', '-i', 'testsrc2=size=112x84:rate=10', '-frames:v', '16', '-c:v', 'libx264', '-pix_fmt', 'yuv420p', '-g', '4'];
 ff(...src, path.join(pages, 'room.mp4'));
 ff(...src, '-movflags', 'frag_keyframe+empty_moov+default_base_moof', path.join(pages, 'room-frag.mp4'));
+// A video of one frame: shorter than any number of frames asked for.
+ff('-f', 'lavfi', '-i', 'testsrc2=size=112x84:rate=10', '-frames:v', '1', '-c:v', 'libx264', '-pix_fmt', 'yuv420p', path.join(pages, 'one-frame.mp4'));
 
 const fail = (msg) => { throw new Error(msg); };
 const IDLE_MS = 15_000; // the engine document's idle time in this test (10 minutes in use)
@@ -293,6 +296,21 @@ try {
     if (out.answer !== a1.answer) fail(`the panel's answer ${JSON.stringify(a1.answer)} differs from the CLI's ${JSON.stringify(out.answer)}`);
     cliRun = out;
     step(`the same frames (${out.frames.join(', ')}) and answer as the CLI's (${JSON.stringify(out.answer)}; the demo model's random tokens decode to replacement characters)`);
+  }
+  // --- a video shorter than the frames asked for: the frames it has, and the panel says so ---
+  {
+    const page = await context.newPage();
+    await page.goto(`${url}/short.html`);
+    await page.waitForFunction(() => document.getElementById('v')?.readyState >= 2);
+    const p = await openPanel(`${url}/short.html`);
+    const r = await analyse(p); // 2 frames asked for
+    const info = await p.locator('#video-info').innerText();
+    if (r.route !== 'file' || r.times.length !== 1 || !/too short for 2 frames: 1 was used/.test(info)) fail(`a one-frame video: route ${r.route}, times ${r.times}, "${info}"`);
+    const a = await ask(p, 'How many chairs are in this room?');
+    if (/\[failed/.test(a.answer) || !a.answer.trim()) fail(`a one-frame video's answer: ${JSON.stringify(a)}`);
+    step(`a video of one frame with 2 frames asked for: "${info}"; answered`);
+    await p.close();
+    await page.close();
   }
   // --- a video in a frame from another origin (with host access; the Media Source player page): listed with its frame, drawn in that frame ---
   {

@@ -14,6 +14,7 @@
 // GpuDeviceLost, GpuOutOfMemory, Busy, BadInput, PackageError, EngineError (src/web_engine.rs),
 // WorkerCrashed (the worker died: make a new engine, the model must be loaded again), BadMessage
 // (a request or reply broke the protocol), AbortError, and the hub's (RepoNotFound, …).
+import { PendingCalls } from './calls.js';
 import { MessageError, checkReply, request } from './messages.js';
 
 export { MessageError };
@@ -103,8 +104,7 @@ export class Answer {
  * rejects with WorkerCrashed; make a new engine). */
 export class WorkerEngine {
   #worker;
-  #pending = new Map();
-  #nextId = 1;
+  #calls = new PendingCalls();
 
   constructor({ onCrash } = {}) {
     this.dead = false;
@@ -252,7 +252,7 @@ export class WorkerEngine {
   #call(op, args = {}, { onEvent, signal, onAbort, waitOnAbort = false, onLate, unchecked = false } = {}) {
     if (this.dead) return Promise.reject(new EngineError({ name: 'WorkerCrashed', message: 'the engine worker is not running' }));
     if (signal?.aborted) return Promise.reject(signal.reason instanceof DOMException ? signal.reason : abortError());
-    const id = this.#nextId++;
+    const id = this.#calls.nextId();
     let msg;
     try {
       msg = unchecked ? { id, op, args } : request(id, op, args);
@@ -274,39 +274,26 @@ export class WorkerEngine {
         signal.addEventListener('abort', aborted, { once: true });
         entry.cleanup = () => signal.removeEventListener('abort', aborted);
       }
-      this.#pending.set(id, entry);
+      this.#calls.add(id, entry);
       this.#worker.postMessage(msg);
     });
   }
 
   #receive(data) {
-    const p = this.#pending.get(data?.id);
+    const p = this.#calls.get(data?.id);
     if (!p) return;
     let msg;
     try {
       msg = checkReply(data, p.op);
     } catch (e) {
-      this.#pending.delete(data.id);
-      p.cleanup?.();
-      p.reject(e);
+      this.#calls.end(data.id, (c) => c.reject(e));
       return;
     }
-    if (msg.type === 'event') {
-      p.onEvent?.(msg.event);
-      return;
-    }
-    this.#pending.delete(msg.id);
-    p.cleanup?.();
-    if (msg.type === 'result') p.resolve(msg.value);
-    else p.reject(msg.error.name === 'AbortError' ? abortError(msg.error.message) : new EngineError(msg.error));
+    this.#calls.answer(msg, (e) => (e.name === 'AbortError' ? abortError(e.message) : new EngineError(e)));
   }
 
   #rejectAll(message) {
-    for (const p of this.#pending.values()) {
-      p.cleanup?.();
-      p.reject(new EngineError({ name: 'WorkerCrashed', message }));
-    }
-    this.#pending.clear();
+    this.#calls.failAll(new EngineError({ name: 'WorkerCrashed', message }));
   }
 
   #die(message) {
