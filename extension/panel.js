@@ -185,7 +185,7 @@ async function analyse() {
   stages.reset();
   // The route first: a video that cannot be read is said so before any model is loaded.
   stages.start('finding the video');
-  state.opened = await openPageVideo(linkFor(state.picked), state.picked, { liveSeconds: Number($('live-seconds').value), tabId: state.tabId, canCapture: await capture, top: state.link });
+  state.opened = await openPageVideo(linkFor(state.picked), state.picked, { liveSeconds: Number($('live-seconds').value), tabId: state.tabId, canCapture: await capture, top: state.link, fileMaxBytes: Number(params.get('fileMax')) || undefined });
   const wanted = Number($('frames').value);
   showRoute(state.opened, wanted);
   stages.finish();

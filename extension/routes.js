@@ -7,12 +7,18 @@ import { fmtBytes } from './app/models.js';
 import { ElementSource, LiveSource, fail } from './page.js';
 import { TabSource } from './tab-capture.js';
 
+/** Route 1 reads the whole file before decoding the frames it needs: above this size, a video
+ * whose element can be drawn is drawn instead (a film of gigabytes is not downloaded for 16
+ * frames); one that cannot be drawn is still fetched (tab capture gives worse frames). */
+export const FILE_ROUTE_MAX_BYTES = 512 * 2 ** 20;
+
 /** The route for a listed video: {route: 'file'|'element'|'tab'|'live', source, why} or throws a
  * named error saying why it cannot be read. Route 1 is tried first: the source URL fetched and
  * opened by the app's video pipeline; then route 2, drawing the element; then route 3, capturing
  * the tab (`tabId`; `canCapture`: the tabCapture permission was granted; `top`: the top frame's link,
- * for a video in a cross-origin frame, whose content script `link` is). */
-export async function openPageVideo(link, info, { signal, liveSeconds = 10, tabId = null, canCapture = false, top = null } = {}) {
+ * for a video in a cross-origin frame, whose content script `link` is). `fileMaxBytes`: route 1's
+ * size limit for a drawable video (tests set a small one). */
+export async function openPageVideo(link, info, { signal, liveSeconds = 10, tabId = null, canCapture = false, top = null, fileMaxBytes = FILE_ROUTE_MAX_BYTES } = {}) {
   if (info.drm) throw fail('DrmProtected', 'This video is DRM-protected (Encrypted Media Extensions): the browser does not let any extension read its pictures, so it cannot be asked about.');
   if (info.duration === 'live') {
     if (!info.readable) throw fail('Unreadable', `This live stream cannot be read: ${info.unreadableWhy || 'its pictures cannot be drawn'}. (Capturing the tab is not offered for live streams.)`);
@@ -25,12 +31,17 @@ export async function openPageVideo(link, info, { signal, liveSeconds = 10, tabI
     try {
       const res = await fetch(info.src, { signal });
       if (!res.ok) throw new Error(`HTTP ${res.status}`);
+      const size = Number(res.headers.get('content-length')) || 0;
+      if (size > fileMaxBytes && info.readable) {
+        res.body?.cancel().catch(() => {});
+        throw Object.assign(new Error(`its file is ${fmtBytes(size)}, more than the ${fmtBytes(fileMaxBytes)} worth downloading whole for a few frames`), { name: 'TooLarge' });
+      }
       const blob = await res.blob();
       const source = await openVideo(blob);
       return { route: 'file', source, bytes: blob.size, why: `the video is a plain file (${info.src.split('/').pop().slice(0, 60)}, ${fmtBytes(blob.size)}) the extension may read: it was fetched and its frames are decoded with WebCodecs, exactly as a file dropped into the app` };
     } catch (e) {
       if (e.name === 'AbortError') throw e;
-      why1 = `its file could not be read by the extension (${e.message})`;
+      why1 = e.name === 'TooLarge' ? e.message : `its file could not be read by the extension (${e.message})`;
     }
   } else {
     why1 = info.mse ? 'it is fed by Media Source (there is no file to fetch)' : 'it has no file address';

@@ -16,7 +16,7 @@
 // idle time; a panel closed mid-capture gives the video back as it was; bad input: a DRM (Clear
 // Key) video, a paused live stream (clear messages), a playing live stream (captured from now for
 // the time chosen), a tab navigating away during capture, a video of one frame with two asked for
-// (the frame it has, said so, answered). Cross-origin frames: a video in a frame
+// (the frame it has, said so, answered); a file past route 1's size limit drawn instead. Cross-origin frames: a video in a frame
 // from another origin with host access listed with its frame and drawn there (frames as the CLI's,
 // playback restored), a frame without access named with the offer to ask, a no-CORS video in such a
 // frame captured from the tab. A hub model downloaded in the panel from the app's mock hub
@@ -124,13 +124,13 @@ try {
     return targetInfos.filter((t) => t.url.startsWith(`chrome-extension://${extId}/`) && t.type !== 'service_worker');
   };
   const tabIdOf = (pageUrl) => sw.evaluate(async (u) => (await chrome.tabs.query({ url: u }))[0]?.id, pageUrl);
-  async function openPanel(pageUrl) {
+  async function openPanel(pageUrl, query = '') {
     const tab = await tabIdOf(pageUrl);
     if (tab == null) fail(`no tab for ${pageUrl}`);
     const panel = await context.newPage();
     panel.on('console', (m) => { if (m.type() === 'error') console.log(`[panel] ${m.text()}`); });
     panel.on('pageerror', (e) => console.log(`[panel error] ${e.message}`));
-    await panel.goto(`chrome-extension://${extId}/panel.html?tab=${tab}&idle=${IDLE_MS}`);
+    await panel.goto(`chrome-extension://${extId}/panel.html?tab=${tab}&idle=${IDLE_MS}${query}`);
     await waitIn(panel, () => window.panel && !window.panel.state.busy);
     return panel;
   }
@@ -309,6 +309,18 @@ try {
     const a = await ask(p, 'How many chairs are in this room?');
     if (/\[failed/.test(a.answer) || !a.answer.trim()) fail(`a one-frame video's answer: ${JSON.stringify(a)}`);
     step(`a video of one frame with 2 frames asked for: "${info}"; answered`);
+    await p.close();
+    await page.close();
+  }
+  // --- a file past route 1's size limit (1 kB here, 512 MiB in use) whose element can be drawn: drawn, not downloaded ---
+  {
+    const page = await context.newPage();
+    await page.goto(`${url}/plain.html`);
+    await page.waitForFunction(() => document.getElementById('v')?.readyState >= 2);
+    const p = await openPanel(`${url}/plain.html`, '&fileMax=1000');
+    const r = await analyse(p);
+    if (r.route !== 'element' || !/more than 1 KB worth downloading whole/.test(r.routeText) || r.times.length !== 2) fail(`a large file: route ${r.route} (${r.routeText}), times ${r.times}`);
+    step(`a file past the size limit -> route "${r.route}": ${r.routeText}`);
     await p.close();
     await page.close();
   }

@@ -8,7 +8,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use spatial_mllm_web::eval::annotations::{load_qa_annotations, load_vsi_annotations};
 use spatial_mllm_web::eval::prompt::PromptStyle;
 use spatial_mllm_web::eval::shard::{file_sha256, package_sha256};
-use spatial_mllm_web::eval::{evaluate_qa, evaluate_with, QaBenchmark, Shard, ShardPlan};
+use spatial_mllm_web::eval::{evaluate_qa, evaluate_with, Identified, QaBenchmark, Shard, ShardPlan};
 use spatial_mllm_web::model::qwen::generate::GenerationConfig;
 use spatial_mllm_web::native::answer::{check_frames, encode, load_model, EncodedVideo, FrameChoice, Source};
 use spatial_mllm_web::native::error::{ErrorClass, NResult};
@@ -98,12 +98,7 @@ pub fn eval(f32_only: bool, args: EvalArgs) {
     let (evaluated, resumed, failures, results_errors, table) = if benchmark == BenchmarkArg::Vsi {
         let parsed = load_vsi_annotations(&annotations).unwrap_or_else(|e| read_err(e));
         report_bad(&parsed.errors);
-        let mut samples = parsed.items;
-        samples.truncate(limit.unwrap_or(usize::MAX));
-        let samples = match &plan {
-            Some(p) => p.start(samples).or_exit(),
-            None => samples,
-        };
+        let samples = this_run(parsed.items, limit, &plan);
         bar.set_length(samples.len() as u64);
         let style = if v10_prompts { PromptStyle::V1_0 } else { PromptStyle::V1_1 };
         let s = evaluate_with(&samples, style, |s, prompt| answer_video(&s.video_path(), prompt).map_err(|e| e.to_string()), &results)
@@ -113,12 +108,7 @@ pub fn eval(f32_only: bool, args: EvalArgs) {
         let which = if benchmark == BenchmarkArg::Scanqa { QaBenchmark::ScanQa } else { QaBenchmark::Sqa3d };
         let parsed = load_qa_annotations(&annotations, Some(which)).unwrap_or_else(|e| read_err(e));
         report_bad(&parsed.errors);
-        let mut samples = parsed.items;
-        samples.truncate(limit.unwrap_or(usize::MAX));
-        let samples = match &plan {
-            Some(p) => p.start(samples).or_exit(),
-            None => samples,
-        };
+        let samples = this_run(parsed.items, limit, &plan);
         bar.set_length(samples.len() as u64);
         let s = evaluate_qa(&samples, |s, prompt| answer_video(&s.video, prompt).map_err(|e| e.to_string()), &results).unwrap_or_else(|e| results_fail(e));
         (s.evaluated, s.resumed, s.failures, s.results_errors, s.metrics.table())
@@ -141,6 +131,16 @@ fn parse_shard(arg: &str, results: &Path) -> Shard {
         bad_input(format!("{}: with --shard, --results names a folder (it gets shard-K-of-N.jsonl), not a file", results.display()));
     }
     shard
+}
+
+/// The samples this run evaluates: the first `limit` of the file, then this shard's of them (its
+/// results file started).
+fn this_run<S: Identified>(mut samples: Vec<S>, limit: Option<usize>, plan: &Option<ShardPlan>) -> Vec<S> {
+    samples.truncate(limit.unwrap_or(usize::MAX));
+    match plan {
+        Some(p) => p.start(samples).or_exit(),
+        None => samples,
+    }
 }
 
 /// The shard's plan: its results file in the --results folder and the header's identity of the evaluation.
