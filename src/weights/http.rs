@@ -329,7 +329,7 @@ async fn load_shards(
     progress: &mut ProgressFn<'_>,
     mut report: LoadReport,
 ) -> PResult<Result<Loaded, Contradicted>> {
-    let cacheable = cache.is_some();
+    let cacheable = cacheable(base);
     let murl = join(base, MANIFEST);
     accept(&manifest)?;
     report.model_kind = manifest.model_kind.clone();
