@@ -11,7 +11,9 @@ use sha2::{Digest, Sha256};
 use super::gemm_tune::tune_gemm;
 use crate::gpu::{GemmChoice, GemmTile, Gpu, Result, TileSource};
 
-/// What the device's measurement depends on, as one line (the store's key).
+/// What the device's measurement depends on, as one line (the store's key). A browser that names
+/// no adapter gives two GPUs of one profile the same key: the tiling recalled is then still one the
+/// device runs (`recall` checks), only perhaps not its fastest.
 pub fn key(gpu: &Gpu) -> String {
     let i = &gpu.info;
     let candidates: Vec<String> = gpu.gemm_candidates().iter().map(|t| t.to_string()).collect();
