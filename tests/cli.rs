@@ -1,7 +1,8 @@
 //! The command line's `run` on the tiny Spatial-MLLM v1.1 fixture: a video made by ffmpeg and a
 //! folder of frames, streamed and `--json` output, and clear errors with distinct exit codes (2 bad
 //! input, 3 the model or its package, 4 the GPU), with no Vulkan-loader noise in front of them; the
-//! tiny Qwen2.5-VL fixture (no spatial encoder) on a text-only question, a video, an image and `eval`.
+//! tiny Qwen2.5-VL fixture (no spatial encoder) on a text-only question, a video, an image and `eval`;
+//! `info` measuring the GEMM tiling once and recalling it after.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -405,4 +406,24 @@ fn run_and_eval_with_a_qwen_package() {
     println!("{stdout}");
     assert!(out.status.success() && stdout.contains("2 evaluated, 0 resumed"), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(std::fs::read_to_string(&results).unwrap().lines().count(), 2);
+}
+
+/// `info` names the GEMM tiling and where it came from: measured on an adapter's first start and
+/// kept in the package cache's gemm-tilings.json, recalled (not measured) on the next.
+#[test]
+fn info_measures_the_gemm_tiling_once_and_remembers_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tiling = || {
+        let out = cli().env("SPATIAL_MLLM_CACHE", tmp.path()).env_remove("SPATIAL_MLLM_GEMM_TILE").arg("info").output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "info: {}", String::from_utf8_lossy(&out.stderr));
+        stdout.lines().find(|l| l.starts_with("GEMM tiling: ")).unwrap_or_else(|| panic!("no tiling line in {stdout}")).to_string()
+    };
+    let first = tiling();
+    assert!(first.contains("(measured now, remembered in ") && first.contains("gemm-tilings.json"), "{first}");
+    assert!(tmp.path().join("gemm-tilings.json").is_file());
+    let second = tiling();
+    assert!(second.contains("(measured on an earlier start, remembered in "), "{second}");
+    let tile = |l: &str| l.split_whitespace().nth(2).unwrap().to_string();
+    assert_eq!(tile(&first), tile(&second));
 }
