@@ -29,7 +29,7 @@ pub fn needs_measuring(gpu: &Gpu) -> bool {
 
 /// Use a remembered tiling (the text a measurement's `remember` gave) if it is one this device can
 /// still choose; true when it was taken.
-pub fn recall(gpu: &Gpu, remembered: &str) -> bool {
+fn recall(gpu: &Gpu, remembered: &str) -> bool {
     let Some(tile) = GemmTile::parse(remembered).filter(|t| gpu.gemm_candidates().contains(t)) else {
         return false;
     };
@@ -38,7 +38,7 @@ pub fn recall(gpu: &Gpu, remembered: &str) -> bool {
 }
 
 /// The text to remember for a choice: only a measurement is worth keeping.
-pub fn remember(c: &GemmChoice) -> Option<String> {
+fn remember(c: &GemmChoice) -> Option<String> {
     (c.source == TileSource::Measured).then(|| c.tile.to_string())
 }
 

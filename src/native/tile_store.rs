@@ -31,6 +31,10 @@ fn write(path: &Path, records: &BTreeMap<String, String>) -> std::io::Result<()>
 
 /// Decide the device's GEMM tiling: remembered in the store at `path`, else measured (and kept).
 pub fn tune_gemm(gpu: &Gpu, path: &Path) -> crate::gpu::Result<GemmChoice> {
+    if !gemm_memo::needs_measuring(gpu) {
+        // Pinned, set in the environment, on matrix units or nothing to choose: no store to read.
+        return pollster::block_on(crate::kernels::gemm_tune::tune_gemm(gpu));
+    }
     let key = gemm_memo::key(gpu);
     let mut records = read(path);
     let (choice, keep) = pollster::block_on(gemm_memo::tune_gemm_with(gpu, records.get(&key).map(String::as_str)))?;
