@@ -16,9 +16,16 @@
 //     the layer's KV cache KVC (keys from 0, values from v_base) at row past + m. The norm's
 //     weight, the bias and the inverse frequencies come in one vector AUX (at most 8 storage
 //     buffers per stage in WebGPU).   SWIGLU: Y = SiLU(gate) * up.
+//   FOLD (with ROPE_KV): the attention folded into the q/k/v pass. The first workgroups compute
+//     k | v as ROPE_KV does; each later one takes a (query head, key range) of row m: it computes
+//     that head's q rows itself, rotates them and attends over the range of the keys cached
+//     before this step, leaving its partial result in FOLDED (no Y). FOLD_MERGE: the o
+//     projection's prologue merges those ranges with this step's own keys (written by the FOLD
+//     pass) into X. Not bit-identical to the separate kernels: this step's keys join last.
 
 // Declared by the contract (src/kernels/matmul.rs): Params P (M, N, K, kp, soff); X (as ActX),
-// W, Y, BIASES (BIAS), MULT (MUL), ADDT (ADD); the workgroup sizes (GEMV_WG_*, GEMM_WG_* from the tiling).
+// W, Y, BIASES (BIAS), MULT (MUL), ADDT (ADD); the workgroup sizes (GEMV_WG_*, GEMM_WG_* from the
+// tiling). FOLD: wg_sum / wg_max (shaders/reduce.wgsl over RED_N = GEMV_WG_X * GEMV_WG_Y) and its `red`.
 
 // X is read as vec4s with X4.
 #ifdef X4
@@ -47,7 +54,7 @@ fn epilogue(m: u32, n: u32, acc: f32) -> Act {
     return Act(v);
 }
 
-#ifdef NORM_IN|COMBINE|ROPE_KV
+#ifdef NORM_IN|COMBINE|ROPE_KV|FOLD_MERGE
 // The fused decode GEMVs stage their one row of X in workgroup memory (see stage_row).
 fn x4(m: u32, i: u32) -> vec4<f32> {
     let k = 4u * i;
@@ -126,9 +133,11 @@ fn gemm_store(z: u32, m: u32, n: u32, acc: f32) {
 #endif
 
 #ifdef GEMV
+#ifndef REDUCE
 var<workgroup> red: array<f32, GEMV_WG_X * GEMV_WG_Y>;
+#endif
 
-#ifdef NORM_IN|COMBINE|ROPE_KV
+#ifdef NORM_IN|COMBINE|ROPE_KV|FOLD_MERGE
 // Most columns a staged row may have (MAX_STAGED_K in decode.rs): with `red`, within the 16 KiB
 // of workgroup memory every adapter has.
 const STAGED_K: u32 = 3584u;
@@ -219,6 +228,73 @@ fn stage_row(m: u32, t: u32) {
 }
 #endif
 
+#ifdef FOLD_MERGE
+// Per head: the common maximum of its key ranges and this step's keys, and their summed weight.
+var<workgroup> head_ml: array<vec2<f32>, 64>;
+// This step's keys per head in `red` (at most GEMV_MAX_ROWS, so 64 heads fit).
+const NEW_KEYS: u32 = 4u;
+
+// A key range's (max, sum) in FOLDED (from ml_off, per (row, head, range)).
+fn folded_ml(slot: u32) -> vec2<f32> {
+    return vec2<f32>(FOLDED[P.ml_off + 2u * slot], FOLDED[P.ml_off + 2u * slot + 1u]);
+}
+
+// Row m of the attention's output into `xs`: head h's ranges of cached keys (partial sums in
+// FOLDED from 0, per (row, head, range), hd each) and the keys of this step's rows 0..=m (rows
+// past.. of the cache KVC, against the rotated q in FOLDED from q_off), each weighed against
+// their common maximum as flash_combine does, summed and normalised.
+fn stage_row(m: u32, t: u32) {
+    let group = P.hq / (P.kv_dim / P.hd);
+    if (t < P.hq) {
+        let base = (m * P.hq + t) * P.n_split;
+        let hk = t / group;
+        let qb = P.q_off + m * P.q_dim + t * P.hd;
+        var mx = -3.0e38;
+        for (var s = 0u; s < P.n_split; s++) {
+            mx = max(mx, folded_ml(base + s).x);
+        }
+        for (var j = 0u; j <= m; j++) {
+            let kb = (P.past + j) * P.kv_dim + hk * P.hd;
+            var dot = 0.0;
+            for (var d = 0u; d < P.hd; d++) {
+                dot += FOLDED[qb + d] * P.scale * f32(KVC[kb + d]);
+            }
+            red[t * NEW_KEYS + j] = dot;
+            mx = max(mx, dot);
+        }
+        var l = 0.0;
+        for (var s = 0u; s < P.n_split; s++) {
+            let ml = folded_ml(base + s);
+            l += select(0.0, exp(ml.x - mx), ml.y > 0.0) * ml.y;
+        }
+        for (var j = 0u; j <= m; j++) {
+            let p = exp(red[t * NEW_KEYS + j] - mx);
+            red[t * NEW_KEYS + j] = p;
+            l += p;
+        }
+        head_ml[t] = vec2<f32>(mx, l);
+    }
+    workgroupBarrier();
+    for (var k = t; k < P.K; k += GEMV_WG_X * GEMV_WG_Y) {
+        let h = k / P.hd;
+        let d = k % P.hd;
+        let base = (m * P.hq + h) * P.n_split;
+        let hm = head_ml[h];
+        var acc = 0.0;
+        for (var s = 0u; s < P.n_split; s++) {
+            let ml = folded_ml(base + s);
+            acc += select(0.0, exp(ml.x - hm.x), ml.y > 0.0) * FOLDED[(base + s) * P.hd + d];
+        }
+        let vb = P.v_base + (h / group) * P.hd + d;
+        for (var j = 0u; j <= m; j++) {
+            acc += red[h * NEW_KEYS + j] * f32(KVC[vb + (P.past + j) * P.kv_dim]);
+        }
+        xs[k] = f32(Act(acc / hm.y));
+    }
+    workgroupBarrier();
+}
+#endif
+
 // The output row of local row y in workgroup g.
 fn gemv_row(g: u32, y: u32) -> u32 {
 #ifdef PAIRED
@@ -268,9 +344,13 @@ fn store_qkv(m: u32, n: u32, y: u32) {
         let xb = select(v, other, first);
         v = select(xb * sc.y + xa * sc.x, xa * sc.y - xb * sc.x, first);
     }
+#ifndef FOLD
     if (n < P.q_dim) {
         Y[m * P.q_dim + n] = Act(v);
-    } else if (n < P.q_dim + P.kv_dim) {
+        return;
+    }
+#endif
+    if (n < P.q_dim + P.kv_dim) {
         KVC[(P.past + m) * P.kv_dim + n - P.q_dim] = Act(v);
     } else {
         KVC[P.v_base + (P.past + m) * P.kv_dim + n - P.q_dim - P.kv_dim] = Act(v);
@@ -278,14 +358,8 @@ fn store_qkv(m: u32, n: u32, y: u32) {
 }
 #endif
 
-@compute @workgroup_size(GEMV_WG_X, GEMV_WG_Y, GEMV_WG_Z)
-fn gemv(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,
-        @builtin(num_workgroups) nwg: vec3<u32>) {
-    let n = gemv_row(flat_wg(wid, nwg), lid.y);
-    let m = wid.z;
-#ifdef NORM_IN|COMBINE|ROPE_KV
-    stage_row(m, lid.y * GEMV_WG_X + lid.x);
-#endif
+// This lane's share of row n of W · row m of X (GEMV_WG_X lanes split K).
+fn row_dot(m: u32, n: u32, lane: u32) -> f32 {
     let wrow = weight_row(n);
     let wr = wrow.x;
     let soff = wrow.y;
@@ -295,7 +369,7 @@ fn gemv(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     // scale) and reads X as vec4s, a quarter of the loads of the general loop below.
     let nb = P.kp / 32u;
     if (n < P.N) {
-        for (var b = lid.x; b < nb; b += GEMV_WG_X) {
+        for (var b = lane; b < nb; b += GEMV_WG_X) {
             let blk = wr * nb + b;
             var part = 0.0;
             for (var w = 0u; w < 4u; w++) {
@@ -310,7 +384,7 @@ fn gemv(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     }
 #else
     if (n < P.N) {
-        for (var k = lid.x * 8u; k < P.K; k += 8u * GEMV_WG_X) {
+        for (var k = lane * 8u; k < P.K; k += 8u * GEMV_WG_X) {
             let w0 = load_w4(wr, k, P.kp, soff);
             let w1 = load_w4(wr, k + 4u, P.kp, soff);
             let x0 = vec4<f32>(x_at(m, k), x_at(m, k + 1u), x_at(m, k + 2u), x_at(m, k + 3u));
@@ -319,6 +393,11 @@ fn gemv(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
         }
     }
 #endif
+    return sum;
+}
+
+// The lanes' shares summed by a tree into red[y * GEMV_WG_X] for each local row y.
+fn lanes_reduce(lid: vec3<u32>, sum: f32) {
     let r = lid.y * GEMV_WG_X;
     red[r + lid.x] = sum;
     workgroupBarrier();
@@ -328,6 +407,111 @@ fn gemv(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
         }
         workgroupBarrier();
     }
+}
+
+#ifdef FOLD
+// Head h's q before the rotation (head_dim <= 128).
+var<workgroup> qraw: array<f32, 128>;
+
+// Workgroup `a` of the attention part: query head h = a / n_split, key range r of row m. Its q
+// rows are computed as the q/k/v pass computes them (bias, rounding, M-RoPE); the range's
+// partial result is flash_rows' with SPLIT, over the keys cached before this step.
+fn fold_attention(m: u32, a: u32, lid: vec3<u32>) {
+    let t = lid.y * GEMV_WG_X + lid.x;
+    let h = a / P.n_split;
+    let r = a % P.n_split;
+    stage_row(m, t);
+    for (var i = 0u; i < P.hd; i += GEMV_WG_Y) {
+        let n = h * P.hd + i + lid.y;
+        lanes_reduce(lid, row_dot(m, n, lid.x));
+        if (lid.x == 0u) {
+            qraw[i + lid.y] = qkv_value(n, lid.y);
+        }
+        workgroupBarrier();
+    }
+    // The staged row is spent: xs holds q * scale from 0 and the keys' weights from hd on.
+    if (t < P.hd) {
+        let first = t < P.half;
+        let v = qraw[t];
+        let other = qraw[select(t - P.half, t + P.half, first)];
+        let k = t % P.half;
+        let c = select(select(2u, 1u, k < P.sec1), 0u, k < P.sec0);
+        let sc = sincos(f32(POS[m * P.n_comp + c]) * AUX[P.K + P.N + k]);
+        let xa = select(other, v, first);
+        let xb = select(v, other, first);
+        let q = f32(Act(select(xb * sc.y + xa * sc.x, xa * sc.y - xb * sc.x, first)));
+        if (r == 0u) {
+            FOLDED[P.q_off + m * P.q_dim + h * P.hd + t] = q;
+        }
+        xs[t] = q * P.scale;
+    }
+    workgroupBarrier();
+    let T = GEMV_WG_X * GEMV_WG_Y;
+    let hk = h / (P.hq / (P.kv_dim / P.hd));
+    let first = r * P.split_len;
+    let last = min(first + P.split_len, P.past);
+    var mx = -3.0e38;
+    var l = 0.0;
+    var acc = 0.0;
+    for (var j0 = first; j0 < last; j0 += T) {
+        let j = j0 + t;
+        var s = -3.0e38;
+        if (j < last) {
+            let kb = j * P.kv_dim + hk * P.hd;
+            var dot = 0.0;
+            for (var d = 0u; d < P.hd; d++) {
+                dot += xs[d] * f32(KVC[kb + d]);
+            }
+            s = dot;
+        }
+        let mt = max(mx, wg_max(t, s));
+        let p = select(0.0, exp(s - mt), j < last);
+        xs[P.hd + t] = p;
+        let psum = wg_sum(t, p);
+        let corr = exp(mx - mt);
+        l = l * corr + psum;
+        if (t < P.hd) {
+            acc *= corr;
+            let nk = min(T, last - j0);
+            for (var jj = 0u; jj < nk; jj++) {
+                acc += xs[P.hd + jj] * f32(KVC[P.v_base + (j0 + jj) * P.kv_dim + hk * P.hd + t]);
+            }
+        }
+        mx = mt;
+        workgroupBarrier();
+    }
+    let slot = (m * P.hq + h) * P.n_split + r;
+    if (t < P.hd) {
+        FOLDED[slot * P.hd + t] = acc;
+    }
+    if (t == 0u) {
+        FOLDED[P.ml_off + 2u * slot] = mx;
+        FOLDED[P.ml_off + 2u * slot + 1u] = l;
+    }
+}
+#endif
+
+@compute @workgroup_size(GEMV_WG_X, GEMV_WG_Y, GEMV_WG_Z)
+fn gemv(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,
+        @builtin(num_workgroups) nwg: vec3<u32>) {
+    let m = wid.z;
+#ifdef FOLD
+    // k | v first (rows from q_dim on), then the attention's (head, range) workgroups.
+    let g = flat_wg(wid, nwg);
+    let kv_groups = 2u * P.kv_dim / GEMV_WG_Y;
+    if (g >= kv_groups) {
+        fold_attention(m, g - kv_groups, lid);
+        return;
+    }
+    let n = P.q_dim + gemv_row(g, lid.y);
+#else
+    let n = gemv_row(flat_wg(wid, nwg), lid.y);
+#endif
+#ifdef NORM_IN|COMBINE|ROPE_KV|FOLD_MERGE
+    stage_row(m, lid.y * GEMV_WG_X + lid.x);
+#endif
+    lanes_reduce(lid, row_dot(m, n, lid.x));
+    let r = lid.y * GEMV_WG_X;
     if (lid.x == 0u && n < P.N) {
 #ifdef ROPE_KV
         store_qkv(m, n, lid.y);

@@ -5,11 +5,15 @@
 //! and every layer's keys and values must be identical to the bit, for one and for several rows,
 //! over a short cache (one key range) and a long one (split into ranges), with the final norm
 //! folded into an lm_head of one part and of three.
+//! The folded step (src/kernels/fold.rs: the attention in the q/k/v pass, 4 dispatches a layer)
+//! is not bit-identical, since this step's keys join the softmax last: its logits must stay
+//! within a small fraction of the separate kernels' scale, the first layer's cache must be
+//! identical and every later layer's close, and its argmax the same.
 
 mod common;
 
 use spatial_mllm_web::gpu::{Gpu, Recorder, Tensor};
-use spatial_mllm_web::model::qwen::{KvCache, QwenConfig, TextModel};
+use spatial_mllm_web::model::qwen::{DecodeKernels, KvCache, QwenConfig, TextModel};
 use spatial_mllm_web::model::Params;
 use spatial_mllm_web::rng::Rng;
 use spatial_mllm_web::weights::convert::{convert, ConvertOptions};
@@ -36,8 +40,23 @@ fn load(gpu: &Gpu, policy: &str, lm_head_parts: usize) -> (Params, QwenConfig) {
     (Params::new(map), QwenConfig::from_json(&pkg.manifest.config).unwrap())
 }
 
+fn read(gpu: &Gpu, t: &Tensor) -> Vec<f32> {
+    pollster::block_on(gpu.read_f32(t)).unwrap()
+}
+
 fn bits(gpu: &Gpu, t: &Tensor) -> Vec<u32> {
-    pollster::block_on(gpu.read_f32(t)).unwrap().iter().map(|v| v.to_bits()).collect()
+    read(gpu, t).iter().map(|v| v.to_bits()).collect()
+}
+
+/// Largest |a - b| over the largest |b|.
+fn relative_gap(a: &[f32], b: &[f32]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    let scale = b.iter().fold(0f64, |m, v| m.max(v.abs() as f64)).max(1e-30);
+    a.iter().zip(b).fold(0f64, |m, (x, y)| m.max((*x as f64 - *y as f64).abs())) / scale
+}
+
+fn argmax_rows(v: &[f32], cols: usize) -> Vec<usize> {
+    v.chunks(cols).map(|r| r.iter().enumerate().fold(0, |best, (i, x)| if *x > r[best] { i } else { best })).collect()
 }
 
 /// Rows of random token ids embedded, at M-RoPE positions with distinct t/h/w components.
@@ -50,9 +69,9 @@ fn step_input(gpu: &Gpu, model: &TextModel, rng: &mut Rng, rows: usize, at: usiz
     (x, gpu.upload_i32(&pos, &[rows, 3]).unwrap())
 }
 
-/// Prefill `past` random tokens into both caches, then run a step of `rows` rows fused and
-/// unfused up to the logits; compare logits and caches bit for bit. Returns the dispatches of
-/// each step.
+/// Prefill `past` random tokens into both caches, then run a step of `rows` rows fused (or
+/// folded) and unfused up to the logits; compare logits and caches: bit for bit, or for the
+/// folded step within `tol` of their scale. Returns the dispatches of each step.
 fn compare(gpu: &Gpu, fused: &TextModel, plain: &TextModel, past: usize, rows: usize, what: &str) -> (u64, u64) {
     let cfg = &fused.cfg;
     let mut rng = Rng::new(past as u64 * 31 + rows as u64);
@@ -72,32 +91,57 @@ fn compare(gpu: &Gpu, fused: &TextModel, plain: &TextModel, past: usize, rows: u
         dispatches.push((gpu.stats.snapshot() - before).dispatches);
         outs.push(out);
     }
-    assert_eq!(bits(gpu, &outs[0]), bits(gpu, &outs[1]), "{what}: logits, fused vs separate kernels");
-    for l in 0..cfg.layers {
-        assert_eq!(bits(gpu, &caches[0].kv[l]), bits(gpu, &caches[1].kv[l]), "{what}: layer {l} keys and values");
+    if fused.decode == DecodeKernels::Fused {
+        assert_eq!(bits(gpu, &outs[0]), bits(gpu, &outs[1]), "{what}: logits, fused vs separate kernels");
+        for l in 0..cfg.layers {
+            assert_eq!(bits(gpu, &caches[0].kv[l]), bits(gpu, &caches[1].kv[l]), "{what}: layer {l} keys and values");
+        }
+    } else {
+        // f32 sums in another order, or on the f16 path a rounding that lands the other side.
+        let tol = if gpu.act == spatial_mllm_web::gpu::DType::F16 { 2e-2 } else { 1e-4 };
+        let (a, b) = (read(gpu, &outs[0]), read(gpu, &outs[1]));
+        let gap = relative_gap(&a, &b);
+        println!("{what}: folded logits within {gap:.2e} of the separate kernels' scale");
+        assert!(gap <= tol, "{what}: folded logits differ by {gap:.2e} of their scale (at most {tol:.0e})");
+        assert_eq!(argmax_rows(&a, cfg.vocab), argmax_rows(&b, cfg.vocab), "{what}: greedy tokens, folded vs separate");
+        assert_eq!(bits(gpu, &caches[0].kv[0]), bits(gpu, &caches[1].kv[0]), "{what}: layer 0 keys and values");
+        for l in 1..cfg.layers {
+            let gap = relative_gap(&read(gpu, &caches[0].kv[l]), &read(gpu, &caches[1].kv[l]));
+            assert!(gap <= tol, "{what}: layer {l} keys and values differ by {gap:.2e} of their scale");
+        }
     }
     (dispatches[0], dispatches[1])
 }
 
 /// An lm_head in three parts is computed one row at a time by the separate kernels.
 fn run(allow_f16: bool, policy: &str, lm_head_parts: usize) {
+    run_kernels(allow_f16, policy, lm_head_parts, DecodeKernels::Fused);
+}
+
+fn run_kernels(allow_f16: bool, policy: &str, lm_head_parts: usize, kernels: DecodeKernels) {
     let gpu = common::gpu(allow_f16);
     let (params, cfg) = load(&gpu, policy, lm_head_parts);
     let parts = params.matrix_parts("llm.embed_tokens.weight", cfg.text.vocab, cfg.text.hidden).unwrap().len();
     assert_eq!(parts, lm_head_parts, "row parts of the lm_head");
     let mut fused = TextModel::new(&gpu, &cfg.text, &params).unwrap();
-    fused.fused_decode = true;
+    fused.decode = kernels;
     let mut plain = TextModel::new(&gpu, &cfg.text, &params).unwrap();
-    plain.fused_decode = false;
+    plain.decode = DecodeKernels::Separate;
+    let per_layer = if kernels == DecodeKernels::Folded { 4 } else { 5 };
     let layers = cfg.text.layers as u64;
-    let steps: &[(usize, usize)] = if parts == 1 { &[(5, 1), (9, 3), (600, 1), (700, 2)] } else { &[(5, 1), (600, 1)] };
-    for &(past, rows) in steps {
-        let what = format!("{policy} on the {:?} path, lm_head in {parts} part(s), {rows} row(s) after {past}", gpu.act);
+    let mut steps: Vec<(usize, usize)> = if parts == 1 { vec![(5, 1), (9, 3), (600, 1), (700, 2)] } else { vec![(5, 1), (600, 1)] };
+    if kernels == DecodeKernels::Folded {
+        // Two and three key ranges (`fold_ranges`); the separate kernels take a split lm_head
+        // one row at a time.
+        steps.extend([(1100, 1), (2100, if parts == 1 { 2 } else { 1 })]);
+    }
+    for (past, rows) in steps {
+        let what = format!("{} {policy} on the {:?} path, lm_head in {parts} part(s), {rows} row(s) after {past}", kernels.name(), gpu.act);
         let (f, p) = compare(&gpu, &fused, &plain, past, rows, &what);
-        println!("{what}: identical; {f} dispatches fused, {p} separate");
-        // Five per layer fused, and the lm_head with the final norm; the long cache's attention
-        // ranges are merged inside the o projection.
-        assert_eq!(f, 5 * layers + 1, "{what}: dispatches of the fused step");
+        println!("{what}: {f} dispatches, {p} separate");
+        // Five (folded: four) per layer, and the lm_head with the final norm; the long cache's
+        // attention ranges are merged inside the o projection.
+        assert_eq!(f, per_layer * layers + 1, "{what}: dispatches of the {} step", kernels.name());
         assert!(p >= 12 * layers + 2, "{what}: dispatches of the separate kernels");
     }
 }
@@ -125,4 +169,19 @@ fn fused_decode_is_bit_identical_f16_weights_f32_path_lm_head_in_parts() {
 #[test]
 fn fused_decode_is_bit_identical_q4_weights_f16_path() {
     run(true, "=q4", 1);
+}
+
+#[test]
+fn folded_decode_is_close_f32_weights_f32_path() {
+    run_kernels(false, "=f32", 1, DecodeKernels::Folded);
+}
+
+#[test]
+fn folded_decode_is_close_q4_weights_f16_path() {
+    run_kernels(true, "=q4", 1, DecodeKernels::Folded);
+}
+
+#[test]
+fn folded_decode_is_close_q8_weights_f32_path_lm_head_in_parts() {
+    run_kernels(false, "=q8", 3, DecodeKernels::Folded);
 }

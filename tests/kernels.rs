@@ -51,6 +51,7 @@ kernel_tests!(
     decode_gate_up,
     decode_lm_head,
     decode_o_combined,
+    decode_folded_attention,
     attention_causal_gqa_d128,
     attention_full_d64,
     attention_varlen_d80,

@@ -11,7 +11,7 @@ use spatial_mllm_web::gpu::{DType, Gpu, Recorder};
 use spatial_mllm_web::model::qwen::chat::Message;
 use spatial_mllm_web::model::qwen::generate::{generate, GenerationConfig, Prompt};
 use spatial_mllm_web::model::qwen::vision_layout::Grid;
-use spatial_mllm_web::model::qwen::{KvCache, QwenConfig, TextModel, VisionModel};
+use spatial_mllm_web::model::qwen::{DecodeKernels, KvCache, QwenConfig, TextModel, VisionModel};
 use spatial_mllm_web::model::Params;
 use spatial_mllm_web::testing::qwen_parity::{self, Fixture};
 
@@ -28,18 +28,22 @@ fn load_params(gpu: &Gpu) -> (Params, QwenConfig) {
     (params, QwenConfig::from_json(&config).unwrap())
 }
 
-/// The decoder decodes with the fused kernels here (a CPU adapter's default is the separate ones),
-/// so that the greedy tokens check them against transformers.
-fn load_models(gpu: &Gpu) -> (TextModel, VisionModel) {
+/// The decoder decodes with `kernels` here (a CPU adapter's default is the separate ones), so
+/// that the greedy tokens check them against transformers.
+fn load_models(gpu: &Gpu, kernels: DecodeKernels) -> (TextModel, VisionModel) {
     let (params, cfg) = load_params(gpu);
     let mut text = TextModel::new(gpu, &cfg.text, &params).unwrap();
-    text.fused_decode = true;
+    text.decode = kernels;
     (text, VisionModel::new(gpu, &cfg.vision, &params).unwrap())
 }
 
 fn check(names: &[&str]) {
+    check_with(names, DecodeKernels::Fused);
+}
+
+fn check_with(names: &[&str], kernels: DecodeKernels) {
     let gpu = gpu(false);
-    let (text, vision) = load_models(&gpu);
+    let (text, vision) = load_models(&gpu, kernels);
     let fx = fixture();
     for name in names {
         match pollster::block_on(qwen_parity::run_check(&gpu, &fx, &text, &vision, name)) {
@@ -57,6 +61,13 @@ fn prompts_and_positions_match_transformers() {
 #[test]
 fn text_decoder_matches_transformers_layer_by_layer() {
     check(&["decoder layers", "text greedy"]);
+}
+
+/// The folded decode step (4 dispatches a layer, not bit-identical to the fused one) against
+/// transformers' 32 greedy tokens, and a video prompt's logits.
+#[test]
+fn folded_decode_matches_transformers() {
+    check_with(&["text greedy", "video prompt"], DecodeKernels::Folded);
 }
 
 #[test]
@@ -84,7 +95,7 @@ fn f16_path_stays_close_to_transformers() {
         assert_eq!(std::env::var("ALLOW_NO_F16").as_deref(), Ok("1"), "adapter {} has no shader-f16", gpu.info.name);
         return;
     }
-    let (text, vision) = load_models(&gpu);
+    let (text, vision) = load_models(&gpu, DecodeKernels::Fused);
     println!("{}", pollster::block_on(qwen_parity::check_f16_image(&gpu, &fixture(), &text, &vision)).unwrap());
 }
 

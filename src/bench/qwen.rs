@@ -5,7 +5,7 @@
 use super::{bandwidth, gemm_row, BenchError, Row};
 use crate::gpu::{Gpu, Recorder, StatsSnapshot};
 use crate::model::qwen::generate::{generate, GenerationConfig, Generated, Prompt};
-use crate::model::qwen::{KvCache, QwenConfig, TextModel};
+use crate::model::qwen::{DecodeKernels, KvCache, QwenConfig, TextModel};
 use crate::model::Params;
 use crate::rng::Rng;
 use crate::weights::manifest::Manifest;
@@ -19,7 +19,7 @@ pub struct QwenBench {
     pub new_tokens: usize,
     pub reps: usize,
     /// Decode with the fused kernels (true), the separate ones (false), or each in turn.
-    pub decode_modes: Vec<bool>,
+    pub decode_modes: Vec<DecodeKernels>,
 }
 
 pub struct QwenReport {
@@ -37,6 +37,9 @@ pub struct QwenReport {
     pub weight_bytes: f64,
     /// KV cache read per decoded token, at the mean context length of the decode.
     pub kv_bytes: f64,
+    /// Weights read more than once per decoded token: the folded decode's W_q, once per extra
+    /// key range (`kernels::fold::fold_ranges`), averaged over the decode.
+    pub reread_bytes: f64,
     pub copy: Row,
     pub gemm: Row,
     /// Weights plus the activations' high-water mark (KV cache included).
@@ -81,13 +84,13 @@ async fn one_run(
     Ok((g, counted, steps as u64))
 }
 
-/// One report per decode mode of `b` (fused kernels, separate ones), on one loaded model.
+/// One report per decode mode of `b` (folded, fused or separate kernels), on one loaded model.
 pub async fn run(gpu: &Gpu, m: &Manifest, params: std::collections::HashMap<String, GpuParam>, b: &QwenBench) -> Result<Vec<QwenReport>, BenchError> {
     let cfg = QwenConfig::from_json(&m.config)?.text;
     let mut model = TextModel::new(gpu, &cfg, &Params::new(params))?;
     let mut out = Vec::new();
-    for &fused in &b.decode_modes {
-        model.fused_decode = fused;
+    for &kernels in &b.decode_modes {
+        model.decode = kernels;
         out.push(run_mode(gpu, m, &model, b).await?);
     }
     Ok(out)
@@ -127,6 +130,14 @@ async fn run_mode(gpu: &Gpu, m: &Manifest, model: &TextModel, b: &QwenBench) -> 
     let prefill_flops = 2.0 * matrices * b.prompt as f64 + attention + 2.0 * (cfg.vocab * cfg.hidden) as f64;
     let mean_ctx = b.prompt as f64 + b.new_tokens as f64 / 2.0;
     let kv_bytes = (cfg.layers * 2 * cfg.kv_dim()) as f64 * mean_ctx * gpu.act.size() as f64;
+    let reread_bytes = match model.decode {
+        DecodeKernels::Folded if decoded > 0 => {
+            let wq: f64 = m.tensors.get("llm.layers.0.self_attn.q_proj.weight").map_or(0.0, |t| t.parts.iter().map(|p| p.bytes as f64).sum());
+            let extra: usize = (0..decoded).map(|s| crate::kernels::fold::fold_ranges(b.prompt + s) - 1).sum();
+            wq * cfg.layers as f64 * extra as f64 / decoded as f64
+        }
+        _ => 0.0,
+    };
 
     let peak_gpu_bytes = super::peak_gpu_bytes(gpu, m.total_bytes());
     drop(cache);
@@ -134,7 +145,7 @@ async fn run_mode(gpu: &Gpu, m: &Manifest, model: &TextModel, b: &QwenBench) -> 
     let fmt = m.tensors.get("llm.layers.0.mlp.up_proj.weight").map(|t| t.format).unwrap_or(WeightFormat::Q4);
     let gemm = gemm_row(gpu, &mut rng, fmt, b.prompt, cfg.intermediate, cfg.hidden, 3)?;
     Ok(QwenReport {
-        label: format!("{}, {} decode", formats(m), if model.fused_decode { "fused" } else { "separate-kernel" }),
+        label: format!("{}, {} decode", formats(m), model.decode.name()),
         prompt: b.prompt,
         new_tokens: b.new_tokens,
         prefill_ms,
@@ -145,6 +156,7 @@ async fn run_mode(gpu: &Gpu, m: &Manifest, model: &TextModel, b: &QwenBench) -> 
         decoded,
         weight_bytes: llm_bytes(m),
         kv_bytes,
+        reread_bytes,
         copy,
         gemm,
         peak_gpu_bytes,
@@ -160,7 +172,7 @@ pub fn format_table(gpu: &Gpu, runs: &[QwenReport]) -> String {
     s += "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
     for r in runs {
         let prefill_gflops = r.prefill_flops / r.prefill_ms / 1e6;
-        let bytes = r.weight_bytes + r.kv_bytes;
+        let bytes = r.weight_bytes + r.kv_bytes + r.reread_bytes;
         let gbps = bytes / r.decode_ms_per_token / 1e6;
         s += &format!(
             "| {} | {} | {:.1} | {:.1} | {:.0}% | {:.2} | {:.1} | {} | {} | {:.1} | {:.2} | {:.0} | {:.1} | {:.0}% | {:.2} |\n",

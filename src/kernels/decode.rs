@@ -51,7 +51,7 @@ pub struct QkvOut<'a> {
 /// guarantees only 8 storage buffers per shader stage: the input norm's weight [hidden], the
 /// q | k | v biases, the rotary inverse frequencies [head_dim / 2]. Built once per layer at load.
 pub struct QkvAux {
-    aux: Tensor,
+    pub(super) aux: Tensor,
     eps: f32,
     hidden: usize,
     rows: usize,
@@ -77,7 +77,7 @@ impl QkvAux {
     }
 }
 
-fn choice(act: DType, format: WeightFormat, k4: bool, bias: bool, add: bool, fused: Fused) -> MatmulChoice {
+pub(super) fn choice(act: DType, format: WeightFormat, k4: bool, bias: bool, add: bool, fused: Fused) -> MatmulChoice {
     MatmulChoice { act, gemv: true, format, bias, activation: Activation::None, mul: false, add, k4, tile: GemmTile::DEFAULT, fused }
 }
 
@@ -107,7 +107,7 @@ pub fn fits(rows: usize, k: usize) -> bool {
     rows <= GEMV_MAX_ROWS && k <= MAX_STAGED_K
 }
 
-fn check_x(rec: &Recorder, x: &Tensor, k: usize) -> Result<()> {
+pub(super) fn check_x(rec: &Recorder, x: &Tensor, k: usize) -> Result<()> {
     check_act("decode gemv", "X", x, rec.gpu)?;
     if !fits(x.rows(), k) || x.cols() != k {
         return Err(shape_err("decode gemv", format!("X {:?} must be at most {GEMV_MAX_ROWS} rows of {k} <= {MAX_STAGED_K} columns", x.shape)));
@@ -133,7 +133,7 @@ fn check_stack(ws: &[&Weight], k: usize) -> Result<()> {
 }
 
 /// Launch one fused GEMV over `n` output rows (`rows_per_block`: the paired block's half, or 0).
-fn dispatch(rec: &mut Recorder, c: MatmulChoice, params: &MatmulParams, binds: &[Binding<'_>], n: usize, m: usize) {
+pub(super) fn dispatch(rec: &mut Recorder, c: MatmulChoice, params: &MatmulParams, binds: &[Binding<'_>], n: usize, m: usize) {
     let gpu = rec.gpu;
     let launch = c.launch();
     let rows = launch.workgroup()[1];
@@ -150,10 +150,8 @@ fn check_paired(half: usize, n: usize) -> Result<()> {
     Ok(())
 }
 
-/// q = RoPE(x̂ · Wqᵀ + bq), and RoPE(x̂ · Wkᵀ + bk), x̂ · Wvᵀ + bv written into the KV cache at rows
-/// `past..past + rows`, where x̂ = RMSNorm(x) (norm weight, biases and frequencies in `aux`).
-/// Returns q [rows, heads * head_dim].
-pub fn qkv_rope_kv(rec: &mut Recorder, x: &Tensor, aux: &QkvAux, w: [&Weight; 3], out: &QkvOut) -> Result<Tensor> {
+/// The sizes of a q/k/v pass over X (`rows` x hidden) into `out`, checked: (q_dim, kv_dim).
+pub(super) fn check_qkv(rec: &Recorder, x: &Tensor, aux: &QkvAux, w: [&Weight; 3], out: &QkvOut) -> Result<(usize, usize)> {
     let gpu = rec.gpu;
     let k = w[0].cols;
     check_x(rec, x, k)?;
@@ -183,9 +181,15 @@ pub fn qkv_rope_kv(rec: &mut Recorder, x: &Tensor, aux: &QkvAux, w: [&Weight; 3]
     if out.pos.dtype != DType::I32 || out.pos.numel() != 3 * m {
         return Err(shape_err("decode gemv", format!("positions must be I32 [{m}, 3], got {:?}", out.pos.shape)));
     }
-    let q = gpu.alloc_act(&[m, q_dim])?;
-    let c = choice(gpu.act, w[0].format, k % 4 == 0, false, false, Fused::QkvRope);
-    let params = MatmulParams {
+    Ok((q_dim, kv_dim))
+}
+
+/// The uniforms and bindings of a q/k/v pass (everything but its outputs besides the cache).
+pub(super) fn qkv_params(x: &Tensor, aux: &QkvAux, w: [&Weight; 3], out: &QkvOut) -> MatmulParams {
+    let rope = out.rope;
+    let hd = rope.head_dim;
+    let (q_dim, kv_dim) = (out.heads * hd, out.kv_heads * hd);
+    MatmulParams {
         n1: q_dim as u32,
         n2: (q_dim + kv_dim) as u32,
         soff2: w[1].scale_offset,
@@ -199,8 +203,20 @@ pub fn qkv_rope_kv(rec: &mut Recorder, x: &Tensor, aux: &QkvAux, w: [&Weight; 3]
         sec0: rope.sec[0] as u32,
         sec1: rope.sec[1] as u32,
         n_comp: rope.n_comp as u32,
-        ..MatmulParams::plain(m, n, w[0])
-    };
+        ..MatmulParams::plain(x.rows(), q_dim + 2 * kv_dim, w[0])
+    }
+}
+
+/// q = RoPE(x̂ · Wqᵀ + bq), and RoPE(x̂ · Wkᵀ + bk), x̂ · Wvᵀ + bv written into the KV cache at rows
+/// `past..past + rows`, where x̂ = RMSNorm(x) (norm weight, biases and frequencies in `aux`).
+/// Returns q [rows, heads * head_dim].
+pub fn qkv_rope_kv(rec: &mut Recorder, x: &Tensor, aux: &QkvAux, w: [&Weight; 3], out: &QkvOut) -> Result<Tensor> {
+    let gpu = rec.gpu;
+    let (q_dim, kv_dim) = check_qkv(rec, x, aux, w, out)?;
+    let (k, m, n) = (w[0].cols, x.rows(), q_dim + 2 * kv_dim);
+    let q = gpu.alloc_act(&[m, q_dim])?;
+    let c = choice(gpu.act, w[0].format, k % 4 == 0, false, false, Fused::QkvRope);
+    let params = qkv_params(x, aux, w, out);
     let binds = [
         MATMUL.bind("X", x),
         MATMUL.bind_buf("W", &w[0].buf),

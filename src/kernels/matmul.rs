@@ -80,6 +80,12 @@ crate::uniform_params! {
         hq: u32,
         hd: u32,
         n_split: u32,
+        /// FOLD / FOLD_MERGE: the attention's scale, keys per range, where the (max, sum) pairs
+        /// and the rotated q start in FOLDED.
+        scale: f32,
+        split_len: u32,
+        ml_off: u32,
+        q_off: u32,
     }
 }
 
@@ -88,9 +94,10 @@ pub static MATMUL: Contract = Contract {
     params: MatmulParams::FIELDS,
     slots: &[
         // `ActX`: Act, or Act4 with X4 (aliased in the WGSL).
-        Slot::read("X", "array<ActX>").when("!COMBINE"),
+        Slot::read("X", "array<ActX>").when("!COMBINE|FOLD_MERGE"),
         Slot::read("W", "array<u32>"),
-        Slot::write("Y", "array<Act>"),
+        // The folded q/k/v pass leaves everything in FOLDED and the cache.
+        Slot::write("Y", "array<Act>").when("!FOLD"),
         Slot::read("BIASES", "array<f32>").when("BIAS"),
         Slot::read("MULT", "array<Act>").when("MUL"),
         Slot::read("ADDT", "array<Act>").when("ADD"),
@@ -99,9 +106,11 @@ pub static MATMUL: Contract = Contract {
         Slot::read("W3", "array<u32>").when("W_MULTI"),
         Slot::read("AUX", "array<f32>").when("ROPE_KV"),
         Slot::read("POS", "array<i32>").when("ROPE_KV"),
-        Slot::write("KVC", "array<Act>").when("ROPE_KV"),
+        Slot::read("KVC", "array<Act>").write_if("ROPE_KV").when("ROPE_KV|FOLD_MERGE"),
         Slot::read("PART", "array<f32>").when("COMBINE"),
         Slot::read("ML", "array<vec2<f32>>").when("COMBINE"),
+        // Per (row, head, key range) the partial sums [head_dim], then their (max, sum), then q.
+        Slot::read("FOLDED", "array<f32>").write_if("FOLD").when("FOLD|FOLD_MERGE"),
     ],
     entries: &[Entry::new("gemv", [32, 8, 1]), GEMM_ENTRY],
 };
@@ -131,6 +140,10 @@ impl MatmulParams {
             hq: 0,
             hd: 0,
             n_split: 0,
+            scale: 0.0,
+            split_len: 0,
+            ml_off: 0,
+            q_off: 0,
         }
     }
 }
@@ -171,6 +184,10 @@ pub enum Fused {
     SwiGlu {
         norm: bool,
     },
+    /// `QkvRope` for k and v, the attention over the cached keys in place of q (src/kernels/fold.rs).
+    QkvAttend,
+    /// The folded pass's key ranges and this step's keys merged into X in the prologue.
+    MergeNew,
 }
 
 impl Fused {
@@ -183,6 +200,8 @@ impl Fused {
             Fused::QkvRope => &["PAIRED", "W_MULTI", "ROPE_KV"],
             Fused::SwiGlu { norm: true } => &["NORM_IN", "PAIRED", "W_MULTI", "SWIGLU"],
             Fused::SwiGlu { norm: false } => &["PAIRED", "W_MULTI", "SWIGLU"],
+            Fused::QkvAttend => &["PAIRED", "W_MULTI", "ROPE_KV", "FOLD", "REDUCE"],
+            Fused::MergeNew => &["FOLD_MERGE"],
         }
     }
 }
@@ -201,6 +220,8 @@ impl MatmulChoice {
             .flag_if(self.k4 && (!self.gemv || self.format == WeightFormat::Q4), "X4");
         let variant = self.fused.flags().iter().fold(variant, |v, f| v.flag(f));
         if self.gemv {
+            // wg_sum / wg_max over the whole GEMV workgroup.
+            let variant = if self.fused == Fused::QkvAttend { variant.constant("RED_N", MATMUL.entry("gemv").threads()) } else { variant };
             Launch::new(&MATMUL, "gemv", variant)
         } else {
             Launch::new(&MATMUL, "gemm", self.tile.apply(variant))
@@ -230,6 +251,7 @@ pub fn launches() -> Vec<Launch> {
         }
     }
     out.extend(super::decode::launches());
+    out.extend(super::fold::launches());
     out
 }
 

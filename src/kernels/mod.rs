@@ -7,6 +7,7 @@ pub mod copy;
 pub mod decode;
 pub mod elementwise;
 pub mod embed;
+pub mod fold;
 pub mod gather;
 pub mod gemm_memo;
 pub mod gemm_tune;
@@ -31,7 +32,8 @@ const GEMM_ENTRY: Entry = Entry::per_variant("gemm", GemmTile::entry_workgroup);
 
 // Every family has a contract (declared next to its launcher): the WGSL without the declarations
 // the contract emits.
-const MATMUL_WGSL: ShaderSource = ShaderSource { name: "matmul", code: include_str!("../../shaders/matmul.wgsl"), includes: &[COMMON, QUANT, SINCOS, GEMM_CORE] };
+const MATMUL_WGSL: ShaderSource =
+    ShaderSource { name: "matmul", code: include_str!("../../shaders/matmul.wgsl"), includes: &[COMMON, QUANT, SINCOS, GEMM_CORE, REDUCE] };
 const CONV_WGSL: ShaderSource = ShaderSource { name: "conv", code: include_str!("../../shaders/conv.wgsl"), includes: &[QUANT, GEMM_CORE] };
 const ATTENTION_WGSL: ShaderSource = ShaderSource { name: "attention", code: include_str!("../../shaders/attention.wgsl"), includes: &[COMMON, REDUCE] };
 const NORM_WGSL: ShaderSource = ShaderSource { name: "norm", code: include_str!("../../shaders/norm.wgsl"), includes: &[COMMON, REDUCE] };

@@ -31,6 +31,7 @@ use crate::kernels::sample::{argmax, repetition_penalty, sample, Sampling};
 use crate::weights::{PackedWeight, Weight, WeightFormat};
 
 mod decode;
+mod fold;
 
 // ================================================================ the case machinery
 
@@ -216,6 +217,7 @@ pub fn cases() -> Vec<KernelCase> {
         C::new("decode_gate_up", "decode::gate_up_swiglu", decode::gate_up_def()),
         C::new("decode_lm_head", "decode::{linear_normed_parts, linear_normed}", decode::lm_head_def()),
         C::new("decode_o_combined", "decode::linear_combined", decode::o_combined_def()),
+        C::new("decode_folded_attention", "fold::{qkv_attend, linear_merged}", fold::fold_def()),
         C::new(
             "attention_causal_gqa_d128",
             "attention::attention_with",

@@ -38,7 +38,7 @@ bench 80 spatial --frames 16 --size 644x476 --tokens 32
 bench 60 vggt --frames 8,16
 # The same without matrix units (the plain kernels every adapter runs), for before and after.
 SPATIAL_MLLM_COOP=0 bench 40 vggt --frames 16
-bench 60 qwen --prompt 128 --tokens 64 --decode both --formats q4
+bench 60 qwen --prompt 128 --tokens 64 --decode all --formats q4
 bench 90 vggt --frames 32
 [ -f devbin/bin/qwen2.5-tokenizer.json ] && bench 150 eval --videos 4 --questions 8 --tokenizer devbin/bin/qwen2.5-tokenizer.json
 log done

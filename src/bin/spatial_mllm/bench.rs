@@ -13,6 +13,7 @@ use spatial_mllm_web::bench::vggt as vggt_bench;
 use spatial_mllm_web::bench::{format_table, run_all, Scale};
 use spatial_mllm_web::eval::PromptStyle;
 use spatial_mllm_web::model::qwen::chat::QwenTokenizer;
+use spatial_mllm_web::model::qwen::DecodeKernels;
 use spatial_mllm_web::model::spatial::SpatialMllm;
 use spatial_mllm_web::model::vggt::Aggregator;
 use spatial_mllm_web::model::Params;
@@ -61,9 +62,10 @@ pub enum BenchWhat {
         /// Repetitions (the best is reported).
         #[arg(long, default_value_t = 2)]
         reps: usize,
-        /// The decode step's kernels: `fused` (5 dispatches per layer), `separate` (12-13, as
-        /// before issue 17), or `both` (one row each, to compare on the same device).
-        #[arg(long, default_value = "fused", value_parser = ["fused", "separate", "both"])]
+        /// The decode step's kernels: `folded` (4 dispatches per layer, the attention in the
+        /// q/k/v pass), `fused` (5), `separate` (12-13, as before issue 17), or `all` (one row
+        /// each, to compare on the same device).
+        #[arg(long, default_value = "folded", value_parser = ["folded", "fused", "separate", "all"])]
         decode: String,
     },
     /// Spatial-MLLM v1.1 at its real config with random weights (default policy: q4 language model
@@ -205,8 +207,8 @@ pub fn bench(f32_only: bool, what: BenchWhat) {
                 None => formats.split(',').map(|f| random_package(&config, "qwen2.5-vl", f.trim(), qwen_policy(f.trim()))).collect(),
             };
             let decode_modes = match decode.as_str() {
-                "both" => vec![true, false],
-                mode => vec![mode == "fused"],
+                "all" => DecodeKernels::ALL.to_vec(),
+                mode => vec![DecodeKernels::parse(mode).expect("clap checked the mode")],
             };
             let bench = QwenBench { prompt, new_tokens: tokens, reps, decode_modes };
             let mut runs = Vec::new();

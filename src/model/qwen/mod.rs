@@ -11,5 +11,5 @@ pub mod vision_layout;
 
 pub use config::{QwenConfig, SpecialTokens, TextConfig, VisionConfig};
 pub use kv_cache::KvCache;
-pub use text::TextModel;
+pub use text::{DecodeKernels, TextModel};
 pub use vision::VisionModel;

@@ -8,6 +8,7 @@ use crate::gpu::{Gpu, Recorder, Tensor};
 use crate::kernels::attention::{attention, attention_ranges, Attention, AttentionOut, HeadsView};
 use crate::kernels::decode::{self, gate_up_swiglu, linear_combined, qkv_rope_kv, QkvAux, QkvOut, Ranges};
 use crate::kernels::embed::embed_parts;
+use crate::kernels::fold::{fold_fits, linear_merged, qkv_attend};
 use crate::kernels::matmul::{linear, Epilogue};
 use crate::kernels::rope::{rope_inplace, RopeKind, RopeTable};
 use crate::model::layers::{GatedMlp, Linear, RmsNorm};
@@ -82,6 +83,16 @@ impl SelfAttention {
         }
     }
 
+    /// `forward` for a decode step in two dispatches: RMSNorm + k/v + bias + M-RoPE + the cache
+    /// write, and per head q and the attention over the keys cached before, in one pass; the
+    /// merge of its key ranges with this step's keys + o + residual in one GEMV.
+    fn forward_folded(&self, rec: &mut Recorder, aux: &QkvAux, x: &Tensor, (pos, rope): (&Tensor, &RopeTable), kv: LayerKv) -> MResult<Tensor> {
+        let out = QkvOut { cache: kv.kv, v_base: kv.v_base, past: kv.past, heads: self.heads, kv_heads: self.kv_heads, pos, rope };
+        let w = [self.q_proj.weight()?, self.k_proj.weight()?, self.v_proj.weight()?];
+        let folded = qkv_attend(rec, x, aux, w, &out)?;
+        Ok(linear_merged(rec, &folded, self.o_proj.weight()?, self.o_proj.bias()?, x)?)
+    }
+
     /// `forward` for a decode step in three dispatches: RMSNorm + q/k/v + bias + M-RoPE + the
     /// cache write in one GEMV; the attention; the merge of its key ranges + o + residual in one
     /// GEMV. Bit-identical to `norm.forward` then `forward`.
@@ -133,13 +144,53 @@ impl Layer {
     }
 
     /// The layer for a decode step in five dispatches: q/k/v (norm folded), the attention, o
-    /// (key ranges merged in), gate/up with SiLU * up (norm folded), down. Bit-identical to
-    /// `forward`.
-    fn forward_decode(&self, rec: &mut Recorder, x: &Tensor, rope: (&Tensor, &RopeTable), kv: LayerKv) -> MResult<Tensor> {
-        let x = self.self_attn.forward_decode(rec, &self.qkv_aux, x, rope, kv)?;
+    /// (key ranges merged in), gate/up with SiLU * up (norm folded), down; bit-identical to
+    /// `forward`. With `folded`, four: the attention joins the q/k/v pass.
+    fn forward_decode(&self, rec: &mut Recorder, x: &Tensor, rope: (&Tensor, &RopeTable), kv: LayerKv, folded: bool) -> MResult<Tensor> {
+        let x =
+            if folded { self.self_attn.forward_folded(rec, &self.qkv_aux, x, rope, kv)? } else { self.self_attn.forward_decode(rec, &self.qkv_aux, x, rope, kv)? };
         let m = &self.mlp;
         let h = gate_up_swiglu(rec, &x, Some(self.post_attention_layernorm.as_prologue()), m.gate.weight()?, m.up.weight()?)?;
         m.down.forward_add(rec, &h, &x)
+    }
+}
+
+/// How a decode step (at most `GEMV_MAX_ROWS` rows) runs its layers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DecodeKernels {
+    /// One kernel per operation, as a prefill: 12-13 dispatches a layer.
+    Separate,
+    /// Norms, biases, RoPE, the cache write, SiLU * up and the key ranges' merge fused into the
+    /// GEMVs: 5 dispatches a layer, bit-identical to `Separate` (src/kernels/decode.rs).
+    Fused,
+    /// `Fused` with the attention folded into the q/k/v pass: 4 a layer (src/kernels/fold.rs).
+    Folded,
+}
+
+impl DecodeKernels {
+    pub const ALL: [DecodeKernels; 3] = [DecodeKernels::Folded, DecodeKernels::Fused, DecodeKernels::Separate];
+
+    /// Folded on a GPU, where a decode step is bound by its dispatches; separate on a CPU
+    /// adapter (lavapipe), where it is bound by arithmetic and each fused workgroup's prologue
+    /// (the norm or the merge of X) costs more than the dispatches it saves: see docs/figures.md.
+    pub fn for_adapter(gpu: &Gpu) -> DecodeKernels {
+        if gpu.info.device_type == "Cpu" {
+            DecodeKernels::Separate
+        } else {
+            DecodeKernels::Folded
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            DecodeKernels::Separate => "separate",
+            DecodeKernels::Fused => "fused",
+            DecodeKernels::Folded => "folded",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<DecodeKernels> {
+        Self::ALL.into_iter().find(|k| k.name() == s)
     }
 }
 
@@ -150,12 +201,9 @@ pub struct TextModel {
     layers: Vec<Layer>,
     norm: RmsNorm,
     rope: RopeTable,
-    /// Decode steps run the fused kernels (`Layer::forward_decode`) where the model allows them;
-    /// false runs the separate kernels. The default is fused on a GPU, where a decode step is
-    /// bound by its dispatches, and separate on a CPU adapter (lavapipe), where it is bound by
-    /// arithmetic and each fused workgroup's prologue (the norm or the merge of X) costs more
-    /// than the dispatches it saves: see docs/figures.md.
-    pub fused_decode: bool,
+    /// The decode step's kernels where the model allows them (`DecodeKernels::for_adapter`
+    /// unless a test or benchmark chooses).
+    pub decode: DecodeKernels,
 }
 
 /// Intermediate activations, for parity tests: the embedded input, each layer's output, the
@@ -174,13 +222,27 @@ impl TextModel {
         let layers = (0..cfg.layers).map(|l| Layer::load(gpu, &llm.pp("layers").pp(l), cfg, &rope)).collect::<MResult<Vec<_>>>()?;
         let embed = llm.matrix_parts("embed_tokens.weight", cfg.vocab, cfg.hidden)?;
         let lm_head = if cfg.tie_embeddings { embed.clone() } else { llm.matrix_parts("lm_head.weight", cfg.vocab, cfg.hidden)? };
-        Ok(TextModel { cfg: cfg.clone(), embed, lm_head, layers, norm: RmsNorm::load(&llm.pp("norm"), cfg.hidden, cfg.eps)?, rope, fused_decode: true })
+        Ok(TextModel {
+            cfg: cfg.clone(),
+            embed,
+            lm_head,
+            layers,
+            norm: RmsNorm::load(&llm.pp("norm"), cfg.hidden, cfg.eps)?,
+            rope,
+            decode: DecodeKernels::for_adapter(gpu),
+        })
     }
 
-    /// Whether a step of `rows` rows runs the fused decode kernels.
-    fn decodes_fused(&self, rows: usize) -> bool {
+    /// The kernels a step of `rows` rows runs: `decode` where the shapes allow it, else the
+    /// nearest that they allow.
+    fn decode_kernels(&self, rows: usize) -> DecodeKernels {
         let c = &self.cfg;
-        self.fused_decode && decode::fits(rows, c.hidden) && c.q_dim() <= decode::MAX_STAGED_K && c.heads <= decode::MAX_COMBINE_HEADS && (c.head_dim / 2) % 4 == 0
+        let fused = decode::fits(rows, c.hidden) && c.q_dim() <= decode::MAX_STAGED_K && c.heads <= decode::MAX_COMBINE_HEADS && (c.head_dim / 2) % 4 == 0;
+        match self.decode {
+            _ if !fused => DecodeKernels::Separate,
+            DecodeKernels::Folded if !fold_fits(c.heads, c.head_dim) => DecodeKernels::Fused,
+            k => k,
+        }
     }
 
     /// Token embeddings [n, hidden] for U32 ids.
@@ -202,7 +264,7 @@ impl TextModel {
     /// A decode step's logits [rows, vocab]: `forward` then `logits`, with the final norm folded
     /// into the lm_head's pass (every row part of it in that one pass) where the step runs fused.
     pub fn decode_logits(&self, rec: &mut Recorder, x: Tensor, pos: &Tensor, cache: &mut KvCache) -> MResult<Tensor> {
-        if !self.decodes_fused(x.rows()) || self.lm_head.len() > 3 {
+        if self.decode_kernels(x.rows()) == DecodeKernels::Separate || self.lm_head.len() > 3 {
             let hidden = self.forward(rec, x, pos, cache, None)?;
             return self.logits(rec, &hidden);
         }
@@ -218,11 +280,14 @@ impl TextModel {
             return Err(ModelError::Input(format!("decoder input {:?} with {} positions", x.shape, pos.numel() / 3)));
         }
         cache.check_room(n)?;
-        let fused = self.decodes_fused(n);
+        let kernels = self.decode_kernels(n);
         let mut x = x;
         for (l, layer) in self.layers.iter().enumerate() {
             let kv = LayerKv { kv: &cache.kv[l], v_base: cache.v_base(), past: cache.len };
-            x = if fused { layer.forward_decode(rec, &x, (pos, &self.rope), kv)? } else { layer.forward(rec, &x, (pos, &self.rope), kv)? };
+            x = match kernels {
+                DecodeKernels::Separate => layer.forward(rec, &x, (pos, &self.rope), kv)?,
+                k => layer.forward_decode(rec, &x, (pos, &self.rope), kv, k == DecodeKernels::Folded)?,
+            };
             if let Some(t) = taps.as_deref_mut() {
                 t.layers.push(x.clone());
             }

@@ -15,32 +15,32 @@ use crate::testing::util::{as_stored, Rng};
 use crate::weights::{PackedWeight, Weight, WeightFormat};
 
 const FORMATS: [WeightFormat; 4] = [WeightFormat::F32, WeightFormat::F16, WeightFormat::Q8, WeightFormat::Q4];
-const EPS: f32 = 1e-6;
+pub(super) const EPS: f32 = 1e-6;
 
 /// A random weight [rows, cols] packed in `fmt` and uploaded; the packed form gives the
 /// reference its dequantised values.
-fn weight(g: &Gpu, r: &mut Rng, fmt: WeightFormat, rows: usize, cols: usize) -> Result<(Weight, PackedWeight), String> {
+pub(super) fn weight(g: &Gpu, r: &mut Rng, fmt: WeightFormat, rows: usize, cols: usize) -> Result<(Weight, PackedWeight), String> {
     let packed = PackedWeight::pack(fmt, &r.normals(rows * cols, 0.05), rows, cols);
     Ok((Weight::upload(g, &packed, "w").map_err(e2s)?, packed))
 }
 
 /// Rounds a value as the device stores an activation (f16 path: through f16).
-fn stored(f16: bool) -> impl Fn(f64) -> f64 + Copy {
+pub(super) fn stored(f16: bool) -> impl Fn(f64) -> f64 + Copy {
     move |v| if f16 { half::f16::from_f64(v).to_f64() } else { v }
 }
 
 /// RMSNorm of each row of x [m, k] with weight g, as stored.
-fn normed(x: &[f32], g: &[f32], k: usize, st: impl Fn(f64) -> f64) -> Vec<f64> {
+pub(super) fn normed(x: &[f32], g: &[f32], k: usize, st: impl Fn(f64) -> f64) -> Vec<f64> {
     cpu::rms_norm(x, g, k, EPS as f64).into_iter().map(st).collect()
 }
 
 /// y[m, n] = sum_k x[m, k] w[n, k] with x in f64.
-fn matmul64(x: &[f64], w: &[f32], m: usize, n: usize, k: usize) -> Vec<f64> {
+pub(super) fn matmul64(x: &[f64], w: &[f32], m: usize, n: usize, k: usize) -> Vec<f64> {
     (0..m * n).map(|i| (0..k).map(|t| x[(i / n) * k + t] * w[(i % n) * k + t] as f64).sum()).collect()
 }
 
 /// rotate_half RoPE of one head of f64 values with per-channel angles.
-fn rope64(x: &[f64], angle: &[f64]) -> Vec<f64> {
+pub(super) fn rope64(x: &[f64], angle: &[f64]) -> Vec<f64> {
     let h = x.len() / 2;
     (0..x.len()).map(|c| x[c] * angle[c].cos() + if c < h { -x[c + h] } else { x[c - h] } * angle[c].sin()).collect()
 }
