@@ -36,8 +36,43 @@ const GEMM_KV: u32 = GEMM_BK / 4u; // vec4s along k per tile row
 const GEMM_RS: u32 = GEMM_NT / GEMM_KV; // tile rows between one thread's loads
 const GEMM_UA: u32 = GEMM_BM / GEMM_RS; // A vec4s per thread per step
 const GEMM_UB: u32 = GEMM_BN / GEMM_RS; // B vec4s per thread per step
+#ifdef COOP
 var<workgroup> As: array<GemmS, GEMM_BK * GEMM_BM>; // [BK][BM]
 var<workgroup> Bs: array<GemmS, GEMM_BK * GEMM_BN>; // [BK][BN]
+
+fn gemm_put_a(i: u32, v: GemmS) {
+    As[i] = v;
+}
+
+fn gemm_put_b(i: u32, v: GemmS) {
+    Bs[i] = v;
+}
+
+// Four values along n at i (a multiple of 4).
+fn gemm_put_b4(i: u32, v: vec4<GemmS>) {
+    Bs[i] = v.x;
+    Bs[i + 1u] = v.y;
+    Bs[i + 2u] = v.z;
+    Bs[i + 3u] = v.w;
+}
+#else
+// The same [BK][BM] and [BK][BN] tiles as vec4s along m and n: the multiply loop takes four
+// values per workgroup-memory load (GEMM_TM and GEMM_TN are multiples of 4).
+var<workgroup> As: array<vec4<f32>, GEMM_BK * GEMM_BM / 4u>;
+var<workgroup> Bs: array<vec4<f32>, GEMM_BK * GEMM_BN / 4u>;
+
+fn gemm_put_a(i: u32, v: GemmS) {
+    As[i / 4u][i % 4u] = v;
+}
+
+fn gemm_put_b(i: u32, v: GemmS) {
+    Bs[i / 4u][i % 4u] = v;
+}
+
+fn gemm_put_b4(i: u32, v: vec4<GemmS>) {
+    Bs[i / 4u] = v;
+}
+#endif
 
 // Thread `tid` loads k = k0 + lk .. k0 + lk + 3 of tile rows lr, lr + RS, .. (lr = tid / KV, lk =
 // (tid % KV) * 4): the rows' load state, computed once per thread.
@@ -57,10 +92,10 @@ fn gemm_stage(tid: u32, k0: u32, n0: u32, rows: ptr<function, array<GemmRow, GEM
     for (var i = 0u; i < GEMM_UA; i++) {
         let a = vec4<GemmS>(gemm_a4((*rows)[i], k, kc));
         let r = lr + i * GEMM_RS;
-        As[lk * GEMM_BM + r] = a.x;
-        As[(lk + 1u) * GEMM_BM + r] = a.y;
-        As[(lk + 2u) * GEMM_BM + r] = a.z;
-        As[(lk + 3u) * GEMM_BM + r] = a.w;
+        gemm_put_a(lk * GEMM_BM + r, a.x);
+        gemm_put_a((lk + 1u) * GEMM_BM + r, a.y);
+        gemm_put_a((lk + 2u) * GEMM_BM + r, a.z);
+        gemm_put_a((lk + 3u) * GEMM_BM + r, a.w);
     }
 #ifdef B_KN
     for (var i = 0u; i < GEMM_UB; i++) {
@@ -68,26 +103,23 @@ fn gemm_stage(tid: u32, k0: u32, n0: u32, rows: ptr<function, array<GemmRow, GEM
         let bk = u / (GEMM_BN / 4u);
         let bc = (u % (GEMM_BN / 4u)) * 4u;
         let b = vec4<GemmS>(gemm_b4n(k0 + bk, n0 + bc));
-        let o = bk * GEMM_BN + bc;
-        Bs[o] = b.x;
-        Bs[o + 1u] = b.y;
-        Bs[o + 2u] = b.z;
-        Bs[o + 3u] = b.w;
+        gemm_put_b4(bk * GEMM_BN + bc, b);
     }
 #else
     for (var i = 0u; i < GEMM_UB; i++) {
         let r = lr + i * GEMM_RS;
         let b = vec4<GemmS>(gemm_b4(n0 + r, k, kc));
-        Bs[lk * GEMM_BN + r] = b.x;
-        Bs[(lk + 1u) * GEMM_BN + r] = b.y;
-        Bs[(lk + 2u) * GEMM_BN + r] = b.z;
-        Bs[(lk + 3u) * GEMM_BN + r] = b.w;
+        gemm_put_b(lk * GEMM_BN + r, b.x);
+        gemm_put_b((lk + 1u) * GEMM_BN + r, b.y);
+        gemm_put_b((lk + 2u) * GEMM_BN + r, b.z);
+        gemm_put_b((lk + 3u) * GEMM_BN + r, b.w);
     }
 #endif
 }
 
 #ifndef COOP
 const GEMM_NV: u32 = GEMM_TN / 4u; // accumulator vec4s per output row
+const GEMM_MV: u32 = GEMM_TM / 4u; // vec4s of A per k
 
 @compute @workgroup_size(GEMM_WG_X, GEMM_WG_Y, GEMM_WG_Z)
 fn gemm(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
@@ -102,12 +134,17 @@ fn gemm(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
         gemm_stage(tid, k0, n0, &rows, kc);
         workgroupBarrier();
         for (var kk = 0u; kk < GEMM_BK; kk++) {
-            let ab = kk * GEMM_BM + lid.y * GEMM_TM;
+            // This thread's GEMM_TM values of A and GEMM_TN of B at kk, four per load.
+            let ab = (kk * GEMM_BM + lid.y * GEMM_TM) / 4u;
+            var a: array<vec4<f32>, GEMM_MV>;
+            for (var u = 0u; u < GEMM_MV; u++) {
+                a[u] = As[ab + u];
+            }
+            let bb = (kk * GEMM_BN + lid.x * GEMM_TN) / 4u;
             for (var v = 0u; v < GEMM_NV; v++) {
-                let bb = kk * GEMM_BN + lid.x * GEMM_TN + v * 4u;
-                let b = vec4<f32>(Bs[bb], Bs[bb + 1u], Bs[bb + 2u], Bs[bb + 3u]);
+                let b = Bs[bb + v];
                 for (var i = 0u; i < GEMM_TM; i++) {
-                    acc[i * GEMM_NV + v] += As[ab + i] * b;
+                    acc[i * GEMM_NV + v] += a[i / 4u][i % 4u] * b;
                 }
             }
         }

@@ -91,16 +91,17 @@ impl GemmTile {
         }
     }
 
-    /// Whether the core can run this tiling at all: TN a multiple of 4 (vec4 accumulators), BK a
-    /// multiple of 4 and at most 32 (weights rows are padded to 32 columns), and the loads of a
-    /// step spread evenly over the threads.
+    /// Whether the core can run this tiling at all: TM and TN multiples of 4 (A and B read from
+    /// workgroup memory as vec4s, vec4 accumulators), BK a multiple of 4 and at most 32 (weights
+    /// rows are padded to 32 columns), and the loads of a step spread evenly over the threads.
     pub fn is_consistent(&self) -> bool {
         let GemmTile { bm, bn, bk, tm, tn, coop } = *self;
         if [bm, bn, bk, tm, tn].contains(&0) || bk % 4 != 0 || bk > 32 {
             return false;
         }
         let side = COOP_SIDE;
-        let shaped = if coop == 0 { tn % 4 == 0 && bm % tm == 0 && bn % tn == 0 } else { bk % side == 0 && bm % (side * tm) == 0 && bn % (side * tn) == 0 };
+        let shaped =
+            if coop == 0 { tm % 4 == 0 && tn % 4 == 0 && bm % tm == 0 && bn % tn == 0 } else { bk % side == 0 && bm % (side * tm) == 0 && bn % (side * tn) == 0 };
         if !shaped {
             return false;
         }
@@ -336,6 +337,7 @@ mod tests {
         assert_eq!(GemmTile::parse("64x64x16"), Some(GemmTile::DEFAULT));
         assert_eq!(GemmTile::parse("128x64x16"), Some(tile(128, 64, 16, 8, 4)));
         assert_eq!(GemmTile::parse("64x64x16/4x3"), None);
+        assert_eq!(GemmTile::parse("64x64x16/2x4"), None);
         assert_eq!(GemmTile::parse("64x64"), None);
         assert!(!tile(256, 256, 16, 4, 4).fits(&web));
         let v = tile(128, 64, 16, 8, 4).apply(Variant::new(crate::gpu::DType::F32));
