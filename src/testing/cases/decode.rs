@@ -108,66 +108,127 @@ pub(super) fn qkv_def() -> Def<Qkv> {
     )
 }
 
+/// A q/k/v pass's random problem, shared with the folded case (`cases::fold`): X, the norm's
+/// weight, the three matrices and biases, on the host for the reference and uploaded.
+pub(super) struct QkvProblem {
+    m: usize,
+    k: usize,
+    heads: usize,
+    kv_heads: usize,
+    hd: usize,
+    kind: RopeKind,
+    x: Vec<f32>,
+    gn: Vec<f32>,
+    packed: Vec<PackedWeight>,
+    bias: Vec<f32>,
+}
+
+/// What the device holds of a `QkvProblem`.
+pub(super) struct QkvUploaded {
+    pub w: [Weight; 3],
+    pub x: Tensor,
+    pub aux: QkvAux,
+    pub rope: RopeTable,
+}
+
+impl QkvProblem {
+    pub fn new(
+        g: &Gpu,
+        r: &mut Rng,
+        fmt: WeightFormat,
+        m: usize,
+        k: usize,
+        (heads, kv_heads, hd): (usize, usize, usize),
+        kind: RopeKind,
+    ) -> Result<(QkvProblem, QkvUploaded), String> {
+        let (q_dim, kv_dim) = (heads * hd, kv_heads * hd);
+        let x = as_stored(g, &r.normals(m * k, 1.0));
+        let gn: Vec<f32> = r.normals(k, 0.3).iter().map(|w| 1.0 + w).collect();
+        let (wq, pq) = weight(g, r, fmt, q_dim, k)?;
+        let (wk, pk) = weight(g, r, fmt, kv_dim, k)?;
+        let (wv, pv) = weight(g, r, fmt, kv_dim, k)?;
+        let biases = [r.normals(q_dim, 0.5), r.normals(kv_dim, 0.5), r.normals(kv_dim, 0.5)];
+        let rope = RopeTable::new(g, kind, hd).map_err(e2s)?;
+        let gt = f32s(g, &gn, &[k])?;
+        let bt: Vec<Tensor> = biases.iter().map(|b| f32s(g, b, &[b.len()])).collect::<Result<_, _>>()?;
+        let aux = QkvAux::new(g, NormIn { weight: &gt, eps: EPS }, [&bt[0], &bt[1], &bt[2]], &rope).map_err(e2s)?;
+        let up = QkvUploaded { w: [wq, wk, wv], x: act(g, &x, &[m, k])?, aux, rope };
+        Ok((QkvProblem { m, k, heads, kv_heads, hd, kind, x, gn, packed: vec![pq, pk, pv], bias: biases.concat() }, up))
+    }
+
+    /// q | k | v [m, (heads + 2 kv_heads) hd] in f64 at M-RoPE positions `pos` [m, 3]: normed X
+    /// (as stored), the product + bias (as stored), q and k rotated (as stored).
+    pub fn reference(&self, pos: &[i32], st: impl Fn(f64) -> f64 + Copy) -> Vec<f64> {
+        let QkvProblem { m, k, heads, kv_heads, hd, kind, .. } = *self;
+        let n = (heads + 2 * kv_heads) * hd;
+        let w: Vec<f32> = self.packed.iter().flat_map(|p| p.unpack()).collect();
+        let mut y: Vec<f64> = matmul64(&normed(&self.x, &self.gn, k, st), &w, m, n, k).iter().enumerate().map(|(i, &s)| st(s + self.bias[i % n] as f64)).collect();
+        for i in 0..m {
+            let angle = &rope_angles(kind, hd, &pos[3 * i..3 * i + 3])[0];
+            for h in 0..heads + kv_heads {
+                let s = i * n + h * hd;
+                let rot: Vec<f64> = rope64(&y[s..s + hd], angle).into_iter().map(st).collect();
+                y[s..s + hd].copy_from_slice(&rot);
+            }
+        }
+        y
+    }
+}
+
 fn qkv_setup(g: &Gpu, r: &mut Rng, v: &Qkv) -> Result<Setup, String> {
     let &Qkv { fmt, m, k, heads, kv_heads, hd, sections, past, cap, maxpos } = v;
     let (q_dim, kv_dim) = (heads * hd, kv_heads * hd);
     let n = q_dim + 2 * kv_dim;
-    let x = as_stored(g, &r.normals(m * k, 1.0));
-    let gn: Vec<f32> = r.normals(k, 0.3).iter().map(|w| 1.0 + w).collect();
-    let (wq, pq) = weight(g, r, fmt, q_dim, k)?;
-    let (wk, pk) = weight(g, r, fmt, kv_dim, k)?;
-    let (wv, pv) = weight(g, r, fmt, kv_dim, k)?;
-    let bias = [r.normals(q_dim, 0.5), r.normals(kv_dim, 0.5), r.normals(kv_dim, 0.5)];
+    let kind = RopeKind::MRope { theta: 1_000_000.0, sections };
+    let (problem, up) = QkvProblem::new(g, r, fmt, m, k, (heads, kv_heads, hd), kind)?;
     // M-RoPE positions with distinct t / h / w components (h < maxpos / 8 <= w).
     let pos: Vec<i32> = (0..m).flat_map(|_| [r.below(maxpos), r.below(maxpos / 8), maxpos / 8 + r.below(maxpos / 8)]).map(|p| p as i32).collect();
     // The cache's other rows hold a marker, which the step must leave alone.
     let marker = as_stored(g, &[-7.75])[0];
-    let kind = RopeKind::MRope { theta: 1_000_000.0, sections };
-    let table = RopeTable::new(g, kind, hd).map_err(e2s)?;
-    let xt = act(g, &x, &[m, k])?;
-    let gt = f32s(g, &gn, &[k])?;
-    let bt: Vec<Tensor> = bias.iter().map(|b| f32s(g, b, &[b.len()])).collect::<Result<_, _>>()?;
-    let aux = QkvAux::new(g, NormIn { weight: &gt, eps: EPS }, [&bt[0], &bt[1], &bt[2]], &table).map_err(e2s)?;
     let pt = g.upload_i32(&pos, &[m, 3]).map_err(e2s)?;
     let cache = act(g, &vec![marker; 2 * cap * kv_dim], &[2 * cap, kv_dim])?;
     let f16 = g.act == DType::F16;
     Ok(Setup::rule(
         move |rec| {
-            let out = QkvOut { cache: &cache, v_base: cap * kv_dim, past, heads, kv_heads, pos: &pt, rope: &table };
-            let q = qkv_rope_kv(rec, &xt, &aux, [&wq, &wk, &wv], &out)?;
+            let out = QkvOut { cache: &cache, v_base: cap * kv_dim, past, heads, kv_heads, pos: &pt, rope: &up.rope };
+            let [wq, wk, wv] = &up.w;
+            let q = qkv_rope_kv(rec, &up.x, &up.aux, [wq, wk, wv], &out)?;
             Ok(vec![q, cache.clone()])
         },
         move |got| {
-            let st = stored(f16);
-            let w: Vec<f32> = [pq, pk, pv].iter().flat_map(|p| p.unpack()).collect();
-            let b: Vec<f32> = bias.concat();
-            let mut y: Vec<f64> = matmul64(&normed(&x, &gn, k, st), &w, m, n, k).iter().enumerate().map(|(i, &s)| st(s + b[i % n] as f64)).collect();
-            for i in 0..m {
-                let angle = &rope_angles(kind, hd, &pos[3 * i..3 * i + 3])[0];
-                for h in 0..heads + kv_heads {
-                    let s = i * n + h * hd;
-                    let rot = rope64(&y[s..s + hd], angle);
-                    y[s..s + hd].copy_from_slice(&rot);
-                }
-            }
+            let y = problem.reference(&pos, stored(f16));
             let (q, kv) = (&got[0], &got[1]);
             let want_q: Vec<f64> = (0..m).flat_map(|i| y[i * n..i * n + q_dim].to_vec()).collect();
-            let rows_of = |off: usize| (0..m).flat_map(|i| y[i * n + off..i * n + off + kv_dim].to_vec()).collect::<Vec<_>>();
-            let (want_k, want_v) = (rows_of(q_dim), rows_of(q_dim + kv_dim));
-            let v_row0 = cap + past;
-            let got_k = &kv[past * kv_dim..(past + m) * kv_dim];
-            let got_v = &kv[v_row0 * kv_dim..(v_row0 + m) * kv_dim];
-            let mut err = 0f64;
-            for (what, g, w) in [("q", &q[..], &want_q), ("keys", got_k, &want_k), ("values", got_v, &want_v)] {
-                err = err.max(measure(g, w).map_err(|e| format!("{what}: {e}"))?.err);
-            }
-            let written = |row: usize| (past..past + m).contains(&row) || (v_row0..v_row0 + m).contains(&row);
-            if let Some(i) = (0..2 * cap * kv_dim).find(|&i| !written(i / kv_dim) && kv[i] != marker) {
-                return Err(format!("cache row {} (of {} x {kv_dim}) col {} changed: {} instead of {marker}", i / kv_dim, 2 * cap, i % kv_dim, kv[i]));
-            }
+            let mut err = measure(q, &want_q).map_err(|e| format!("q: {e}"))?.err;
+            err = err.max(check_cache_rows(kv, &y, (past, cap, m), (q_dim, kv_dim), |_| marker)?);
             Ok(err)
         },
     ))
+}
+
+/// This step's keys and values (rows `past..past + m` of the keys and of the values, which start at
+/// row `cap`) against q | k | v `y`, and every other row of the cache as it was (`before(i)`).
+pub(super) fn check_cache_rows(
+    kv: &[f32],
+    y: &[f64],
+    (past, cap, m): (usize, usize, usize),
+    (q_dim, kv_dim): (usize, usize),
+    before: impl Fn(usize) -> f32,
+) -> Result<f64, String> {
+    let n = q_dim + 2 * kv_dim;
+    let rows_of = |off: usize| (0..m).flat_map(|i| y[i * n + off..i * n + off + kv_dim].to_vec()).collect::<Vec<_>>();
+    let v_row0 = cap + past;
+    let got_k = &kv[past * kv_dim..(past + m) * kv_dim];
+    let got_v = &kv[v_row0 * kv_dim..(v_row0 + m) * kv_dim];
+    let mut err = 0f64;
+    for (what, g, w) in [("keys", got_k, rows_of(q_dim)), ("values", got_v, rows_of(q_dim + kv_dim))] {
+        err = err.max(measure(g, &w).map_err(|e| format!("{what}: {e}"))?.err);
+    }
+    let written = |row: usize| (past..past + m).contains(&row) || (v_row0..v_row0 + m).contains(&row);
+    if let Some(i) = (0..2 * cap * kv_dim).find(|&i| !written(i / kv_dim) && kv[i] != before(i)) {
+        return Err(format!("cache row {} (of {} x {kv_dim}) col {} changed: {} instead of {}", i / kv_dim, 2 * cap, i % kv_dim, kv[i], before(i)));
+    }
+    Ok(err)
 }
 
 // ================================================================ gate / up + SiLU * up

@@ -6,12 +6,12 @@
 //! the attention's output). Caches short and long enough for one to four key ranges, an empty
 //! one, one to four rows, Qwen2.5-VL-3B's and 7B's heads.
 
-use super::decode::{matmul64, normed, rope64, stored, weight, EPS};
-use super::{act, e2s, f32s, measure, rope_angles, Def, Scale, Setup, Tol};
-use crate::gpu::{DType, Gpu, Tensor};
-use crate::kernels::decode::{NormIn, QkvAux, QkvOut};
+use super::decode::{check_cache_rows, matmul64, stored, weight, QkvProblem};
+use super::{act, e2s, f32s, measure, Def, Scale, Setup, Tol};
+use crate::gpu::{DType, Gpu};
+use crate::kernels::decode::QkvOut;
 use crate::kernels::fold::{linear_merged, qkv_attend};
-use crate::kernels::rope::{RopeKind, RopeTable};
+use crate::kernels::rope::RopeKind;
 use crate::testing::util::{as_stored, Rng};
 use crate::weights::WeightFormat;
 
@@ -87,13 +87,9 @@ fn fold_setup(g: &Gpu, r: &mut Rng, v: &Fold) -> Result<Setup, String> {
     let &Fold { fmt, m, k, heads, kv_heads, hd, past, cap, bias } = v;
     let (q_dim, kv_dim) = (heads * hd, kv_heads * hd);
     let n = q_dim + 2 * kv_dim;
-    let x = as_stored(g, &r.normals(m * k, 1.0));
-    let gn: Vec<f32> = r.normals(k, 0.3).iter().map(|w| 1.0 + w).collect();
-    let (wq, pq) = weight(g, r, fmt, q_dim, k)?;
-    let (wk, pk) = weight(g, r, fmt, kv_dim, k)?;
-    let (wv, pv) = weight(g, r, fmt, kv_dim, k)?;
+    let kind = RopeKind::MRope { theta: 1_000_000.0, sections: [hd / 8, hd * 3 / 16, hd / 2 - hd / 8 - hd * 3 / 16] };
+    let (problem, up) = QkvProblem::new(g, r, fmt, m, k, (heads, kv_heads, hd), kind)?;
     let (wo, po) = weight(g, r, fmt, k, q_dim)?;
-    let qkv_bias = [r.normals(q_dim, 0.5), r.normals(kv_dim, 0.5), r.normals(kv_dim, 0.5)];
     let o_bias = r.normals(k, 0.5);
     let residual = as_stored(g, &r.normals(m * k, 1.0));
     let pos: Vec<i32> = (0..m).flat_map(|i| [(past + i) as i32, (past / 8 + 2 * i) as i32, (past / 4 + i) as i32]).collect();
@@ -103,12 +99,6 @@ fn fold_setup(g: &Gpu, r: &mut Rng, v: &Fold) -> Result<Setup, String> {
     for row in [past..cap, cap + past..2 * cap] {
         cache[row.start * kv_dim..row.end * kv_dim].fill(marker);
     }
-    let kind = RopeKind::MRope { theta: 1_000_000.0, sections: [hd / 8, hd * 3 / 16, hd / 2 - hd / 8 - hd * 3 / 16] };
-    let table = RopeTable::new(g, kind, hd).map_err(e2s)?;
-    let xt = act(g, &x, &[m, k])?;
-    let gt = f32s(g, &gn, &[k])?;
-    let bt: Vec<Tensor> = qkv_bias.iter().map(|b| f32s(g, b, &[b.len()])).collect::<Result<_, _>>()?;
-    let aux = QkvAux::new(g, NormIn { weight: &gt, eps: EPS }, [&bt[0], &bt[1], &bt[2]], &table).map_err(e2s)?;
     let obt = f32s(g, &o_bias, &[k])?;
     let rt = act(g, &residual, &[m, k])?;
     let pt = g.upload_i32(&pos, &[m, 3]).map_err(e2s)?;
@@ -116,24 +106,15 @@ fn fold_setup(g: &Gpu, r: &mut Rng, v: &Fold) -> Result<Setup, String> {
     let f16 = g.act == DType::F16;
     Ok(Setup::rule(
         move |rec| {
-            let out = QkvOut { cache: &ct, v_base: cap * kv_dim, past, heads, kv_heads, pos: &pt, rope: &table };
-            let folded = qkv_attend(rec, &xt, &aux, [&wq, &wk, &wv], &out)?;
+            let out = QkvOut { cache: &ct, v_base: cap * kv_dim, past, heads, kv_heads, pos: &pt, rope: &up.rope };
+            let [wq, wk, wv] = &up.w;
+            let folded = qkv_attend(rec, &up.x, &up.aux, [wq, wk, wv], &out)?;
             let y = linear_merged(rec, &folded, &wo, bias.then_some(&obt), &rt)?;
             Ok(vec![y, ct.clone()])
         },
         move |got| {
             let st = stored(f16);
-            let w: Vec<f32> = [&pq, &pk, &pv].iter().flat_map(|p| p.unpack()).collect();
-            let b: Vec<f32> = qkv_bias.concat();
-            let mut y: Vec<f64> = matmul64(&normed(&x, &gn, k, st), &w, m, n, k).iter().enumerate().map(|(i, &s)| st(s + b[i % n] as f64)).collect();
-            for i in 0..m {
-                let angle = &rope_angles(kind, hd, &pos[3 * i..3 * i + 3])[0];
-                for h in 0..heads + kv_heads {
-                    let s = i * n + h * hd;
-                    let rot: Vec<f64> = rope64(&y[s..s + hd], angle).into_iter().map(st).collect();
-                    y[s..s + hd].copy_from_slice(&rot);
-                }
-            }
+            let y = problem.reference(&pos, st);
             // Keys and values of every position: the cache's, then this step's rows.
             let key = |j: usize, hk: usize, d: usize| if j < past { cache[j * kv_dim + hk * hd + d] as f64 } else { y[(j - past) * n + q_dim + hk * hd + d] };
             let value = |j: usize, hk: usize, d: usize| {
@@ -163,20 +144,8 @@ fn fold_setup(g: &Gpu, r: &mut Rng, v: &Fold) -> Result<Setup, String> {
                 .enumerate()
                 .map(|(i, &s)| s + if bias { o_bias[i % k] as f64 } else { 0.0 } + residual[i] as f64)
                 .collect();
-            let mut err = measure(&got[0], &want).map_err(|e| format!("output: {e}"))?.err;
-            // This step's keys and values in the cache; every other row as it was.
-            let kv = &got[1];
-            let rows_of = |off: usize| (0..m).flat_map(|i| y[i * n + off..i * n + off + kv_dim].to_vec()).collect::<Vec<_>>();
-            let got_k = &kv[past * kv_dim..(past + m) * kv_dim];
-            let got_v = &kv[(cap + past) * kv_dim..(cap + past + m) * kv_dim];
-            for (what, gv, wv) in [("keys", got_k, rows_of(q_dim)), ("values", got_v, rows_of(q_dim + kv_dim))] {
-                err = err.max(measure(gv, &wv).map_err(|e| format!("{what}: {e}"))?.err);
-            }
-            let written = |row: usize| (past..past + m).contains(&row) || (cap + past..cap + past + m).contains(&row);
-            if let Some(i) = (0..2 * cap * kv_dim).find(|&i| !written(i / kv_dim) && kv[i] != cache[i]) {
-                return Err(format!("cache row {} col {} changed: {} instead of {}", i / kv_dim, i % kv_dim, kv[i], cache[i]));
-            }
-            Ok(err)
+            let err = measure(&got[0], &want).map_err(|e| format!("output: {e}"))?.err;
+            Ok(err.max(check_cache_rows(&got[1], &y, (past, cap, m), (q_dim, kv_dim), |i| cache[i])?))
         },
     ))
 }
