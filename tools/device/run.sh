@@ -39,6 +39,8 @@ bench 60 vggt --frames 8,16
 # The same without matrix units (the plain kernels every adapter runs), for before and after.
 SPATIAL_MLLM_COOP=0 bench 40 vggt --frames 16
 bench 60 qwen --prompt 128 --tokens 64 --decode all --formats q4
+# A video's context: whether the folded step's few key ranges beat the fused step's many there.
+bench 45 qwen --prompt 3000 --tokens 32 --reps 1 --decode all --formats q4
 bench 90 vggt --frames 32
 [ -f devbin/bin/qwen2.5-tokenizer.json ] && bench 150 eval --videos 4 --questions 8 --tokenizer devbin/bin/qwen2.5-tokenizer.json
 log done
