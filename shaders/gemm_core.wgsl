@@ -84,37 +84,55 @@ fn gemm_rows(z: u32, m0: u32, tid: u32) -> array<GemmRow, GEMM_UA> {
     return rows;
 }
 
-// Stage the K step at k0 (this thread's part of it) into As and Bs.
-fn gemm_stage(tid: u32, k0: u32, n0: u32, rows: ptr<function, array<GemmRow, GEMM_UA>>, kc: GemmK) {
+// This thread's part of the K step at k0, read from the family's buffers.
+struct GemmFetch {
+    a: array<vec4<GemmS>, GEMM_UA>,
+    b: array<vec4<GemmS>, GEMM_UB>,
+}
+
+fn gemm_fetch(tid: u32, k0: u32, n0: u32, rows: ptr<function, array<GemmRow, GEMM_UA>>, kc: GemmK) -> GemmFetch {
+    var f: GemmFetch;
+    let k = k0 + (tid % GEMM_KV) * 4u;
+    for (var i = 0u; i < GEMM_UA; i++) {
+        f.a[i] = vec4<GemmS>(gemm_a4((*rows)[i], k, kc));
+    }
+    for (var i = 0u; i < GEMM_UB; i++) {
+#ifdef B_KN
+        let u = tid + i * GEMM_NT;
+        f.b[i] = vec4<GemmS>(gemm_b4n(k0 + u / (GEMM_BN / 4u), n0 + (u % (GEMM_BN / 4u)) * 4u));
+#else
+        f.b[i] = vec4<GemmS>(gemm_b4(n0 + tid / GEMM_KV + i * GEMM_RS, k, kc));
+#endif
+    }
+    return f;
+}
+
+// A fetched part into As and Bs: A's four k values of each row, B's four k values of each
+// column (B_KN: four columns of one k).
+fn gemm_put(tid: u32, f: GemmFetch) {
     let lr = tid / GEMM_KV;
     let lk = (tid % GEMM_KV) * 4u;
-    let k = k0 + lk;
     for (var i = 0u; i < GEMM_UA; i++) {
-        let a = vec4<GemmS>(gemm_a4((*rows)[i], k, kc));
+        let a = f.a[i];
         let r = lr + i * GEMM_RS;
         gemm_put_a(lk * GEMM_BM + r, a.x);
         gemm_put_a((lk + 1u) * GEMM_BM + r, a.y);
         gemm_put_a((lk + 2u) * GEMM_BM + r, a.z);
         gemm_put_a((lk + 3u) * GEMM_BM + r, a.w);
     }
+    for (var i = 0u; i < GEMM_UB; i++) {
+        let b = f.b[i];
 #ifdef B_KN
-    for (var i = 0u; i < GEMM_UB; i++) {
         let u = tid + i * GEMM_NT;
-        let bk = u / (GEMM_BN / 4u);
-        let bc = (u % (GEMM_BN / 4u)) * 4u;
-        let b = vec4<GemmS>(gemm_b4n(k0 + bk, n0 + bc));
-        gemm_put_b4(bk * GEMM_BN + bc, b);
-    }
+        gemm_put_b4((u / (GEMM_BN / 4u)) * GEMM_BN + (u % (GEMM_BN / 4u)) * 4u, b);
 #else
-    for (var i = 0u; i < GEMM_UB; i++) {
         let r = lr + i * GEMM_RS;
-        let b = vec4<GemmS>(gemm_b4(n0 + r, k, kc));
         gemm_put_b(lk * GEMM_BN + r, b.x);
         gemm_put_b((lk + 1u) * GEMM_BN + r, b.y);
         gemm_put_b((lk + 2u) * GEMM_BN + r, b.z);
         gemm_put_b((lk + 3u) * GEMM_BN + r, b.w);
-    }
 #endif
+    }
 }
 
 #ifndef COOP
@@ -130,9 +148,15 @@ fn gemm(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     var rows = gemm_rows(z, m0, tid);
     var kc = gemm_k_at((tid % GEMM_KV) * 4u);
     var acc: array<vec4<f32>, GEMM_TM * GEMM_NV>;
+    // Software pipelining: the next K step's global loads are in flight while this one multiplies.
+    var next = gemm_fetch(tid, 0u, n0, &rows, kc);
     for (var k0 = 0u; k0 < P.K; k0 += GEMM_BK) {
-        gemm_stage(tid, k0, n0, &rows, kc);
+        gemm_put(tid, next);
         workgroupBarrier();
+        kc = gemm_k_next(kc);
+        if (k0 + GEMM_BK < P.K) {
+            next = gemm_fetch(tid, k0 + GEMM_BK, n0, &rows, kc);
+        }
         for (var kk = 0u; kk < GEMM_BK; kk++) {
             // This thread's GEMM_TM values of A and GEMM_TN of B at kk, four per load.
             let ab = (kk * GEMM_BM + lid.y * GEMM_TM) / 4u;
@@ -149,7 +173,6 @@ fn gemm(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
             }
         }
         workgroupBarrier();
-        kc = gemm_k_next(kc);
     }
     for (var i = 0u; i < GEMM_TM; i++) {
         let m = m0 + lid.y * GEMM_TM + i;
@@ -169,7 +192,7 @@ fn gemm(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
 // The GEMM on matrix units. The workgroup is GEMM_SGM x GEMM_SGN subgroups of COOP_S invocations
 // (the adapter's one subgroup size); each subgroup owns GEMM_TM x GEMM_TN 8x8 tiles of the
 // BM x BN block, accumulated in f32 cooperative matrices over the whole K loop. A and B are staged
-// as f16 in workgroup memory by gemm_stage, as in the plain kernel. Products are summed in the
+// as f16 in workgroup memory by gemm_fetch and gemm_put, as in the plain kernel. Products are summed in the
 // matrix units' own order, so results differ from the plain kernel's in the last bits (f16
 // inputs; tests allow for it).
 const GEMM_TILES: u32 = GEMM_TM * GEMM_TN;
@@ -189,7 +212,7 @@ fn gemm(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: v
     var acc: array<coop_mat8x8<f32, C>, GEMM_TILES>;
     var bt: array<coop_mat8x8<f16, B>, GEMM_TN>;
     for (var k0 = 0u; k0 < P.K; k0 += GEMM_BK) {
-        gemm_stage(tid, k0, n0, &rows, kc);
+        gemm_put(tid, gemm_fetch(tid, k0, n0, &rows, kc));
         workgroupBarrier();
         for (var kk = 0u; kk < GEMM_BK; kk += 8u) {
             for (var j = 0u; j < GEMM_TN; j++) {
