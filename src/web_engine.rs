@@ -125,7 +125,8 @@ where
 }
 
 /// What the page shows of a device (www/engine/device-line.js turns it into a sentence):
-/// {description, cpu, f16, subgroups, activations, maxBindingBytes}.
+/// {description, cpu, f16, subgroups, activations, maxBindingBytes, gemmTiling, gemmTilingSource,
+/// decodeKernels}.
 pub(crate) fn device_facts(gpu: &Gpu) -> Object {
     let (info, o) = (&gpu.info, Object::new());
     set(&o, "description", &info.name.as_str().into());
@@ -137,6 +138,7 @@ pub(crate) fn device_facts(gpu: &Gpu) -> Object {
     let gemm = gpu.gemm_choice();
     set(&o, "gemmTiling", &gemm.tile.to_string().into());
     set(&o, "gemmTilingSource", &format!("{:?}", gemm.source).to_lowercase().into());
+    set(&o, "decodeKernels", &crate::model::qwen::DecodeKernels::for_adapter(gpu).name().into());
     o
 }
 

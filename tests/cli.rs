@@ -427,3 +427,23 @@ fn info_measures_the_gemm_tiling_once_and_remembers_it() {
     let tile = |l: &str| l.split_whitespace().nth(2).unwrap().to_string();
     assert_eq!(tile(&first), tile(&second));
 }
+
+/// `info` names the decode step's kernels: the separate ones on lavapipe (a CPU adapter), or those
+/// SPATIAL_MLLM_DECODE sets; a value it does not know is ignored.
+#[test]
+fn info_names_the_decode_kernels_and_the_override() {
+    let decode = |value: Option<&str>| {
+        let mut c = cli();
+        match value {
+            Some(v) => c.env("SPATIAL_MLLM_DECODE", v),
+            None => c.env_remove("SPATIAL_MLLM_DECODE"),
+        };
+        let out = c.arg("info").output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "info: {}", String::from_utf8_lossy(&out.stderr));
+        stdout.lines().find(|l| l.starts_with("decode step: ")).unwrap_or_else(|| panic!("no decode line in {stdout}")).to_string()
+    };
+    assert_eq!(decode(None), "decode step: separate kernels, 12-13 dispatches a layer (the default on a CPU adapter)");
+    assert_eq!(decode(Some("folded")), "decode step: folded kernels, 4 dispatches a layer (set by SPATIAL_MLLM_DECODE)");
+    assert_eq!(decode(Some("fast")), "decode step: separate kernels, 12-13 dispatches a layer (the default on a CPU adapter)");
+}

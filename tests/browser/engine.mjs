@@ -47,6 +47,10 @@ try {
   const [t1, t2] = [r.facts, r.qwen.facts];
   if (t1.gemmTilingSource !== 'measured' || t2.gemmTilingSource !== 'remembered' || t1.gemmTiling !== t2.gemmTiling) fail(`GEMM tiling: first ${JSON.stringify(t1)}, then ${JSON.stringify(t2)}`);
   console.log(`GEMM tiling ${t1.gemmTiling}: measured by the first engine, remembered by the second`);
+  // The decode step's kernels: separate on a CPU adapter, else folded (4 dispatches a layer).
+  const decode = t1.cpu ? 'separate' : 'folded';
+  if (t1.decodeKernels !== decode || t2.decodeKernels !== decode) fail(`decode kernels: ${t1.decodeKernels} / ${t2.decodeKernels}, expected ${decode}`);
+  console.log(`decode step: ${decode} kernels (cpu: ${t1.cpu})`);
 
   // Error names.
   const named = (what, e, name, re) => {

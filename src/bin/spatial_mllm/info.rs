@@ -2,6 +2,7 @@
 
 use crate::gpu;
 use spatial_mllm_web::gpu::TileSource;
+use spatial_mllm_web::model::qwen::DecodeKernels;
 use spatial_mllm_web::native::tile_store;
 
 pub fn info(f32_only: bool) {
@@ -22,4 +23,6 @@ pub fn info(f32_only: bool) {
         TileSource::Pinned | TileSource::Default => "the default".to_string(),
     };
     println!("GEMM tiling: {} ({how})", c.tile);
+    let (decode, why) = DecodeKernels::chosen(&g);
+    println!("decode step: {} kernels, {} dispatches a layer ({why})", decode.name(), decode.dispatches_per_layer());
 }

@@ -173,11 +173,33 @@ impl DecodeKernels {
     /// Folded on a GPU, where a decode step is bound by its dispatches; separate on a CPU
     /// adapter (lavapipe), where it is bound by arithmetic and each fused workgroup's prologue
     /// (the norm or the merge of X) costs more than the dispatches it saves: see docs/figures.md.
+    /// Natively `SPATIAL_MLLM_DECODE=folded|fused|separate` chooses instead.
     pub fn for_adapter(gpu: &Gpu) -> DecodeKernels {
+        Self::chosen(gpu).0
+    }
+
+    /// `for_adapter` and why: "set by SPATIAL_MLLM_DECODE", or the adapter's kind.
+    pub fn chosen(gpu: &Gpu) -> (DecodeKernels, &'static str) {
+        #[cfg(not(target_arch = "wasm32"))]
+        if let Ok(s) = std::env::var("SPATIAL_MLLM_DECODE") {
+            match Self::parse(&s) {
+                Some(k) => return (k, "set by SPATIAL_MLLM_DECODE"),
+                None => log::warn!("SPATIAL_MLLM_DECODE={s:?} is not folded, fused or separate; ignored"),
+            }
+        }
         if gpu.info.device_type == "Cpu" {
-            DecodeKernels::Separate
+            (DecodeKernels::Separate, "the default on a CPU adapter")
         } else {
-            DecodeKernels::Folded
+            (DecodeKernels::Folded, "the default on a GPU")
+        }
+    }
+
+    /// Dispatches per decoder layer of a decode step.
+    pub fn dispatches_per_layer(self) -> &'static str {
+        match self {
+            DecodeKernels::Separate => "12-13",
+            DecodeKernels::Fused => "5",
+            DecodeKernels::Folded => "4",
         }
     }
 
