@@ -35,15 +35,16 @@ pub(super) fn fold_def() -> Def<Fold> {
             let formats = [WeightFormat::F32, WeightFormat::F16, WeightFormat::Q8, WeightFormat::Q4];
             let mut rows = Vec::new();
             for (fi, &fmt) in formats.iter().enumerate() {
-                // K a multiple of 4 and not; head dims 16, 32, 40; GQA 2:1, 3:1 and none; an empty
-                // cache, one range, two (past > 1024) and the most (4).
-                let small = [(64, 4, 2, 16, 5), (75, 3, 1, 32, 0), (96, 6, 2, 40, 1300), (48, 2, 2, 24, 4500)];
+                // K a multiple of 4 and not; head dims 16, 32, 40, 24; GQA 2:1, 3:1 and none; an
+                // empty cache, one key range, two (past > 1024) and three.
+                let small = [(64, 4, 2, 16, 5), (75, 3, 1, 32, 0), (96, 6, 2, 40, 1300), (48, 2, 2, 24, 2100)];
                 for (si, &(k, heads, kv_heads, hd, past)) in small.iter().enumerate() {
                     let m = 1 + (fi + si) % 4;
                     rows.push(Fold { fmt, m, k, heads, kv_heads, hd, past, cap: past + m + 2, bias: si == 1 });
                 }
             }
-            // Qwen2.5-VL-3B: 16 query heads, 2 kv heads of 128, over a video's context (3 ranges).
+            // Qwen2.5-VL-3B: 16 query heads, 2 kv heads of 128, over a video's context (the most
+            // key ranges, 4).
             rows.push(Fold { fmt: WeightFormat::Q4, m: 1, k: 2048, heads: 16, kv_heads: 2, hd: 128, past: 3100, cap: 3101, bias: false });
             // Qwen2.5-VL-7B: the widest X (3584), 28 / 4 heads.
             rows.push(Fold { fmt: WeightFormat::Q8, m: 2, k: 3584, heads: 28, kv_heads: 4, hd: 128, past: 700, cap: 702, bias: false });
