@@ -47,6 +47,8 @@ pub struct Folded {
     pub head_dim: usize,
     pub ml_off: usize,
     pub q_off: usize,
+    /// The scores' scale, 1 / sqrt(head_dim), the same in both passes.
+    pub scale: f32,
     /// The layer's cache, values from `v_base`, `past` keys before this step's.
     pub cache: Tensor,
     pub v_base: usize,
@@ -76,10 +78,13 @@ pub fn qkv_attend(rec: &mut Recorder, x: &Tensor, aux: &QkvAux, w: [&Weight; 3],
     let gpu = rec.gpu;
     let (q_dim, kv_dim) = check_qkv(rec, x, aux, w, out)?;
     let hd = out.rope.head_dim;
-    if !fold_fits(out.heads, hd) {
+    if !fold_fits(out.heads, hd) || out.kv_heads == 0 || out.heads % out.kv_heads != 0 {
         return Err(shape_err(
             "folded attention",
-            format!("{} heads of {hd}: at most {FOLD_MAX_HEADS} heads of at most {FOLD_MAX_HEAD_DIM}, a multiple of 8", out.heads),
+            format!(
+                "{} / {} heads of {hd}: at most {FOLD_MAX_HEADS} query heads, a multiple of the kv heads, of at most {FOLD_MAX_HEAD_DIM}, a multiple of 8",
+                out.heads, out.kv_heads
+            ),
         ));
     }
     let (k, m) = (w[0].cols, x.rows());
@@ -87,11 +92,12 @@ pub fn qkv_attend(rec: &mut Recorder, x: &Tensor, aux: &QkvAux, w: [&Weight; 3],
     let slots = m * out.heads * n_split;
     let (ml_off, q_off) = (slots * hd, slots * (hd + 2));
     let buf = gpu.alloc(&[q_off + m * q_dim], DType::F32)?;
+    let scale = 1.0 / (hd as f32).sqrt();
     let params = MatmulParams {
         hq: out.heads as u32,
         hd: hd as u32,
         n_split: n_split as u32,
-        scale: 1.0 / (hd as f32).sqrt(),
+        scale,
         split_len: out.past.div_ceil(n_split) as u32,
         ml_off: ml_off as u32,
         q_off: q_off as u32,
@@ -121,6 +127,7 @@ pub fn qkv_attend(rec: &mut Recorder, x: &Tensor, aux: &QkvAux, w: [&Weight; 3],
         head_dim: hd,
         ml_off,
         q_off,
+        scale,
         cache: out.cache.clone(),
         v_base: out.v_base,
         past: out.past,
@@ -148,7 +155,7 @@ pub fn linear_merged(rec: &mut Recorder, f: &Folded, w: &Weight, bias: Option<&T
         hq: f.heads as u32,
         hd: f.head_dim as u32,
         n_split: f.n_split as u32,
-        scale: 1.0 / (f.head_dim as f32).sqrt(),
+        scale: f.scale,
         ml_off: f.ml_off as u32,
         q_off: f.q_off as u32,
         q_dim: k as u32,
