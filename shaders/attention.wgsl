@@ -12,6 +12,10 @@
 // (flash-decoding): a decode step has only one query per head, too few workgroups for a GPU.
 // `flash_coop` (COOP; native adapters with cooperative matrices, f16 path): `flash_tile` on the
 // matrix units, BQ queries per workgroup, keys BKV at a time.
+// `flash_blocked` (BLOCKED): `flash_tile` as two register-tiled GEMMs per step of BKV keys, as
+// SIMT flash attention runs where there are no matrix units: each thread keeps a 4-query x
+// 4*TK4-key block of the scores and a 4-query x 4*TD4-dim block of the output, so that every
+// value read from workgroup memory feeds four or more multiply-adds (`flash_tile`: one).
 
 // Declared by the contract (src/kernels/attention.rs): Params P; Q, K, V (not in flash_combine),
 // O (unless SPLIT), SEG (VARLEN), PART and ML (SPLIT, COMBINE).
@@ -144,6 +148,198 @@ fn flash_tile(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_i
             O[ob + 4u * d + 1u] = Act(v.y);
             O[ob + 4u * d + 2u] = Act(v.z);
             O[ob + 4u * d + 3u] = Act(v.w);
+        }
+    }
+}
+#endif
+
+#ifdef BLOCKED
+// Thread (r, c) of RQ x CG: query rows 4r..4r+3 of the workgroup's BQ; score keys 4(u CG + c)..+3
+// for u < TK4 and output dims 4(t CG + c)..+3 for t < TD4 (interleaved: neighbouring threads read
+// neighbouring vec4s of workgroup memory, without bank conflicts).
+const RQ: u32 = BQ / 4u;
+const NT: u32 = RQ * CG;
+const TK4: u32 = BKV / (4u * CG);
+const TD4: u32 = HD / (4u * CG);
+const HD4: u32 = HD / 4u;
+const KV4: u32 = BKV / 4u;
+// The step's probabilities, [key][row group]: one vec4 holds four queries' values for one key.
+var<workgroup> Ps: array<vec4<f32>, BKV * RQ>;
+// In turn: a DK-dim chunk of Q ([dim][row group], scaled) and of K ([dim][key group]); the
+// threads' partial row maxima ([row group][c]); VK keys of V ([key][dim / 4]).
+var<workgroup> Rg: array<vec4<f32>, REG4>;
+
+fn q_at(i: u32, h: u32, d: u32) -> f32 {
+    return f32(Q[min(i, P.n_q - 1u) * P.q_stride + P.q_off + h * HD + d]);
+}
+
+fn k_at(j: u32, last: u32, hk: u32, d: u32) -> f32 {
+    return select(0.0, f32(K[min(j, last - 1u) * P.k_stride + P.k_off + hk * HD + d]), j < last);
+}
+
+// Which of keys js each of the thread's rows sees: bounds lo..hi per row (x, y, z, w).
+fn visible(js: vec4<u32>, lo: u32, hi: u32) -> vec4<bool> {
+    return (js >= vec4<u32>(lo)) & (js < vec4<u32>(hi));
+}
+
+fn max4(v: vec4<f32>) -> f32 {
+    return max(max(v.x, v.y), max(v.z, v.w));
+}
+
+// One dim of S's chunk: the thread's four rows of Q times its keys.
+fn qk_dim(s: ptr<function, array<vec4<f32>, 4u * TK4>>, dd: u32, r: u32, c: u32) {
+    let qv = Rg[dd * RQ + r];
+    for (var u = 0u; u < TK4; u++) {
+        let kv = Rg[DK * RQ + dd * KV4 + u * CG + c];
+        (*s)[u] += qv.x * kv;
+        (*s)[TK4 + u] += qv.y * kv;
+        (*s)[2u * TK4 + u] += qv.z * kv;
+        (*s)[3u * TK4 + u] += qv.w * kv;
+    }
+}
+
+// One staged key of V: its four rows' probabilities times the thread's dims, into the output.
+fn pv_key(acc: ptr<function, array<vec4<f32>, 4u * TD4>>, psum: ptr<function, vec4<f32>>, v0: u32, jj: u32, r: u32, c: u32) {
+    let pv = Ps[(v0 + jj) * RQ + r];
+    *psum += pv;
+    for (var t = 0u; t < TD4; t++) {
+        let vv = Rg[jj * HD4 + t * CG + c];
+        (*acc)[t] += pv.x * vv;
+        (*acc)[TD4 + t] += pv.y * vv;
+        (*acc)[2u * TD4 + t] += pv.z * vv;
+        (*acc)[3u * TD4 + t] += pv.w * vv;
+    }
+}
+
+@compute @workgroup_size(FLASH_BLOCKED_WG_X, FLASH_BLOCKED_WG_Y, FLASH_BLOCKED_WG_Z)
+fn flash_blocked(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+    let h = wid.y;
+    let hk = h / (P.hq / P.hkv);
+    let i0 = wid.x * BQ;
+    let first = key_range(i0).x;
+    let last = key_range(min(i0 + BQ, P.n_q) - 1u).y;
+    let r = tid / CG;
+    let c = tid % CG;
+    // Each row's visible keys (rows past the end repeat the last query; they are not written).
+    var lo = vec4<u32>(0u);
+    var hi = vec4<u32>(0u);
+    for (var e = 0u; e < 4u; e++) {
+        let kr = key_range(min(i0 + 4u * r + e, P.n_q - 1u));
+        lo[e] = kr.x;
+        hi[e] = kr.y;
+    }
+    var m = vec4<f32>(NEG);
+    var l = vec4<f32>(0.0);
+    var acc: array<vec4<f32>, 4u * TD4>; // acc[e * TD4 + t]: row e, dims 4(t CG + c)..+3
+    var s: array<vec4<f32>, 4u * TK4>; // s[e * TK4 + u]: row e, keys 4(u CG + c)..+3
+    for (var j0 = first; j0 < last; j0 += BKV) {
+        // S = (Q scale) Kᵀ over the step's keys, DK dims at a time. Zeroed by hand each step: in
+        // Chromium (Tint, SwiftShader) an array declared in the loop was zeroed on the first round only.
+        for (var x = 0u; x < 4u * TK4; x++) {
+            s[x] = vec4<f32>(0.0);
+        }
+        for (var d0 = 0u; d0 < HD; d0 += DK) {
+            for (var x = 0u; x < STAGE_QK; x++) {
+                let idx = tid + x * NT;
+                let dd = idx % DK;
+                let g = idx / DK;
+                if (g < RQ) {
+                    let i = i0 + 4u * g;
+                    Rg[dd * RQ + g] = vec4<f32>(q_at(i, h, d0 + dd), q_at(i + 1u, h, d0 + dd), q_at(i + 2u, h, d0 + dd), q_at(i + 3u, h, d0 + dd)) * P.scale;
+                } else if (g < RQ + KV4) {
+                    let j = j0 + 4u * (g - RQ);
+                    Rg[DK * RQ + dd * KV4 + g - RQ] = vec4<f32>(k_at(j, last, hk, d0 + dd), k_at(j + 1u, last, hk, d0 + dd), k_at(j + 2u, last, hk, d0 + dd), k_at(j + 3u, last, hk, d0 + dd));
+                }
+            }
+            workgroupBarrier();
+            // Four dims per round, written out: lavapipe bounds an invocation to 65 535 loop
+            // rounds in all and unrolls only loops that index a private array (VGGT's 30 000 keys
+            // must fit); GPUs gain the independent loads.
+            for (var d4 = 0u; d4 < DK; d4 += 4u) {
+                qk_dim(&s, d4, r, c);
+                qk_dim(&s, d4 + 1u, r, c);
+                qk_dim(&s, d4 + 2u, r, c);
+                qk_dim(&s, d4 + 3u, r, c);
+            }
+            workgroupBarrier();
+        }
+        // The rows' new maxima over the visible keys: each thread's, then the row group's.
+        var pm = vec4<f32>(NEG);
+        for (var u = 0u; u < TK4; u++) {
+            let js = vec4<u32>(j0 + 4u * (u * CG + c)) + vec4<u32>(0u, 1u, 2u, 3u);
+            for (var e = 0u; e < 4u; e++) {
+                let sc = select(vec4<f32>(NEG), s[e * TK4 + u], visible(js, lo[e], hi[e]));
+                s[e * TK4 + u] = sc;
+                pm[e] = max(pm[e], max4(sc));
+            }
+        }
+        Rg[r * CG + c] = pm;
+        workgroupBarrier();
+        var mn = m;
+        for (var x = 0u; x < CG; x++) {
+            mn = max(mn, Rg[r * CG + x]);
+        }
+        // Exactly 1 unless the maximum grew (as flash_tile).
+        let corr = select(vec4<f32>(1.0), exp(m - mn), mn > m);
+        m = mn;
+        for (var u = 0u; u < TK4; u++) {
+            let js = vec4<u32>(j0 + 4u * (u * CG + c)) + vec4<u32>(0u, 1u, 2u, 3u);
+            var p: array<vec4<f32>, 4>;
+            for (var e = 0u; e < 4u; e++) {
+                p[e] = select(vec4<f32>(0.0), exp(s[e * TK4 + u] - vec4<f32>(mn[e])), visible(js, lo[e], hi[e]));
+            }
+            // Transposed: one vec4 per key holds the four rows.
+            let kl = 4u * (u * CG + c);
+            Ps[kl * RQ + r] = vec4<f32>(p[0].x, p[1].x, p[2].x, p[3].x);
+            Ps[(kl + 1u) * RQ + r] = vec4<f32>(p[0].y, p[1].y, p[2].y, p[3].y);
+            Ps[(kl + 2u) * RQ + r] = vec4<f32>(p[0].z, p[1].z, p[2].z, p[3].z);
+            Ps[(kl + 3u) * RQ + r] = vec4<f32>(p[0].w, p[1].w, p[2].w, p[3].w);
+        }
+        for (var t = 0u; t < TD4; t++) {
+            acc[t] *= corr.x;
+            acc[TD4 + t] *= corr.y;
+            acc[2u * TD4 + t] *= corr.z;
+            acc[3u * TD4 + t] *= corr.w;
+        }
+        workgroupBarrier();
+        // O += P V, VK keys of V staged at a time; every thread of a row group sums the same
+        // probabilities in the same order, so their row sums agree.
+        var psum = vec4<f32>(0.0);
+        for (var v0 = 0u; v0 < BKV; v0 += VK) {
+            for (var x = 0u; x < STAGE_V; x++) {
+                let idx = tid + x * NT;
+                if (idx < VK * HD4) {
+                    let j = j0 + v0 + idx / HD4;
+                    let b = min(j, last - 1u) * P.v_stride + P.v_off + hk * HD + 4u * (idx % HD4);
+                    let v = vec4<f32>(f32(V[b]), f32(V[b + 1u]), f32(V[b + 2u]), f32(V[b + 3u]));
+                    Rg[idx] = select(vec4<f32>(0.0), v, j < last);
+                }
+            }
+            workgroupBarrier();
+            // Four keys per round, written out (as the dims of S above).
+            for (var j4 = 0u; j4 < VK; j4 += 4u) {
+                pv_key(&acc, &psum, v0, j4, r, c);
+                pv_key(&acc, &psum, v0, j4 + 1u, r, c);
+                pv_key(&acc, &psum, v0, j4 + 2u, r, c);
+                pv_key(&acc, &psum, v0, j4 + 3u, r, c);
+            }
+            workgroupBarrier();
+        }
+        l = l * corr + psum;
+    }
+    let inv = select(vec4<f32>(0.0), 1.0 / l, l > vec4<f32>(0.0));
+    for (var e = 0u; e < 4u; e++) {
+        let i = i0 + 4u * r + e;
+        if (i < P.n_q) {
+            let ob = i * P.o_stride + P.o_off + h * HD;
+            for (var t = 0u; t < TD4; t++) {
+                let v = acc[e * TD4 + t] * inv[e];
+                let d = 4u * (t * CG + c);
+                O[ob + d] = Act(v.x);
+                O[ob + d + 1u] = Act(v.y);
+                O[ob + d + 2u] = Act(v.z);
+                O[ob + d + 3u] = Act(v.w);
+            }
         }
     }
 }

@@ -24,7 +24,8 @@ struct Module {
     entries: Vec<&'static str>,
 }
 
-fn validate(m: &Module, code: &str) -> Result<(), String> {
+/// Validates the module; returns the most workgroup memory (bytes) one of its entry points uses.
+fn validate(m: &Module, code: &str) -> Result<u32, String> {
     let module = naga::front::wgsl::parse_str(code).map_err(|e| e.emit_to_string(code))?;
     let mut caps = naga::valid::Capabilities::default() | naga::valid::Capabilities::SHADER_FLOAT16 | naga::valid::Capabilities::SHADER_FLOAT16_IN_FLOAT32;
     // Only the native GEMM on matrix units may use cooperative matrices and subgroups.
@@ -32,6 +33,7 @@ fn validate(m: &Module, code: &str) -> Result<(), String> {
         caps |= naga::valid::Capabilities::COOPERATIVE_MATRIX | naga::valid::Capabilities::SUBGROUP;
     }
     let info = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), caps).validate(&module).map_err(|e| e.emit_to_string(code))?;
+    let mut workgroup_bytes = 0;
     for &entry in &m.entries {
         let Some(index) = module.entry_points.iter().position(|e| e.name == entry) else {
             return Err(format!("no entry point {entry}"));
@@ -56,9 +58,23 @@ fn validate(m: &Module, code: &str) -> Result<(), String> {
         if used != want {
             return Err(format!("{entry}: uses storage {used:?}, the contract binds {want:?}"));
         }
+        let shared: u32 = module
+            .global_variables
+            .iter()
+            .filter(|(h, g)| g.space == naga::AddressSpace::WorkGroup && !uses[*h].is_empty())
+            .map(|(_, g)| module.types[g.ty].inner.size(module.to_ctx()))
+            .sum();
+        // No portable launcher assumes more than the 32 KiB most GPUs offer (WebGPU guarantees
+        // 16); the native matrix-unit tiles are sized against the device's own limit.
+        if shared > MAX_WORKGROUP_BYTES && !native_only(&m.variant) {
+            return Err(format!("{entry}: {shared} bytes of workgroup memory, more than {MAX_WORKGROUP_BYTES}"));
+        }
+        workgroup_bytes = workgroup_bytes.max(shared);
     }
-    Ok(())
+    Ok(workgroup_bytes)
 }
+
+const MAX_WORKGROUP_BYTES: u32 = 32768;
 
 /// A variant only native adapters can run (cooperative matrices: not in WebGPU).
 fn native_only(v: &Variant) -> bool {
@@ -102,6 +118,10 @@ fn every_variant_validates_with_naga() {
         let code = m.contract.assemble(&m.variant);
         let file = format!("{i:04}-{}.wgsl", m.contract.name());
         std::fs::write(dir.join(&file), &code).unwrap();
+        let workgroup_bytes = validate(m, &code).unwrap_or_else(|e| {
+            failures.push(format!("{file} {}|{}: {e}", m.contract.name(), m.variant.key()));
+            0
+        });
         manifest.push(serde_json::json!({
             "file": file,
             "family": m.contract.name(),
@@ -109,11 +129,9 @@ fn every_variant_validates_with_naga() {
             "f16": m.variant.act == Some(DType::F16),
             "native_only": native_only(&m.variant),
             "entries": m.entries,
+            "workgroup_bytes": workgroup_bytes,
         }));
         *per_family.entry(m.contract.name()).or_default() += 1;
-        if let Err(e) = validate(m, &code) {
-            failures.push(format!("{file} {}|{}: {e}", m.contract.name(), m.variant.key()));
-        }
     }
     let doc = serde_json::json!({ "variants": manifest });
     std::fs::write(dir.join("manifest.json"), serde_json::to_string_pretty(&doc).unwrap()).unwrap();

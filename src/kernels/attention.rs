@@ -40,8 +40,14 @@ pub struct Attention<'a> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kernel {
     Auto,
-    /// 64 queries per workgroup (prefill, encoders).
+    /// 64 queries per workgroup, one per thread (prefill, encoders; head dims past `flash_blocked`'s).
     Tile,
+    /// 64 queries per workgroup, register-tiled (`flash_blocked`): the default for prefill and the
+    /// encoders on the plain path; an error where the head dim or the workgroup memory rules it out.
+    Blocked,
+    /// `Blocked` in the shape for WebGPU's guaranteed 16 KiB of workgroup memory (what an adapter
+    /// that offers no more runs), to test that shape on any adapter.
+    BlockedMinStorage,
     /// One query per workgroup (decode).
     Rows,
     /// `flash_tile` on the matrix units (`flash_coop`); an error where the device has none.
@@ -76,9 +82,9 @@ pub static ATTENTION: Contract = Contract {
     src: ATTENTION_WGSL,
     params: AttentionParams::FIELDS,
     slots: &[
-        Slot::read("Q", "array<Act>").only(&["flash_tile", "flash_rows", "flash_coop"]),
-        Slot::read("K", "array<Act>").only(&["flash_tile", "flash_rows", "flash_coop"]),
-        Slot::read("V", "array<Act>").only(&["flash_tile", "flash_rows", "flash_coop"]),
+        Slot::read("Q", "array<Act>").only(&["flash_tile", "flash_blocked", "flash_rows", "flash_coop"]),
+        Slot::read("K", "array<Act>").only(&["flash_tile", "flash_blocked", "flash_rows", "flash_coop"]),
+        Slot::read("V", "array<Act>").only(&["flash_tile", "flash_blocked", "flash_rows", "flash_coop"]),
         // A split pass writes partial results, which `flash_combine` merges into O.
         Slot::write("O", "array<Act>").when("!SPLIT"),
         Slot::read("SEG", "array<u32>").when("VARLEN"),
@@ -91,8 +97,75 @@ pub static ATTENTION: Contract = Contract {
         Entry::new("flash_rows", [128, 1, 1]),
         Entry::new("flash_combine", [128, 1, 1]),
         Entry::per_variant("flash_coop", coop_workgroup),
+        Entry::per_variant("flash_blocked", blocked_workgroup),
     ],
 };
+
+/// `flash_blocked`'s workgroup: a row group of four queries per CG threads.
+fn blocked_workgroup(v: &Variant) -> Option<[u32; 3]> {
+    let c = |name: &str| v.consts.get(name).and_then(|s| s.trim_end_matches('u').parse::<u32>().ok());
+    Some([c("BQ")? / 4 * c("CG")?, 1, 1])
+}
+
+/// `flash_blocked`'s shape for one head dimension and workgroup memory size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockedShape {
+    /// Keys per step.
+    pub bkv: u32,
+    /// Threads per row group of four queries (the output's and the scores' column split).
+    pub cg: u32,
+    /// Head dims of Q and K staged at a time.
+    pub dk: u32,
+    /// Keys of V staged at a time.
+    pub vk: u32,
+}
+
+/// Queries per `flash_blocked` workgroup.
+const BLOCKED_QUERIES: u32 = 64;
+
+impl BlockedShape {
+    /// The shape for head dim `d` whose workgroup memory fits `storage` bytes: the most keys per
+    /// step, then the largest stages; None where `d` is not a multiple of 4 or past 128 (the
+    /// output block would not fit a thread's registers).
+    pub fn for_head_dim(d: usize, storage: u32) -> Option<BlockedShape> {
+        if d % 4 != 0 || d > MAX_HEAD_DIM_ROWS {
+            return None;
+        }
+        let (d, storage) = (d as u32, storage.min(BLOCKED_STORAGE[1]));
+        let cg = [8, 4, 2, 1].into_iter().find(|cg| (d / 4) % cg == 0)?;
+        let rq = BLOCKED_QUERIES / 4;
+        [64u32, 32].into_iter().find_map(|bkv| {
+            let region = storage.checked_sub(bkv * rq * 16)?;
+            let dk = [32u32, 16, 8, 4].into_iter().find(|dk| d % dk == 0 && dk * (rq + bkv / 4) * 16 <= region)?;
+            let vk = [bkv, bkv / 2, bkv / 4].into_iter().find(|vk| vk * d * 4 <= region)?;
+            (rq * cg * 16 <= region).then_some(BlockedShape { bkv, cg, dk, vk })
+        })
+    }
+
+    fn threads(&self) -> u32 {
+        BLOCKED_QUERIES / 4 * self.cg
+    }
+
+    /// The variant's constants: sizes, the shared region in vec4s, staging rounds per thread.
+    fn constants(&self, v: Variant, d: u32) -> Variant {
+        let rq = BLOCKED_QUERIES / 4;
+        let qk = self.dk * (rq + self.bkv / 4);
+        let vv = self.vk * d / 4;
+        v.constant("HD", d)
+            .constant("BQ", BLOCKED_QUERIES)
+            .constant("BKV", self.bkv)
+            .constant("CG", self.cg)
+            .constant("DK", self.dk)
+            .constant("VK", self.vk)
+            .constant("REG4", qk.max(vv).max(rq * self.cg))
+            .constant("STAGE_QK", qk.div_ceil(self.threads()))
+            .constant("STAGE_V", vv.div_ceil(self.threads()))
+    }
+}
+
+/// The workgroup memory sizes `launches` enumerates `flash_blocked` for: WebGPU's guaranteed
+/// 16 KiB and the 32 KiB most GPUs offer (larger sizes choose as 32 KiB does).
+const BLOCKED_STORAGE: [u32; 2] = [16384, 32768];
 
 /// `flash_coop`'s workgroup: NSG subgroups of COOP_S invocations.
 fn coop_workgroup(v: &Variant) -> Option<[u32; 3]> {
@@ -142,6 +215,8 @@ pub struct AttentionChoice {
     pub head_dim: u32,
     /// `flash_coop`: (subgroup size, queries per workgroup, subgroups); None for the others.
     pub coop: Option<(u32, u32, u32)>,
+    /// `flash_blocked`'s shape; None for the others.
+    pub blocked: Option<BlockedShape>,
 }
 
 impl AttentionChoice {
@@ -156,6 +231,10 @@ impl AttentionChoice {
                 .constant("NSG", nsg)
                 .constant("COOP_S", subgroup);
             return Launch::new(&ATTENTION, "flash_coop", variant);
+        }
+        if let Some(shape) = self.blocked {
+            let variant = Variant::new(self.act).flag("BLOCKED").flag_if(self.varlen, "VARLEN");
+            return Launch::new(&ATTENTION, "flash_blocked", shape.constants(variant, self.head_dim));
         }
         let entry = if self.rows { "flash_rows" } else { "flash_tile" };
         let d = self.head_dim;
@@ -186,18 +265,24 @@ pub fn launches() -> Vec<Launch> {
         for head_dim in (4..=MAX_HEAD_DIM_TILE as u32).step_by(4) {
             let small = head_dim as usize <= MAX_HEAD_DIM_ROWS;
             for varlen in [false, true] {
-                out.push(AttentionChoice { act, rows: false, split: false, varlen, head_dim, coop: None }.launch());
+                let plain = AttentionChoice { act, rows: false, split: false, varlen, head_dim, coop: None, blocked: None };
+                out.push(plain.launch());
                 if small {
                     for split in [false, true] {
-                        out.push(AttentionChoice { act, rows: true, split, varlen, head_dim, coop: None }.launch());
+                        out.push(AttentionChoice { rows: true, split, ..plain }.launch());
                     }
+                }
+                let mut shapes: Vec<BlockedShape> = BLOCKED_STORAGE.iter().filter_map(|&b| BlockedShape::for_head_dim(head_dim as usize, b)).collect();
+                shapes.dedup();
+                for blocked in shapes {
+                    out.push(AttentionChoice { blocked: Some(blocked), ..plain }.launch());
                 }
                 // On matrix units (f16 path), for today's fixed subgroup sizes (`GemmTile::all_for`).
                 if act == DType::F16 && head_dim % 8 == 0 {
                     for subgroup in [8, 32] {
                         for bq in COOP_QUERIES {
                             let coop = Some((subgroup, bq, coop_subgroups(bq, subgroup)));
-                            out.push(AttentionChoice { act, rows: false, split: false, varlen, head_dim, coop }.launch());
+                            out.push(AttentionChoice { coop, ..plain }.launch());
                         }
                     }
                 }
@@ -320,11 +405,13 @@ fn attention_out(rec: &mut Recorder, a: &Attention, kernel: Kernel) -> Result<At
     let rows = match kernel {
         Kernel::Auto => a.q.tokens <= 4,
         Kernel::Rows => true,
-        Kernel::Tile | Kernel::MatrixUnits => false,
+        Kernel::Tile | Kernel::Blocked | Kernel::BlockedMinStorage | Kernel::MatrixUnits => false,
     };
     // The tile kernel on matrix units where the device runs the GEMM there and the shape fits.
     let coop = match gpu.coop_tile() {
-        Some(t) if !rows && kernel != Kernel::Tile => coop_shape(d, t.coop, gpu.limits.max_compute_workgroup_storage_size).map(|(bq, nsg)| (t.coop, bq, nsg)),
+        Some(t) if !rows && matches!(kernel, Kernel::Auto | Kernel::MatrixUnits) => {
+            coop_shape(d, t.coop, gpu.limits.max_compute_workgroup_storage_size).map(|(bq, nsg)| (t.coop, bq, nsg))
+        }
         _ => None,
     };
     if kernel == Kernel::MatrixUnits && coop.is_none() {
@@ -334,6 +421,21 @@ fn attention_out(rec: &mut Recorder, a: &Attention, kernel: Kernel) -> Result<At
     if d % 4 != 0 {
         return Err(shape_err("attention", format!("head dim {d} must be a multiple of 4")));
     }
+    // The register-tiled kernel wherever its shape fits, the one-query-per-thread tile elsewhere.
+    let mut storage = gpu.limits.max_compute_workgroup_storage_size;
+    if kernel == Kernel::BlockedMinStorage {
+        storage = storage.min(BLOCKED_STORAGE[0]);
+    }
+    let blocked = match kernel {
+        Kernel::Auto if !rows && coop.is_none() => BlockedShape::for_head_dim(d, storage),
+        Kernel::Blocked | Kernel::BlockedMinStorage => Some(BlockedShape::for_head_dim(d, storage).ok_or_else(|| {
+            shape_err(
+                "attention",
+                format!("head dim {d} does not fit the register-tiled kernel (a multiple of 4 up to {MAX_HEAD_DIM_ROWS}, in {storage} bytes of workgroup memory)"),
+            )
+        })?),
+        _ => None,
+    };
     if rows && d > MAX_HEAD_DIM_ROWS {
         return Err(shape_err("attention", format!("head dim {d} > {MAX_HEAD_DIM_ROWS} is not supported by the decode kernel")));
     }
@@ -344,7 +446,7 @@ fn attention_out(rec: &mut Recorder, a: &Attention, kernel: Kernel) -> Result<At
     // so the keys are cut into ranges of SPLIT_KEYS or more, merged afterwards.
     let n_split = if rows && a.q.tokens * a.q.heads < SPLIT_MAX_WORKGROUPS { a.k.tokens.div_ceil(SPLIT_KEYS).min(MAX_SPLITS) } else { 1 };
     let split_len = a.k.tokens.div_ceil(n_split);
-    let launch = AttentionChoice { act: gpu.act, rows, split: n_split > 1, varlen: a.segments.is_some(), head_dim: d as u32, coop }.launch();
+    let launch = AttentionChoice { act: gpu.act, rows, split: n_split > 1, varlen: a.segments.is_some(), head_dim: d as u32, coop, blocked }.launch();
     let pipe = launch.pipeline(gpu);
     let p = params(a, n_seg, split_len, n_split);
     let mut binds = vec![ATTENTION.bind("Q", a.q.t), ATTENTION.bind("K", a.k.t), ATTENTION.bind("V", a.v.t)];
@@ -367,6 +469,8 @@ fn attention_out(rec: &mut Recorder, a: &Attention, kernel: Kernel) -> Result<At
         rec.dispatch_flat(pipe, &p, &binds, (a.q.tokens * a.q.heads) as u32);
     } else if let Some((_, bq, _)) = coop {
         rec.dispatch(pipe, &p, &binds, [(a.q.tokens as u32).div_ceil(bq), a.q.heads as u32, 1]);
+    } else if blocked.is_some() {
+        rec.dispatch(pipe, &p, &binds, [(a.q.tokens as u32).div_ceil(BLOCKED_QUERIES), a.q.heads as u32, 1]);
     } else {
         let bq = launch.entry().threads(); // one query per thread
         rec.dispatch(pipe, &p, &binds, [(a.q.tokens as u32).div_ceil(bq), a.q.heads as u32, 1]);

@@ -538,6 +538,10 @@ fn attention_causal_rows() -> Vec<Att> {
         (37, 37, 0, Kernel::Tile),
         (70, 70, 0, Kernel::Tile),
         (8, 45, 37, Kernel::Tile),
+        (37, 37, 0, Kernel::Blocked),
+        (130, 130, 0, Kernel::Blocked),
+        (8, 45, 37, Kernel::Blocked),
+        (130, 130, 0, Kernel::BlockedMinStorage),
         (1, 300, 299, Kernel::Rows),
         (3, 130, 127, Kernel::Auto),
         (37, 37, 0, Kernel::Rows),
@@ -559,6 +563,8 @@ fn attention_decode_perf(s: Scale) -> Vec<Att> {
 fn attention_full_rows() -> Vec<Att> {
     [(300, 3, Kernel::Tile), (9, 1, Kernel::Tile), (1029, 1, Kernel::Tile), (64, 2, Kernel::Tile), (2, 3, Kernel::Auto)]
         .into_iter()
+        .chain([(300, 3, Kernel::Blocked), (9, 1, Kernel::Blocked), (1029, 1, Kernel::Blocked), (64, 2, Kernel::Blocked)])
+        .chain([(300, 3, Kernel::BlockedMinStorage), (64, 2, Kernel::BlockedMinStorage)])
         .map(|(n, h, kernel)| {
             // 64 queries over 30 011 keys: the length of VGGT's global attention, in bounded memory.
             let n_kv = match n {
@@ -575,14 +581,17 @@ fn attention_full_rows() -> Vec<Att> {
 /// VGGT-like full attention, head dim 64.
 fn attention_full_perf(s: Scale) -> Vec<Att> {
     let (n, h) = if s == Scale::Full { (4096, 16) } else { (512, 4) };
-    // The plain tile kernel, and the device's choice (on matrix units where it has them).
-    [Kernel::Tile, Kernel::Auto].into_iter().map(|kernel| Att { n_q: n, n_kv: n, hq: h, hkv: h, d: 64, causal: false, q_pos0: 0, segments: None, kernel }).collect()
+    // Both plain kernels, and the device's choice (on matrix units where it has them).
+    [Kernel::Tile, Kernel::Blocked, Kernel::Auto]
+        .into_iter()
+        .map(|kernel| Att { n_q: n, n_kv: n, hq: h, hkv: h, d: 64, causal: false, q_pos0: 0, segments: None, kernel })
+        .collect()
 }
 
 /// ViT-style windows of 64, 48, 16, 12 tokens and two more, head dim 80.
 fn attention_varlen_rows() -> Vec<Att> {
     const SEG: [u32; 7] = [0, 64, 112, 128, 140, 203, 267];
-    [Kernel::Tile, Kernel::Rows]
+    [Kernel::Tile, Kernel::Blocked, Kernel::BlockedMinStorage, Kernel::Rows]
         .into_iter()
         .map(|kernel| Att { n_q: 267, n_kv: 267, hq: 2, hkv: 2, d: 80, causal: false, q_pos0: 0, segments: Some(&SEG), kernel })
         .collect()
