@@ -125,18 +125,21 @@ const BLOCKED_QUERIES: u32 = 64;
 
 impl BlockedShape {
     /// The shape for head dim `d` whose workgroup memory fits `storage` bytes: the most keys per
-    /// step, then the largest stages; None where `d` is not a multiple of 4 or past 128 (the
-    /// output block would not fit a thread's registers).
+    /// step, then the largest stages. None where `d` is not a multiple of 16 or is past 128: each
+    /// thread's share of a row (4 or 8 column threads) is whole vec4s, and its registers hold at
+    /// most 16 vec4s of output and 8 of scores.
     pub fn for_head_dim(d: usize, storage: u32) -> Option<BlockedShape> {
-        if d % 4 != 0 || d > MAX_HEAD_DIM_ROWS {
+        if d % 16 != 0 || d > MAX_HEAD_DIM_ROWS {
             return None;
         }
         let (d, storage) = (d as u32, storage.min(BLOCKED_STORAGE[1]));
-        let cg = [8, 4, 2, 1].into_iter().find(|cg| (d / 4) % cg == 0)?;
+        let cg = if d % 32 == 0 { 8 } else { 4 };
         let rq = BLOCKED_QUERIES / 4;
-        [64u32, 32].into_iter().find_map(|bkv| {
+        // Two vec4s of keys per thread at most: 64 keys with heads of 80 (CG = 4) would take 16
+        // vec4s of scores beside the 20 of output.
+        [64u32, 32].into_iter().filter(|bkv| bkv / (4 * cg) <= 2).find_map(|bkv| {
             let region = storage.checked_sub(bkv * rq * 16)?;
-            let dk = [32u32, 16, 8, 4].into_iter().find(|dk| d % dk == 0 && dk * (rq + bkv / 4) * 16 <= region)?;
+            let dk = [32u32, 16].into_iter().find(|dk| d % dk == 0 && dk * (rq + bkv / 4) * 16 <= region)?;
             let vk = [bkv, bkv / 2, bkv / 4].into_iter().find(|vk| vk * d * 4 <= region)?;
             (rq * cg * 16 <= region).then_some(BlockedShape { bkv, cg, dk, vk })
         })
