@@ -90,10 +90,11 @@ fn act(gpu: &Gpu, rng: &mut Rng, shape: &[usize]) -> Result<Tensor> {
 /// Where the encoders' GEMM, convolutions and attention run: the tiling, on the matrix units or
 /// why not (a bench header line).
 pub fn gemm_line(gpu: &Gpu) -> String {
-    match gpu.coop_unavailable() {
+    let units = match gpu.coop_unavailable() {
         None => format!("GEMM, convolutions, attention: on the matrix units ({})\n", gpu.gemm_choice()),
         Some(why) => format!("GEMM, convolutions, attention: plain kernels, tile {} ({why})\n", gpu.gemm_choice()),
-    }
+    };
+    format!("{units}attention (prefill, encoders): {}\n", crate::kernels::attention::encoder_kernel(gpu))
 }
 
 /// A tiled GEMM [m, k] x [n, k]^T with weights in `fmt`, at the device's tiling.

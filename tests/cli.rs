@@ -447,3 +447,25 @@ fn info_names_the_decode_kernels_and_the_override() {
     assert_eq!(decode(Some("folded")), "decode step: folded kernels, 4 dispatches a layer (set by SPATIAL_MLLM_DECODE)");
     assert_eq!(decode(Some("fast")), "decode step: separate kernels, 12-13 dispatches a layer (the default on a CPU adapter)");
 }
+
+/// `info` names the encoders' attention kernel: the register-tiled one on lavapipe (no matrix
+/// units), `flash_tile` where `SPATIAL_MLLM_ATTENTION=tile` asks, the default for any other value.
+#[test]
+fn info_names_the_attention_kernel_and_the_override() {
+    let attention = |value: Option<&str>| {
+        let mut c = cli();
+        match value {
+            Some(v) => c.env("SPATIAL_MLLM_ATTENTION", v),
+            None => c.env_remove("SPATIAL_MLLM_ATTENTION"),
+        };
+        let out = c.arg("info").output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "info: {}", String::from_utf8_lossy(&out.stderr));
+        stdout.lines().find(|l| l.starts_with("attention (prefill, encoders): ")).unwrap_or_else(|| panic!("no attention line in {stdout}")).to_string()
+    };
+    let blocked = attention(None);
+    assert!(blocked.contains("flash_blocked, register-tiled, 64 keys a step"), "{blocked}");
+    assert_eq!(attention(Some("blocked")), blocked);
+    assert_eq!(attention(Some("tile")), "attention (prefill, encoders): flash_tile, one query per thread (set by SPATIAL_MLLM_ATTENTION)");
+    assert_eq!(attention(Some("fastest")), blocked);
+}

@@ -2,7 +2,7 @@
 //! cache with grouped-query heads, full non-causal, and block-diagonal (varlen) for windows.
 
 use super::{check_act, ACTS, ATTENTION_WGSL};
-use crate::gpu::{error::shape_err, Contract, DType, Entry, Launch, Recorder, Result, Slot, Tensor, UniformParams, Variant};
+use crate::gpu::{error::shape_err, Contract, DType, Entry, Gpu, Launch, Recorder, Result, Slot, Tensor, UniformParams, Variant};
 
 /// A token-major view: token t, head h, dim d lives at `t * stride + off + h * head_dim + d`
 /// (`off` may include whole tokens: the values of a KV cache that holds keys, then values).
@@ -430,7 +430,7 @@ fn attention_out(rec: &mut Recorder, a: &Attention, kernel: Kernel) -> Result<At
         storage = storage.min(BLOCKED_STORAGE[0]);
     }
     let blocked = match kernel {
-        Kernel::Auto if !rows && coop.is_none() => BlockedShape::for_head_dim(d, storage),
+        Kernel::Auto if !rows && coop.is_none() && !auto_takes_tile() => BlockedShape::for_head_dim(d, storage),
         Kernel::Blocked | Kernel::BlockedMinStorage => Some(BlockedShape::for_head_dim(d, storage).ok_or_else(|| {
             shape_err(
                 "attention",
@@ -479,6 +479,44 @@ fn attention_out(rec: &mut Recorder, a: &Attention, kernel: Kernel) -> Result<At
         rec.dispatch(pipe, &p, &binds, [(a.q.tokens as u32).div_ceil(bq), a.q.heads as u32, 1]);
     }
     Ok(AttentionOut::Done(out))
+}
+
+/// Whether `Kernel::Auto` takes `flash_tile` on the plain path: natively where
+/// `SPATIAL_MLLM_ATTENTION=tile` asks (to compare the two kernels end to end); `flash_blocked`
+/// otherwise (`blocked`, unset, or in a browser).
+fn auto_takes_tile() -> bool {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        static TILE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *TILE.get_or_init(|| match std::env::var("SPATIAL_MLLM_ATTENTION") {
+            Ok(v) if v.trim() == "tile" => true,
+            Ok(v) if v.trim() == "blocked" => false,
+            Ok(v) => {
+                log::warn!("SPATIAL_MLLM_ATTENTION={v:?} is not tile or blocked; ignored");
+                false
+            }
+            Err(_) => false,
+        })
+    }
+    #[cfg(target_arch = "wasm32")]
+    false
+}
+
+/// The kernel prefill and the encoders' attention runs on this device, and why (for `info` and
+/// the bench headers).
+pub fn encoder_kernel(gpu: &Gpu) -> String {
+    let storage = gpu.limits.max_compute_workgroup_storage_size;
+    if gpu.coop_tile().is_some() {
+        "flash_coop, on the matrix units".to_string()
+    } else if auto_takes_tile() {
+        "flash_tile, one query per thread (set by SPATIAL_MLLM_ATTENTION)".to_string()
+    } else {
+        let keys = BlockedShape::for_head_dim(64, storage).map_or(0, |s| s.bkv);
+        format!(
+            "flash_blocked, register-tiled, {keys} keys a step at heads of 64 in {} KiB of workgroup memory (flash_tile for head dims not a multiple of 16)",
+            storage.min(BLOCKED_STORAGE[1]) >> 10
+        )
+    }
 }
 
 /// Split a decode step's keys when fewer (query, head) pairs than this would run.

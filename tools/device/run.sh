@@ -38,6 +38,8 @@ bench 80 spatial --frames 16 --size 644x476 --tokens 32
 bench 60 vggt --frames 8,16
 # The same without matrix units (the plain kernels every adapter runs), for before and after.
 SPATIAL_MLLM_COOP=0 bench 40 vggt --frames 16
+# And with the plain path's older attention kernel (flash_tile, one query per thread) for flash_blocked's gain.
+SPATIAL_MLLM_COOP=0 SPATIAL_MLLM_ATTENTION=tile bench 30 vggt --frames 16
 bench 60 qwen --prompt 128 --tokens 64 --decode all --formats q4
 # A video's context: whether the folded step's few key ranges beat the fused step's many there.
 bench 45 qwen --prompt 3000 --tokens 32 --reps 1 --decode all --formats q4

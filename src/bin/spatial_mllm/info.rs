@@ -2,6 +2,7 @@
 
 use crate::gpu;
 use spatial_mllm_web::gpu::TileSource;
+use spatial_mllm_web::kernels::attention;
 use spatial_mllm_web::model::qwen::DecodeKernels;
 use spatial_mllm_web::native::tile_store;
 
@@ -23,6 +24,7 @@ pub fn info(f32_only: bool) {
         TileSource::Pinned | TileSource::Default => "the default".to_string(),
     };
     println!("GEMM tiling: {} ({how})", c.tile);
+    println!("attention (prefill, encoders): {}", attention::encoder_kernel(&g));
     let (decode, why) = DecodeKernels::chosen(&g);
     println!("decode step: {} kernels, {} dispatches a layer ({why})", decode.name(), decode.dispatches_per_layer());
 }
