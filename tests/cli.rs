@@ -428,21 +428,25 @@ fn info_measures_the_gemm_tiling_once_and_remembers_it() {
     assert_eq!(tile(&first), tile(&second));
 }
 
+/// The line of `info` that starts with `prefix`, with the environment variable `var` set to
+/// `value` (unset for None).
+fn info_line(var: &str, value: Option<&str>, prefix: &str) -> String {
+    let mut c = cli();
+    match value {
+        Some(v) => c.env(var, v),
+        None => c.env_remove(var),
+    };
+    let out = c.arg("info").output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "info: {}", String::from_utf8_lossy(&out.stderr));
+    stdout.lines().find(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("no line {prefix:?} in {stdout}")).to_string()
+}
+
 /// `info` names the decode step's kernels: the separate ones on lavapipe (a CPU adapter), or those
 /// SPATIAL_MLLM_DECODE sets; a value it does not know is ignored.
 #[test]
 fn info_names_the_decode_kernels_and_the_override() {
-    let decode = |value: Option<&str>| {
-        let mut c = cli();
-        match value {
-            Some(v) => c.env("SPATIAL_MLLM_DECODE", v),
-            None => c.env_remove("SPATIAL_MLLM_DECODE"),
-        };
-        let out = c.arg("info").output().unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(out.status.success(), "info: {}", String::from_utf8_lossy(&out.stderr));
-        stdout.lines().find(|l| l.starts_with("decode step: ")).unwrap_or_else(|| panic!("no decode line in {stdout}")).to_string()
-    };
+    let decode = |value| info_line("SPATIAL_MLLM_DECODE", value, "decode step: ");
     assert_eq!(decode(None), "decode step: separate kernels, 12-13 dispatches a layer (the default on a CPU adapter)");
     assert_eq!(decode(Some("folded")), "decode step: folded kernels, 4 dispatches a layer (set by SPATIAL_MLLM_DECODE)");
     assert_eq!(decode(Some("fast")), "decode step: separate kernels, 12-13 dispatches a layer (the default on a CPU adapter)");
@@ -452,17 +456,7 @@ fn info_names_the_decode_kernels_and_the_override() {
 /// units), `flash_tile` where `SPATIAL_MLLM_ATTENTION=tile` asks, the default for any other value.
 #[test]
 fn info_names_the_attention_kernel_and_the_override() {
-    let attention = |value: Option<&str>| {
-        let mut c = cli();
-        match value {
-            Some(v) => c.env("SPATIAL_MLLM_ATTENTION", v),
-            None => c.env_remove("SPATIAL_MLLM_ATTENTION"),
-        };
-        let out = c.arg("info").output().unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(out.status.success(), "info: {}", String::from_utf8_lossy(&out.stderr));
-        stdout.lines().find(|l| l.starts_with("attention (prefill, encoders): ")).unwrap_or_else(|| panic!("no attention line in {stdout}")).to_string()
-    };
+    let attention = |value| info_line("SPATIAL_MLLM_ATTENTION", value, "attention (prefill, encoders): ");
     let blocked = attention(None);
     assert!(blocked.contains("flash_blocked, register-tiled, 64 keys a step"), "{blocked}");
     assert_eq!(attention(Some("blocked")), blocked);
