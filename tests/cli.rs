@@ -4,18 +4,17 @@
 //! tiny Qwen2.5-VL fixture (no spatial encoder) on a text-only question, a video, an image and `eval`;
 //! `info` measuring the GEMM tiling once and recalling it after.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use common::ffmpeg;
 
 /// The command line, with the environment as the test command has it (the binary gives itself a
 /// runtime directory where there is none: `native::runtime_dir`).
 fn cli() -> Command {
     Command::new(env!("CARGO_BIN_EXE_spatial-mllm"))
-}
-
-fn ffmpeg(args: &[&str]) {
-    let ok = Command::new("ffmpeg").args(["-v", "error", "-y"]).args(args).status().expect("ffmpeg is installed (apt install ffmpeg)");
-    assert!(ok.success(), "ffmpeg {args:?}");
 }
 
 /// The Spatial-MLLM v1.1 fixture converted to a package (f32, as the parity tests use it).
@@ -240,11 +239,7 @@ fn eval_scores_and_resumes() {
     let tmp = tempfile::tempdir().unwrap();
     let pkg = package(tmp.path());
     let videos = tmp.path().join("videos");
-    std::fs::create_dir_all(videos.join("scannet")).unwrap();
-    for scene in ["scene0001_00", "scene0002_00"] {
-        let v = videos.join("scannet").join(format!("{scene}.mp4"));
-        ffmpeg(&["-f", "lavfi", "-i", "testsrc=size=112x84:rate=4", "-frames:v", "6", "-pix_fmt", "yuv420p", v.to_str().unwrap()]);
-    }
+    common::scannet_videos(&videos);
     let ann = tmp.path().join("vsi.jsonl");
     std::fs::write(
         &ann,

@@ -4,6 +4,8 @@
 //! incomplete shard, another evaluation's shard). The library part uses a fake answer function (as
 //! tests/eval.rs); the command-line part runs the tiny Spatial-MLLM v1.1 fixture (as tests/cli.rs).
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -297,11 +299,6 @@ fn cli() -> Command {
     c
 }
 
-fn ffmpeg(args: &[&str]) {
-    let ok = Command::new("ffmpeg").args(["-v", "error", "-y"]).args(args).status().expect("ffmpeg is installed (apt install ffmpeg)");
-    assert!(ok.success(), "ffmpeg {args:?}");
-}
-
 fn run(cmd: &mut Command) -> (Option<i32>, String, String) {
     let out = cmd.output().unwrap();
     (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
@@ -322,11 +319,7 @@ fn cli_shards_merge_to_the_unsharded_table() {
     let (code, _, err) = run(cli().args(["convert", fixture.to_str().unwrap(), pkg.to_str().unwrap(), "--policy", "=f32"]));
     assert_eq!(code, Some(0), "convert: {err}");
     let videos = tmp.path().join("videos");
-    std::fs::create_dir_all(videos.join("scannet")).unwrap();
-    for scene in ["scene0001_00", "scene0002_00"] {
-        let v = videos.join("scannet").join(format!("{scene}.mp4"));
-        ffmpeg(&["-f", "lavfi", "-i", "testsrc=size=112x84:rate=4", "-frames:v", "6", "-pix_fmt", "yuv420p", v.to_str().unwrap()]);
-    }
+    common::scannet_videos(&videos);
     let ann = tmp.path().join("vsi.jsonl");
     std::fs::write(
         &ann,

@@ -6,11 +6,10 @@
 // concurrent question refused, malformed messages refused by the page's and the worker's checks
 // (messages.js), and the errors' names (BadInput, Busy, BadMessage, GpuDeviceLost, WorkerCrashed).
 // Needs www/ assembled (tools/assemble-app.sh).
-import { launch } from './chromium.mjs';
+import { browserTest, echoingPage } from './chromium.mjs';
 import path from 'node:path';
 import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { serve } from '../../tools/static-server.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 for (const need of ['www/pkg/spatial_mllm_web.js', 'www/models/demo/model/manifest.json', 'www/models/demo/sampler/manifest.json']) {
@@ -21,12 +20,8 @@ for (const need of ['www/pkg/spatial_mllm_web.js', 'www/models/demo/model/manife
 }
 
 const fail = (msg) => { throw new Error(msg); };
-const { server, url } = await serve(root);
-const browser = await launch();
-const page = await browser.newPage();
-page.on('console', (m) => console.log(`[browser] ${m.text()}`));
-let code = 1;
-try {
+await browserTest(root, async ({ browser, url }) => {
+  const page = await echoingPage(browser);
   const q = new URLSearchParams({ model: `${url}/www/models/demo/model`, sampler: `${url}/www/models/demo/sampler`, fixture: `${url}/tests/fixtures/spatial-mllm-v1.1` });
   await page.goto(`${url}/tests/browser/engine-facade.html?${q}`);
   await page.waitForFunction(() => window.__done === true, null, { timeout: 600_000, polling: 500 });
@@ -109,11 +104,4 @@ try {
   engineError('a call after a crash', r.afterCrash, 'WorkerCrashed');
   engineError('a call after dispose', r.disposed, 'WorkerCrashed');
   console.log('engine facade: all checks passed');
-  code = 0;
-} catch (e) {
-  console.error(`FAILED: ${e.message}`);
-} finally {
-  await browser.close();
-  server.close();
-}
-process.exit(code);
+});

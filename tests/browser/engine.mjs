@@ -7,12 +7,11 @@
 // callbacks, error names, and lose_device (every call then refused as GpuDeviceLost, promptly).
 // Then a plain Qwen2.5-VL package (tests/fixtures/qwen2.5-vl, no spatial encoder): its kind, a
 // text-only question and the fixture's video (ViT alone) answered with transformers' greedy replies.
-import { launch } from './chromium.mjs';
+import { browserTest, echoingPage } from './chromium.mjs';
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { serve } from '../../tools/static-server.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const pkg = 'target/browser-fixtures/engine-v1.1';
@@ -24,12 +23,8 @@ for (const [fixture, out] of [['tests/fixtures/spatial-mllm-v1.1', pkg], ['tests
 }
 
 const fail = (msg) => { throw new Error(msg); };
-const { server, url } = await serve(root);
-const browser = await launch();
-const page = await browser.newPage();
-page.on('console', (m) => console.log(`[browser] ${m.text()}`));
-let code = 1;
-try {
+await browserTest(root, async ({ browser, url }) => {
+  const page = await echoingPage(browser);
   await page.goto(`${url}/tests/browser/engine.html?package=${encodeURIComponent(`${url}/${pkg}`)}&fixture=${encodeURIComponent(`${url}/tests/fixtures/spatial-mllm-v1.1`)}&vggt=${encodeURIComponent(`${url}/${vggt}`)}&qwen=${encodeURIComponent(`${url}/${qwen}`)}&qwenFixture=${encodeURIComponent(`${url}/tests/fixtures/qwen2.5-vl`)}`);
   await page.waitForFunction(() => window.__done === true, null, { timeout: 600_000, polling: 500 });
   const { result: r, error } = await page.evaluate(() => ({ result: window.__result, error: window.__error }));
@@ -116,11 +111,4 @@ try {
   if (r.lostMs > 5000) fail(`the refusals after lose_device took ${r.lostMs} ms`);
   console.log(`after lose_device: refused in ${r.lostMs.toFixed(0)} ms: ${r.lostAsk.message}`);
   console.log('engine API: all checks passed');
-  code = 0;
-} catch (e) {
-  console.error(`FAILED: ${e.message}`);
-} finally {
-  await browser.close();
-  server.close();
-}
-process.exit(code);
+});

@@ -3,12 +3,11 @@
 // 2. a reload is served entirely from Cache Storage: not one request reaches the server;
 // 3. a corrupted shard fails with a SHA-256 error naming the file; 4. an HTTP error is reported.
 // The packages are written by the native CLI (`spatial-mllm convert --random`).
-import { launch } from './chromium.mjs';
+import { browserTest, echoingPage } from './chromium.mjs';
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { serve } from '../../tools/static-server.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const cli = path.join(root, 'target/release/spatial-mllm');
@@ -29,17 +28,13 @@ const bytes = fs.readFileSync(bad);
 bytes[bytes.length >> 1] ^= 0x20;
 fs.writeFileSync(bad, bytes);
 
-const { server, url, requests, faults } = await serve(root);
-const browser = await launch();
-const page = await browser.newPage();
-page.on('console', (m) => console.log(`[browser] ${m.text()}`));
-async function load(base, clear = false) {
-  await page.goto(`${url}/tests/browser/package.html?base=${encodeURIComponent(base)}${clear ? '&clear=1' : ''}`);
-  await page.waitForFunction(() => window.__done === true, null, { timeout: 300_000, polling: 200 });
-  return page.evaluate(() => ({ report: window.__report, error: window.__error, progress: window.__progress }));
-}
-let code = 1;
-try {
+await browserTest(root, async ({ browser, url, requests, faults }) => {
+  const page = await echoingPage(browser);
+  async function load(base, clear = false) {
+    await page.goto(`${url}/tests/browser/package.html?base=${encodeURIComponent(base)}${clear ? '&clear=1' : ''}`);
+    await page.waitForFunction(() => window.__done === true, null, { timeout: 300_000, polling: 200 });
+    return page.evaluate(() => ({ report: window.__report, error: window.__error, progress: window.__progress }));
+  }
   const base = '/target/browser-fixtures/good';
   const shard0 = `${base}/${manifest.shards[0].file}`;
   faults.set(shard0, { cutAfter: Math.floor(manifest.shards[0].bytes / 2) });
@@ -70,11 +65,4 @@ try {
   console.log('http error:', missing.error);
   if (!missing.error || !/503/.test(missing.error)) fail('an HTTP error was not reported');
   console.log('package loader: all checks passed');
-  code = 0;
-} catch (e) {
-  console.error(`FAILED: ${e.message}`);
-} finally {
-  await browser.close();
-  server.close();
-}
-process.exit(code);
+});

@@ -6,12 +6,11 @@
 // reported; devicePixelRatio 2 doubles the drawing buffer; bad scenes are refused; create()
 // without WebGPU rejects with a clear error. Saves the first screenshot to target/view3d.png (and
 // target/view3d-{focused,orbited}.png). Under a minute.
-import { launch } from './chromium.mjs';
+import { browserTest } from './chromium.mjs';
 import path from 'node:path';
 import fs from 'node:fs';
 import zlib from 'node:zlib';
 import { fileURLToPath } from 'node:url';
-import { serve } from '../../tools/static-server.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const fail = (msg) => { throw new Error(msg); };
@@ -89,10 +88,7 @@ const NAMED = {
 };
 const BACKGROUND = [18, 20, 26]; // opts.background [0.07, 0.08, 0.1] in 8 bits
 
-const { server, url } = await serve(root);
-const browser = await launch({ canvas: true });
-let code = 1;
-try {
+await browserTest(root, async ({ browser, url }) => {
   const page = await browser.newPage({ viewport: { width: 640, height: 480 }, deviceScaleFactor: 1 });
   page.on('console', (m) => console.log(`[browser] ${m.text()}`));
   page.on('pageerror', (e) => console.log(`[browser error] ${e.message}`));
@@ -228,11 +224,4 @@ try {
   await bare.close();
 
   console.log('view3d: all checks passed (screenshot in target/view3d.png)');
-  code = 0;
-} catch (e) {
-  console.error(`FAILED: ${e.message}`);
-} finally {
-  await browser.close();
-  server.close();
-}
-process.exit(code);
+}, { canvas: true });

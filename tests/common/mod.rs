@@ -1,5 +1,5 @@
-//! Helpers the model tests share: a fixture's directory and reference outputs, a GPU on one
-//! precision path, and a fixture converted to an f32 package and loaded as a user's would be.
+//! Helpers the tests share: a fixture's directory and reference outputs, a GPU on one precision
+//! path, a fixture converted to an f32 package and loaded as a user's would be, and test videos.
 #![allow(dead_code)] // each test file uses its own subset
 
 use std::path::{Path, PathBuf};
@@ -38,4 +38,20 @@ pub fn load_package(gpu: &Gpu, name: &str, max_shard: u64) -> (Params, Package) 
 pub fn load_params(gpu: &Gpu, name: &str) -> (Params, serde_json::Value) {
     let (params, pkg) = load_package(gpu, name, 128 << 20);
     (params, pkg.manifest.config)
+}
+
+/// ffmpeg, quiet and overwriting (test videos and frames).
+pub fn ffmpeg(args: &[&str]) {
+    let ok = std::process::Command::new("ffmpeg").args(["-v", "error", "-y"]).args(args).status().expect("ffmpeg is installed (apt install ffmpeg)");
+    assert!(ok.success(), "ffmpeg {args:?}");
+}
+
+/// Two short ScanNet scenes (6 frames of 112x84), `videos/scannet/scene000{1,2}_00.mp4`, as the
+/// evaluation finds a sample's video from its dataset and scene.
+pub fn scannet_videos(videos: &Path) {
+    std::fs::create_dir_all(videos.join("scannet")).unwrap();
+    for scene in ["scene0001_00", "scene0002_00"] {
+        let v = videos.join("scannet").join(format!("{scene}.mp4"));
+        ffmpeg(&["-f", "lavfi", "-i", "testsrc=size=112x84:rate=4", "-frames:v", "6", "-pix_fmt", "yuv420p", v.to_str().unwrap()]);
+    }
 }
