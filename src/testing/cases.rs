@@ -221,7 +221,7 @@ pub fn cases() -> Vec<KernelCase> {
         C::new(
             "attention_causal_gqa_d128",
             "attention::attention_with",
-            attention_def(attention_causal_rows).perf(attention_decode_perf, attention_bytes, attention_flops),
+            attention_def(attention_causal_rows).perf(attention_causal_perf, attention_bytes, attention_flops),
         ),
         C::new("attention_full_d64", "attention::attention_with", attention_def(attention_full_rows).perf(attention_full_perf, attention_bytes, attention_flops)),
         C::new("attention_varlen_d80", "attention::attention_with", attention_def(attention_varlen_rows)),
@@ -528,8 +528,10 @@ fn attention_def(rows: fn() -> Vec<Att>) -> Def<Att> {
 fn attention_bytes(a: &Att, act: f64) -> f64 {
     (2 * a.n_q * a.hq * a.d + 2 * a.n_kv * a.hkv * a.d) as f64 * act
 }
+/// Over the (query, key) pairs the mask lets through: a causal prefill sees about half.
 fn attention_flops(a: &Att) -> f64 {
-    4.0 * (a.n_q * a.n_kv * a.hq * a.d) as f64
+    let pairs = if a.causal { (0..a.n_q).map(|i| (a.q_pos0 + i + 1).min(a.n_kv)).sum() } else { a.n_q * a.n_kv };
+    4.0 * (pairs * a.hq * a.d) as f64
 }
 
 /// Prefill, prefill continuing a cache, decode steps; Qwen2.5's 16 query / 2 kv heads of 128.
@@ -554,10 +556,13 @@ fn attention_causal_rows() -> Vec<Att> {
     .collect()
 }
 
-/// Qwen decode over a KV cache.
-fn attention_decode_perf(s: Scale) -> Vec<Att> {
-    let kv = if s == Scale::Full { 4096 } else { 1024 };
-    vec![Att { n_q: 1, n_kv: kv, hq: 16, hkv: 2, d: 128, causal: true, q_pos0: kv - 1, segments: None, kernel: Kernel::Rows }]
+/// Qwen decode over a KV cache, and a prefill of a video's prompt with both plain kernels and the
+/// device's choice.
+fn attention_causal_perf(s: Scale) -> Vec<Att> {
+    let (kv, n) = if s == Scale::Full { (4096, 3000) } else { (1024, 512) };
+    let decode = Att { n_q: 1, n_kv: kv, hq: 16, hkv: 2, d: 128, causal: true, q_pos0: kv - 1, segments: None, kernel: Kernel::Rows };
+    let prefill = [Kernel::Tile, Kernel::Blocked, Kernel::Auto].map(|kernel| Att { n_q: n, n_kv: n, q_pos0: 0, kernel, ..decode });
+    std::iter::once(decode).chain(prefill).collect()
 }
 
 fn attention_full_rows() -> Vec<Att> {
