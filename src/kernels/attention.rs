@@ -103,8 +103,12 @@ pub static ATTENTION: Contract = Contract {
 
 /// `flash_blocked`'s workgroup: a row group of four queries per CG threads.
 fn blocked_workgroup(v: &Variant) -> Option<[u32; 3]> {
-    let c = |name: &str| v.consts.get(name).and_then(|s| s.trim_end_matches('u').parse::<u32>().ok());
-    Some([c("BQ")? / 4 * c("CG")?, 1, 1])
+    Some([variant_u32(v, "BQ")? / 4 * variant_u32(v, "CG")?, 1, 1])
+}
+
+/// A u32 constant of the variant (None where it has none).
+fn variant_u32(v: &Variant, name: &str) -> Option<u32> {
+    v.consts.get(name).and_then(|s| s.trim_end_matches('u').parse::<u32>().ok())
 }
 
 /// `flash_blocked`'s shape for one head dimension and workgroup memory size.
@@ -127,7 +131,7 @@ impl BlockedShape {
     /// The shape for head dim `d` whose workgroup memory fits `storage` bytes: the most keys per
     /// step, then the largest stages. None where `d` is not a multiple of 16 or is past 128: each
     /// thread's share of a row (4 or 8 column threads) is whole vec4s, and its registers hold at
-    /// most 16 vec4s of output and 8 of scores.
+    /// most 20 vec4s of output (heads of 80) and 8 of scores.
     pub fn for_head_dim(d: usize, storage: u32) -> Option<BlockedShape> {
         if d % 16 != 0 || d > MAX_HEAD_DIM_ROWS {
             return None;
@@ -172,8 +176,7 @@ const BLOCKED_STORAGE: [u32; 2] = [16384, 32768];
 
 /// `flash_coop`'s workgroup: NSG subgroups of COOP_S invocations.
 fn coop_workgroup(v: &Variant) -> Option<[u32; 3]> {
-    let c = |name: &str| v.consts.get(name).and_then(|s| s.trim_end_matches('u').parse::<u32>().ok());
-    Some([c("NSG")? * c("COOP_S")?, 1, 1])
+    Some([variant_u32(v, "NSG")? * variant_u32(v, "COOP_S")?, 1, 1])
 }
 
 /// `flash_coop` on subgroups of `subgroup` invocations for head dimension `d`: (queries per
