@@ -14,8 +14,6 @@ pub mod vggt;
 
 pub use error::BenchError;
 
-use std::time::Instant;
-
 use crate::gpu::{GemmTile, Gpu, GpuTimer, Recorder, Result, Tensor};
 use crate::kernels::matmul::{linear_tiled, Epilogue, Path};
 use crate::rng::Rng;
@@ -60,22 +58,8 @@ fn time(gpu: &Gpu, reps: usize, mut f: impl FnMut(&mut Recorder) -> Result<()>) 
     // GPU timestamps around the repetitions where the adapter has them, else the wall clock
     // around their submission and a fence.
     let timer = GpuTimer::new(gpu)?;
-    let mut rec = match &timer {
-        Some(t) => Recorder::timed(gpu, t),
-        None => Recorder::new(gpu),
-    };
-    for _ in 0..reps {
-        f(&mut rec)?;
-    }
-    let t0 = Instant::now();
-    rec.submit()?;
-    pollster::block_on(gpu.finish())?;
-    let wall = t0.elapsed().as_secs_f64() * 1e3;
-    let ms = match &timer {
-        Some(t) => pollster::block_on(t.elapsed_ms(gpu))?,
-        None => wall,
-    };
-    Ok((ms / reps as f64, per))
+    let ms = pollster::block_on(crate::kernels::measure::time(gpu, timer.as_ref(), reps, f))?;
+    Ok((ms, per))
 }
 
 fn weight(gpu: &Gpu, rng: &mut Rng, fmt: WeightFormat, n: usize, k: usize) -> Result<Weight> {

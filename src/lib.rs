@@ -24,4 +24,4 @@ pub mod web_suites;
 #[cfg(feature = "web")]
 pub mod web_convert;
 #[cfg(feature = "web")]
-pub mod web_tile_store;
+pub mod web_tuning_store;

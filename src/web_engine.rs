@@ -126,7 +126,8 @@ where
 
 /// What the page shows of a device (www/engine/device-line.js turns it into a sentence):
 /// {description, cpu, f16, subgroups, activations, maxBindingBytes, gemmTiling, gemmTilingSource,
-/// decodeKernels}.
+/// attentionKernel, attentionKernelSource, attentionKernelDetail (a sentence with the measured
+/// times), decodeKernels}.
 pub(crate) fn device_facts(gpu: &Gpu) -> Object {
     let (info, o) = (&gpu.info, Object::new());
     set(&o, "description", &info.name.as_str().into());
@@ -138,6 +139,10 @@ pub(crate) fn device_facts(gpu: &Gpu) -> Object {
     let gemm = gpu.gemm_choice();
     set(&o, "gemmTiling", &gemm.tile.to_string().into());
     set(&o, "gemmTilingSource", &format!("{:?}", gemm.source).to_lowercase().into());
+    let attention = gpu.attention_pick();
+    set(&o, "attentionKernel", &attention.kernel.to_string().into());
+    set(&o, "attentionKernelSource", &format!("{:?}", attention.source).to_lowercase().into());
+    set(&o, "attentionKernelDetail", &crate::kernels::attention::encoder_kernel(gpu).into());
     set(&o, "decodeKernels", &crate::model::qwen::DecodeKernels::for_adapter(gpu).name().into());
     o
 }
@@ -196,8 +201,8 @@ async fn load_engine(base_url: String, on_progress: Option<Function>, max_bindin
     if let Some(b) = max_binding_bytes.filter(|b| *b >= 1.0) {
         gpu.limit_binding(b as u64);
     }
-    // The tiling of the matmul / conv GEMM core, measured on this adapter's first visit.
-    crate::web_tile_store::tune_gemm(&gpu).await?;
+    // The GEMM core's tiling and the attention kernel, measured on this adapter's first visit.
+    crate::web_tuning_store::tune_device(&gpu).await?;
     let mut progress = progress_fn(on_progress);
     let accept = want_kind(&base_url, "a Spatial-MLLM model (spatial-mllm-v1.0 or spatial-mllm-v1.1) or a Qwen2.5-VL model (qwen2.5-vl)", |k| {
         matches!(k, Some(ModelKind::SpatialMllmV10 | ModelKind::SpatialMllmV11 | ModelKind::QwenVl))

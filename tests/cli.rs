@@ -403,30 +403,41 @@ fn run_and_eval_with_a_qwen_package() {
     assert_eq!(std::fs::read_to_string(&results).unwrap().lines().count(), 2);
 }
 
-/// `info` names the GEMM tiling and where it came from: measured on an adapter's first start and
-/// kept in the package cache's gemm-tilings.json, recalled (not measured) on the next.
+/// `info` names the GEMM tiling and the attention kernel and where they came from: measured on an
+/// adapter's first start and kept in the package cache's kernel-tuning.json, recalled (not
+/// measured) on the next.
 #[test]
-fn info_measures_the_gemm_tiling_once_and_remembers_it() {
+fn info_measures_the_kernel_choices_once_and_remembers_them() {
     let tmp = tempfile::tempdir().unwrap();
-    let tiling = || {
-        let out = cli().env("SPATIAL_MLLM_CACHE", tmp.path()).env_remove("SPATIAL_MLLM_GEMM_TILE").arg("info").output().unwrap();
+    let choices = || {
+        let out =
+            cli().env("SPATIAL_MLLM_CACHE", tmp.path()).env_remove("SPATIAL_MLLM_GEMM_TILE").env_remove("SPATIAL_MLLM_ATTENTION").arg("info").output().unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         assert!(out.status.success(), "info: {}", String::from_utf8_lossy(&out.stderr));
-        stdout.lines().find(|l| l.starts_with("GEMM tiling: ")).unwrap_or_else(|| panic!("no tiling line in {stdout}")).to_string()
+        let line = |prefix: &str| stdout.lines().find(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("no {prefix:?} line in {stdout}")).to_string();
+        [line("GEMM tiling: "), line("attention kernel: ")]
     };
-    let first = tiling();
-    assert!(first.contains("(measured now, remembered in ") && first.contains("gemm-tilings.json"), "{first}");
-    assert!(tmp.path().join("gemm-tilings.json").is_file());
-    let second = tiling();
-    assert!(second.contains("(measured on an earlier start, remembered in "), "{second}");
-    let tile = |l: &str| l.split_whitespace().nth(2).unwrap().to_string();
-    assert_eq!(tile(&first), tile(&second));
+    let first = choices();
+    let second = choices();
+    let choice = |l: &str| l.split_whitespace().nth(2).unwrap().to_string();
+    for (first, second) in first.iter().zip(&second) {
+        assert!(first.contains("(measured now, remembered in ") && first.contains("kernel-tuning.json"), "{first}");
+        assert!(second.contains("(measured on an earlier start, remembered in "), "{second}");
+        assert_eq!(choice(first), choice(second));
+    }
+    assert!(tmp.path().join("kernel-tuning.json").is_file());
 }
 
 /// The line of `info` that starts with `prefix`, with the environment variable `var` set to
 /// `value` (unset for None).
 fn info_line(var: &str, value: Option<&str>, prefix: &str) -> String {
+    info_line_in(&std::env::temp_dir().join("spatial-mllm-cli-tests"), var, value, prefix)
+}
+
+/// `info_line` with the package cache (and its measured kernel choices) in `cache`.
+fn info_line_in(cache: &Path, var: &str, value: Option<&str>, prefix: &str) -> String {
     let mut c = cli();
+    c.env("SPATIAL_MLLM_CACHE", cache);
     match value {
         Some(v) => c.env(var, v),
         None => c.env_remove(var),
@@ -448,13 +459,21 @@ fn info_names_the_decode_kernels_and_the_override() {
 }
 
 /// `info` names the encoders' attention kernel: the register-tiled one on lavapipe (no matrix
-/// units), `flash_tile` where `SPATIAL_MLLM_ATTENTION=tile` asks, the default for any other value.
+/// units; measured, it wins there by about 1.6x), `flash_tile` or a `flash_blocked` shape where
+/// `SPATIAL_MLLM_ATTENTION` names one, the measured one for any other value.
 #[test]
 fn info_names_the_attention_kernel_and_the_override() {
-    let attention = |value| info_line("SPATIAL_MLLM_ATTENTION", value, "attention (prefill, encoders): ");
+    let tmp = tempfile::tempdir().unwrap();
+    let attention = |value| {
+        let line = info_line_in(tmp.path(), "SPATIAL_MLLM_ATTENTION", value, "attention (prefill, encoders): ");
+        line.rsplit_once(" (").unwrap().0.to_string()
+    };
     let blocked = attention(None);
-    assert!(blocked.contains("flash_blocked, register-tiled, 64 keys a step"), "{blocked}");
+    assert_eq!(blocked, "attention (prefill, encoders): flash_blocked, register-tiled, 64 keys a step at heads of 64 in 32 KiB of workgroup memory; flash_tile for head dims not a multiple of 16");
     assert_eq!(attention(Some("blocked")), blocked);
-    assert_eq!(attention(Some("tile")), "attention (prefill, encoders): flash_tile, one query per thread (set by SPATIAL_MLLM_ATTENTION)");
+    assert_eq!(attention(Some("blocked-16k")), blocked.replace("64 keys", "32 keys").replace("32 KiB", "16 KiB"));
+    assert_eq!(attention(Some("tile")), "attention (prefill, encoders): flash_tile, one query per thread");
     assert_eq!(attention(Some("fastest")), blocked);
+    let how = info_line_in(tmp.path(), "SPATIAL_MLLM_ATTENTION", Some("tile"), "attention kernel: ");
+    assert_eq!(how, "attention kernel: tile (set by SPATIAL_MLLM_ATTENTION)");
 }

@@ -6,9 +6,9 @@
 
 use spatial_mllm_web::gpu::{DType, GemmTile, Gpu, GpuOptions, Recorder, Tensor, TileSource};
 use spatial_mllm_web::kernels::conv::{conv2d, conv_transpose2d, ConvEpilogue, ImageView};
-use spatial_mllm_web::kernels::gemm_memo;
 use spatial_mllm_web::kernels::gemm_tune::tune_gemm;
-use spatial_mllm_web::native::tile_store;
+use spatial_mllm_web::kernels::tuning_memo::{self, GemmTiling};
+use spatial_mllm_web::native::tuning_store;
 use spatial_mllm_web::kernels::matmul::{linear_with, Activation, Epilogue, Path};
 use spatial_mllm_web::testing::reference::{self as cpu, Nhwc};
 use spatial_mllm_web::testing::{compare, Rng};
@@ -338,7 +338,7 @@ fn tile_choice_is_measured_once() {
     g.check().unwrap();
 }
 
-/// A measured tiling is remembered per device (`native::tile_store`): the next device on the same
+/// A measured tiling is remembered per device (`native::tuning_store`): the next device on the same
 /// adapter takes it without measuring; a record the device cannot use is measured again and
 /// replaced; a tiling set by hand is neither recalled nor stored.
 #[test]
@@ -350,22 +350,22 @@ fn measured_tiling_is_remembered_per_device() {
         || pollster::block_on(Gpu::new(GpuOptions { allow_f16: true, allow_subgroups: true, allow_coop_matrix: false, poison: false })).expect("a GPU adapter");
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
     let dir = std::env::temp_dir().join(format!("tile-store-{}-{nanos}", std::process::id()));
-    let store = dir.join(tile_store::FILE);
+    let store = dir.join(tuning_store::FILE);
     let read = || -> std::collections::BTreeMap<String, String> {
         serde_json::from_slice(&std::fs::read(&store).expect("the store was written")).expect("the store is JSON")
     };
 
     let first = new_gpu();
-    let c = tile_store::tune_gemm(&first, &store).unwrap();
+    let c = tuning_store::tune::<GemmTiling>(&first, &store).unwrap();
     assert_eq!(c.source, TileSource::Measured, "{c}");
-    let key = gemm_memo::key(&first);
+    let key = tuning_memo::key::<GemmTiling>(&first);
     assert!(key.contains(&first.info.name) && key.contains(&first.info.driver), "{key}");
     assert_eq!(read().get(&key), Some(&c.tile.to_string()));
 
     // A second start on the same adapter: recalled, nothing measured.
     let second = new_gpu();
     let t0 = std::time::Instant::now();
-    let again = tile_store::tune_gemm(&second, &store).unwrap();
+    let again = tuning_store::tune::<GemmTiling>(&second, &store).unwrap();
     assert_eq!((again.tile, again.source, again.timings.len()), (c.tile, TileSource::Remembered, 0));
     assert!(t0.elapsed().as_secs_f64() < 0.2, "recalling took {:?}", t0.elapsed());
 
@@ -373,20 +373,20 @@ fn measured_tiling_is_remembered_per_device() {
     for bad in ["not a tiling", "512x512x16/8x8"] {
         std::fs::write(&store, serde_json::to_vec(&[(key.clone(), bad.to_string())].into_iter().collect::<std::collections::BTreeMap<_, _>>()).unwrap()).unwrap();
         let third = new_gpu();
-        let fresh = tile_store::tune_gemm(&third, &store).unwrap();
+        let fresh = tuning_store::tune::<GemmTiling>(&third, &store).unwrap();
         assert_eq!(fresh.source, TileSource::Measured, "{bad:?} was recalled");
         assert_eq!(read().get(&key), Some(&fresh.tile.to_string()));
     }
     // An unreadable store is only a measurement more.
     std::fs::write(&store, b"{ half a file").unwrap();
-    assert_eq!(tile_store::tune_gemm(&new_gpu(), &store).unwrap().source, TileSource::Measured);
+    assert_eq!(tuning_store::tune::<GemmTiling>(&new_gpu(), &store).unwrap().source, TileSource::Measured);
 
     // A pinned tiling is kept: not recalled over, not stored.
     let pinned = new_gpu();
     let other = *pinned.gemm_candidates().iter().find(|t| t.to_string() != read()[&key]).expect("two candidates");
     pinned.pin_gemm_tile(other).unwrap();
     let before = std::fs::read(&store).unwrap();
-    assert_eq!(tile_store::tune_gemm(&pinned, &store).unwrap().tile, other);
+    assert_eq!(tuning_store::tune::<GemmTiling>(&pinned, &store).unwrap().tile, other);
     assert_eq!(std::fs::read(&store).unwrap(), before);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -119,6 +119,8 @@ pub struct Gpu {
     pub(super) pipelines: Mutex<HashMap<String, Arc<Pipeline>>>,
     /// The GEMM core's tiling once decided (`gemm_tile.rs`).
     pub(super) gemm_tile: Mutex<Option<super::gemm_tile::GemmChoice>>,
+    /// The plain attention kernel once decided (`attention_pick.rs`).
+    pub(super) attention_pick: Mutex<Option<super::attention_pick::AttentionPick>>,
     /// Submissions and dispatches so far.
     pub stats: super::GpuStats,
     lost: Arc<Mutex<Option<String>>>,
@@ -241,6 +243,7 @@ impl Gpu {
             pool: Arc::new(Mutex::new(BufferPool::default())),
             pipelines: Mutex::new(HashMap::new()),
             gemm_tile: Mutex::new(None),
+            attention_pick: Mutex::new(None),
             stats: Default::default(),
             lost,
             errors,

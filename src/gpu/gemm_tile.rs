@@ -193,7 +193,7 @@ pub enum TileSource {
     Env,
     /// The cooperative-matrix tiling: the device has matrix units (`Gpu::coop_tile`).
     MatrixUnits,
-    /// Measured on an earlier start on this device and remembered (`kernels::gemm_memo`).
+    /// Measured on an earlier start on this device and remembered (`kernels::tuning_memo`).
     Remembered,
 }
 

@@ -1,6 +1,7 @@
 //! GPU runtime: one negotiated device, buffers and their pool, shader variants and the pipeline
 //! cache, a recorder that batches a whole forward pass into one submission, async readback.
 
+mod attention_pick;
 mod bind_cache;
 mod buffer;
 pub mod clock;
@@ -16,6 +17,7 @@ mod stats;
 mod tensor;
 mod timer;
 
+pub use attention_pick::{AttentionPick, PlainAttention, BLOCKED_STORAGE};
 pub use buffer::{BufferPool, GpuBuffer};
 pub use contract::{Access, Contract, Entry, Launch, Slot, UniformParams, WgslScalar, WorkgroupOf};
 pub use device::{CoopMatrixShape, Gpu, GpuInfo, GpuOptions, MemoryTally};

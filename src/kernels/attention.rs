@@ -2,7 +2,9 @@
 //! cache with grouped-query heads, full non-causal, and block-diagonal (varlen) for windows.
 
 use super::{check_act, ACTS, ATTENTION_WGSL};
-use crate::gpu::{error::shape_err, Contract, DType, Entry, Gpu, Launch, Recorder, Result, Slot, Tensor, UniformParams, Variant};
+use crate::gpu::{
+    error::shape_err, Contract, DType, Entry, Gpu, Launch, PlainAttention, Recorder, Result, Slot, Tensor, TileSource, UniformParams, Variant, BLOCKED_STORAGE,
+};
 
 /// A token-major view: token t, head h, dim d lives at `t * stride + off + h * head_dim + d`
 /// (`off` may include whole tokens: the values of a KV cache that holds keys, then values).
@@ -169,10 +171,6 @@ impl BlockedShape {
             .constant("STAGE_V", vv.div_ceil(self.threads()))
     }
 }
-
-/// The workgroup memory sizes `launches` enumerates `flash_blocked` for: WebGPU's guaranteed
-/// 16 KiB and the 32 KiB most GPUs offer (larger sizes choose as 32 KiB does).
-const BLOCKED_STORAGE: [u32; 2] = [16384, 32768];
 
 /// `flash_coop`'s workgroup: NSG subgroups of COOP_S invocations.
 fn coop_workgroup(v: &Variant) -> Option<[u32; 3]> {
@@ -433,7 +431,11 @@ fn attention_out(rec: &mut Recorder, a: &Attention, kernel: Kernel) -> Result<At
         storage = storage.min(BLOCKED_STORAGE[0]);
     }
     let blocked = match kernel {
-        Kernel::Auto if !rows && coop.is_none() && !auto_takes_tile() => BlockedShape::for_head_dim(d, storage),
+        // The device's plain kernel (measured at its first start, `attention_tune`).
+        Kernel::Auto if !rows && coop.is_none() => match gpu.attention_pick().kernel {
+            PlainAttention::Blocked { storage: s } => BlockedShape::for_head_dim(d, s.min(storage)),
+            PlainAttention::Tile => None,
+        },
         Kernel::Blocked | Kernel::BlockedMinStorage => Some(BlockedShape::for_head_dim(d, storage).ok_or_else(|| {
             shape_err(
                 "attention",
@@ -484,41 +486,35 @@ fn attention_out(rec: &mut Recorder, a: &Attention, kernel: Kernel) -> Result<At
     Ok(AttentionOut::Done(out))
 }
 
-/// Whether `Kernel::Auto` takes `flash_tile` on the plain path: natively where
-/// `SPATIAL_MLLM_ATTENTION=tile` asks (to compare the two kernels end to end); `flash_blocked`
-/// otherwise (`blocked`, unset, or in a browser).
-fn auto_takes_tile() -> bool {
-    #[cfg(not(target_arch = "wasm32"))]
-    {
-        static TILE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        *TILE.get_or_init(|| match std::env::var("SPATIAL_MLLM_ATTENTION") {
-            Ok(v) if v.trim() == "tile" => true,
-            Ok(v) if v.trim() == "blocked" => false,
-            Ok(v) => {
-                log::warn!("SPATIAL_MLLM_ATTENTION={v:?} is not tile or blocked; ignored");
-                false
-            }
-            Err(_) => false,
-        })
-    }
-    #[cfg(target_arch = "wasm32")]
-    false
-}
-
 /// The kernel prefill and the encoders' attention runs on this device, and why (for `info` and
 /// the bench headers).
 pub fn encoder_kernel(gpu: &Gpu) -> String {
-    let storage = gpu.limits.max_compute_workgroup_storage_size;
     if gpu.coop_tile().is_some() {
-        "flash_coop, on the matrix units".to_string()
-    } else if auto_takes_tile() {
-        "flash_tile, one query per thread (set by SPATIAL_MLLM_ATTENTION)".to_string()
-    } else {
-        let keys = BlockedShape::for_head_dim(64, storage).map_or(0, |s| s.bkv);
-        format!(
-            "flash_blocked, register-tiled, {keys} keys a step at heads of 64 in {} KiB of workgroup memory (flash_tile for head dims not a multiple of 16)",
-            storage.min(BLOCKED_STORAGE[1]) >> 10
-        )
+        return "flash_coop, on the matrix units".to_string();
+    }
+    let pick = gpu.attention_pick();
+    let how = match pick.source {
+        TileSource::Measured | TileSource::Remembered => {
+            let ms: Vec<String> = pick.timings.iter().map(|(k, ms)| format!("{k} {ms:.2} ms")).collect();
+            if ms.is_empty() {
+                "measured on an earlier start".to_string()
+            } else {
+                format!("measured on {} tokens: {}", pick.tokens, ms.join(", "))
+            }
+        }
+        TileSource::Env => "set by SPATIAL_MLLM_ATTENTION".to_string(),
+        TileSource::Pinned => "pinned".to_string(),
+        TileSource::Default | TileSource::MatrixUnits => "the default, not measured".to_string(),
+    };
+    match pick.kernel {
+        PlainAttention::Tile => format!("flash_tile, one query per thread ({how})"),
+        PlainAttention::Blocked { storage } => {
+            let keys = BlockedShape::for_head_dim(64, storage).map_or(0, |s| s.bkv);
+            format!(
+                "flash_blocked, register-tiled, {keys} keys a step at heads of 64 in {} KiB of workgroup memory; flash_tile for head dims not a multiple of 16 ({how})",
+                storage >> 10
+            )
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 //! variant (activation type, weight format, fused epilogue) and records its dispatch.
 
 pub mod attention;
+pub mod attention_tune;
 pub mod conv;
 pub mod copy;
 pub mod decode;
@@ -9,15 +10,16 @@ pub mod elementwise;
 pub mod embed;
 pub mod fold;
 pub mod gather;
-pub mod gemm_memo;
 pub mod gemm_tune;
 pub mod head_act;
 pub mod matmul;
+pub(crate) mod measure;
 pub mod norm;
 pub mod regroup;
 pub mod resize;
 pub mod rope;
 pub mod sample;
+pub mod tuning_memo;
 
 use crate::gpu::{Contract, Entry, GemmTile, Launch, ShaderSource};
 

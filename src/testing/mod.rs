@@ -18,4 +18,4 @@ mod util;
 pub mod vggt_dpt_parity;
 
 pub use cases::{cases, run_case, CaseReport, KernelCase, Scale, Tol};
-pub use util::{compare, CaseOutcome, Rng};
+pub use util::{as_stored, compare, CaseOutcome, Rng};

@@ -37,11 +37,13 @@ await browserTest(root, async ({ browser, url }) => {
   if (typeof r.stopped !== 'string') fail('a stopped reply did not resolve');
   if (r.again !== r.first) fail('the same question asked again gave another reply');
   if (r.progress < 1) fail('no load progress was reported');
-  // The GEMM tiling: measured by the first engine of this fresh profile and kept in Cache
-  // Storage; the later engine (the Qwen2.5-VL package) takes it without measuring.
+  // The GEMM tiling and the attention kernel: measured by the first engine of this fresh profile
+  // and kept in Cache Storage; the later engine (the Qwen2.5-VL package) takes them without measuring.
   const [t1, t2] = [r.facts, r.qwen.facts];
   if (t1.gemmTilingSource !== 'measured' || t2.gemmTilingSource !== 'remembered' || t1.gemmTiling !== t2.gemmTiling) fail(`GEMM tiling: first ${JSON.stringify(t1)}, then ${JSON.stringify(t2)}`);
   console.log(`GEMM tiling ${t1.gemmTiling}: measured by the first engine, remembered by the second`);
+  if (t1.attentionKernelSource !== 'measured' || t2.attentionKernelSource !== 'remembered' || t1.attentionKernel !== t2.attentionKernel || !/^(tile|blocked-(16|32)k)$/.test(t1.attentionKernel)) fail(`attention kernel: first ${JSON.stringify(t1)}, then ${JSON.stringify(t2)}`);
+  console.log(`attention kernel ${t1.attentionKernel}: measured by the first engine (${t1.attentionKernelDetail}), remembered by the second`);
   // The decode step's kernels: separate on a CPU adapter, else folded (4 dispatches a layer).
   const decode = t1.cpu ? 'separate' : 'folded';
   if (t1.decodeKernels !== decode || t2.decodeKernels !== decode) fail(`decode kernels: ${t1.decodeKernels} / ${t2.decodeKernels}, expected ${decode}`);

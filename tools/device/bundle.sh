@@ -18,7 +18,7 @@ stage=$(mktemp -d)
 cp target/release/spatial-mllm "$stage/"
 cargo test --release --features cli --no-run --message-format=json 2>/dev/null | python3 -c '
 import json, sys
-want = {"kernels", "runtime", "device_loss", "vggt", "vggt_camera", "vggt_heads", "sampling", "qwen", "spatial", "decode_fused", "gemm_core", "attention_matrix_units"}
+want = {"kernels", "runtime", "device_loss", "vggt", "vggt_camera", "vggt_heads", "sampling", "qwen", "spatial", "decode_fused", "gemm_core", "attention_matrix_units", "attention_choice"}
 for line in sys.stdin:
     m = json.loads(line)
     if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] in want and m["target"]["kind"] == ["test"]:

@@ -20,6 +20,8 @@ export XDG_RUNTIME_DIR=/tmp RUST_BACKTRACE=1
 X=devbin/bin/spatial-mllm
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null | tee -a "$L" "$B"
 log info; timeout 30 $X info 2>&1 | tee -a "$L" "$B"
+# Without matrix units: the plain GEMM tilings and attention kernels measured on this GPU.
+log "info without matrix units"; SPATIAL_MLLM_COOP=0 timeout 30 $X info 2>&1 | tee -a "$L" "$B"
 ( timeout 150 $X convert --random models/configs/spatial-mllm-v1.1.json /tmp/pkg --kind spatial-mllm-v1.1 > /tmp/gen.txt 2>&1 ) &
 GEN=$!
 log "kernel tests"; timeout 60 devbin/bin/kernels --nocapture --test-threads 8 >> "$L" 2>&1; echo "kernels rc=$?" | tee -a "$L" "$B"
@@ -27,6 +29,8 @@ log "kernel tests"; timeout 60 devbin/bin/kernels --nocapture --test-threads 8 >
 for s in runtime device_loss vggt vggt_camera vggt_heads sampling qwen spatial decode_fused gemm_core attention_matrix_units; do
   log "test $s"; REQUIRE_COOP=1 timeout 40 devbin/bin/$s --test-threads 4 >> "$L" 2>&1; echo "$s rc=$?" | tee -a "$L" "$B"
 done
+# The attention kernel's measurement and memo on the plain path (matrix units would skip it).
+log "test attention_choice"; SPATIAL_MLLM_COOP=0 timeout 40 devbin/bin/attention_choice --test-threads 1 --nocapture >> "$L" 2>&1; echo "attention_choice rc=$?" | tee -a "$L" "$B"
 log "bench kernels"; timeout "$(cap 40)" $X bench kernels --reps 10 >> "$B" 2>> "$L"; echo "rc=$?" | tee -a "$B"
 wait $GEN; tr '\r' '\n' < /tmp/gen.txt | tail -1 | tee -a "$L" "$B"
 bench() {

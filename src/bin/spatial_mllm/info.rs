@@ -4,7 +4,7 @@ use crate::gpu;
 use spatial_mllm_web::gpu::TileSource;
 use spatial_mllm_web::kernels::attention;
 use spatial_mllm_web::model::qwen::DecodeKernels;
-use spatial_mllm_web::native::tile_store;
+use spatial_mllm_web::native::tuning_store;
 
 pub fn info(f32_only: bool) {
     let g = gpu(f32_only);
@@ -16,15 +16,23 @@ pub fn info(f32_only: bool) {
         Some(why) => println!("GEMM and convolutions: plain kernels ({why})"),
     }
     let c = g.gemm_choice();
-    let how = match c.source {
-        TileSource::Measured => format!("measured now, remembered in {}", tile_store::path().display()),
-        TileSource::Remembered => format!("measured on an earlier start, remembered in {} (delete it to measure again)", tile_store::path().display()),
-        TileSource::Env => "set by SPATIAL_MLLM_GEMM_TILE".to_string(),
-        TileSource::MatrixUnits => "the matrix units' tiling".to_string(),
-        TileSource::Pinned | TileSource::Default => "the default".to_string(),
-    };
-    println!("GEMM tiling: {} ({how})", c.tile);
+    println!("GEMM tiling: {} ({})", c.tile, how(c.source, "SPATIAL_MLLM_GEMM_TILE"));
+    let a = g.attention_pick();
     println!("attention (prefill, encoders): {}", attention::encoder_kernel(&g));
+    if g.coop_tile().is_none() {
+        println!("attention kernel: {} ({})", a.kernel, how(a.source, "SPATIAL_MLLM_ATTENTION"));
+    }
     let (decode, why) = DecodeKernels::chosen(&g);
     println!("decode step: {} kernels, {} dispatches a layer ({why})", decode.name(), decode.dispatches_per_layer());
+}
+
+/// How a measured choice was decided, for a person.
+fn how(source: TileSource, env: &str) -> String {
+    match source {
+        TileSource::Measured => format!("measured now, remembered in {}", tuning_store::path().display()),
+        TileSource::Remembered => format!("measured on an earlier start, remembered in {} (delete it to measure again)", tuning_store::path().display()),
+        TileSource::Env => format!("set by {env}"),
+        TileSource::MatrixUnits => "the matrix units' tiling".to_string(),
+        TileSource::Pinned | TileSource::Default => "the default".to_string(),
+    }
 }

@@ -127,8 +127,9 @@ impl<T, E: Classify + std::fmt::Display> OrExit<T> for Result<T, E> {
 
 fn gpu(f32_only: bool) -> Gpu {
     let gpu = pollster::block_on(Gpu::new(GpuOptions { allow_f16: !f32_only, ..Default::default() })).or_exit();
-    // The tiling of the matmul / conv GEMM core, measured on this adapter's first start.
-    spatial_mllm_web::native::tile_store::tune_gemm(&gpu, &spatial_mllm_web::native::tile_store::path()).or_exit();
+    // The GEMM core's tiling and the attention kernel, measured on this adapter's first start.
+    let store = spatial_mllm_web::native::tuning_store::path();
+    spatial_mllm_web::native::tuning_store::tune_device(&gpu, &store).or_exit();
     gpu
 }
 

@@ -1,5 +1,5 @@
-//! The browser's store of measured GEMM tilings (`kernels::gemm_memo`): one small entry per
-//! device in Cache Storage (its own cache, beside the packages', under the page's origin), so a
+//! The browser's store of measured kernel choices (`kernels::tuning_memo`: the GEMM tiling, the
+//! attention kernel): one small entry per choice and device in Cache Storage (its own cache, beside the packages', under the page's origin), so a
 //! second visit skips the measurement. Only where Cache Storage takes the origin's URLs (http and
 //! https: not inside an extension, whose engine stays up between questions anyway). A store that
 //! fails costs only a measurement.
@@ -10,16 +10,16 @@ use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{Cache, Response};
 
-use crate::gpu::{GemmChoice, Gpu};
-use crate::kernels::gemm_memo;
+use crate::gpu::Gpu;
+use crate::kernels::tuning_memo::{self, AttentionKernel, GemmTiling, Tuned};
 use crate::weights::http::cache_storage;
 
-pub const CACHE_NAME: &str = "spatial-mllm-tuning-v1";
+pub const CACHE_NAME: &str = "spatial-mllm-tuning-v2";
 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Record {
     key: String,
-    tiling: String,
+    choice: String,
 }
 
 /// The entry's URL under the page's (or worker's) own http(s) origin; None elsewhere.
@@ -28,7 +28,7 @@ fn entry_url(key: &str) -> Option<String> {
     if !(origin.starts_with("http://") || origin.starts_with("https://")) {
         return None;
     }
-    Some(format!("{origin}/.spatial-mllm/gemm-tiling/{}", hex::encode(&Sha256::digest(key.as_bytes())[..16])))
+    Some(format!("{origin}/.spatial-mllm/tuning/{}", hex::encode(&Sha256::digest(key.as_bytes())[..16])))
 }
 
 async fn open() -> Option<Cache> {
@@ -39,7 +39,7 @@ async fn recall(cache: &Cache, url: &str, key: &str) -> Option<String> {
     let resp: Response = JsFuture::from(cache.match_with_str(url)).await.ok()?.dyn_into().ok()?;
     let text = JsFuture::from(resp.text().ok()?).await.ok()?.as_string()?;
     // The key is stored whole: a hash collision or a damaged entry is not taken.
-    serde_json::from_str::<Record>(&text).ok().filter(|r| r.key == key).map(|r| r.tiling)
+    serde_json::from_str::<Record>(&text).ok().filter(|r| r.key == key).map(|r| r.choice)
 }
 
 async fn keep(cache: &Cache, url: &str, record: &Record) -> Result<(), JsValue> {
@@ -48,10 +48,10 @@ async fn keep(cache: &Cache, url: &str, record: &Record) -> Result<(), JsValue> 
     JsFuture::from(cache.put_with_str(url, &resp)).await.map(|_| ())
 }
 
-/// Decide the device's GEMM tiling: remembered from an earlier visit, else measured (and kept).
-pub async fn tune_gemm(gpu: &Gpu) -> crate::gpu::Result<GemmChoice> {
-    let key = gemm_memo::key(gpu);
-    let store = match (gemm_memo::needs_measuring(gpu), entry_url(&key)) {
+/// Decide one of the device's choices: remembered from an earlier visit, else measured (and kept).
+pub async fn tune<T: Tuned>(gpu: &Gpu) -> crate::gpu::Result<T::Choice> {
+    let key = tuning_memo::key::<T>(gpu);
+    let store = match (T::needs_measuring(gpu), entry_url(&key)) {
         (true, Some(url)) => open().await.map(|c| (c, url)),
         _ => None,
     };
@@ -59,11 +59,18 @@ pub async fn tune_gemm(gpu: &Gpu) -> crate::gpu::Result<GemmChoice> {
         Some((cache, url)) => recall(cache, url, &key).await,
         None => None,
     };
-    let (choice, new) = gemm_memo::tune_gemm_with(gpu, recalled.as_deref()).await?;
-    if let (Some(tiling), Some((cache, url))) = (new, &store) {
-        if let Err(e) = keep(cache, url, &Record { key, tiling }).await {
-            log::warn!("could not remember the GEMM tiling: {e:?} (the next visit measures again)");
+    let (choice, new) = tuning_memo::tune_with::<T>(gpu, recalled.as_deref()).await?;
+    if let (Some(choice), Some((cache, url))) = (new, &store) {
+        if let Err(e) = keep(cache, url, &Record { key, choice }).await {
+            log::warn!("could not remember the {}: {e:?} (the next visit measures again)", T::WHAT);
         }
     }
     Ok(choice)
+}
+
+/// Every measured choice of the device: the GEMM tiling, then the attention kernel.
+pub async fn tune_device(gpu: &Gpu) -> crate::gpu::Result<()> {
+    tune::<GemmTiling>(gpu).await?;
+    tune::<AttentionKernel>(gpu).await?;
+    Ok(())
 }
