@@ -24,6 +24,7 @@ use wasm_bindgen_futures::future_to_promise;
 use crate::gpu::clock::now_ms;
 use crate::gpu::{Gpu, GpuError, GpuOptions};
 use crate::model::qwen::chat::QwenTokenizer;
+use crate::model::qwen::DecodeSteps;
 use crate::model::qwen::generate::GenerationConfig;
 use crate::model::spatial::frame_sampler::{candidate_indices as sampler_candidates, sample_scene, vggt_frame_size, SamplerConfig, MAX_SCENE_POINTS};
 use crate::model::spatial::memory;
@@ -211,8 +212,10 @@ async fn load_engine(base_url: String, on_progress: Option<Function>, max_bindin
     let tok_file = manifest.tokenizer.clone().ok_or_else(|| Fail::new(PACKAGE, "the package has no tokenizer.json: convert the checkpoint with its tokenizer"))?;
     let tok = crate::weights::http::file_parsed(&base_url, &tok_file, QwenTokenizer::from_bytes).await??;
     let params = crate::model::Params::new(params);
-    let model = SpatialMllm::new(&gpu, &manifest.model_kind, &manifest.config, &params).await?;
+    let mut model = SpatialMllm::new(&gpu, &manifest.model_kind, &manifest.config, &params).await?;
     tok.check_config(&model.cfg.tokens)?;
+    // The decode step's kernels, measured on this GPU's first load of a model of this shape.
+    crate::web_tuning_store::tune(&mut DecodeSteps::new(&mut model.text), &gpu).await?;
     gpu.check()?;
     let report = serde_json::to_string(&report).expect("report serialises");
     Ok(Engine { inner: Rc::new(Loaded { gpu, model, tok }), sampler: Rc::new(RefCell::new(None)), report })
@@ -281,7 +284,12 @@ impl Engine {
     /// What the engine negotiated, for a sentence a person can read: `{description, cpu, f16,
     /// subgroups, activations: "f16" | "f32", maxBindingBytes}` (`cpu`: a software adapter).
     pub fn device_facts(&self) -> Object {
-        device_facts(&self.inner.gpu)
+        let o = device_facts(&self.inner.gpu);
+        // The loaded model's decode plan (measured on a GPU) rather than the adapter's default.
+        let text = &self.inner.model.text;
+        set(&o, "decodeKernels", &text.decode.to_string().into());
+        set(&o, "decodeKernelsSource", &format!("{:?}", text.decode_source).to_lowercase().into());
+        o
     }
 
     /// The largest buffer the device can bind, in bytes (what `estimate_memory`'s

@@ -42,7 +42,7 @@ pub async fn run_kernel_suite(filter: String, seed: f64) -> Result<String, JsVal
 /// `fixture_url`. Returns the same JSON report as `run_kernel_suite`.
 #[wasm_bindgen]
 pub async fn run_qwen_parity(package_url: String, fixture_url: String, filter: String) -> Result<String, JsValue> {
-    use crate::model::qwen::{DecodeKernels, QwenConfig, TextModel, VisionModel};
+    use crate::model::qwen::{DecodeKernels, DecodePlan, QwenConfig, TextModel, VisionModel};
     use crate::testing::qwen_parity::{run_check, Fixture, CHECKS};
     use crate::weights::http;
     let js = |e: &dyn std::fmt::Display| JsValue::from_str(&e.to_string());
@@ -65,8 +65,8 @@ pub async fn run_qwen_parity(package_url: String, fixture_url: String, filter: S
     // does not choose by itself: transformers' greedy tokens through it too (the video prompt's
     // run natively, tests/qwen.rs; SwiftShader takes 25 s for this one).
     let default = text.decode;
-    text.decode = DecodeKernels::Folded;
-    for name in ["text greedy"].into_iter().filter(|n| default != DecodeKernels::Folded && (filter.is_empty() || n.contains(filter.as_str()))) {
+    text.decode = DecodePlan::all(DecodeKernels::Folded);
+    for name in ["text greedy"].into_iter().filter(|n| default != text.decode && (filter.is_empty() || n.contains(filter.as_str()))) {
         let t0 = js_sys::Date::now();
         let r = run_check(&gpu, &fx, &text, &vision, name).await;
         results.push(suite_result(&format!("{name}, folded decode"), r, js_sys::Date::now() - t0));

@@ -49,9 +49,9 @@ async fn keep(cache: &Cache, url: &str, record: &Record) -> Result<(), JsValue> 
 }
 
 /// Decide one of the device's choices: remembered from an earlier visit, else measured (and kept).
-pub async fn tune<T: Tuned>(gpu: &Gpu) -> crate::gpu::Result<T::Choice> {
-    let key = tuning_memo::key::<T>(gpu);
-    let store = match (T::needs_measuring(gpu), entry_url(&key)) {
+pub async fn tune<T: Tuned>(t: &mut T, gpu: &Gpu) -> crate::gpu::Result<T::Choice> {
+    let key = tuning_memo::key(t, gpu);
+    let store = match (t.needs_measuring(gpu), entry_url(&key)) {
         (true, Some(url)) => open().await.map(|c| (c, url)),
         _ => None,
     };
@@ -59,7 +59,7 @@ pub async fn tune<T: Tuned>(gpu: &Gpu) -> crate::gpu::Result<T::Choice> {
         Some((cache, url)) => recall(cache, url, &key).await,
         None => None,
     };
-    let (choice, new) = tuning_memo::tune_with::<T>(gpu, recalled.as_deref()).await?;
+    let (choice, new) = tuning_memo::tune_with(t, gpu, recalled.as_deref()).await?;
     if let (Some(choice), Some((cache, url))) = (new, &store) {
         if let Err(e) = keep(cache, url, &Record { key, choice }).await {
             log::warn!("could not remember the {}: {e:?} (the next visit measures again)", T::WHAT);
@@ -70,7 +70,7 @@ pub async fn tune<T: Tuned>(gpu: &Gpu) -> crate::gpu::Result<T::Choice> {
 
 /// Every measured choice of the device: the GEMM tiling, then the attention kernel.
 pub async fn tune_device(gpu: &Gpu) -> crate::gpu::Result<()> {
-    tune::<GemmTiling>(gpu).await?;
-    tune::<AttentionKernel>(gpu).await?;
+    tune(&mut GemmTiling, gpu).await?;
+    tune(&mut AttentionKernel, gpu).await?;
     Ok(())
 }

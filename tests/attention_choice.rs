@@ -139,16 +139,16 @@ fn measured_attention_kernel_is_remembered_per_device() {
     tuning_store::tune_device(&first, &store).unwrap();
     let p = first.attention_pick();
     assert_eq!(p.source, TileSource::Measured, "{p}");
-    let key = tuning_memo::key::<AttentionKernel>(&first);
+    let key = tuning_memo::key(&AttentionKernel, &first);
     assert!(key.contains(&first.info.name) && key.contains("attention kernels"), "{key}");
-    assert_ne!(key, tuning_memo::key::<GemmTiling>(&first));
+    assert_ne!(key, tuning_memo::key(&GemmTiling, &first));
     let records = read();
     assert_eq!(records.get(&key), Some(&p.kernel.to_string()));
-    assert_eq!(records.get(&tuning_memo::key::<GemmTiling>(&first)), Some(&first.gemm_tile().to_string()), "both choices in one store");
+    assert_eq!(records.get(&tuning_memo::key(&GemmTiling, &first)), Some(&first.gemm_tile().to_string()), "both choices in one store");
 
     let second = plain_gpu();
     let t0 = std::time::Instant::now();
-    let again = tuning_store::tune::<AttentionKernel>(&second, &store).unwrap();
+    let again = tuning_store::tune(&mut AttentionKernel, &second, &store).unwrap();
     assert_eq!((again.kernel, again.source, again.timings.len()), (p.kernel, TileSource::Remembered, 0));
     assert!(t0.elapsed().as_secs_f64() < 0.2, "recalling took {:?}", t0.elapsed());
 
@@ -156,13 +156,13 @@ fn measured_attention_kernel_is_remembered_per_device() {
         let mut records = read();
         records.insert(key.clone(), bad.to_string());
         std::fs::write(&store, serde_json::to_vec(&records).unwrap()).unwrap();
-        let fresh = tuning_store::tune::<AttentionKernel>(&plain_gpu(), &store).unwrap();
+        let fresh = tuning_store::tune(&mut AttentionKernel, &plain_gpu(), &store).unwrap();
         assert_eq!(fresh.source, TileSource::Measured, "{bad:?} was recalled");
         assert_eq!(read().get(&key), Some(&fresh.kernel.to_string()));
     }
     let pinned = plain_gpu();
     pinned.pin_attention(PlainAttention::Tile).unwrap();
     let before = std::fs::read(&store).unwrap();
-    assert_eq!(tuning_store::tune::<AttentionKernel>(&pinned, &store).unwrap().kernel, PlainAttention::Tile);
+    assert_eq!(tuning_store::tune(&mut AttentionKernel, &pinned, &store).unwrap().kernel, PlainAttention::Tile);
     assert_eq!(std::fs::read(&store).unwrap(), before);
 }

@@ -13,7 +13,7 @@
 mod common;
 
 use spatial_mllm_web::gpu::{Gpu, Recorder, Tensor};
-use spatial_mllm_web::model::qwen::{DecodeKernels, KvCache, QwenConfig, TextModel};
+use spatial_mllm_web::model::qwen::{DecodeKernels, DecodePlan, KvCache, QwenConfig, TextModel};
 use spatial_mllm_web::model::Params;
 use spatial_mllm_web::rng::Rng;
 use spatial_mllm_web::weights::convert::{convert, ConvertOptions};
@@ -91,7 +91,7 @@ fn compare(gpu: &Gpu, fused: &TextModel, plain: &TextModel, past: usize, rows: u
         dispatches.push((gpu.stats.snapshot() - before).dispatches);
         outs.push(out);
     }
-    if fused.decode == DecodeKernels::Fused {
+    if fused.decode == DecodePlan::all(DecodeKernels::Fused) {
         assert_eq!(bits(gpu, &outs[0]), bits(gpu, &outs[1]), "{what}: logits, fused vs separate kernels");
         for l in 0..cfg.layers {
             assert_eq!(bits(gpu, &caches[0].kv[l]), bits(gpu, &caches[1].kv[l]), "{what}: layer {l} keys and values");
@@ -124,9 +124,9 @@ fn run_kernels(allow_f16: bool, policy: &str, lm_head_parts: usize, kernels: Dec
     let parts = params.matrix_parts("llm.embed_tokens.weight", cfg.text.vocab, cfg.text.hidden).unwrap().len();
     assert_eq!(parts, lm_head_parts, "row parts of the lm_head");
     let mut fused = TextModel::new(&gpu, &cfg.text, &params).unwrap();
-    fused.decode = kernels;
+    fused.decode = DecodePlan::all(kernels);
     let mut plain = TextModel::new(&gpu, &cfg.text, &params).unwrap();
-    plain.decode = DecodeKernels::Separate;
+    plain.decode = DecodePlan::all(DecodeKernels::Separate);
     let per_layer = if kernels == DecodeKernels::Folded { 4 } else { 5 };
     let layers = cfg.text.layers as u64;
     let mut steps: Vec<(usize, usize)> = if parts == 1 { vec![(5, 1), (9, 3), (600, 1), (700, 2)] } else { vec![(5, 1), (600, 1)] };

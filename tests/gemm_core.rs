@@ -356,16 +356,16 @@ fn measured_tiling_is_remembered_per_device() {
     };
 
     let first = new_gpu();
-    let c = tuning_store::tune::<GemmTiling>(&first, &store).unwrap();
+    let c = tuning_store::tune(&mut GemmTiling, &first, &store).unwrap();
     assert_eq!(c.source, TileSource::Measured, "{c}");
-    let key = tuning_memo::key::<GemmTiling>(&first);
+    let key = tuning_memo::key(&GemmTiling, &first);
     assert!(key.contains(&first.info.name) && key.contains(&first.info.driver), "{key}");
     assert_eq!(read().get(&key), Some(&c.tile.to_string()));
 
     // A second start on the same adapter: recalled, nothing measured.
     let second = new_gpu();
     let t0 = std::time::Instant::now();
-    let again = tuning_store::tune::<GemmTiling>(&second, &store).unwrap();
+    let again = tuning_store::tune(&mut GemmTiling, &second, &store).unwrap();
     assert_eq!((again.tile, again.source, again.timings.len()), (c.tile, TileSource::Remembered, 0));
     assert!(t0.elapsed().as_secs_f64() < 0.2, "recalling took {:?}", t0.elapsed());
 
@@ -373,20 +373,20 @@ fn measured_tiling_is_remembered_per_device() {
     for bad in ["not a tiling", "512x512x16/8x8"] {
         std::fs::write(&store, serde_json::to_vec(&[(key.clone(), bad.to_string())].into_iter().collect::<std::collections::BTreeMap<_, _>>()).unwrap()).unwrap();
         let third = new_gpu();
-        let fresh = tuning_store::tune::<GemmTiling>(&third, &store).unwrap();
+        let fresh = tuning_store::tune(&mut GemmTiling, &third, &store).unwrap();
         assert_eq!(fresh.source, TileSource::Measured, "{bad:?} was recalled");
         assert_eq!(read().get(&key), Some(&fresh.tile.to_string()));
     }
     // An unreadable store is only a measurement more.
     std::fs::write(&store, b"{ half a file").unwrap();
-    assert_eq!(tuning_store::tune::<GemmTiling>(&new_gpu(), &store).unwrap().source, TileSource::Measured);
+    assert_eq!(tuning_store::tune(&mut GemmTiling, &new_gpu(), &store).unwrap().source, TileSource::Measured);
 
     // A pinned tiling is kept: not recalled over, not stored.
     let pinned = new_gpu();
     let other = *pinned.gemm_candidates().iter().find(|t| t.to_string() != read()[&key]).expect("two candidates");
     pinned.pin_gemm_tile(other).unwrap();
     let before = std::fs::read(&store).unwrap();
-    assert_eq!(tuning_store::tune::<GemmTiling>(&pinned, &store).unwrap().tile, other);
+    assert_eq!(tuning_store::tune(&mut GemmTiling, &pinned, &store).unwrap().tile, other);
     assert_eq!(std::fs::read(&store).unwrap(), before);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -11,7 +11,7 @@ use spatial_mllm_web::gpu::{DType, Gpu, Recorder};
 use spatial_mllm_web::model::qwen::chat::Message;
 use spatial_mllm_web::model::qwen::generate::{generate, GenerationConfig, Prompt};
 use spatial_mllm_web::model::qwen::vision_layout::Grid;
-use spatial_mllm_web::model::qwen::{DecodeKernels, KvCache, QwenConfig, TextModel, VisionModel};
+use spatial_mllm_web::model::qwen::{DecodeKernels, DecodePlan, KvCache, QwenConfig, TextModel, VisionModel};
 use spatial_mllm_web::model::Params;
 use spatial_mllm_web::testing::qwen_parity::{self, Fixture};
 
@@ -33,7 +33,7 @@ fn load_params(gpu: &Gpu) -> (Params, QwenConfig) {
 fn load_models(gpu: &Gpu, kernels: DecodeKernels) -> (TextModel, VisionModel) {
     let (params, cfg) = load_params(gpu);
     let mut text = TextModel::new(gpu, &cfg.text, &params).unwrap();
-    text.decode = kernels;
+    text.decode = DecodePlan::all(kernels);
     (text, VisionModel::new(gpu, &cfg.vision, &params).unwrap())
 }
 

@@ -5,7 +5,7 @@
 use super::{bandwidth, gemm_row, BenchError, Row};
 use crate::gpu::{Gpu, Recorder, StatsSnapshot};
 use crate::model::qwen::generate::{generate, GenerationConfig, Generated, Prompt};
-use crate::model::qwen::{DecodeKernels, KvCache, QwenConfig, TextModel};
+use crate::model::qwen::{DecodeKernels, DecodePlan, KvCache, QwenConfig, TextModel};
 use crate::model::Params;
 use crate::rng::Rng;
 use crate::weights::manifest::Manifest;
@@ -90,7 +90,7 @@ pub async fn run(gpu: &Gpu, m: &Manifest, params: std::collections::HashMap<Stri
     let mut model = TextModel::new(gpu, &cfg, &Params::new(params))?;
     let mut out = Vec::new();
     for &kernels in &b.decode_modes {
-        model.decode = kernels;
+        model.decode = DecodePlan::all(kernels);
         out.push(run_mode(gpu, m, &model, b).await?);
     }
     Ok(out)
@@ -130,7 +130,7 @@ async fn run_mode(gpu: &Gpu, m: &Manifest, model: &TextModel, b: &QwenBench) -> 
     let prefill_flops = 2.0 * matrices * b.prompt as f64 + attention + 2.0 * (cfg.vocab * cfg.hidden) as f64;
     let mean_ctx = b.prompt as f64 + b.new_tokens as f64 / 2.0;
     let kv_bytes = (cfg.layers * 2 * cfg.kv_dim()) as f64 * mean_ctx * gpu.act.size() as f64;
-    let reread_bytes = match model.decode {
+    let reread_bytes = match model.decode.short {
         DecodeKernels::Folded if decoded > 0 => {
             let wq: f64 = m.tensors.get("llm.layers.0.self_attn.q_proj.weight").map_or(0.0, |t| t.parts.iter().map(|p| p.bytes as f64).sum());
             let extra: usize = (0..decoded).map(|s| crate::kernels::fold::fold_ranges(b.prompt + s) - 1).sum();
@@ -145,7 +145,7 @@ async fn run_mode(gpu: &Gpu, m: &Manifest, model: &TextModel, b: &QwenBench) -> 
     let fmt = m.tensors.get("llm.layers.0.mlp.up_proj.weight").map(|t| t.format).unwrap_or(WeightFormat::Q4);
     let gemm = gemm_row(gpu, &mut rng, fmt, b.prompt, cfg.intermediate, cfg.hidden, 3)?;
     Ok(QwenReport {
-        label: format!("{}, {} decode", formats(m), model.decode.name()),
+        label: format!("{}, {} decode", formats(m), model.decode.short.name()),
         prompt: b.prompt,
         new_tokens: b.new_tokens,
         prefill_ms,

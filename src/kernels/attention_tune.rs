@@ -4,7 +4,7 @@
 //! turns on the GPU's registers and occupancy, which no rule predicts across GPUs.
 //! The problems are the two attentions that dominate time to first token: VGGT's full attention
 //! (heads of 64) and Qwen's causal prefill (16 query heads of 128 over 2 key-value heads), at a
-//! token count grown until the default kernel takes long enough to time; the candidate with the
+//! token count grown from 64 until the default kernel takes long enough to time; the candidate with the
 //! least total wins, the default on a near tie. Nothing is measured where the matrix units run
 //! the attention, where `SPATIAL_MLLM_ATTENTION` names a kernel, or in a dry run.
 
@@ -12,8 +12,9 @@ use super::attention::{attention_with, Attention, HeadsView, Kernel};
 use super::measure::fastest;
 use crate::gpu::{AttentionPick, Gpu, PlainAttention, Recorder, Result, Tensor, TileSource, BLOCKED_STORAGE};
 
-/// Token counts tried in turn with the default kernel.
-const LADDER: [usize; 4] = [256, 512, 1024, 2048];
+/// Token counts tried in turn with the default kernel (a CPU adapter such as SwiftShader takes
+/// about a second for 256; a GPU needs about 2 048 to take long enough).
+const LADDER: [usize; 6] = [64, 128, 256, 512, 1024, 2048];
 
 /// (query heads, key-value heads, head dim, causal) of the measured problems.
 const PROBLEMS: [(usize, usize, usize, bool); 2] = [(8, 8, 64, false), (16, 2, 128, true)];

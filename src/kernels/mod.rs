@@ -34,10 +34,10 @@ const GEMM_ENTRY: Entry = Entry::per_variant("gemm", GemmTile::entry_workgroup);
 
 // Every family has a contract (declared next to its launcher): the WGSL without the declarations
 // the contract emits.
-const MATMUL_WGSL: ShaderSource =
+pub(crate) const MATMUL_WGSL: ShaderSource =
     ShaderSource { name: "matmul", code: include_str!("../../shaders/matmul.wgsl"), includes: &[COMMON, QUANT, SINCOS, GEMM_CORE, REDUCE] };
 const CONV_WGSL: ShaderSource = ShaderSource { name: "conv", code: include_str!("../../shaders/conv.wgsl"), includes: &[QUANT, GEMM_CORE] };
-const ATTENTION_WGSL: ShaderSource = ShaderSource { name: "attention", code: include_str!("../../shaders/attention.wgsl"), includes: &[COMMON, REDUCE] };
+pub(crate) const ATTENTION_WGSL: ShaderSource = ShaderSource { name: "attention", code: include_str!("../../shaders/attention.wgsl"), includes: &[COMMON, REDUCE] };
 const NORM_WGSL: ShaderSource = ShaderSource { name: "norm", code: include_str!("../../shaders/norm.wgsl"), includes: &[COMMON, REDUCE] };
 const ROPE_WGSL: ShaderSource = ShaderSource { name: "rope", code: include_str!("../../shaders/rope.wgsl"), includes: &[SINCOS] };
 const ELEMENTWISE_WGSL: ShaderSource = ShaderSource { name: "elementwise", code: include_str!("../../shaders/elementwise.wgsl"), includes: &[COMMON] };

@@ -10,6 +10,7 @@ use super::error::{NResult, NativeError};
 use super::video::{decode_frames, decode_images, probe};
 use crate::gpu::{clock::now_ms, Gpu};
 use crate::model::qwen::chat::QwenTokenizer;
+use crate::model::qwen::DecodeSteps;
 use crate::model::qwen::generate::{GenerationConfig, StopReason};
 use crate::model::spatial::frame_sampler::{candidate_indices, sample_frames, SamplerConfig};
 use crate::model::spatial::{open_session, Reply, SpatialMllm, VideoSession, Visual};
@@ -104,8 +105,10 @@ pub fn load_model(gpu: &Gpu, dir: &Path) -> NResult<(SpatialMllm, QwenTokenizer)
     let bytes = std::fs::read(dir.join(&tok_file)).map_err(|source| NativeError::ReadTokenizer { file: tok_file.clone(), source })?;
     let tok = QwenTokenizer::from_bytes(&bytes)?;
     let params = Params::new(pkg.load(gpu, &mut |_| {})?);
-    let m = pollster::block_on(SpatialMllm::new(gpu, &pkg.manifest.model_kind, &pkg.manifest.config, &params))?;
+    let mut m = pollster::block_on(SpatialMllm::new(gpu, &pkg.manifest.model_kind, &pkg.manifest.config, &params))?;
     tok.check_config(&m.cfg.tokens)?;
+    // The decode step's kernels, measured on this GPU's first load of a model of this shape.
+    super::tuning_store::tune(&mut DecodeSteps::new(&mut m.text), gpu, &super::tuning_store::path())?;
     Ok((m, tok))
 }
 

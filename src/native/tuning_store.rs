@@ -31,14 +31,14 @@ fn write(path: &Path, records: &BTreeMap<String, String>) -> std::io::Result<()>
 }
 
 /// Decide one of the device's choices: remembered in the store at `path`, else measured (and kept).
-pub fn tune<T: Tuned>(gpu: &Gpu, path: &Path) -> crate::gpu::Result<T::Choice> {
-    if !T::needs_measuring(gpu) {
+pub fn tune<T: Tuned>(t: &mut T, gpu: &Gpu, path: &Path) -> crate::gpu::Result<T::Choice> {
+    if !t.needs_measuring(gpu) {
         // Pinned, set in the environment, on matrix units or nothing to choose: no store to read.
-        return pollster::block_on(T::tune(gpu));
+        return pollster::block_on(t.tune(gpu));
     }
-    let key = tuning_memo::key::<T>(gpu);
+    let key = tuning_memo::key(t, gpu);
     let mut records = read(path);
-    let (choice, keep) = pollster::block_on(tuning_memo::tune_with::<T>(gpu, records.get(&key).map(String::as_str)))?;
+    let (choice, keep) = pollster::block_on(tuning_memo::tune_with(t, gpu, records.get(&key).map(String::as_str)))?;
     if let Some(text) = keep {
         // Read again: another process may have written since.
         records = read(path);
@@ -52,7 +52,7 @@ pub fn tune<T: Tuned>(gpu: &Gpu, path: &Path) -> crate::gpu::Result<T::Choice> {
 
 /// Every measured choice of the device: the GEMM tiling, then the attention kernel.
 pub fn tune_device(gpu: &Gpu, path: &Path) -> crate::gpu::Result<()> {
-    tune::<GemmTiling>(gpu, path)?;
-    tune::<AttentionKernel>(gpu, path)?;
+    tune(&mut GemmTiling, gpu, path)?;
+    tune(&mut AttentionKernel, gpu, path)?;
     Ok(())
 }

@@ -72,6 +72,11 @@ impl Linear {
     }
 
     /// Output width.
+    /// The stored format of its (first) weight matrix.
+    pub fn format(&self) -> crate::weights::WeightFormat {
+        self.parts[0].w.format
+    }
+
     pub fn out_dim(&self) -> usize {
         self.out
     }

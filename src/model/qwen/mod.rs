@@ -2,6 +2,7 @@
 
 pub mod chat;
 pub mod config;
+pub mod decode_choice;
 pub mod generate;
 pub mod kv_cache;
 pub mod rope_index;
@@ -10,6 +11,7 @@ pub mod vision;
 pub mod vision_layout;
 
 pub use config::{QwenConfig, SpecialTokens, TextConfig, VisionConfig};
+pub use decode_choice::{DecodeChoice, DecodePlan, DecodeSteps};
 pub use kv_cache::KvCache;
 pub use text::{DecodeKernels, TextModel};
 pub use vision::VisionModel;

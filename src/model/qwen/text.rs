@@ -3,8 +3,9 @@
 //! x += down(SiLU(gate(h)) * up(h)) with h = RMSNorm(x); a final RMSNorm; the tied lm_head.
 //! The same code prefills (many rows: GEMM, tiled attention) and decodes (one row: GEMV).
 
+use super::decode_choice::DecodePlan;
 use super::{KvCache, TextConfig};
-use crate::gpu::{Gpu, Recorder, Tensor};
+use crate::gpu::{Gpu, Recorder, Tensor, TileSource};
 use crate::kernels::attention::{attention, attention_ranges, Attention, AttentionOut, HeadsView};
 use crate::kernels::decode::{self, gate_up_swiglu, linear_combined, qkv_rope_kv, QkvAux, QkvOut, Ranges};
 use crate::kernels::embed::embed_parts;
@@ -180,18 +181,26 @@ impl DecodeKernels {
 
     /// `for_adapter` and why: "set by SPATIAL_MLLM_DECODE", or the adapter's kind.
     pub fn chosen(gpu: &Gpu) -> (DecodeKernels, &'static str) {
-        #[cfg(not(target_arch = "wasm32"))]
-        if let Ok(s) = std::env::var("SPATIAL_MLLM_DECODE") {
-            match Self::parse(&s) {
-                Some(k) => return (k, "set by SPATIAL_MLLM_DECODE"),
-                None => log::warn!("SPATIAL_MLLM_DECODE={s:?} is not folded, fused or separate; ignored"),
-            }
+        if let Some(k) = Self::from_env() {
+            return (k, "set by SPATIAL_MLLM_DECODE");
         }
         if gpu.info.device_type == "Cpu" {
             (DecodeKernels::Separate, "the default on a CPU adapter")
         } else {
-            (DecodeKernels::Folded, "the default on a GPU")
+            (DecodeKernels::Folded, "the default on a GPU until a model's first load measures the three")
         }
+    }
+
+    /// The kernels `SPATIAL_MLLM_DECODE` names, natively (a warning for a name it does not know).
+    pub fn from_env() -> Option<DecodeKernels> {
+        #[cfg(not(target_arch = "wasm32"))]
+        if let Ok(s) = std::env::var("SPATIAL_MLLM_DECODE") {
+            match Self::parse(&s) {
+                Some(k) => return Some(k),
+                None => log::warn!("SPATIAL_MLLM_DECODE={s:?} is not folded, fused or separate; ignored"),
+            }
+        }
+        None
     }
 
     /// Dispatches per decoder layer of a decode step.
@@ -216,6 +225,12 @@ impl DecodeKernels {
     }
 }
 
+impl std::fmt::Display for DecodeKernels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 pub struct TextModel {
     pub cfg: TextConfig,
     embed: Vec<Weight>,
@@ -223,9 +238,12 @@ pub struct TextModel {
     layers: Vec<Layer>,
     norm: RmsNorm,
     rope: RopeTable,
-    /// The decode step's kernels where the model allows them (`DecodeKernels::for_adapter`
-    /// unless a test or benchmark chooses).
-    pub decode: DecodeKernels,
+    /// The decode step's kernels by context length, where the model allows them: the adapter's
+    /// default until measured (`decode_choice`), set by `SPATIAL_MLLM_DECODE`, or by a test or
+    /// benchmark.
+    pub decode: DecodePlan,
+    /// How `decode` was decided.
+    pub decode_source: TileSource,
 }
 
 /// Intermediate activations, for parity tests: the embedded input, each layer's output, the
@@ -251,20 +269,31 @@ impl TextModel {
             layers,
             norm: RmsNorm::load(&llm.pp("norm"), cfg.hidden, cfg.eps)?,
             rope,
-            decode: DecodeKernels::for_adapter(gpu),
+            decode: DecodePlan::all(DecodeKernels::for_adapter(gpu)),
+            decode_source: if DecodeKernels::from_env().is_some() { TileSource::Env } else { TileSource::Default },
         })
     }
 
-    /// The kernels a step of `rows` rows runs: `decode` where the shapes allow it, else the
+    /// The kernels a step of `rows` rows runs: `wanted` where the shapes allow it, else the
     /// nearest that they allow.
-    fn decode_kernels(&self, rows: usize) -> DecodeKernels {
+    pub fn step_kernels(&self, rows: usize, wanted: DecodeKernels) -> DecodeKernels {
         let c = &self.cfg;
         let fused = decode::fits(rows, c.hidden) && c.q_dim() <= decode::MAX_STAGED_K && c.heads <= decode::MAX_COMBINE_HEADS && (c.head_dim / 2) % 4 == 0;
-        match self.decode {
+        match wanted {
             _ if !fused => DecodeKernels::Separate,
             DecodeKernels::Folded if !fold_fits(c.heads, c.head_dim) => DecodeKernels::Fused,
             k => k,
         }
+    }
+
+    /// The weights' formats, as the decode step's measurement depends on them (layer 0's
+    /// attention and MLP matrices, the lm_head).
+    pub fn weight_formats(&self) -> String {
+        let (a, m) = match self.layers.first() {
+            Some(l) => (l.self_attn.q_proj.format().name(), l.mlp.gate.format().name()),
+            None => ("-", "-"),
+        };
+        format!("attention {a}, mlp {m}, lm_head {}", self.lm_head.first().map_or("-", |w| w.format.name()))
     }
 
     /// Token embeddings [n, hidden] for U32 ids.
@@ -275,7 +304,8 @@ impl TextModel {
     /// Run the decoder over `x` [n, hidden] at M-RoPE positions `pos` (I32 [n, 3]), appending
     /// to the cache; returns the final-normed hidden states [n, hidden].
     pub fn forward(&self, rec: &mut Recorder, x: Tensor, pos: &Tensor, cache: &mut KvCache, mut taps: Option<&mut Taps>) -> MResult<Tensor> {
-        let x = self.layers_forward(rec, x, pos, cache, taps.as_deref_mut())?;
+        let kernels = self.step_kernels(x.rows(), self.decode.at(cache.len));
+        let x = self.layers_forward(rec, x, pos, cache, kernels, taps.as_deref_mut())?;
         let out = self.norm.forward(rec, &x)?;
         if let Some(t) = taps {
             t.norm = Some(out.clone());
@@ -286,23 +316,38 @@ impl TextModel {
     /// A decode step's logits [rows, vocab]: `forward` then `logits`, with the final norm folded
     /// into the lm_head's pass (every row part of it in that one pass) where the step runs fused.
     pub fn decode_logits(&self, rec: &mut Recorder, x: Tensor, pos: &Tensor, cache: &mut KvCache) -> MResult<Tensor> {
-        if self.decode_kernels(x.rows()) == DecodeKernels::Separate || self.lm_head.len() > 3 {
-            let hidden = self.forward(rec, x, pos, cache, None)?;
+        let kernels = self.decode.at(cache.len);
+        self.decode_logits_with(rec, x, pos, cache, kernels)
+    }
+
+    /// `decode_logits` with the given kernels (where the shapes allow them).
+    pub fn decode_logits_with(&self, rec: &mut Recorder, x: Tensor, pos: &Tensor, cache: &mut KvCache, kernels: DecodeKernels) -> MResult<Tensor> {
+        let kernels = self.step_kernels(x.rows(), kernels);
+        if kernels == DecodeKernels::Separate || self.lm_head.len() > 3 {
+            let x = self.layers_forward(rec, x, pos, cache, kernels, None)?;
+            let hidden = self.norm.forward(rec, &x)?;
             return self.logits(rec, &hidden);
         }
-        let x = self.layers_forward(rec, x, pos, cache, None)?;
+        let x = self.layers_forward(rec, x, pos, cache, kernels, None)?;
         Ok(decode::linear_normed_parts(rec, &x, self.norm.as_prologue(), &self.lm_head)?)
     }
 
     /// The decoder layers without the final norm.
-    fn layers_forward(&self, rec: &mut Recorder, x: Tensor, pos: &Tensor, cache: &mut KvCache, mut taps: Option<&mut Taps>) -> MResult<Tensor> {
+    fn layers_forward(
+        &self,
+        rec: &mut Recorder,
+        x: Tensor,
+        pos: &Tensor,
+        cache: &mut KvCache,
+        kernels: DecodeKernels,
+        mut taps: Option<&mut Taps>,
+    ) -> MResult<Tensor> {
         let c = &self.cfg;
         let n = x.rows();
         if x.cols() != c.hidden || pos.numel() != 3 * n {
             return Err(ModelError::Input(format!("decoder input {:?} with {} positions", x.shape, pos.numel() / 3)));
         }
         cache.check_room(n)?;
-        let kernels = self.decode_kernels(n);
         let mut x = x;
         for (l, layer) in self.layers.iter().enumerate() {
             let kv = LayerKv { kv: &cache.kv[l], v_base: cache.v_base(), past: cache.len };
