@@ -72,6 +72,9 @@ where
     let default_ms = timings.iter().find(|(c, _)| *c == first).map(|&(_, ms)| ms).unwrap_or(f64::INFINITY);
     let fastest = timings.iter().copied().fold((first, default_ms), |b, c| if c.1 < b.1 { c } else { b });
     let best = if fastest.1 < default_ms * (1.0 - MARGIN) { fastest.0 } else { first };
+    // The problem's buffers are not wanted again: out of the pool, not kept beside the model.
+    drop(problem);
+    gpu.trim_pool();
     Ok(Fastest { best, timings, size })
 }
 
