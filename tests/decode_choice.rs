@@ -9,7 +9,8 @@ mod common;
 
 use spatial_mllm_web::gpu::{Gpu, Recorder, TileSource};
 use spatial_mllm_web::kernels::tuning_memo::{self, Tuned};
-use spatial_mllm_web::model::qwen::decode_choice::{tune_decode, LONG_CONTEXT, MEASURED_CONTEXTS};
+use spatial_mllm_web::model::qwen::decode_choice::{tune_decode, MEASURED_CONTEXTS};
+use spatial_mllm_web::model::qwen::decode_plan::LONG_CONTEXT;
 use spatial_mllm_web::model::qwen::{DecodeKernels, DecodePlan, DecodeSteps, KvCache, QwenConfig, TextModel};
 use spatial_mllm_web::native::tuning_store;
 

@@ -9,58 +9,17 @@
 //! separate step wins there by far (1.8 against 3.2 s a token at the 3B width on lavapipe) and
 //! measuring a real model would take minutes; tests measure there with `DecodeSteps::even_on_cpu`.
 
+use super::decode_plan::{DecodeKernels, DecodePlan};
 use super::kv_cache::KvCache;
-use super::text::{DecodeKernels, TextModel};
+use super::text::TextModel;
 use crate::gpu::{Gpu, GpuError, Recorder, Result, Tensor, TileSource};
 use crate::kernels::measure::fastest;
 use crate::kernels::tuning_memo::{source_hash, Tuned};
 use crate::model::ModelError;
 
-/// Contexts of this many cached tokens or more run the plan's `long` kernels.
-pub const LONG_CONTEXT: usize = 1024;
 /// The contexts measured: a question about an image or a short text, and one after a video's
 /// prompt (16 frames).
 pub const MEASURED_CONTEXTS: [usize; 2] = [256, 3072];
-
-/// The decode step's kernels below `LONG_CONTEXT` cached tokens and from there.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct DecodePlan {
-    pub short: DecodeKernels,
-    pub long: DecodeKernels,
-}
-
-impl DecodePlan {
-    pub const fn all(k: DecodeKernels) -> DecodePlan {
-        DecodePlan { short: k, long: k }
-    }
-
-    /// The kernels of a step after `past` cached tokens.
-    pub fn at(&self, past: usize) -> DecodeKernels {
-        if past < LONG_CONTEXT {
-            self.short
-        } else {
-            self.long
-        }
-    }
-
-    /// `folded` (both bands) or `folded/fused` (short, long).
-    pub fn parse(s: &str) -> Option<DecodePlan> {
-        match s.trim().split_once('/') {
-            Some((a, b)) => Some(DecodePlan { short: DecodeKernels::parse(a)?, long: DecodeKernels::parse(b)? }),
-            None => DecodeKernels::parse(s.trim()).map(DecodePlan::all),
-        }
-    }
-}
-
-impl std::fmt::Display for DecodePlan {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.short == self.long {
-            write!(f, "{}", self.short.name())
-        } else {
-            write!(f, "{}/{}", self.short.name(), self.long.name())
-        }
-    }
-}
 
 /// A model's decode plan, how it was decided, and the measurements: (context, kernels, ms a step).
 #[derive(Clone, Debug)]
@@ -222,20 +181,5 @@ fn gpu_error(e: ModelError) -> GpuError {
     match e {
         ModelError::Gpu(g) => g,
         e => GpuError::Validation(e.to_string()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn plans_parse_back_and_pick_by_context() {
-        let p = DecodePlan { short: DecodeKernels::Folded, long: DecodeKernels::Fused };
-        assert_eq!(DecodePlan::parse(&p.to_string()), Some(p));
-        assert_eq!(p.to_string(), "folded/fused");
-        assert_eq!(DecodePlan::parse("separate"), Some(DecodePlan::all(DecodeKernels::Separate)));
-        assert_eq!(DecodePlan::parse("folded/rows"), None);
-        assert_eq!((p.at(0), p.at(LONG_CONTEXT - 1), p.at(LONG_CONTEXT)), (DecodeKernels::Folded, DecodeKernels::Folded, DecodeKernels::Fused));
     }
 }

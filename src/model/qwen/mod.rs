@@ -3,6 +3,7 @@
 pub mod chat;
 pub mod config;
 pub mod decode_choice;
+pub mod decode_plan;
 pub mod generate;
 pub mod kv_cache;
 pub mod rope_index;
@@ -11,7 +12,8 @@ pub mod vision;
 pub mod vision_layout;
 
 pub use config::{QwenConfig, SpecialTokens, TextConfig, VisionConfig};
-pub use decode_choice::{DecodeChoice, DecodePlan, DecodeSteps};
+pub use decode_choice::{DecodeChoice, DecodeSteps};
+pub use decode_plan::{DecodeKernels, DecodePlan};
 pub use kv_cache::KvCache;
-pub use text::{DecodeKernels, TextModel};
+pub use text::TextModel;
 pub use vision::VisionModel;

@@ -3,7 +3,7 @@
 //! x += down(SiLU(gate(h)) * up(h)) with h = RMSNorm(x); a final RMSNorm; the tied lm_head.
 //! The same code prefills (many rows: GEMM, tiled attention) and decodes (one row: GEMV).
 
-use super::decode_choice::DecodePlan;
+use super::decode_plan::{DecodeKernels, DecodePlan};
 use super::{KvCache, TextConfig};
 use crate::gpu::{Gpu, Recorder, Tensor, TileSource};
 use crate::kernels::attention::{attention, attention_ranges, Attention, AttentionOut, HeadsView};
@@ -153,81 +153,6 @@ impl Layer {
         let m = &self.mlp;
         let h = gate_up_swiglu(rec, &x, Some(self.post_attention_layernorm.as_prologue()), m.gate.weight()?, m.up.weight()?)?;
         m.down.forward_add(rec, &h, &x)
-    }
-}
-
-/// How a decode step (at most `GEMV_MAX_ROWS` rows) runs its layers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DecodeKernels {
-    /// One kernel per operation, as a prefill: 12-13 dispatches a layer.
-    Separate,
-    /// Norms, biases, RoPE, the cache write, SiLU * up and the key ranges' merge fused into the
-    /// GEMVs: 5 dispatches a layer, bit-identical to `Separate` (src/kernels/decode.rs).
-    Fused,
-    /// `Fused` with the attention folded into the q/k/v pass: 4 a layer (src/kernels/fold.rs).
-    Folded,
-}
-
-impl DecodeKernels {
-    pub const ALL: [DecodeKernels; 3] = [DecodeKernels::Folded, DecodeKernels::Fused, DecodeKernels::Separate];
-
-    /// Folded on a GPU, where a decode step is bound by its dispatches; separate on a CPU
-    /// adapter (lavapipe), where it is bound by arithmetic and each fused workgroup's prologue
-    /// (the norm or the merge of X) costs more than the dispatches it saves: see docs/figures.md.
-    /// Natively `SPATIAL_MLLM_DECODE=folded|fused|separate` chooses instead.
-    pub fn for_adapter(gpu: &Gpu) -> DecodeKernels {
-        Self::chosen(gpu).0
-    }
-
-    /// `for_adapter` and why: "set by SPATIAL_MLLM_DECODE", or the adapter's kind.
-    pub fn chosen(gpu: &Gpu) -> (DecodeKernels, &'static str) {
-        if let Some(k) = Self::from_env() {
-            return (k, "set by SPATIAL_MLLM_DECODE");
-        }
-        if gpu.info.device_type == "Cpu" {
-            (DecodeKernels::Separate, "the default on a CPU adapter")
-        } else {
-            (DecodeKernels::Folded, "the default on a GPU until a model's first load measures the three")
-        }
-    }
-
-    /// The kernels `SPATIAL_MLLM_DECODE` names, natively (a warning for a name it does not know).
-    pub fn from_env() -> Option<DecodeKernels> {
-        #[cfg(not(target_arch = "wasm32"))]
-        if let Ok(s) = std::env::var("SPATIAL_MLLM_DECODE") {
-            match Self::parse(&s) {
-                Some(k) => return Some(k),
-                None => log::warn!("SPATIAL_MLLM_DECODE={s:?} is not folded, fused or separate; ignored"),
-            }
-        }
-        None
-    }
-
-    /// Dispatches per decoder layer of a decode step.
-    pub fn dispatches_per_layer(self) -> &'static str {
-        match self {
-            DecodeKernels::Separate => "12-13",
-            DecodeKernels::Fused => "5",
-            DecodeKernels::Folded => "4",
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            DecodeKernels::Separate => "separate",
-            DecodeKernels::Fused => "fused",
-            DecodeKernels::Folded => "folded",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<DecodeKernels> {
-        Self::ALL.into_iter().find(|k| k.name() == s)
-    }
-}
-
-impl std::fmt::Display for DecodeKernels {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
     }
 }
 
