@@ -98,6 +98,15 @@ impl Gpu {
         AttentionPick::unmeasured(self.attention_candidates()[0], TileSource::Default)
     }
 
+    /// The kernel `Kernel::Auto` runs now (read at every attention dispatch: the memoised kernel
+    /// without copying its measurements).
+    pub fn attention_kernel(&self) -> PlainAttention {
+        if let Some(p) = &*self.attention_pick.lock().unwrap() {
+            return p.kernel;
+        }
+        self.attention_pick().kernel
+    }
+
     /// Whether a choice has been memoised (measured, remembered, pinned or from the environment).
     pub fn attention_decided(&self) -> bool {
         self.attention_pick.lock().unwrap().is_some()

@@ -227,8 +227,12 @@ impl Gpu {
         GemmTile::CANDIDATES.iter().copied().filter(|t| t.fits(&self.limits)).collect()
     }
 
-    /// The tiling the matmul and conv kernels use now.
+    /// The tiling the matmul and conv kernels use now (read at every GEMM dispatch: the memoised
+    /// tiling without copying its measurements).
     pub fn gemm_tile(&self) -> GemmTile {
+        if let Some(c) = &*self.gemm_tile.lock().unwrap() {
+            return c.tile;
+        }
         self.gemm_choice().tile
     }
 

@@ -432,7 +432,7 @@ fn attention_out(rec: &mut Recorder, a: &Attention, kernel: Kernel) -> Result<At
     }
     let blocked = match kernel {
         // The device's plain kernel (measured at its first start, `attention_tune`).
-        Kernel::Auto if !rows && coop.is_none() => match gpu.attention_pick().kernel {
+        Kernel::Auto if !rows && coop.is_none() => match gpu.attention_kernel() {
             PlainAttention::Blocked { storage: s } => BlockedShape::for_head_dim(d, s.min(storage)),
             PlainAttention::Tile => None,
         },
