@@ -61,7 +61,7 @@
   /** Where a cross-origin frame's document shows, in CSS pixels of the top window (the tab route
    * crops the video there: the frame's own copy says where the video is inside it). The frame is
    * found by its address; `reveal` scrolls it into view (once; restored with restoreScroll). */
-  function frameBox(href, origin, reveal) {
+  async function frameBox(href, origin, reveal) {
     const originOf = (u) => { try { return new URL(u).origin; } catch { return null; } };
     const all = [...allFrames(document, 0)];
     const sameOrigin = all.filter((x) => originOf(x.src) === origin);
@@ -71,6 +71,7 @@
       savedScroll.x = scrollX;
       savedScroll.y = scrollY;
       f.scrollIntoView({ block: 'center', inline: 'center' });
+      await painted();
     }
     const r = f.getBoundingClientRect();
     const cs = getComputedStyle(f);
@@ -165,14 +166,28 @@
     });
   }
 
+  /** Resolves once a change made now is on the page's picture (two animation frames later), so
+   * that the tab route's next picture of the tab has it; after 2 s at most (a hidden page runs no
+   * animation frames). */
+  function painted() {
+    return Promise.race([
+      new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))),
+      new Promise((r) => setTimeout(r, 2000)),
+    ]);
+  }
+
   /** Seek and wait until the frame at `time` is on show (the 'seeked' event, and the next
-   * presented frame where the browser reports it). */
-  async function seek(v, time) {
-    const frame = typeof v.requestVideoFrameCallback === 'function' ? new Promise((r) => v.requestVideoFrameCallback(() => r())) : null;
+   * presented frame where the browser reports it, for at most `presentMs`). Returns when that frame
+   * went to the compositor, in ms since the epoch (comparable across documents), or null when none
+   * was reported in time (a seek to the frame already on show presents nothing new). */
+  async function seek(v, time, presentMs = 200) {
+    const frame = typeof v.requestVideoFrameCallback === 'function'
+      ? new Promise((r) => v.requestVideoFrameCallback((now, m) => r(performance.timeOrigin + (m.presentationTime ?? now))))
+      : null;
     const seeked = once(v, 'seeked', 20_000);
     v.currentTime = time;
     await seeked;
-    if (frame) await Promise.race([frame, new Promise((r) => setTimeout(r, 200))]);
+    return frame ? Promise.race([frame, new Promise((r) => setTimeout(() => r(null), presentMs))]) : null;
   }
 
   function toBase64(bytes) {
@@ -187,7 +202,10 @@
     const v = element(index);
     if (!saved.has(index)) saved.set(index, { time: v.currentTime, rate: v.playbackRate, paused: v.paused, controls: v.controls });
     v.pause();
-    if (bare) v.controls = false;
+    if (bare && v.controls) {
+      v.controls = false;
+      await painted();
+    }
   }
 
   async function restore(index) {
@@ -235,12 +253,13 @@
    * playback state) and says where its picture is on the tab, in CSS pixels of the top window:
    * the element's content box less any letterboxing (object-fit: contain, the default), offset
    * by the frames it sits in, clipped to the window. */
-  function place(index) {
+  async function place(index) {
     const v = element(index);
     if (savedScroll.x === null) {
       savedScroll.x = scrollX;
       savedScroll.y = scrollY;
       v.scrollIntoView({ block: 'center', inline: 'center' });
+      await painted();
     }
     let { left: x, top: y, width: w, height: h } = v.getBoundingClientRect();
     const cs = getComputedStyle(v);
@@ -268,7 +287,7 @@
     restoreScroll: () => restoreScroll(),
     begin: ({ index, bare }) => begin(index, bare),
     grab: ({ index, time, width, height }) => grab(index, time, width, height),
-    seek: async ({ index, time }) => { await seek(element(index), time); return { time }; },
+    seek: async ({ index, time, presentMs }) => ({ time, shownAt: await seek(element(index), time, presentMs) }),
     place: ({ index }) => place(index),
     restore: ({ index }) => restore(index),
     state: ({ index }) => { const v = element(index); return { time: v.currentTime, rate: v.playbackRate, paused: v.paused }; },

@@ -11,6 +11,20 @@
 import { ElementSource } from './page.js';
 
 const fail = (name, message) => Object.assign(new Error(message), { name });
+/** How long a seek may take to present its frame, and the capture to show it (a 2-core machine
+ * rendering the page while the engine runs on its CPU took over 600 ms). */
+const PRESENT_MS = 3000;
+const CAPTURE_MS = 10_000;
+/** The page's and the panel's clocks are different processes' views of the epoch, and a frame's
+ * presentation time and the capture's time of the picture showing it are taken at different
+ * points of the same display frame: measured from -10 to +4 ms apart. A picture taken this much
+ * before the page presented the sought frame still counts (one from before the seek is hundreds
+ * of ms older; one taken after the seek was asked for, but before its frame showed, is followed
+ * within a frame by the one showing it, which the quiet wait below takes instead). */
+const CLOCK_SLACK_MS = 50;
+/** After a picture that counts, how long no newer one must arrive before cropping the latest
+ * (waited for at most 8 times over, for a page that keeps changing elsewhere). */
+const QUIET_MS = 60;
 
 /** Resolves after the capture has delivered `n` new frames, or after `ms` (a still tab sends none). */
 function frames(video, n, ms) {
@@ -19,6 +33,51 @@ function frames(video, n, ms) {
     const next = (left) => video.requestVideoFrameCallback(() => (left > 1 ? next(left - 1) : (clearTimeout(t), resolve())));
     next(n);
   });
+}
+
+/** Follows the capture's pictures: when the latest was taken (ms since the epoch, from
+ * `captureTime`; the arrival time where the browser does not give it). Started before any seek, so
+ * a picture that arrives while the panel is still asking where the video is counts. */
+class CaptureClock {
+  constructor(video) {
+    this.video = video;
+    this.latest = -Infinity;
+    this.arrived = -Infinity; // performance.now() of the latest picture's arrival
+    this.waiters = new Set();
+    const next = () => video.requestVideoFrameCallback((now, m) => {
+      this.latest = performance.timeOrigin + (m.captureTime ?? now);
+      this.arrived = performance.now();
+      for (const w of this.waiters) w();
+      if (!this.stopped) next();
+    });
+    next();
+  }
+
+  /** Resolves true once a picture of the tab taken at or after `since` (ms since the epoch) has
+   * arrived and no newer one for `quietMs`; false after `ms`. A busy machine can take far longer
+   * than a frame interval to repaint the tab, and until then the capture shows the picture from
+   * before the seek. */
+  settled(since, quietMs, ms) {
+    return new Promise((resolve) => {
+      let quiet = null;
+      let first = null;
+      const done = (ok) => { clearTimeout(t); clearTimeout(quiet); this.waiters.delete(check); resolve(ok); };
+      const check = () => {
+        if (this.latest < since) return;
+        first ??= performance.now();
+        clearTimeout(quiet);
+        const wait = Math.min(quietMs - (performance.now() - this.arrived), first + 8 * quietMs - performance.now());
+        quiet = setTimeout(() => done(true), Math.max(0, wait));
+      };
+      const t = setTimeout(() => done(false), ms);
+      this.waiters.add(check);
+      check();
+    });
+  }
+
+  stop() {
+    this.stopped = true;
+  }
 }
 
 /** Where the video shows on the tab, in CSS pixels of the top window (see content.js `place`);
@@ -70,15 +129,27 @@ export class TabSource extends ElementSource {
     this.top = top;
     this.stream = stream;
     this.video = video;
+    this.clock = new CaptureClock(video);
     this.codec = 'as the tab shows it';
     this.container = 'tab capture';
+    this.debug.waits = []; // ms per frame from the seek to a fresh picture
   }
 
-  /** Grid frame i: the video sought there, the tab's next pictures awaited, the video's place cropped. */
+  /** Grid frame i: the video sought there, the tab's picture taken after the sought frame showed
+   * awaited, the video's place cropped. */
   async grabAt(i, width, height) {
-    await this.link.call('seek', { index: this.index, time: this.elementTime(i) });
+    const t = performance.now();
+    // Where first: it may scroll the video into view, and the seek's picture then shows that too.
     const place = await placeOf(this.link, this.top, this.info);
-    await frames(this.video, 2, 600);
+    const asked = performance.timeOrigin + performance.now();
+    const { shownAt } = await this.link.call('seek', { index: this.index, time: this.elementTime(i), presentMs: PRESENT_MS });
+    if (shownAt == null) {
+      // Nothing new was presented (the frame was on show already, or the browser does not say).
+      await frames(this.video, 2, 600);
+    } else if (!(await this.clock.settled(Math.max(asked, shownAt - CLOCK_SLACK_MS), QUIET_MS, CAPTURE_MS))) {
+      throw fail('NotCaptured', `The tab's picture did not change within ${CAPTURE_MS / 1000} s after the video was sought (is the tab minimised, or the machine very busy?): keep the tab on show and press Analyse again.`);
+    }
+    this.debug.waits.push(Math.round(performance.now() - t));
     if (!place.width || !place.height) throw fail('NotVisible', 'The video is not visible on the tab (hidden, or scrolled away and not scrollable into view), so the tab capture cannot see it.');
     // The tab's picture fills the captured frame, letterboxed if the shapes differ.
     const { videoWidth: fw, videoHeight: fh } = this.video;
@@ -104,6 +175,7 @@ export class TabSource extends ElementSource {
   }
 
   close() {
+    this.clock.stop();
     for (const t of this.stream.getTracks()) t.stop();
     this.video.srcObject = null;
   }

@@ -1,10 +1,9 @@
 //! The browser's store of measured kernel choices (`kernels::tuning_memo`: the GEMM tiling, the
-//! attention kernel): one small entry per choice and device in Cache Storage (its own cache, beside the packages', under the page's origin), so a
-//! second visit skips the measurement. Only where Cache Storage takes the origin's URLs (http and
-//! https: not inside an extension, whose engine stays up between questions anyway). A store that
-//! fails costs only a measurement.
+//! attention kernel, a model's decode plan): one small entry per choice and device in Cache Storage
+//! (its own cache, beside the packages'), so a second visit, or a browser extension's engine
+//! started again after its idle time, skips the measurement. A store that fails costs only a
+//! measurement.
 
-use js_sys::Reflect;
 use sha2::{Digest, Sha256};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
@@ -14,7 +13,9 @@ use crate::gpu::Gpu;
 use crate::kernels::tuning_memo::{self, AttentionKernel, GemmTiling, Tuned};
 use crate::weights::http::cache_storage;
 
-pub const CACHE_NAME: &str = "spatial-mllm-tuning-v2";
+pub const CACHE_NAME: &str = "spatial-mllm-tuning-v3";
+/// Earlier versions' caches (their entries were keyed under the page's own origin), deleted.
+const OLD_CACHES: [&str; 1] = ["spatial-mllm-tuning-v2"];
 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Record {
@@ -22,17 +23,19 @@ struct Record {
     choice: String,
 }
 
-/// The entry's URL under the page's (or worker's) own http(s) origin; None elsewhere.
-fn entry_url(key: &str) -> Option<String> {
-    let origin = Reflect::get(&js_sys::global(), &"location".into()).and_then(|l| Reflect::get(&l, &"origin".into())).ok()?.as_string()?;
-    if !(origin.starts_with("http://") || origin.starts_with("https://")) {
-        return None;
-    }
-    Some(format!("{origin}/.spatial-mllm/tuning/{}", hex::encode(&Sha256::digest(key.as_bytes())[..16])))
+/// The entry's URL. Cache Storage is kept per origin, so the URL only names the entry; it is an
+/// https URL on a reserved host because Cache Storage takes no other scheme, and an extension's
+/// origin (`chrome-extension://`) is not one it takes.
+fn entry_url(key: &str) -> String {
+    format!("https://spatial-mllm.invalid/tuning/{}", hex::encode(&Sha256::digest(key.as_bytes())[..16]))
 }
 
 async fn open() -> Option<Cache> {
-    JsFuture::from(cache_storage().ok()?.open(CACHE_NAME)).await.ok()?.dyn_into().ok()
+    let storage = cache_storage().ok()?;
+    for old in OLD_CACHES {
+        let _ = JsFuture::from(storage.delete(old)).await;
+    }
+    JsFuture::from(storage.open(CACHE_NAME)).await.ok()?.dyn_into().ok()
 }
 
 async fn recall(cache: &Cache, url: &str, key: &str) -> Option<String> {
@@ -51,9 +54,9 @@ async fn keep(cache: &Cache, url: &str, record: &Record) -> Result<(), JsValue> 
 /// Decide one of the device's choices: remembered from an earlier visit, else measured (and kept).
 pub async fn tune<T: Tuned>(t: &mut T, gpu: &Gpu) -> crate::gpu::Result<T::Choice> {
     let key = tuning_memo::key(t, gpu);
-    let store = match (t.needs_measuring(gpu), entry_url(&key)) {
-        (true, Some(url)) => open().await.map(|c| (c, url)),
-        _ => None,
+    let store = match t.needs_measuring(gpu) {
+        true => open().await.map(|c| (c, entry_url(&key))),
+        false => None,
     };
     let recalled = match &store {
         Some((cache, url)) => recall(cache, url, &key).await,

@@ -206,7 +206,7 @@ export class AskUI {
     };
     const r = await state.engine.load(entry.model, { sampler: entry.sampler, maxBindingBytes: this.maxBindingBytes, onProgress });
     const kind = (await fetchManifest(entry.model)).kind;
-    state.model = { entry, kind, device: r.device, hasSampler: r.hasSampler };
+    state.model = { entry, kind, device: r.device, kernels: r.kernels, hasSampler: r.hasSampler };
     $('device').textContent = `Loaded ${entry.hub ? `${entry.label} (${kind})` : kind} on ${r.device}${r.reused ? ' (kept from before)' : ''}.${r.hasSampler ? '' : ' No VGGT package: frames are picked uniformly and there is no 3D view.'}`;
     $('load-text').textContent = `loaded (${$('load-text').textContent})`;
     // The model runs, but could not be kept for next time (a full quota says how much to free).

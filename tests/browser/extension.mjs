@@ -271,6 +271,9 @@ try {
   if (r1.route !== 'file') fail(`the plain MP4 took route ${r1.route}: ${r1.routeText}`);
   if (r1.thumbs !== 2) fail(`${r1.thumbs} thumbnails`);
   step(`plain MP4 -> route "${r1.route}": ${r1.routeText}`);
+  // This fresh profile's first engine measures the device's kernel choices (and keeps them).
+  const k1 = await panel.evaluate(() => window.panel.state.model.kernels);
+  if (k1?.gemmTilingSource !== 'measured' || k1.attentionKernelSource !== 'measured') fail(`the first engine's kernel choices: ${JSON.stringify(k1)}`);
   {
     // The app's capability check ran before the model loaded, with the engine's memory estimate.
     const cap = await panel.locator('#capability').innerText();
@@ -480,7 +483,8 @@ try {
     if (c.error || c.mean > 8) fail(`route 3 frames differ from the app's pipeline: ${JSON.stringify(c)}`);
     const back = await xo.evaluate(() => { const v = document.getElementById('v'); return { t: v.currentTime, paused: v.paused }; });
     if (Math.abs(back.t - 0.35) > 1e-3 || !back.paused) fail(`after the tab capture the video is ${JSON.stringify(back)} (was 0.35 s, paused)`);
-    step(`-> route "tab": ${r.routeText}; frames at ${r.times.map((t) => t.toFixed(2)).join(', ')} s against the app pipeline's frames ${c.idx.join(', ')}: max difference ${c.max}, mean ${c.mean.toFixed(2)} (what the screen shows); position and pause restored`);
+    const waits = await p.evaluate(() => window.panel.state.opened.source.debug.waits);
+    step(`-> route "tab": ${r.routeText}; frames at ${r.times.map((t) => t.toFixed(2)).join(', ')} s against the app pipeline's frames ${c.idx.join(', ')}: max difference ${c.max}, mean ${c.mean.toFixed(2)} (what the screen shows; ${waits.join(', ')} ms from each seek to a picture of the tab taken after it); position and pause restored`);
     await p.close();
     await xo.close();
   }
@@ -653,6 +657,19 @@ try {
     while ((left = await extensionTargets()).length && Date.now() - t < IDLE_MS + 20_000) await new Promise((r) => setTimeout(r, 250));
     if (left.length) fail(`${((Date.now() - t) / 1000).toFixed(0)} s after the last panel closed, still there: ${JSON.stringify(left.map((x) => [x.type, x.url]))}`);
     step(`no panel open: the engine document and its worker were gone ${((Date.now() - t) / 1000).toFixed(1)} s after the last panel closed (idle time ${IDLE_MS / 1000} s here, 10 minutes in use)`);
+  }
+  // --- the next engine remembers the device's kernel choices (Cache Storage) instead of measuring ---
+  {
+    const p = await openPanel(`${url}/plain.html`);
+    await smallWork(p);
+    await p.click('#load');
+    await waitIn(p, () => /Loaded/.test(document.getElementById('device').textContent) || !document.getElementById('banner').hidden, null, { timeout: 300_000, every: 200 });
+    await idle(p);
+    const k2 = await p.evaluate(() => window.panel.state.model?.kernels);
+    if (!k2) fail(`the load in a new engine document: ${JSON.stringify(await p.evaluate(() => [document.querySelector('input[name=model]:checked')?.value, document.getElementById('capability').textContent, document.getElementById('banner-text').textContent]))}`);
+    if (k2?.gemmTilingSource !== 'remembered' || k2.attentionKernelSource !== 'remembered' || k2.gemmTiling !== k1.gemmTiling || k2.attentionKernel !== k1.attentionKernel) fail(`the kernel choices of a new engine: ${JSON.stringify(k2)}, the first engine's ${JSON.stringify(k1)}`);
+    step(`a new engine document: GEMM tiling ${k2.gemmTiling} and attention kernel ${k2.attentionKernel} remembered from the first engine's measurement`);
+    await p.close();
   }
   code = 0;
   console.log(`extension test passed in ${((Date.now() - t0) / 1000).toFixed(0)} s`);

@@ -4,7 +4,7 @@
 // interface:
 //
 //   const engine = createEngine({ onCrash });
-//   await engine.load(modelUrl, { sampler, onProgress, signal });       // -> {device, hasSampler, modelKind, hasSpatialEncoder, report}
+//   await engine.load(modelUrl, { sampler, onProgress, signal });       // -> {device, kernels, hasSampler, modelKind, hasSpatialEncoder, report}
 //   const video = await engine.encode(frames, { maxNew, onProgress });   // frames: {rgba, count, width, height}; null: text-only
 //   const answer = engine.ask('How far is the sofa?', { video, maxNew, signal });
 //   for await (const piece of answer) show(piece);                      // an aborted signal ends it with an AbortError
@@ -124,7 +124,8 @@ export class WorkerEngine {
 
   /** Load a model package by URL (Cache Storage first, then the network), and with `sampler` a
    * VGGT package for `sample`. `onProgress({which, i, n, done, total, cached})` per shard;
-   * `maxBindingBytes` plans for a smaller GPU. Resolves to {device (a sentence for a person), hasSampler, modelKind, hasSpatialEncoder,
+   * `maxBindingBytes` plans for a smaller GPU. Resolves to {device (a sentence for a person), kernels ({gemmTiling,
+   * attentionKernel, decodeKernels} and each one's ...Source: measured now or remembered), hasSampler, modelKind, hasSpatialEncoder,
    * report (the load's LoadReport: cache hits, damaged entries fetched again, a cache warning)}. */
   async load(modelUrl, { sampler, maxBindingBytes, onProgress, signal } = {}) {
     this.info = null;

@@ -37,6 +37,9 @@ async function locked(url, work) {
   return complete ? work() : withPackageLock(base, work);
 }
 
+/** The device facts that name a kernel choice and where it came from ('measured', 'remembered', ...). */
+const KERNEL_FACTS = ['gemmTiling', 'gemmTilingSource', 'attentionKernel', 'attentionKernelSource', 'decodeKernels', 'decodeKernelsSource'];
+
 /** Each op of messages.js's REQUESTS: (args, emit) -> result, or {value, transfer}. */
 const ops = {
   async load({ modelUrl, samplerUrl, maxBindingBytes }, emit) {
@@ -48,8 +51,11 @@ const ops = {
     const e = await locked(modelUrl, () => Engine.load(modelUrl, progress('model'), maxBindingBytes ?? null));
     if (samplerUrl) await locked(samplerUrl, () => e.load_sampler(samplerUrl, progress('sampler')));
     engine = e;
-    // report: the model load's LoadReport (cache hits, damaged entries replaced, a cache warning).
-    return { device: deviceLine(e.device_facts(), await adapterInfo()), hasSampler: e.has_sampler(), modelKind: e.model_kind(), hasSpatialEncoder: e.has_spatial_encoder(), report: JSON.parse(e.load_report()) };
+    // report: the model load's LoadReport (cache hits, damaged entries replaced, a cache warning);
+    // kernels: the kernel choices for this device and model, each measured here or remembered.
+    const facts = e.device_facts();
+    const kernels = Object.fromEntries(KERNEL_FACTS.map((k) => [k, facts[k]]));
+    return { device: deviceLine(facts, await adapterInfo()), kernels, hasSampler: e.has_sampler(), modelKind: e.model_kind(), hasSpatialEncoder: e.has_spatial_encoder(), report: JSON.parse(e.load_report()) };
   },
 
   // A hub repository: what it holds (no weights downloaded), then the package prepared in the
