@@ -214,7 +214,8 @@ async function analyse() {
 
 async function main() {
   const settings = await chrome.storage.local.get(['model-choice', 'frames', 'sampling', 'live-seconds']);
-  for (const id of ['frames', 'sampling', 'live-seconds']) if (settings[id]) $(id).value = settings[id];
+  // A remembered choice the list no longer offers (an older version's) leaves the default.
+  for (const id of ['frames', 'sampling', 'live-seconds']) if ([...$(id).options].some((o) => o.value === settings[id])) $(id).value = settings[id];
   startEngine();
   ui.wire({
     choice: settings['model-choice'] ?? 'demo',

@@ -4,6 +4,7 @@
 //! started again after its idle time, skips the measurement. A store that fails costs only a
 //! measurement.
 
+use js_sys::Reflect;
 use sha2::{Digest, Sha256};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
@@ -13,9 +14,7 @@ use crate::gpu::Gpu;
 use crate::kernels::tuning_memo::{self, AttentionKernel, GemmTiling, Tuned};
 use crate::weights::http::cache_storage;
 
-pub const CACHE_NAME: &str = "spatial-mllm-tuning-v3";
-/// Earlier versions' caches (their entries were keyed under the page's own origin), deleted.
-const OLD_CACHES: [&str; 1] = ["spatial-mllm-tuning-v2"];
+pub const CACHE_NAME: &str = "spatial-mllm-tuning-v2";
 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Record {
@@ -23,19 +22,22 @@ struct Record {
     choice: String,
 }
 
-/// The entry's URL. Cache Storage is kept per origin, so the URL only names the entry; it is an
-/// https URL on a reserved host because Cache Storage takes no other scheme, and an extension's
-/// origin (`chrome-extension://`) is not one it takes.
+/// The entry's URL: under the page's (or worker's) own origin, so that every cache entry a page
+/// keeps is its own origin's. Cache Storage takes only http(s) URLs, so elsewhere (a browser
+/// extension's `chrome-extension://` origin) under a reserved host; the cache is the extension's
+/// own either way, since Cache Storage is kept per origin.
 fn entry_url(key: &str) -> String {
-    format!("https://spatial-mllm.invalid/tuning/{}", hex::encode(&Sha256::digest(key.as_bytes())[..16]))
+    let origin = Reflect::get(&js_sys::global(), &"location".into())
+        .and_then(|l| Reflect::get(&l, &"origin".into()))
+        .ok()
+        .and_then(|o| o.as_string())
+        .filter(|o| o.starts_with("http://") || o.starts_with("https://"))
+        .unwrap_or_else(|| "https://spatial-mllm.invalid".into());
+    format!("{origin}/.spatial-mllm/tuning/{}", hex::encode(&Sha256::digest(key.as_bytes())[..16]))
 }
 
 async fn open() -> Option<Cache> {
-    let storage = cache_storage().ok()?;
-    for old in OLD_CACHES {
-        let _ = JsFuture::from(storage.delete(old)).await;
-    }
-    JsFuture::from(storage.open(CACHE_NAME)).await.ok()?.dyn_into().ok()
+    JsFuture::from(cache_storage().ok()?.open(CACHE_NAME)).await.ok()?.dyn_into().ok()
 }
 
 async fn recall(cache: &Cache, url: &str, key: &str) -> Option<String> {
