@@ -40,7 +40,6 @@ function frames(video, n, ms) {
  * a picture that arrives while the panel is still asking where the video is counts. */
 class CaptureClock {
   constructor(video) {
-    this.video = video;
     this.latest = -Infinity;
     this.arrived = -Infinity; // performance.now() of the latest picture's arrival
     this.waiters = new Set();
