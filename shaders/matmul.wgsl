@@ -371,9 +371,10 @@ fn row_dot(m: u32, n: u32, lane: u32) -> f32 {
     if (n < P.N) {
         for (var b = lane; b < nb; b += GEMV_WG_X) {
             let blk = wr * nb + b;
+            let words = w_block(blk);
             var part = 0.0;
             for (var w = 0u; w < 4u; w++) {
-                let word = vec4<u32>(w_word(blk * 4u + w));
+                let word = vec4<u32>(words[w]);
                 let lo = vec4<f32>((word >> vec4<u32>(0u, 4u, 8u, 12u)) & vec4<u32>(15u)) - 8.0;
                 let hi = vec4<f32>((word >> vec4<u32>(16u, 20u, 24u, 28u)) & vec4<u32>(15u)) - 8.0;
                 let i = b * 8u + w * 2u;

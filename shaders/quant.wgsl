@@ -1,12 +1,21 @@
 // Unpacking of packed weight matrices (layout documented in src/weights/quant.rs). The including
-// shader declares `W: array<u32>`. Rows are padded to `kp` columns (a multiple of 32).
+// shader declares `W: array<Words>`. Rows are padded to `kp` columns (a multiple of 32).
 // With W_MULTI (the fused decode GEMVs) rows come from up to three matrices W, W2, W3 of the same
 // width: `w_sel` (set per thread by the including shader) says which one is read.
+
+// With W4 (the q4 GEMV) the matrices are declared as vec4<u32>s: `w_block` reads a q4 block's
+// four words in one 16-byte load, as GPUs read best; `w_word` one component (weight buffers are
+// padded to 16 bytes at upload).
+#ifdef W4
+alias Words = vec4<u32>;
+#else
+alias Words = u32;
+#endif
 
 #ifdef W_MULTI
 var<private> w_sel: u32;
 
-fn w_word(i: u32) -> u32 {
+fn w_words(i: u32) -> Words {
     if (w_sel == 1u) {
         return W2[i];
     }
@@ -16,8 +25,27 @@ fn w_word(i: u32) -> u32 {
     return W[i];
 }
 #else
-fn w_word(i: u32) -> u32 {
+fn w_words(i: u32) -> Words {
     return W[i];
+}
+#endif
+
+#ifdef W4
+fn w_word(i: u32) -> u32 {
+    return w_words(i >> 2u)[i & 3u];
+}
+
+// The four words of q4 block `blk`.
+fn w_block(blk: u32) -> vec4<u32> {
+    return w_words(blk);
+}
+#else
+fn w_word(i: u32) -> u32 {
+    return w_words(i);
+}
+
+fn w_block(blk: u32) -> vec4<u32> {
+    return vec4<u32>(w_word(blk * 4u), w_word(blk * 4u + 1u), w_word(blk * 4u + 2u), w_word(blk * 4u + 3u));
 }
 #endif
 

@@ -315,10 +315,12 @@ impl Gpu {
         GpuBuffer::owned(raw, Arc::downgrade(&self.pool))
     }
 
+    /// A storage buffer of at least `size` bytes, rounded up to 16 so that any buffer binds as an
+    /// array of vec4s (the q4 GEMV reads its weights so, shaders/quant.wgsl).
     pub(crate) fn raw_buffer(&self, size: u64, label: &str) -> wgpu::Buffer {
         self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
-            size,
+            size: size.div_ceil(16).max(1) * 16,
             usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         })

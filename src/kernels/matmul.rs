@@ -95,15 +95,16 @@ pub static MATMUL: Contract = Contract {
     slots: &[
         // `ActX`: Act, or Act4 with X4 (aliased in the WGSL).
         Slot::read("X", "array<ActX>").when("!COMBINE|FOLD_MERGE"),
-        Slot::read("W", "array<u32>"),
+        // `Words`: u32, or vec4<u32> with W4 (aliased in the WGSL); W2 and W3 alike.
+        Slot::read("W", "array<Words>"),
         // The folded q/k/v pass leaves everything in FOLDED and the cache.
         Slot::write("Y", "array<Act>").when("!FOLD"),
         Slot::read("BIASES", "array<f32>").when("BIAS"),
         Slot::read("MULT", "array<Act>").when("MUL"),
         Slot::read("ADDT", "array<Act>").when("ADD"),
         Slot::read("G", "array<f32>").when("NORM_IN"),
-        Slot::read("W2", "array<u32>").when("W_MULTI"),
-        Slot::read("W3", "array<u32>").when("W_MULTI"),
+        Slot::read("W2", "array<Words>").when("W_MULTI"),
+        Slot::read("W3", "array<Words>").when("W_MULTI"),
         Slot::read("AUX", "array<f32>").when("ROPE_KV"),
         Slot::read("POS", "array<i32>").when("ROPE_KV"),
         Slot::read("KVC", "array<Act>").write_if("ROPE_KV").when("ROPE_KV|FOLD_MERGE"),
@@ -208,6 +209,11 @@ impl Fused {
 
 impl MatmulChoice {
     pub fn launch(self) -> Launch {
+        self.launch_with(gemv_block_loads())
+    }
+
+    /// `launch`, the q4 GEMV's weights read a block (`block_loads`) or a word at a time.
+    fn launch_with(self, block_loads: bool) -> Launch {
         let variant = Variant::new(self.act)
             .flag(if self.gemv { "GEMV" } else { "GEMM" })
             .flag(self.format.flag())
@@ -217,7 +223,9 @@ impl MatmulChoice {
             .flag_if(self.mul, "MUL")
             .flag_if(self.add, "ADD")
             // X read as vec4s: by the tiled GEMM whenever K allows, by the GEMV for q4 weights.
-            .flag_if(self.k4 && (!self.gemv || self.format == WeightFormat::Q4), "X4");
+            .flag_if(self.k4 && (!self.gemv || self.format == WeightFormat::Q4), "X4")
+            // The q4 GEMV reads a block's four words with one 16-byte load (as GPUs read best).
+            .flag_if(self.k4 && self.gemv && self.format == WeightFormat::Q4 && block_loads, "W4");
         let variant = self.fused.flags().iter().fold(variant, |v, f| v.flag(f));
         if self.gemv {
             // wg_sum / wg_max over the whole GEMV workgroup.
@@ -227,6 +235,19 @@ impl MatmulChoice {
             Launch::new(&MATMUL, "gemm", self.tile.apply(variant))
         }
     }
+}
+
+/// Whether the q4 GEMV reads each block's four words in one 16-byte load (W4): always, except
+/// natively with `SPATIAL_MLLM_GEMV_LOADS=words` (one word a load, as before), which is kept to
+/// measure the change on a lent GPU (tools/device/run.sh).
+fn gemv_block_loads() -> bool {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        static BLOCKS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *BLOCKS.get_or_init(|| std::env::var("SPATIAL_MLLM_GEMV_LOADS").map_or(true, |s| s.trim() != "words"))
+    }
+    #[cfg(target_arch = "wasm32")]
+    true
 }
 
 /// Every variant `linear` can produce: both paths, every weight format, epilogue and tiling.
@@ -241,7 +262,11 @@ pub fn launches() -> Vec<Launch> {
                     let choice = |gemv, tile| MatmulChoice { act, gemv, format, bias, activation, mul, add, k4, tile, fused: Fused::None };
                     // K's alignment selects nothing for the GEMV of f32 / f16 / q8 weights.
                     if !k4 || format == WeightFormat::Q4 {
-                        out.push(choice(true, GemmTile::DEFAULT).launch());
+                        out.push(choice(true, GemmTile::DEFAULT).launch_with(true));
+                    }
+                    // The measuring knob's word-at-a-time reads (`gemv_block_loads`).
+                    if k4 && format == WeightFormat::Q4 {
+                        out.push(choice(true, GemmTile::DEFAULT).launch_with(false));
                     }
                     for tile in GemmTile::all_for(act) {
                         out.push(choice(false, tile).launch());
