@@ -3,8 +3,8 @@
 // `gemm`: the shared tiled GEMM core (shaders/gemm_core.wgsl; tiling chosen per adapter) with
 // this family's loads and store below.
 // `gemv`: one row of X (decode); GEMV_WG_Y (8) output rows per workgroup, GEMV_WG_X (32) lanes
-// split K, tree reduction; for q4 weights (X4) each lane takes whole blocks and reads X four
-// values at a time.
+// split K, tree reduction; for q4 and q8 weights (X4) each lane takes whole blocks and reads X
+// four values at a time.
 // The fused decode GEMVs (one row of X per workgroup z, as `gemv`):
 //   NORM_IN: X is RMSNormed (G, eps) in a prologue; COMBINE: X is the attention's output, merged
 //     from its key ranges (PART, ML) in a prologue. Either is staged in workgroup memory, rounded
@@ -358,6 +358,39 @@ fn store_qkv(m: u32, n: u32, y: u32) {
 }
 #endif
 
+#ifdef X4
+#ifdef W_Q4
+// Block blk's 32 codes (four words of eight nibbles) · X's vec4s from i on, unscaled.
+fn block_dot(m: u32, blk: u32, i: u32) -> f32 {
+    let words = w_quad(blk);
+    var part = 0.0;
+    for (var w = 0u; w < 4u; w++) {
+        let word = vec4<u32>(words[w]);
+        let lo = vec4<f32>((word >> vec4<u32>(0u, 4u, 8u, 12u)) & vec4<u32>(15u)) - 8.0;
+        let hi = vec4<f32>((word >> vec4<u32>(16u, 20u, 24u, 28u)) & vec4<u32>(15u)) - 8.0;
+        let j = i + w * 2u;
+        part += dot(lo, x4(m, j)) + dot(hi, x4(m, j + 1u));
+    }
+    return part;
+}
+#endif
+#ifdef W_Q8
+// Block blk's 32 codes (eight words of four signed bytes) · X's vec4s from i on, unscaled.
+fn block_dot(m: u32, blk: u32, i: u32) -> f32 {
+    var part = 0.0;
+    for (var h = 0u; h < 2u; h++) {
+        let words = bitcast<vec4<i32>>(w_quad(2u * blk + h));
+        for (var w = 0u; w < 4u; w++) {
+            let word = vec4<i32>(words[w]);
+            let q = (word << vec4<u32>(24u, 16u, 8u, 0u)) >> vec4<u32>(24u);
+            part += dot(vec4<f32>(q), x4(m, i + 4u * h + w));
+        }
+    }
+    return part;
+}
+#endif
+#endif
+
 // This lane's share of row n of W · row m of X (GEMV_WG_X lanes split K).
 fn row_dot(m: u32, n: u32, lane: u32) -> f32 {
     let wrow = weight_row(n);
@@ -365,22 +398,13 @@ fn row_dot(m: u32, n: u32, lane: u32) -> f32 {
     let soff = wrow.y;
     var sum = 0.0;
 #ifdef X4
-    // q4 with K a multiple of 4: each lane takes whole blocks (32 weights: four words and one
-    // scale) and reads X as vec4s, a quarter of the loads of the general loop below.
+    // q4 / q8 with K a multiple of 4: each lane takes whole blocks (32 weights: four or eight
+    // code words, one scale) and reads X as vec4s, a quarter of the loads of the general loop.
     let nb = P.kp / 32u;
     if (n < P.N) {
         for (var b = lane; b < nb; b += GEMV_WG_X) {
             let blk = wr * nb + b;
-            let words = w_block(blk);
-            var part = 0.0;
-            for (var w = 0u; w < 4u; w++) {
-                let word = vec4<u32>(words[w]);
-                let lo = vec4<f32>((word >> vec4<u32>(0u, 4u, 8u, 12u)) & vec4<u32>(15u)) - 8.0;
-                let hi = vec4<f32>((word >> vec4<u32>(16u, 20u, 24u, 28u)) & vec4<u32>(15u)) - 8.0;
-                let i = b * 8u + w * 2u;
-                part += dot(lo, x4(m, i)) + dot(hi, x4(m, i + 1u));
-            }
-            sum += w_scale(blk, soff) * part;
+            sum += w_scale(blk, soff) * block_dot(m, blk, b * 8u);
         }
     }
 #else

@@ -3,9 +3,9 @@
 // With W_MULTI (the fused decode GEMVs) rows come from up to three matrices W, W2, W3 of the same
 // width: `w_sel` (set per thread by the including shader) says which one is read.
 
-// With W4 (the q4 GEMV) the matrices are declared as vec4<u32>s: `w_block` reads a q4 block's
-// four words in one 16-byte load, as GPUs read best; `w_word` one component (weight buffers are
-// padded to 16 bytes at upload).
+// With W4 (the q4 / q8 GEMV) the matrices are declared as vec4<u32>s: `w_quad` reads four code
+// words in one 16-byte load, as GPUs read best; `w_word` one component (storage buffers are
+// sized to a multiple of 16 bytes).
 #ifdef W4
 alias Words = vec4<u32>;
 #else
@@ -30,22 +30,22 @@ fn w_words(i: u32) -> Words {
 }
 #endif
 
+// Words 4q..4q+3: a q4 block is quad `blk`, a q8 block quads 2 blk and 2 blk + 1.
 #ifdef W4
 fn w_word(i: u32) -> u32 {
     return w_words(i >> 2u)[i & 3u];
 }
 
-// The four words of q4 block `blk`.
-fn w_block(blk: u32) -> vec4<u32> {
-    return w_words(blk);
+fn w_quad(q: u32) -> vec4<u32> {
+    return w_words(q);
 }
 #else
 fn w_word(i: u32) -> u32 {
     return w_words(i);
 }
 
-fn w_block(blk: u32) -> vec4<u32> {
-    return vec4<u32>(w_word(blk * 4u), w_word(blk * 4u + 1u), w_word(blk * 4u + 2u), w_word(blk * 4u + 3u));
+fn w_quad(q: u32) -> vec4<u32> {
+    return vec4<u32>(w_word(4u * q), w_word(4u * q + 1u), w_word(4u * q + 2u), w_word(4u * q + 3u));
 }
 #endif
 

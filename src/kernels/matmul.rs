@@ -212,7 +212,7 @@ impl MatmulChoice {
         self.launch_with(gemv_block_loads())
     }
 
-    /// `launch`, the q4 GEMV's weights read a block (`block_loads`) or a word at a time.
+    /// `launch`, the block GEMV's code words read four (`block_loads`) or one at a time.
     fn launch_with(self, block_loads: bool) -> Launch {
         let variant = Variant::new(self.act)
             .flag(if self.gemv { "GEMV" } else { "GEMM" })
@@ -222,10 +222,11 @@ impl MatmulChoice {
             .flag_if(self.activation == Activation::Silu, "SILU")
             .flag_if(self.mul, "MUL")
             .flag_if(self.add, "ADD")
-            // X read as vec4s: by the tiled GEMM whenever K allows, by the GEMV for q4 weights.
-            .flag_if(self.k4 && (!self.gemv || self.format == WeightFormat::Q4), "X4")
-            // The q4 GEMV reads a block's four words with one 16-byte load (as GPUs read best).
-            .flag_if(self.k4 && self.gemv && self.format == WeightFormat::Q4 && block_loads, "W4");
+            // X read as vec4s: by the tiled GEMM whenever K allows, by the GEMV for q4 / q8
+            // weights (block by block).
+            .flag_if(self.k4 && (!self.gemv || blocked(self.format)), "X4")
+            // The GEMV's blocks read four code words at a time, one 16-byte load (as GPUs read best).
+            .flag_if(self.k4 && self.gemv && blocked(self.format) && block_loads, "W4");
         let variant = self.fused.flags().iter().fold(variant, |v, f| v.flag(f));
         if self.gemv {
             // wg_sum / wg_max over the whole GEMV workgroup.
@@ -237,7 +238,12 @@ impl MatmulChoice {
     }
 }
 
-/// Whether the q4 GEMV reads each block's four words in one 16-byte load (W4): always, except
+/// Formats whose GEMV takes whole 32-weight blocks per lane when K is a multiple of 4.
+fn blocked(format: WeightFormat) -> bool {
+    matches!(format, WeightFormat::Q4 | WeightFormat::Q8)
+}
+
+/// Whether the block GEMV reads four code words in one 16-byte load (W4): always, except
 /// natively with `SPATIAL_MLLM_GEMV_LOADS=words` (one word a load, as before), which is kept to
 /// measure the change on a lent GPU (tools/device/run.sh).
 fn gemv_block_loads() -> bool {
@@ -261,11 +267,11 @@ pub fn launches() -> Vec<Launch> {
                     let (bias, mul, add, k4) = (bits & 1 != 0, bits & 2 != 0, bits & 4 != 0, bits & 8 != 0);
                     let choice = |gemv, tile| MatmulChoice { act, gemv, format, bias, activation, mul, add, k4, tile, fused: Fused::None };
                     // K's alignment selects nothing for the GEMV of f32 / f16 / q8 weights.
-                    if !k4 || format == WeightFormat::Q4 {
+                    if !k4 || blocked(format) {
                         out.push(choice(true, GemmTile::DEFAULT).launch_with(true));
                     }
                     // The measuring knob's word-at-a-time reads (`gemv_block_loads`).
-                    if k4 && format == WeightFormat::Q4 {
+                    if k4 && blocked(format) {
                         out.push(choice(true, GemmTile::DEFAULT).launch_with(false));
                     }
                     for tile in GemmTile::all_for(act) {

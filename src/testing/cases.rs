@@ -437,14 +437,15 @@ fn matmul_rows(fmt: WeightFormat) -> Vec<Mm> {
     rows
 }
 
-/// A tiled GEMM (prefill, encoders) and a one-row GEMV (a decode step's matrix); for q4 also a
-/// GEMV with K not a multiple of 4 (q4 reads X as vec4s block by block, the general loop otherwise).
+/// A tiled GEMM (prefill, encoders) and a one-row GEMV (a decode step's matrix); for q4 and q8
+/// also a GEMV with K not a multiple of 4 (they read X as vec4s block by block, the general loop
+/// otherwise).
 fn matmul_perf(fmt: WeightFormat, s: Scale) -> Vec<Mm> {
     let full = s == Scale::Full;
     let (m, n, k) = if full { (2048, 2048, 2048) } else { (256, 512, 512) };
     let (vn, vk) = if full { (11008, 2048) } else { (2048, 1024) };
     let mut rows = vec![Mm { fmt, m, n, k, path: Path::Gemm, epi: 0 }, Mm { fmt, m: 1, n: vn, k: vk, path: Path::Gemv, epi: 0 }];
-    if fmt == WeightFormat::Q4 {
+    if matches!(fmt, WeightFormat::Q4 | WeightFormat::Q8) {
         rows.push(Mm { fmt, m: 1, n: vn, k: vk - 2, path: Path::Gemv, epi: 0 });
     }
     rows

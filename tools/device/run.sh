@@ -45,7 +45,7 @@ SPATIAL_MLLM_COOP=0 bench 40 vggt --frames 16
 # And with the plain path's older attention kernel (flash_tile, one query per thread) for flash_blocked's gain.
 SPATIAL_MLLM_COOP=0 SPATIAL_MLLM_ATTENTION=tile bench 30 vggt --frames 16
 bench 60 qwen --prompt 128 --tokens 64 --decode all --formats q4
-# Before the q4 GEMV read a block's four words in one 16-byte load (W4): the decode rate's change.
+# Before the block GEMV read four code words in one 16-byte load (W4): the decode rate's change.
 SPATIAL_MLLM_GEMV_LOADS=words bench 30 qwen --prompt 128 --tokens 64 --decode folded --formats q4
 # A video's context: whether the folded step's few key ranges beat the fused step's many there.
 bench 45 qwen --prompt 3000 --tokens 32 --reps 1 --decode all --formats q4
