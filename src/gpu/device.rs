@@ -316,7 +316,7 @@ impl Gpu {
     }
 
     /// A storage buffer of at least `size` bytes, rounded up to 16 so that any buffer binds as an
-    /// array of vec4s (the q4 GEMV reads its weights so, shaders/quant.wgsl).
+    /// array of vec4s (the q4 / q8 GEMVs read their weights so, shaders/quant.wgsl).
     pub(crate) fn raw_buffer(&self, size: u64, label: &str) -> wgpu::Buffer {
         self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),

@@ -266,7 +266,7 @@ pub fn launches() -> Vec<Launch> {
                 for bits in 0..16 {
                     let (bias, mul, add, k4) = (bits & 1 != 0, bits & 2 != 0, bits & 4 != 0, bits & 8 != 0);
                     let choice = |gemv, tile| MatmulChoice { act, gemv, format, bias, activation, mul, add, k4, tile, fused: Fused::None };
-                    // K's alignment selects nothing for the GEMV of f32 / f16 / q8 weights.
+                    // K's alignment selects nothing for the GEMV of f32 / f16 weights.
                     if !k4 || blocked(format) {
                         out.push(choice(true, GemmTile::DEFAULT).launch_with(true));
                     }
